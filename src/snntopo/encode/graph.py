@@ -1,0 +1,251 @@
+"""The one graph type every encoding produces and every metric consumes, and its ``.npz`` format.
+
+A graph is a directed, weighted CSR adjacency (row = source node, column = target node; edges point
+from a layer's input to its output) plus a list of contiguous node *blocks* (the input pixels, each
+layer's output activations, or a bipartite layer's left/right sides) and a JSON metadata header.
+
+Why CSR arrays and not an igraph object: degrees, strengths, components and spectra come straight
+from the arrays with numpy/scipy, and an igraph object is built in one call only where its C core is
+needed (bridges, articulation points, coreness, motifs).
+
+File format (``np.savez_compressed``), format version 1:
+
+- ``indptr``  int64[n_nodes + 1]
+- ``indices`` int32 (int64 if n_nodes >= 2**31)[n_edges], target node of each edge, sorted per row
+- ``weights`` float32[n_edges], |w| of the weight that made the edge (always > 0)
+- ``block_offsets`` int64[n_blocks + 1], node ranges of the blocks
+- ``meta`` 0-d unicode array holding JSON: ``encoding``, ``blocks`` (name, shape), ``layers``
+  (for layered encodings: name, kind, left/right block index), ``provenance`` and free parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import GraphError
+from ..io import atomic_path
+
+
+@dataclass(frozen=True)
+class Block:
+    """A contiguous range of node ids ``[start, stop)`` that stands for one activation tensor."""
+
+    name: str
+    start: int
+    stop: int
+    shape: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass
+class Graph:
+    """Directed weighted graph in CSR form with node blocks and metadata (see module docstring).
+
+    ``layers`` is non-empty for *layered* encodings (the BGEs): each entry names a bipartite layer
+    whose left and right sides are the blocks ``left`` and ``right`` (block indices); layers never
+    share nodes, so each is an independent graph (see :meth:`layer_graphs`).
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    weights: np.ndarray
+    blocks: list[Block]
+    meta: dict[str, Any] = field(default_factory=dict)
+    layers: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.indptr.shape[0] - 1)
+
+    @property
+    def n_edges(self) -> int:
+        return int(self.indices.shape[0])
+
+    @property
+    def input_block(self) -> Block:
+        return self.blocks[0]
+
+    @property
+    def output_block(self) -> Block:
+        return self.blocks[-1]
+
+    def out_degree(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def in_degree(self) -> np.ndarray:
+        return np.bincount(self.indices, minlength=self.n_nodes)
+
+    def sources(self) -> np.ndarray:
+        """Source node of every edge, aligned with ``indices`` (expands ``indptr``)."""
+        return np.repeat(np.arange(self.n_nodes, dtype=self.indices.dtype), self.out_degree())
+
+    def csr(self, weighted: bool = True) -> sp.csr_array:
+        data = self.weights if weighted else np.ones(self.n_edges, dtype=np.float32)
+        return sp.csr_array(
+            (data, self.indices, self.indptr), shape=(self.n_nodes, self.n_nodes), copy=False
+        )
+
+    def to_igraph(self, weighted: bool = False, directed: bool = True) -> Any:
+        """Build an igraph graph in one call from the edge arrays (no Python loop over edges)."""
+        import igraph as ig
+
+        edges = np.column_stack([self.sources(), self.indices]).astype(np.int64, copy=False)
+        g = ig.Graph(n=self.n_nodes, edges=edges, directed=directed)
+        if weighted:
+            g.es["weight"] = self.weights.astype(np.float64)
+        return g
+
+    def subgraph(self, start: int, stop: int, blocks: list[Block] | None = None) -> Graph:
+        """Induced subgraph on the node range ``[start, stop)`` (ids shifted to start at 0)."""
+        a = self.csr()[start:stop, start:stop].tocsr()
+        a.sort_indices()
+        if blocks is None:
+            blocks = [
+                Block(b.name, b.start - start, b.stop - start, b.shape)
+                for b in self.blocks
+                if b.start >= start and b.stop <= stop
+            ]
+        return Graph(
+            indptr=a.indptr.astype(np.int64),
+            indices=a.indices.astype(self.indices.dtype),
+            weights=a.data.astype(np.float32),
+            blocks=blocks,
+            meta=dict(self.meta),
+        )
+
+    def layer_graphs(self) -> Iterator[tuple[dict[str, Any], Graph]]:
+        """Yield ``(layer, bipartite graph)`` for layered encodings; blocks are (left, right)."""
+        for layer in self.layers:
+            left, right = self.blocks[layer["left"]], self.blocks[layer["right"]]
+            lo, hi = min(left.start, right.start), max(left.stop, right.stop)
+            blocks = [
+                Block(left.name, left.start - lo, left.stop - lo, left.shape),
+                Block(right.name, right.start - lo, right.stop - lo, right.shape),
+            ]
+            yield layer, self.subgraph(lo, hi, blocks=blocks)
+
+
+def from_edges(
+    src: np.ndarray,
+    dst: np.ndarray,
+    weights: np.ndarray,
+    blocks: list[Block],
+    meta: dict[str, Any] | None = None,
+    layers: list[dict[str, Any]] | None = None,
+    sum_duplicates: bool = False,
+) -> Graph:
+    """Assemble a :class:`Graph` from edge arrays (vectorised COO -> CSR conversion).
+
+    Zero-weight edges are dropped (a pruned weight is no edge). Duplicate (src, dst) pairs are kept
+    as parallel edges unless ``sum_duplicates`` is set.
+    """
+    n = blocks[-1].stop if blocks else 0
+    w = np.abs(np.asarray(weights, dtype=np.float32))
+    keep = w > 0
+    src, dst, w = np.asarray(src)[keep], np.asarray(dst)[keep], w[keep]
+    a = sp.coo_array((w, (src.astype(np.int64), dst.astype(np.int64))), shape=(n, n))
+    a = a.tocsr() if sum_duplicates else _coo_to_csr_keep_duplicates(src, dst, w, n)
+    idx_dtype = np.int32 if n < 2**31 else np.int64
+    return Graph(
+        indptr=np.asarray(a.indptr, dtype=np.int64),
+        indices=np.asarray(a.indices, dtype=idx_dtype),
+        weights=np.asarray(a.data, dtype=np.float32),
+        blocks=list(blocks),
+        meta=dict(meta or {}),
+        layers=list(layers or []),
+    )
+
+
+def _coo_to_csr_keep_duplicates(
+    src: np.ndarray, dst: np.ndarray, w: np.ndarray, n: int
+) -> sp.csr_array:
+    order = np.lexsort((dst, src))
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
+    return sp.csr_array((w[order], dst[order], indptr), shape=(n, n))
+
+
+def save_graph(path: str | Path, graph: Graph) -> None:
+    """Write ``graph`` atomically as compressed ``.npz`` (format in the module docstring)."""
+    offsets = np.array([b.start for b in graph.blocks] + [graph.n_nodes], dtype=np.int64)
+    meta = dict(graph.meta)
+    meta["blocks"] = [{"name": b.name, "shape": list(b.shape)} for b in graph.blocks]
+    meta["layers"] = graph.layers
+    meta.setdefault("format_version", 1)
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(
+            fh,
+            indptr=graph.indptr,
+            indices=graph.indices,
+            weights=graph.weights,
+            block_offsets=offsets,
+            meta=np.array(json.dumps(meta)),
+        )
+
+
+def load_graph(path: str | Path) -> Graph:
+    """Read and validate a graph file; any defect raises :class:`GraphError` naming the file."""
+    p = Path(path)
+    if not p.exists():
+        raise GraphError(f"{p}: graph file not found")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in ("indptr", "indices", "weights", "block_offsets", "meta")}
+    except KeyError as exc:
+        raise GraphError(f"{p}: not a snntopo graph file (missing array {exc})") from None
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise GraphError(f"{p}: unreadable or truncated graph file ({exc})") from None
+    try:
+        meta = json.loads(str(arrays["meta"]))
+    except json.JSONDecodeError as exc:
+        raise GraphError(f"{p}: metadata header is not valid JSON ({exc})") from None
+    indptr, indices, weights, offsets = (
+        arrays["indptr"],
+        arrays["indices"],
+        arrays["weights"],
+        arrays["block_offsets"],
+    )
+    n = indptr.shape[0] - 1
+    problems = []
+    if n < 0 or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+        problems.append("indptr is not a non-decreasing offset array starting at 0")
+    elif indptr[-1] != indices.shape[0]:
+        problems.append(f"indptr ends at {indptr[-1]} but there are {indices.shape[0]} edges")
+    if weights.shape != indices.shape:
+        problems.append(f"{weights.shape[0]} weights for {indices.shape[0]} edges")
+    if indices.size and (indices.min() < 0 or indices.max() >= n):
+        problems.append(f"edge targets outside [0, {n})")
+    block_meta = meta.get("blocks", [])
+    if offsets.shape[0] != len(block_meta) + 1 or (offsets.size and offsets[-1] != n):
+        problems.append(
+            f"block_offsets ({offsets.shape[0] - 1} blocks ending at "
+            f"{offsets[-1] if offsets.size else '?'}) disagree with metadata "
+            f"({len(block_meta)} blocks, {n} nodes)"
+        )
+    else:
+        for b, lo, hi in zip(block_meta, offsets[:-1], offsets[1:], strict=True):
+            if "shape" in b and int(np.prod(b["shape"])) != hi - lo:
+                problems.append(
+                    f"block {b.get('name')!r} has {hi - lo} nodes but shape {b['shape']}"
+                )
+                break
+    if problems:
+        raise GraphError(f"{p}: inconsistent graph file: " + "; ".join(problems))
+    blocks = [
+        Block(b["name"], int(lo), int(hi), tuple(b.get("shape", (int(hi - lo),))))
+        for b, lo, hi in zip(block_meta, offsets[:-1], offsets[1:], strict=True)
+    ]
+    layers = meta.pop("layers", [])
+    meta.pop("blocks", None)
+    return Graph(indptr, indices, weights, blocks, meta=meta, layers=layers)

@@ -1,0 +1,111 @@
+"""Atomic, self-describing artifact I/O.
+
+Why: a job killed mid-write must never leave a file that looks complete, and every artifact must say
+which parameters and which code version made it. All writers here go through a temporary file in the
+same directory followed by ``os.replace`` (atomic on POSIX), and JSON/metadata carry a ``provenance``
+block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import platform
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import ArtifactError
+
+FORMAT_VERSION = 1
+
+
+def provenance(**params: Any) -> dict[str, Any]:
+    """The block every artifact carries: package version, format version, and the parameters."""
+    return {
+        "snntopo_version": __version__,
+        "format_version": FORMAT_VERSION,
+        "python": platform.python_version(),
+        "params": _jsonable(params),
+    }
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it is renamed onto ``path``.
+
+    On any exception the temporary file is removed and ``path`` is left untouched.
+    The temporary name keeps the final suffix (e.g. ``.npz``) so libraries that insist on an
+    extension do not append one.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    sfx = suffix if suffix is not None else "".join(final.suffixes)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{sfx}", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write JSON atomically; NaN/inf become ``null`` so the file is strict JSON."""
+    text = json.dumps(_jsonable(obj), indent=2, sort_keys=False, allow_nan=False)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text + "\n")
+
+
+def read_json(path: str | os.PathLike[str], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Read a JSON artifact, raising ``ArtifactError`` naming the file on any defect."""
+    p = Path(path)
+    if not p.exists():
+        raise ArtifactError(f"{p}: file not found")
+    try:
+        obj = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{p}: not valid JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise ArtifactError(f"{p}: expected a JSON object, got {type(obj).__name__}")
+    missing = [k for k in required if k not in obj]
+    if missing:
+        raise ArtifactError(f"{p}: missing required keys {missing}")
+    return obj
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def file_digest(path: str | os.PathLike[str], n: int = 16) -> str:
+    """Short sha256 of a file's bytes, used to tie an artifact to the inputs it was made from."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:n]
+
+
+def _jsonable(obj: Any) -> Any:
+    """Convert numpy scalars/arrays, paths and non-finite floats into strict-JSON values."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist") and not isinstance(obj, str | bytes):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    return obj
