@@ -1,0 +1,58 @@
+"""The ``snntopo`` command: single-network and analysis entry points over the same functions the
+Snakemake rules call, so the CLI and the DAG can never disagree.
+
+Each subcommand lives in its own module exposing ``configure(parser)`` and ``run(args) -> int``; they
+are imported lazily so ``snntopo analyze`` never pays for importing torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import SnntopoError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "mask": ("snntopo.pai.cli", "compute a PaI mask for one network"),
+    "train": ("snntopo.train_cli", "train one masked network"),
+    "encode": ("snntopo.encode.cli", "build a graph encoding of one network"),
+    "metrics": ("snntopo.metrics.cli", "compute metric families of one stored graph"),
+    "analyze": ("snntopo.analysis.cli", "regression, importance and ranking on metric tables"),
+    "bench": ("snntopo.bench", "benchmarks: encode and metric time and peak memory"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="snntopo", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"snntopo {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    requested = sys.argv[1] if len(sys.argv) > 1 else None
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        # Only import the module of the command actually asked for (keeps start-up light).
+        if name == requested:
+            importlib.import_module(module).configure(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    parser = build_parser()
+    args = parser.parse_args()
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.run(args) or 0)
+    except SnntopoError as exc:
+        print(f"snntopo {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("snntopo: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
