@@ -1,0 +1,400 @@
+"""Data sets: CIFAR-10/100 and Tiny-ImageNet (the paper's), and the bundled ``digits`` demo.
+
+Why this module looks the way it does:
+
+- One registry (``DATASETS``) holds what the rest of the package needs to know about a data set
+  without loading it (classes, channels, input size, normalisation), so the config schema, the
+  model builder and the CLI never hard-code those numbers.
+- torchvision is imported lazily and only for the real data sets: importing it costs seconds, and
+  the demo, the tests and the graph stages never need it.
+- The test split is never augmented. The reference applies RandomCrop/HFlip to the CIFAR-100 *test*
+  set as well (a copy-paste quirk); we do not reproduce that, so test accuracy is a deterministic
+  function of the weights.
+- A missing data set is a ``DataError`` that says where we looked and how to fix it, instead of
+  torchvision's generic "Dataset not found or corrupted".
+- Loaded files are checked for presence, not for torchvision's md5 sums: checksums are verified on
+  download (by torchvision), and a truncated/corrupt batch file still fails loudly on unpickling.
+  This lets byte-different but valid copies (and the small fixtures of the tests) load.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import pickle
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .errors import DataError
+from .registry import Registry
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Static facts about a data set (nothing here requires the files to exist)."""
+
+    name: str
+    num_classes: int
+    in_channels: int
+    input_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    needs_download: bool
+    native_size: int = 32
+    """Size of the stored images (before any resize to ``input_size``)."""
+
+
+DATASETS: Registry[DatasetInfo] = Registry("dataset")
+DATASETS.register(
+    "cifar10",
+    DatasetInfo("cifar10", 10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), True, 32),
+    paper="CIFAR-10",
+)
+DATASETS.register(
+    "cifar100",
+    DatasetInfo(
+        "cifar100", 100, 3, 32, (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761), True, 32
+    ),
+    paper="CIFAR-100",
+)
+DATASETS.register(
+    "tinyimagenet",
+    DatasetInfo(
+        "tinyimagenet", 200, 3, 32, (0.4802, 0.4481, 0.3975), (0.2770, 0.2691, 0.2821), True, 64
+    ),
+    paper="Tiny-ImageNet",
+)
+# Demo: scikit-learn's bundled 8x8 digits (no download). Mean/std are those of the pixel values
+# (scaled to [0, 1]) after the bilinear resize to the default 16x16; identical for all 3 channels.
+DATASETS.register(
+    "digits",
+    DatasetInfo("digits", 10, 3, 16, (0.3053,) * 3, (0.3189,) * 3, False, 8),
+    paper=None,
+)
+
+DIGITS_TEST_FRACTION = 0.2
+DIGITS_SPLIT_SEED = 0
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """The registry entry of ``name`` (``ConfigError`` with a suggestion on unknown names)."""
+    return DATASETS.get(name)
+
+
+def load_dataset(
+    name: str,
+    root: str | os.PathLike[str] = "data",
+    train: bool = True,
+    download: bool = False,
+    input_size: int | None = None,
+    augment: bool | None = None,
+) -> Dataset:
+    """Load the train or test split of ``name`` as a map-style dataset of ``(image, label)``.
+
+    ``input_size`` defaults to the registry's (32, or 16 for ``digits``); ``augment`` defaults to
+    ``train`` (RandomCrop with 1/8 padding + horizontal flip for the image data sets, a small random
+    shift for ``digits``). Images come out normalised, as float32 CHW tensors.
+    """
+    info = dataset_info(name)
+    size = int(input_size or info.input_size)
+    if size < 1:
+        raise DataError(f"{name}: input_size must be positive, got {size}")
+    aug = train if augment is None else bool(augment)
+    if name == "digits":
+        return _digits(train=train, input_size=size, augment=aug)
+    root = Path(root)
+    if name in ("cifar10", "cifar100"):
+        return _cifar(info, root, train, download, size, aug)
+    if name == "tinyimagenet":
+        return _tinyimagenet(info, root, train, download, size, aug)
+    raise DataError(f"no loader for data set {name!r}")  # registered without a loader
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    num_workers: int = 0,
+    drop_last: bool = False,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """A DataLoader whose batch order (and worker seeds) is a function of ``seed`` only.
+
+    The loader owns a private ``torch.Generator``: the global RNG is not consumed for shuffling, so
+    other code cannot perturb the order, and the trainer can re-seed ``loader.generator`` per epoch
+    to make a resumed run replay exactly the batches of an uninterrupted one.
+    """
+    gen = torch.Generator()
+    gen.manual_seed(int(seed))
+    return DataLoader(
+        dataset,
+        batch_size=int(batch_size),
+        shuffle=shuffle,
+        num_workers=int(num_workers),
+        drop_last=drop_last,
+        generator=gen,
+        pin_memory=pin_memory,
+        persistent_workers=False,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# torchvision-based image data sets
+
+
+def _image_transform(info: DatasetInfo, size: int, augment: bool) -> Callable[[Any], torch.Tensor]:
+    from torchvision import transforms as T
+    from torchvision.transforms import InterpolationMode
+
+    steps: list[Any] = []
+    if size != info.native_size:
+        # Tiny-ImageNet 64 -> 32 uses BOX (area averaging), as the paper's loader does.
+        steps.append(T.Resize((size, size), interpolation=InterpolationMode.BOX))
+    if augment:
+        steps += [T.RandomCrop(size, padding=max(1, size // 8)), T.RandomHorizontalFlip()]
+    steps += [T.ToTensor(), T.Normalize(info.mean, info.std)]
+    return T.Compose(steps)
+
+
+_CIFAR_FILES = {
+    "cifar10": (
+        "cifar-10-batches-py",
+        [f"data_batch_{i}" for i in range(1, 6)],
+        ["test_batch"],
+        "batches.meta",
+        "cifar-10-python.tar.gz",
+    ),
+    "cifar100": ("cifar-100-python", ["train"], ["test"], "meta", "cifar-100-python.tar.gz"),
+}
+
+
+def _missing_message(name: str, where: Path, missing: Sequence[str], how: str) -> str:
+    shown = ", ".join(missing[:4]) + (" ..." if len(missing) > 4 else "")
+    return (
+        f"{name} not found: looked in {where} and missing {shown}. Set `download: true` in the "
+        f"config (or pass --download) to fetch it, or {how}"
+    )
+
+
+def _cifar(
+    info: DatasetInfo, root: Path, train: bool, download: bool, size: int, augment: bool
+) -> Dataset:
+    from torchvision import datasets
+
+    folder, train_files, test_files, meta, archive = _CIFAR_FILES[info.name]
+    base = root / folder
+    cls = datasets.CIFAR10 if info.name == "cifar10" else datasets.CIFAR100
+
+    if download:
+        try:
+            cls(str(root), train=train, download=True)
+        except Exception as exc:  # network errors, bad checksums
+            raise DataError(f"{info.name}: download into {root} failed: {exc}") from exc
+    needed = [*train_files, *test_files, meta]
+    missing = [f for f in needed if not (base / f).is_file()]
+    if missing:
+        raise DataError(
+            _missing_message(
+                info.name, base, missing, f"extract {archive} so that {base}/ holds {needed}"
+            )
+        )
+
+    try:
+        reader = _presence_checked(cls)
+        ds = reader(str(root), train=train, transform=_image_transform(info, size, augment))
+    except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError) as exc:
+        raise DataError(f"{info.name}: cannot read the batches in {base}: {exc}") from exc
+    if len(ds) == 0:
+        raise DataError(f"{info.name}: {base} holds no images")
+    return ds
+
+
+def _presence_checked(cls: type) -> type:
+    """torchvision's CIFAR reader with the md5 check replaced by our presence check.
+
+    The subclass is created on first use (torchvision stays a lazy import) and stored as a module
+    attribute, so loader workers started with spawn/forkserver can unpickle it by name.
+    """
+    name = f"_Checked{cls.__name__}"
+    if name in globals():
+        return globals()[name]
+
+    def _check_integrity(self: Any) -> bool:
+        return True
+
+    def _load_meta(self: Any) -> None:
+        with open(os.path.join(self.root, self.base_folder, self.meta["filename"]), "rb") as f:
+            data = pickle.load(f, encoding="latin1")
+        self.classes = data[self.meta["key"]]
+        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+    sub = type(name, (cls,), {"_check_integrity": _check_integrity, "_load_meta": _load_meta})
+    sub.__module__ = __name__
+    sub.__qualname__ = name
+    globals()[name] = sub
+    return sub
+
+
+def __getattr__(name: str) -> Any:
+    """Recreate the lazily built CIFAR readers when unpickled in a fresh worker process."""
+    if name.startswith("_CheckedCIFAR"):
+        from torchvision import datasets
+
+        return _presence_checked(getattr(datasets, name.removeprefix("_Checked")))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class TinyImageNet(Dataset):
+    """The standard ``tiny-imagenet-200`` layout: ``wnids.txt``, ``train/<wnid>/images/*.JPEG``,
+    ``val/images/*.JPEG`` with labels in ``val/val_annotations.txt``; the val split is the test set
+    (the test split has no labels). Labels are indices into ``wnids.txt`` (file order).
+
+    Images are decoded lazily (100k JPEGs would take a while to preload); use loader workers.
+    """
+
+    def __init__(self, base: Path, train: bool, transform: Callable[[Any], Any]) -> None:
+        self.base = base
+        self.transform = transform
+        self.wnids = [w.strip() for w in (base / "wnids.txt").read_text().split() if w.strip()]
+        index = {w: i for i, w in enumerate(self.wnids)}
+        self.samples: list[tuple[Path, int]] = []
+        if train:
+            for wnid in self.wnids:
+                folder = base / "train" / wnid / "images"
+                for p in sorted(folder.glob("*.JPEG")):
+                    self.samples.append((p, index[wnid]))
+        else:
+            for line in (base / "val" / "val_annotations.txt").read_text().splitlines():
+                parts = line.split("\t")
+                if len(parts) < 2:
+                    continue
+                if parts[1] not in index:
+                    raise DataError(
+                        f"{base}/val/val_annotations.txt: class {parts[1]!r} not in wnids.txt"
+                    )
+                self.samples.append((base / "val" / "images" / parts[0], index[parts[1]]))
+        self.targets = [t for _, t in self.samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        from PIL import Image
+
+        path, target = self.samples[i]
+        try:
+            with Image.open(path) as im:
+                img = im.convert("RGB")
+        except OSError as exc:
+            raise DataError(f"tinyimagenet: cannot read image {path}: {exc}") from exc
+        return self.transform(img), target
+
+
+TINY_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
+
+
+def _tinyimagenet(
+    info: DatasetInfo, root: Path, train: bool, download: bool, size: int, augment: bool
+) -> Dataset:
+    base = root / "tiny-imagenet-200"
+    needed = ["wnids.txt", "train" if train else "val/val_annotations.txt"]
+    if download and any(not (base / f).exists() for f in needed):
+        from torchvision.datasets.utils import download_and_extract_archive
+
+        try:
+            download_and_extract_archive(TINY_URL, str(root))
+        except Exception as exc:
+            raise DataError(f"tinyimagenet: download into {root} failed: {exc}") from exc
+    missing = [f for f in needed if not (base / f).exists()]
+    if missing:
+        raise DataError(
+            _missing_message(
+                info.name, base, missing, f"unzip tiny-imagenet-200.zip ({TINY_URL}) into {root}/"
+            )
+        )
+    ds = TinyImageNet(base, train, _image_transform(info, size, augment))
+    if len(ds) == 0:
+        raise DataError(f"tinyimagenet: no images found under {base}/{'train' if train else 'val'}")
+    return ds
+
+
+# --------------------------------------------------------------------------------------------------
+# digits demo
+
+
+class TensorImageDataset(Dataset):
+    """Preprocessed images in memory; optional augmentation by a random shift (pad + crop).
+
+    No flips: digits are not mirror-symmetric. The shift draws from the global torch RNG, which the
+    trainer seeds per epoch (and loader workers get seeds from the loader's generator).
+    """
+
+    def __init__(self, images: torch.Tensor, targets: torch.Tensor, pad: int = 0) -> None:
+        self.images = images
+        self.targets = targets
+        self.pad = int(pad)
+
+    def __len__(self) -> int:
+        return int(self.targets.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        img = self.images[i]
+        if self.pad:
+            p = self.pad
+            h, w = img.shape[-2:]
+            # Pad with the normalised value of a black pixel, as zero-padding raw pixels would.
+            padded = torch.nn.functional.pad(img, (p, p, p, p), value=float(img.min()))
+            dy, dx = (int(v) for v in torch.randint(0, 2 * p + 1, (2,)))
+            img = padded[:, dy : dy + h, dx : dx + w]
+        return img, int(self.targets[i])
+
+
+@functools.lru_cache(maxsize=4)
+def _digits_tensors(input_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """All 1797 digits as normalised 3xSxS float32 tensors, labels, and the test-index mask."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    x = torch.as_tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    if input_size != 8:
+        x = torch.nn.functional.interpolate(
+            x, size=(input_size, input_size), mode="bilinear", align_corners=False
+        )
+    info = DATASETS.get("digits")
+    x = ((x - info.mean[0]) / info.std[0]).expand(-1, 3, -1, -1).contiguous()
+    y = torch.as_tensor(d.target, dtype=torch.int64)
+    idx = list(range(len(y)))
+    _, test_idx = train_test_split(
+        idx,
+        test_size=DIGITS_TEST_FRACTION,
+        stratify=d.target,
+        random_state=DIGITS_SPLIT_SEED,
+    )
+    is_test = torch.zeros(len(y), dtype=torch.bool)
+    is_test[torch.as_tensor(sorted(test_idx))] = True
+    return x, y, is_test
+
+
+def _digits(train: bool, input_size: int, augment: bool) -> Dataset:
+    x, y, is_test = _digits_tensors(input_size)
+    sel = ~is_test if train else is_test
+    pad = max(1, input_size // 8) if augment else 0
+    return TensorImageDataset(x[sel].clone(), y[sel].clone(), pad=pad)
+
+
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "TensorImageDataset",
+    "TinyImageNet",
+    "dataset_info",
+    "load_dataset",
+    "make_loader",
+]
