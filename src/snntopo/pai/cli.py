@@ -1,0 +1,136 @@
+"""``snntopo mask``: compute one PaI mask and write it as ``mask.safetensors``.
+
+Data-free methods need only the architecture and the data set's shape facts (classes, channels);
+data-dependent methods read shuffled, augmented training batches through ``snntopo.data`` with a
+loader seeded from ``--seed`` (as the reference draws them from its shuffled training loader).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import itertools
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError
+from ..perf import measure
+
+_FALLBACK_SHAPES = {  # (num_classes, in_channels, input_size) if snntopo.data is not importable
+    "cifar10": (10, 3, 32),
+    "cifar100": (100, 3, 32),
+    "tinyimagenet": (200, 3, 32),
+}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from ..models import MODELS
+    from . import METHODS
+
+    parser.add_argument("--arch", required=True, choices=MODELS.names())
+    parser.add_argument("--dataset", required=True, help="data set name (e.g. cifar10)")
+    parser.add_argument("--method", required=True, choices=METHODS.names())
+    parser.add_argument("--sparsity", required=True, type=float)
+    parser.add_argument("--seed", required=True, type=int)
+    parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
+    parser.add_argument("--input-size", type=int, default=None, help="default: the data set's")
+    parser.add_argument("--data-root", default="data", help="where the data sets live")
+    parser.add_argument("--download", action="store_true", help="download missing data sets")
+    parser.add_argument("--batch-size", type=int, default=None, help="override the method's")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if any)")
+    parser.add_argument("--out", required=True, help="output mask.safetensors")
+
+
+def _data_module() -> Any | None:
+    try:
+        return importlib.import_module("snntopo.data")
+    except ImportError:
+        return None
+
+
+def _shape_facts(dataset: str, data: Any | None) -> tuple[int, int, int]:
+    if data is not None and hasattr(data, "dataset_info"):
+        info = data.dataset_info(dataset)
+        return int(info.num_classes), int(info.in_channels), int(info.input_size)
+    if dataset not in _FALLBACK_SHAPES:
+        raise ConfigError(f"unknown dataset {dataset!r}; allowed: {', '.join(_FALLBACK_SHAPES)}")
+    return _FALLBACK_SHAPES[dataset]
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..io import provenance
+    from ..models import build_model
+    from . import METHODS, compute_mask
+    from .io import save_mask
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    data = _data_module()
+    num_classes, in_channels, default_size = _shape_facts(args.dataset, data)
+    size = int(args.input_size or default_size)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = build_model(args.arch, num_classes, in_channels, size, args.width, seed=args.seed)
+
+    loader_factory = None
+    if METHODS.meta(args.method)["needs_data"]:
+        if data is None:
+            raise ConfigError(
+                f"method {args.method!r} needs training data but snntopo.data is not available"
+            )
+        train = data.load_dataset(
+            args.dataset, args.data_root, train=True, download=args.download, input_size=size
+        )
+        passes = itertools.count()
+
+        def loader_factory(batch_size: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+            # Each new pass (ProsPr may need more than one) gets its own derived shuffle seed.
+            return data.make_loader(
+                train, batch_size, shuffle=True, seed=args.seed * 1000 + next(passes)
+            )
+
+    params: dict[str, Any] = {"input_shape": [in_channels, size, size]}
+    if args.batch_size is not None:
+        params["batch_size"] = int(args.batch_size)
+    with measure() as m:
+        masks, info = compute_mask(
+            args.method,
+            model,
+            args.sparsity,
+            seed=args.seed,
+            loader_factory=loader_factory,
+            params=params,
+            device=device,
+        )
+    meta = {
+        **info,
+        "arch": args.arch,
+        "dataset": args.dataset,
+        "width": args.width,
+        "input_size": size,
+        "provenance": provenance(
+            arch=args.arch,
+            dataset=args.dataset,
+            method=args.method,
+            sparsity=args.sparsity,
+            seed=args.seed,
+            width=args.width,
+            input_size=size,
+            params=params,
+            fingerprint=info["fingerprint"],
+        ),
+    }
+    save_mask(args.out, masks, meta)
+    line = {
+        "out": args.out,
+        "method": args.method,
+        "sparsity": args.sparsity,
+        "realised_sparsity": info["realised_sparsity"],
+        "emptied_layers": info["emptied_layers"],
+        "seconds": round(m.seconds, 3),
+        "peak_rss_mb": round(m.peak_rss_mb, 1),
+    }
+    print(json.dumps(line))
+    return 0
