@@ -1,0 +1,79 @@
+# Shared set-up: make the package importable, validate the config (before any job runs), and
+# define the grid, the artifact paths and the input functions of every stage.
+import sys
+from pathlib import Path
+
+_SRC = str(Path(workflow.basedir) / "src")
+if _SRC not in sys.path:
+    sys.path.insert(0, _SRC)
+
+from snakemake.exceptions import WorkflowError
+from snntopo.config import check_config, write_effective_schema
+from snntopo.errors import ConfigError
+from snntopo import workflow as W
+from snntopo.names import DENSE, sparsity_tag
+
+_CONFIG_SOURCE = ", ".join(str(p) for p in workflow.configfiles) or "config"
+try:
+    config.update(check_config(dict(config), source=_CONFIG_SOURCE))
+except ConfigError as exc:
+    raise WorkflowError(f"invalid configuration:\n{exc}") from None
+
+validate(
+    config, write_effective_schema(Path(workflow.basedir) / ".snakemake/snntopo/schema.yaml")
+)
+
+RESULTS = config["results"]
+NET = RESULTS + "/{dataset}/{arch}/{method}/s{sparsity}/seed{seed}"
+LOGS = RESULTS + "/logs"
+BENCH = RESULTS + "/benchmarks"
+NETWORK_ID = "{dataset}/{arch}/{method}/s{sparsity}/seed{seed}"
+SPARSE = W.sparse_grid(config)
+DENSE_NETS = W.dense_grid(config)
+FAMILIES_ACTIVE = W.active_families(config)
+
+
+wildcard_constraints:
+    dataset="[a-z0-9]+",
+    arch="[a-z0-9_]+",
+    method="[a-z]+",
+    sparsity="[0-9.]+",
+    seed="[0-9]+",
+    encoding="|".join(config["encodings"]),
+
+
+def net_paths(nets, template):
+    """Expand ``template`` (relative to a network's directory) over ``nets``."""
+    return [f"{n.path(RESULTS)}/{template}" for n in nets]
+
+
+def network_keys(wc):
+    return {
+        "dataset": wc.dataset,
+        "arch": wc.arch,
+        "method": wc.method,
+        "sparsity": float(wc.sparsity),
+        "seed": int(wc.seed),
+    }
+
+
+def weights_for_encoding(wc):
+    name = "init.safetensors" if config["encode"]["weights"] == "init" else "model.safetensors"
+    return f"{RESULTS}/{wc.dataset}/{wc.arch}/{wc.method}/s{wc.sparsity}/seed{wc.seed}/{name}"
+
+
+TRAIN_SUMMARIES = net_paths(SPARSE + DENSE_NETS, "train.json")
+METRIC_FILES = [p for f in FAMILIES_ACTIVE for p in net_paths(SPARSE, f"metrics/{f}.json")]
+TABLES = [
+    f"{RESULTS}/tables/{t}.csv"
+    for t in ("networks", "mge", "rolled", "rolled-channel", "ramanujan_layers")
+]
+ANALYSIS_CSV = [
+    f"{RESULTS}/analysis/{t}.csv"
+    for t in ("ramanujan_density", "regression", "importance", "ranking")
+]
+FIGURES = [
+    f"{RESULTS}/analysis/figures/{f}.png"
+    for f in ("regression", "importance", "ranking", "ramanujan_density")
+]
+REPORT_TARGETS = [f"{RESULTS}/report.html", *ANALYSIS_CSV]

@@ -1,0 +1,27 @@
+# Stage 3: graph encodings (MGE, rolled BGE, rolled-channel BGE) from the layer spec and the masked
+# weights. Memory scales with the graph: estimated from the mask, doubled on each retry.
+
+
+rule encode:
+    input:
+        spec=RESULTS + "/{dataset}/{arch}/layers.json",
+        weights=weights_for_encoding,
+    output:
+        NET + "/graphs/{encoding}.npz",
+    params:
+        encode=lambda wc: {**config["encode"], "network": network_keys(wc)},
+    log:
+        LOGS + "/encode/" + NETWORK_ID + "_{encoding}.log",
+    benchmark:
+        BENCH + "/encode/" + NETWORK_ID + "_{encoding}.tsv"
+    threads: 1
+    retries: 2
+    resources:
+        mem_mb=lambda wc, input, attempt: W.encode_mem_mb(
+            input.spec, input.weights, wc.encoding, attempt, config
+        ),
+        runtime=30,
+    conda:
+        "../workflow/envs/graph.yaml"
+    script:
+        "../workflow/scripts/encode.py"

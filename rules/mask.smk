@@ -1,0 +1,43 @@
+# Stage 1: the layer spec of each (dataset, arch) and one PaI mask per grid point.
+
+
+rule spec:
+    output:
+        RESULTS + "/{dataset}/{arch}/layers.json",
+    params:
+        model=lambda wc: W.model_params(config, wc.dataset, wc.arch),
+    log:
+        LOGS + "/spec/{dataset}_{arch}.log",
+    benchmark:
+        BENCH + "/spec/{dataset}_{arch}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../workflow/envs/torch.yaml"
+    script:
+        "../workflow/scripts/spec.py"
+
+
+rule mask:
+    output:
+        mask=NET + "/mask.safetensors",
+        init=NET + "/init.safetensors",
+    params:
+        mask=lambda wc: W.mask_params(config, wc),
+    log:
+        LOGS + "/mask/" + NETWORK_ID + ".log",
+    benchmark:
+        BENCH + "/mask/" + NETWORK_ID + ".tsv"
+    threads: 1
+    resources:
+        mem_mb=lambda wc: 4000 if wc.method in W.GPU_METHODS else 2000,
+        runtime=lambda wc: 60 if wc.method in W.GPU_METHODS else 15,
+        gpu=lambda wc: (
+            config["resources"]["train_gpus"] if wc.method in W.GPU_METHODS else 0
+        ),
+    conda:
+        "../workflow/envs/torch.yaml"
+    script:
+        "../workflow/scripts/mask.py"

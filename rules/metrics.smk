@@ -1,0 +1,44 @@
+# Stage 4: one rule per metric family (generated from the registry, so a new family is a new
+# module plus one registry line); each writes one small JSON per network covering every encoding
+# the family applies to.
+
+
+def _metric_graphs(family):
+    def graphs(wc):
+        return {
+            enc: f"{RESULTS}/{wc.dataset}/{wc.arch}/{wc.method}/s{wc.sparsity}/seed{wc.seed}/graphs/{enc}.npz"
+            for enc in W.family_encodings(config, family)
+        }
+
+    return graphs
+
+
+for _family in FAMILIES_ACTIVE:
+
+    rule:
+        name:
+            f"metrics_{_family}"
+        input:
+            unpack(_metric_graphs(_family)),
+        output:
+            NET + f"/metrics/{_family}.json",
+        params:
+            family=_family,
+            metrics=lambda wc: {
+                **{k: v for k, v in config["metrics"].items() if k != "families"},
+                "seed": int(wc.seed),
+                "network": network_keys(wc),
+            },
+        log:
+            LOGS + f"/metrics_{_family}/" + NETWORK_ID + ".log",
+        benchmark:
+            BENCH + f"/metrics_{_family}/" + NETWORK_ID + ".tsv"
+        threads: 1
+        retries: 2
+        resources:
+            mem_mb=lambda wc, input, attempt: W.metrics_mem_mb(list(input), attempt, config),
+            runtime=60,
+        conda:
+            "../workflow/envs/graph.yaml"
+        script:
+            "../workflow/scripts/metrics.py"

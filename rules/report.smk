@@ -1,0 +1,44 @@
+# Stage 7: an HTML page with the analysis figures and a picture of one network's MGE.
+
+
+rule graph_figure:
+    input:
+        SPARSE[0].path(RESULTS) + "/graphs/mge.npz",
+    output:
+        report(
+            RESULTS + "/figures/mge.png",
+            category="Encodings",
+            caption="../report/mge.rst",
+        ),
+    log:
+        LOGS + "/graph_figure.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../workflow/envs/graph.yaml"
+    script:
+        "../workflow/scripts/graph_figure.py"
+
+
+rule report:
+    input:
+        summary=RESULTS + "/analysis/summary.html",
+        figures=FIGURES,
+        graph_figure=RESULTS + "/figures/mge.png",
+    output:
+        RESULTS + "/report.html",
+    params:
+        grid={
+            k: config[k]
+            for k in ("datasets", "architectures", "methods", "sparsities", "seeds")
+        },
+    log:
+        LOGS + "/report.log",
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../workflow/envs/graph.yaml"
+    script:
+        "../workflow/scripts/report.py"

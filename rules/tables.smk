@@ -1,0 +1,21 @@
+# Stage 5: join every network's accuracy and metric artifacts into the canonical tables.
+
+
+rule tables:
+    input:
+        train=TRAIN_SUMMARIES,
+        metrics=METRIC_FILES,
+    output:
+        TABLES,
+    log:
+        LOGS + "/tables.log",
+    benchmark:
+        BENCH + "/tables.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../workflow/envs/graph.yaml"
+    script:
+        "../workflow/scripts/tables.py"

@@ -1,0 +1,27 @@
+# Stage 2: train each masked network (and the dense baselines); resumes from its checkpoint.
+
+
+rule train:
+    input:
+        mask=NET + "/mask.safetensors",
+    output:
+        model=NET + "/model.safetensors",
+        summary=NET + "/train.json",
+    params:
+        train=lambda wc: W.train_params(config, wc),
+        # not an output: it must survive a killed job so the rerun resumes from it
+        checkpoint=NET + "/checkpoint.pt",
+    log:
+        LOGS + "/train/" + NETWORK_ID + ".log",
+    benchmark:
+        BENCH + "/train/" + NETWORK_ID + ".tsv"
+    threads: lambda wc: config["resources"]["train_cpus"]
+    resources:
+        mem_mb=lambda wc, attempt: config["resources"]["train_mem_mb"] * attempt,
+        runtime=lambda wc: W.train_runtime_min(config, wc.dataset, wc.arch),
+        gpu=config["resources"]["train_gpus"],
+        cpus_per_task=config["resources"]["train_cpus"],
+    conda:
+        "../workflow/envs/torch.yaml"
+    script:
+        "../workflow/scripts/train.py"

@@ -1,0 +1,216 @@
+"""Workflow configuration: schema validation with messages a user can act on, defaults, and the
+per-network settings (training recipe after overrides, input size) the stages need.
+
+Why not only ``snakemake.utils.validate``: its messages are jsonschema dumps. Here every error names
+the file and the key, lists the allowed values and suggests the closest one for a typo; the names of
+architectures, data sets, methods, encodings and metric families come from the package registries,
+so registering a new one is all it takes for the config to accept it.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO_ROOT / "config" / "schema.yaml"
+
+#: schema locations whose allowed values come from a registry: path -> registry loader
+_REGISTRY_ENUMS: dict[tuple[str, ...], str] = {
+    ("datasets", "items"): "datasets",
+    ("architectures", "items"): "architectures",
+    ("methods", "items"): "methods",
+    ("encodings", "items"): "encodings",
+    ("metrics", "properties", "families", "items"): "families",
+}
+
+
+def registry_names(kind: str) -> list[str]:
+    """Names registered for a family (imports the registry lazily)."""
+    if kind == "datasets":
+        from .data import DATASETS as reg
+    elif kind == "architectures":
+        from .models import MODELS as reg
+    elif kind == "methods":
+        from .pai import METHODS as reg
+    elif kind == "encodings":
+        from .encode import ENCODINGS as reg
+    elif kind == "families":
+        from .metrics import FAMILIES as reg
+    else:  # pragma: no cover - programming error
+        raise KeyError(kind)
+    return reg.names()
+
+
+def load_schema(path: str | Path = SCHEMA_PATH, use_registries: bool = True) -> dict[str, Any]:
+    """The config schema with the name enums replaced by the registries' current names."""
+    schema = yaml.safe_load(Path(path).read_text())
+    if use_registries:
+        for loc, kind in _REGISTRY_ENUMS.items():
+            node = schema["properties"]
+            for key in loc[:-1]:
+                node = node[key]
+            node[loc[-1]] = {"enum": registry_names(kind)}
+        for sub in ("input_size",):
+            schema["properties"]["model"]["properties"][sub]["propertyNames"] = {
+                "enum": registry_names("datasets")
+            }
+    return schema
+
+
+def write_effective_schema(dest: str | Path, path: str | Path = SCHEMA_PATH) -> str:
+    """Write the registry-aware schema to ``dest`` (for ``snakemake.utils.validate``)."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(load_schema(path), sort_keys=False)
+    if not dest.exists() or dest.read_text() != text:
+        dest.write_text(text)
+    return str(dest)
+
+
+def _key(path: Iterator[Any] | list[Any]) -> str:
+    parts = [str(p) if not isinstance(p, int) else f"[{p}]" for p in path]
+    out = ""
+    for p in parts:
+        out += p if p.startswith("[") else (f".{p}" if out else p)
+    return out or "<top level>"
+
+
+def _describe(error: Any, source: str) -> str:
+    """Turn one jsonschema error into a one-line message naming the file and the key."""
+    key = _key(list(error.absolute_path))
+    where = f"{source}: " if source else ""
+    validator = error.validator
+    if validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        msgs = []
+        for name in extra:
+            full = f"{key}.{name}" if key != "<top level>" else name
+            close = difflib.get_close_matches(name, allowed, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            msgs.append(f"{where}unknown key {full!r}{hint} (allowed keys: {', '.join(allowed)})")
+        return "\n".join(msgs)
+    if validator == "required":
+        missing = [
+            k
+            for k in error.validator_value
+            if isinstance(error.instance, dict) and k not in error.instance
+        ]
+        parent = "" if key == "<top level>" else f"{key}."
+        return f"{where}missing required key {parent}{missing[0] if missing else '?'}"
+    if validator == "enum":
+        allowed = [str(v) for v in error.validator_value]
+        close = difflib.get_close_matches(str(error.instance), allowed, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return (
+            f"{where}{key}: {error.instance!r} is not allowed{hint}; "
+            f"allowed values: {', '.join(allowed)}"
+        )
+    if validator == "propertyNames":
+        return f"{where}{key}: {error.message}"
+    if validator in ("exclusiveMinimum", "exclusiveMaximum", "minimum", "maximum"):
+        bounds = _bounds_of(
+            error.parent_schema if hasattr(error, "parent_schema") else error.schema
+        )
+        return f"{where}{key}: {error.instance!r} is out of range{bounds}"
+    return f"{where}{key}: {error.message}"
+
+
+def _bounds_of(schema: dict[str, Any]) -> str:
+    lo = (
+        f"({schema['exclusiveMinimum']}"
+        if "exclusiveMinimum" in schema
+        else f"[{schema['minimum']}"
+        if "minimum" in schema
+        else "(-inf"
+    )
+    hi = (
+        f"{schema['exclusiveMaximum']})"
+        if "exclusiveMaximum" in schema
+        else f"{schema['maximum']}]"
+        if "maximum" in schema
+        else "inf)"
+    )
+    return f"; must be in {lo}, {hi}"
+
+
+def check_config(
+    config: dict[str, Any], source: str = "", schema: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Validate ``config`` and return a copy with schema defaults filled in.
+
+    Raises :class:`ConfigError` listing every problem, one line each, naming ``source`` and the key.
+    """
+    import jsonschema
+
+    schema = schema if schema is not None else load_schema()
+    if not isinstance(config, dict) or not config:
+        raise ConfigError(f"{source or 'config'}: the configuration is empty or not a mapping")
+    validator_cls = jsonschema.validators.validator_for(schema)
+    validator = validator_cls(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError("\n".join(_describe(e, source) for e in errors))
+    out = copy.deepcopy(config)
+    _fill_defaults(out, schema)
+    _check_semantics(out, source)
+    return out
+
+
+def _fill_defaults(obj: dict[str, Any], schema: dict[str, Any]) -> None:
+    for name, sub in schema.get("properties", {}).items():
+        if name not in obj and "default" in sub:
+            obj[name] = copy.deepcopy(sub["default"])
+        if isinstance(obj.get(name), dict) and sub.get("type") == "object":
+            _fill_defaults(obj[name], sub)
+
+
+def _check_semantics(config: dict[str, Any], source: str) -> None:
+    where = f"{source}: " if source else ""
+    for i, ov in enumerate(config.get("training", {}).get("overrides", [])):
+        ms = ov["set"].get("milestones")
+        if ms is not None and sorted(ms) != ms:
+            raise ConfigError(f"{where}training.overrides[{i}].set.milestones must be increasing")
+    ms = config.get("training", {}).get("milestones", [])
+    if sorted(ms) != ms:
+        raise ConfigError(f"{where}training.milestones must be increasing, got {ms}")
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file and validate it (errors name the file)."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+    return check_config(raw, source=str(p))
+
+
+def training_settings(config: dict[str, Any], dataset: str, arch: str) -> dict[str, Any]:
+    """The training recipe of one (dataset, arch): defaults, then matching overrides in order."""
+    train = {k: v for k, v in config.get("training", {}).items() if k != "overrides"}
+    for ov in config.get("training", {}).get("overrides", []):
+        match = ov["match"]
+        if match.get("dataset", dataset) == dataset and match.get("arch", arch) == arch:
+            train.update(ov["set"])
+    return train
+
+
+def input_size(config: dict[str, Any], dataset: str) -> int:
+    """Input side length for ``dataset``: config override, else the data set's own default."""
+    override = config.get("model", {}).get("input_size", {}).get(dataset)
+    if override is not None:
+        return int(override)
+    from .data import dataset_info
+
+    return int(dataset_info(dataset).input_size)

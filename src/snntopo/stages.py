@@ -1,0 +1,275 @@
+"""One function per pipeline stage: read the input artifacts, call the package, write the outputs
+atomically with provenance. ``workflow/scripts/*.py`` are thin adapters onto these, and tests call
+them directly, so the DAG and the tests exercise the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import ArtifactError, TableError
+from .io import atomic_path, file_digest, provenance, read_json, write_json, write_text
+from .names import DENSE
+
+log = logging.getLogger("snntopo.stages")
+
+
+# --------------------------------------------------------------------------- models and masks
+def _build(params: dict[str, Any]):
+    from .models import build_model
+
+    return build_model(
+        params["arch"],
+        num_classes=params["num_classes"],
+        in_channels=params["in_channels"],
+        input_size=params["input_size"],
+        width=params["width"],
+        seed=params["seed"],
+    )
+
+
+def make_spec(params: dict[str, Any], out: str) -> None:
+    """Write the layer spec (``layers.json``) of one (dataset, arch): what every encoding reads."""
+    from .encode.layers import layer_spec
+
+    model = _build({**params, "seed": 0})
+    shape = (params["in_channels"], params["input_size"], params["input_size"])
+    spec = layer_spec(model, shape, arch=params["arch"], num_classes=params["num_classes"])
+    spec["provenance"] = provenance(**params)
+    write_json(out, spec)
+
+
+def _loader_factory(params: dict[str, Any]):
+    """Seeded training batches for data-dependent PaI methods (the data set is loaded lazily)."""
+    from .data import load_dataset, make_loader
+
+    def factory(batch_size: int):
+        ds = load_dataset(
+            params["dataset"],
+            params["data_root"],
+            train=True,
+            download=params["download"],
+            input_size=params["input_size"],
+            augment=False,
+        )
+        return make_loader(ds, batch_size, shuffle=True, seed=params["seed"])
+
+    return factory
+
+
+def make_mask(params: dict[str, Any], out_mask: str, out_init: str) -> None:
+    """Compute one PaI mask (or the all-ones dense mask) and the masked initial weights."""
+    import torch
+    from safetensors.torch import save_file
+
+    from .models import prunable_parameters
+    from .pai.io import save_mask
+    from .train import resolve_device
+
+    model = _build(params)
+    t0 = time.perf_counter()
+    meta = {k: params[k] for k in ("arch", "dataset", "method", "sparsity", "seed", "width")}
+    meta["input_size"] = params["input_size"]
+    if params["method"] == DENSE:
+        masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in prunable_parameters(model)}
+        info: dict[str, Any] = {"realised_sparsity": 0.0}
+    else:
+        from .pai import METHODS, compute_mask
+
+        needs_data = METHODS.meta(params["method"]).get("needs_data", False)
+        masks, info = compute_mask(
+            params["method"],
+            model,
+            params["sparsity"],
+            seed=params["seed"],
+            loader_factory=_loader_factory(params) if needs_data else None,
+            params=params.get("pai") or None,
+            device=resolve_device(params["device"]),
+        )
+    meta.update(info=info, seconds=time.perf_counter() - t0, provenance=provenance(**params))
+    log.info(
+        "%s at sparsity %s: realised sparsity %.5f",
+        params["method"],
+        params["sparsity"],
+        float(info.get("realised_sparsity", float("nan"))),
+    )
+    for name in info.get("emptied_layers", []) or []:
+        log.warning("layer %s was emptied entirely by %s", name, params["method"])
+    save_mask(out_mask, masks, meta)
+    init = {
+        n: (p.detach().cpu() * masks[n].cpu()).contiguous().float()
+        for n, p in prunable_parameters(model)
+    }
+    with atomic_path(out_init) as tmp:
+        save_file(init, str(tmp), metadata={"snntopo": json.dumps({"kind": "masked-init", **meta})})
+
+
+def train_network(
+    params: dict[str, Any], mask_path: str, out_model: str, out_summary: str, checkpoint: str
+) -> None:
+    """Train one masked network (resuming from ``checkpoint`` if a previous attempt left one)."""
+    from .data import load_dataset
+    from .pai.io import load_mask
+    from .train import TrainConfig, save_trained, train_masked
+
+    model = _build(params)
+    masks, mask_meta = load_mask(mask_path, model)
+    cfg = TrainConfig.from_dict({**params["training"], "device": params["device"]})
+    common = dict(
+        root=params["data_root"], download=params["download"], input_size=params["input_size"]
+    )
+    train_set = load_dataset(params["dataset"], train=True, **common)
+    test_set = load_dataset(params["dataset"], train=False, **common)
+    result = train_masked(
+        model, masks, train_set, test_set, cfg, seed=params["seed"], checkpoint_path=checkpoint
+    )
+    meta = {
+        "params": params,
+        "accuracy": result.accuracy,
+        "history": result.history,
+        "mask": {"path": mask_path, "sha256": file_digest(mask_path)},
+        "provenance": provenance(**params),
+    }
+    save_trained(out_model, model, masks, meta)
+    write_json(
+        out_summary,
+        {
+            **{k: params[k] for k in ("dataset", "arch", "method", "sparsity", "seed")},
+            "accuracy": result.accuracy,
+            "history": result.history,
+            "realised_sparsity": mask_meta.get("info", {}).get("realised_sparsity"),
+            "provenance": provenance(**params),
+        },
+    )
+    Path(checkpoint).unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- graphs and metrics
+def load_weights(path: str) -> dict[str, Any]:
+    """Float weights from a ``.safetensors`` artifact as numpy arrays (no torch needed)."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ArtifactError(f"{path}: unreadable weights file ({exc})") from None
+
+
+def encode_network(
+    encoding: str, spec_path: str, weights_path: str, params: dict[str, Any], out: str
+) -> None:
+    """Build one graph encoding from the layer spec and the masked weights."""
+    from .encode import build_graph
+    from .encode.graph import save_graph
+
+    spec = read_json(spec_path, required=("layers", "blocks", "input_shape"))
+    weights = load_weights(weights_path)
+    missing = [lay["param"] for lay in spec["layers"] if lay["param"] not in weights]
+    if missing:
+        raise ArtifactError(
+            f"{weights_path}: no weights for {missing[:3]} required by {spec_path}"
+            + (f" (+{len(missing) - 3} more)" if len(missing) > 3 else "")
+        )
+    t0 = time.perf_counter()
+    graph = build_graph(
+        encoding,
+        spec,
+        weights,
+        mode=params.get("mode", "exact"),
+        identity_edges=params.get("identity_edges", False),
+    )
+    graph.meta.update(
+        network=params.get("network", {}),
+        weights_sha256=file_digest(weights_path),
+        build_seconds=time.perf_counter() - t0,
+        provenance=provenance(**params),
+    )
+    log.info("%s: %d nodes, %d edges", encoding, graph.n_nodes, graph.n_edges)
+    save_graph(out, graph)
+
+
+def compute_metrics(family: str, graphs: dict[str, str], params: dict[str, Any], out: str) -> None:
+    """One metric family on every applicable encoding of one network -> one small JSON."""
+    from .encode.graph import load_graph
+    from .metrics import compute_family
+
+    result: dict[str, Any] = {"family": family, "encodings": {}}
+    for encoding, path in graphs.items():
+        t0 = time.perf_counter()
+        graph = load_graph(path)
+        res = compute_family(family, graph, params)
+        res["seconds"] = time.perf_counter() - t0
+        for metric, why in (res.get("nan_reasons") or {}).items():
+            log.warning("%s/%s: %s is NaN: %s", encoding, family, metric, why)
+        result["encodings"][encoding] = res
+    result["network"] = params.get("network", {})
+    result["provenance"] = provenance(**params)
+    write_json(out, result)
+
+
+# --------------------------------------------------------------------------- tables and analysis
+def build_tables(train_summaries: list[str], metric_files: list[str], out_dir: str) -> None:
+    """Join per-network artifacts into the canonical tables (see docs/architecture.md)."""
+    from .tables import write_tables
+
+    write_tables(train_summaries, metric_files, out_dir)
+
+
+def run_analysis(tables_dir: str, out_dir: str, params: dict[str, Any]) -> None:
+    from .analysis import run_analysis as _run
+
+    _run(tables_dir, out_dir, params)
+
+
+def make_report(
+    summary_html: str, figures: list[str], graph_figure: str, out: str, meta: dict[str, Any]
+) -> None:
+    """A single HTML page pointing at the analysis summary and figures (relative links)."""
+    from html import escape
+
+    out_dir = Path(out).parent
+    rel = [Path(f).resolve().relative_to(out_dir.resolve()) for f in figures]
+    imgs = "\n".join(
+        f'<figure><img src="{escape(str(r))}" style="max-width:100%"><figcaption>'
+        f"{escape(r.stem)}</figcaption></figure>"
+        for r in rel
+        if r.suffix == ".png"
+    )
+    summary = Path(summary_html).resolve().relative_to(out_dir.resolve())
+    gfig = Path(graph_figure).resolve().relative_to(out_dir.resolve())
+    html = f"""<!doctype html><html><head><meta charset="utf-8"><title>snntopo report</title></head>
+<body style="font-family:sans-serif;max-width:1100px;margin:auto">
+<h1>snntopo report</h1>
+<p>Grid: {escape(json.dumps(meta))}</p>
+<p>Full analysis summary with protocol and numbers: <a href="{escape(str(summary))}">{escape(str(summary))}</a></p>
+<h2>The multipartite graph encoding of one network</h2>
+<img src="{escape(str(gfig))}" style="max-width:100%">
+<h2>Analysis figures</h2>
+{imgs}
+</body></html>
+"""
+    write_text(out, html)
+
+
+def check_table(path: str, required: list[str]) -> None:
+    """Raise :class:`TableError` if a CSV lacks columns (used by tests and the report)."""
+    import pandas as pd
+
+    cols = set(pd.read_csv(path, nrows=0).columns)
+    missing = [c for c in required if c not in cols]
+    if missing:
+        raise TableError(f"{path}: missing columns {missing}")
+
+
+def plot_graph(graph_path: str, out: str) -> None:
+    """Draw a stored MGE (layers as columns) for the report."""
+    from .encode.graph import load_graph
+    from .plots.graph import plot_mge
+
+    with atomic_path(out) as tmp:
+        plot_mge(load_graph(graph_path), tmp)

@@ -1,0 +1,245 @@
+"""Grid enumeration, artifact paths, per-job parameters and resource estimates for the Snakemake
+rules. Kept in the package (not in ``rules/common.smk``) so it is unit-testable without Snakemake.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import input_size, training_settings
+from .names import DENSE, sparsity_tag
+
+#: images in each data set's training split (for runtime estimates)
+TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000, "tinyimagenet": 100_000, "digits": 1_437}
+#: PaI methods that look at data or run forward/backward passes (worth a GPU on a cluster)
+GPU_METHODS = frozenset({"snip", "grasp", "synflow", "prospr"})
+
+
+@dataclass(frozen=True)
+class Network:
+    """One grid point; ``method == 'dense'`` with sparsity 0 is a dense baseline."""
+
+    dataset: str
+    arch: str
+    method: str
+    sparsity: float
+    seed: int
+
+    @property
+    def tag(self) -> str:
+        return sparsity_tag(self.sparsity)
+
+    def path(self, results: str) -> str:
+        return f"{results}/{self.dataset}/{self.arch}/{self.method}/s{self.tag}/seed{self.seed}"
+
+    @property
+    def is_dense(self) -> bool:
+        return self.method == DENSE
+
+
+def sparse_grid(config: dict[str, Any]) -> list[Network]:
+    return [
+        Network(d, a, m, float(s), int(seed))
+        for d in config["datasets"]
+        for a in config["architectures"]
+        for m in config["methods"]
+        for s in config["sparsities"]
+        for seed in config["seeds"]
+    ]
+
+
+def dense_grid(config: dict[str, Any]) -> list[Network]:
+    if not config.get("dense_baseline", True):
+        return []
+    return [
+        Network(d, a, DENSE, 0.0, int(seed))
+        for d in config["datasets"]
+        for a in config["architectures"]
+        for seed in config["seeds"]
+    ]
+
+
+def family_encodings(config: dict[str, Any], family: str) -> list[str]:
+    """Encodings of the config that a metric family applies to (from the family's metadata)."""
+    from .metrics import FAMILIES
+
+    allowed = FAMILIES.meta(family).get("encodings", ("mge", "rolled", "rolled-channel"))
+    return [e for e in config["encodings"] if e in allowed]
+
+
+def active_families(config: dict[str, Any]) -> list[str]:
+    """Families asked for in the config that apply to at least one configured encoding."""
+    return [f for f in config["metrics"]["families"] if family_encodings(config, f)]
+
+
+def model_params(config: dict[str, Any], dataset: str, arch: str) -> dict[str, Any]:
+    from .data import dataset_info
+
+    info = dataset_info(dataset)
+    return {
+        "arch": arch,
+        "dataset": dataset,
+        "num_classes": int(info.num_classes),
+        "in_channels": int(info.in_channels),
+        "input_size": input_size(config, dataset),
+        "width": float(config["model"]["width"]),
+    }
+
+
+def mask_params(config: dict[str, Any], wc: Any) -> dict[str, Any]:
+    params = model_params(config, wc.dataset, wc.arch)
+    params.update(
+        method=wc.method,
+        sparsity=float(wc.sparsity),
+        seed=int(wc.seed),
+        device=config["device"],
+        data_root=config["data_root"],
+        download=bool(config["download"]),
+        pai=dict(config.get("pai", {}).get(wc.method, {})),
+    )
+    return params
+
+
+def train_params(config: dict[str, Any], wc: Any) -> dict[str, Any]:
+    params = mask_params(config, wc)
+    params.pop("pai")
+    params["training"] = training_settings(config, wc.dataset, wc.arch)
+    return params
+
+
+def train_runtime_min(config: dict[str, Any], dataset: str, arch: str) -> int:
+    """Wall-clock estimate for one training job on one GPU, with a 1.5x margin."""
+    per_epoch = config["resources"].get("train_runtime_min_per_epoch", {}).get(arch, 1.0)
+    scale = TRAIN_IMAGES.get(dataset, 50_000) / 50_000
+    epochs = training_settings(config, dataset, arch)["epochs"]
+    return max(10, int(1.5 * per_epoch * scale * max(epochs, 1)) + 5)
+
+
+def graph_mem_mb(n_edges: float, attempt: int, per_million: float = 120.0) -> int:
+    """Memory for a job that holds a graph of ``n_edges`` edges: CSR arrays (~8 B/edge), one
+    symmetric copy for spectra (~24 B/edge) and igraph's edge list (~16 B/edge) plus slack; doubled on
+    every retry so an out-of-memory kill asks for more."""
+    base = 500 + per_million * n_edges / 1e6
+    return int(base * (2 ** (attempt - 1)))
+
+
+def graph_edges_from_file(path: str) -> int | None:
+    """Edge count of a stored graph read from the ``.npz`` header only (no array load)."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with zipfile.ZipFile(path) as z, z.open("indices.npy") as fh:
+            version = np.lib.format.read_magic(fh)
+            shape, _, _ = np.lib.format._read_array_header(fh, version)
+            return int(shape[0])
+    except (OSError, KeyError, zipfile.BadZipFile, ValueError):
+        return None
+
+
+def estimate_graph_edges(spec: dict[str, Any], nnz: dict[str, float], encoding: str) -> float:
+    """Upper estimate of a graph's edges from the layer spec and each layer's nonzero weights.
+
+    BGEs have one edge per nonzero weight (at most); the MGE repeats every nonzero conv tap at each
+    output position and every edge out of a pooled node once per pre-pool node of its window.
+    """
+    total = 0.0
+    for layer in spec["layers"]:
+        k = float(nnz.get(layer["param"], 0.0))
+        if encoding != "mge":
+            total += k
+            continue
+        positions = 1.0
+        if layer["kind"] == "conv":
+            out_shape = layer["out_shape"]
+            positions = float(out_shape[-1] * out_shape[-2])
+        for pool in layer.get("pools", []) or []:
+            kh, kw = pool["kernel"]
+            positions *= float(kh * kw)
+        total += k * positions
+    return total
+
+
+@functools.lru_cache(maxsize=64)
+def _spec_in_process(dataset: str, arch: str, input_side: int, width: float) -> dict[str, Any]:
+    """Layer spec built here (for dry runs, before the ``spec`` rule has written it)."""
+    from .data import dataset_info
+    from .encode.layers import layer_spec
+    from .models import build_model
+
+    info = dataset_info(dataset)
+    model = build_model(arch, info.num_classes, info.in_channels, input_side, width, seed=0)
+    return layer_spec(model, (info.in_channels, input_side, input_side))
+
+
+def _parse_network_dir(path: str) -> dict[str, str] | None:
+    parts = Path(path).parts
+    for i in range(len(parts) - 5):
+        if parts[i + 3].startswith("s") and parts[i + 4].startswith("seed"):
+            d, a, m, s, _ = parts[i : i + 5]
+            return {"dataset": d, "arch": a, "method": m, "sparsity": s[1:]}
+    return None
+
+
+def encode_mem_mb(
+    spec_path: str, weights_path: str, encoding: str, attempt: int, config: dict[str, Any]
+) -> int:
+    """Memory request of an encode job: from the real masked weights when they exist (at
+    scheduling time), else from the config's sparsity and the architecture (dry runs)."""
+    per_million = float(config["resources"].get("mem_mb_per_million_edges", 120))
+    edges = None
+    if os.path.exists(spec_path) and os.path.exists(weights_path):
+        try:
+            import numpy as np
+            from safetensors.numpy import load_file
+
+            spec = json.loads(Path(spec_path).read_text())
+            nnz = {k: float(np.count_nonzero(v)) for k, v in load_file(weights_path).items()}
+            edges = estimate_graph_edges(spec, nnz, encoding)
+        except Exception:  # a corrupt input fails in the job itself, with a clear message
+            edges = None
+    if edges is None:
+        edges = _edges_from_config(weights_path, encoding, config)
+    return graph_mem_mb(edges, attempt, per_million)
+
+
+def _edges_from_config(path: str, encoding: str, config: dict[str, Any]) -> float:
+    net = _parse_network_dir(path)
+    if net is None:
+        return 5e7
+    spec = _spec_in_process(
+        net["dataset"],
+        net["arch"],
+        input_size(config, net["dataset"]),
+        float(config["model"]["width"]),
+    )
+    density = 1.0 - float(net["sparsity"])
+    nnz = {lay["param"]: density * float(_prod(lay["weight_shape"])) for lay in spec["layers"]}
+    return estimate_graph_edges(spec, nnz, encoding)
+
+
+def _prod(shape: list[int]) -> int:
+    out = 1
+    for s in shape:
+        out *= int(s)
+    return out
+
+
+def metrics_mem_mb(graph_paths: list[str], attempt: int, config: dict[str, Any]) -> int:
+    """Memory request of a metric job: from the stored graphs' edge counts (read from the file
+    headers), else estimated like :func:`encode_mem_mb`; doubled on every retry."""
+    per_million = float(config["resources"].get("mem_mb_per_million_edges", 120))
+    edges = 0.0
+    for path in graph_paths:
+        n = graph_edges_from_file(path) if os.path.exists(path) else None
+        if n is None:
+            encoding = Path(path).stem
+            n = _edges_from_config(path, encoding, config)
+        edges = max(edges, float(n))
+    return graph_mem_mb(edges, attempt, per_million)

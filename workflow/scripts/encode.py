@@ -1,0 +1,17 @@
+"""Rule `encode`: one graph encoding of one network. Logic: snntopo.stages.encode_network."""
+
+import _bootstrap  # noqa: F401  (puts the checkout's src/ on sys.path)
+from snntopo.jobs import limit_threads, run_job
+
+limit_threads(snakemake.threads)
+from snntopo.stages import encode_network  # noqa: E402
+
+run_job(
+    encode_network,
+    snakemake.log[0],
+    encoding=snakemake.wildcards.encoding,
+    spec_path=snakemake.input.spec,
+    weights_path=snakemake.input.weights,
+    params=snakemake.params.encode,
+    out=snakemake.output[0],
+)

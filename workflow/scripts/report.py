@@ -1,0 +1,15 @@
+"""Rule `report`: one HTML page with the analysis figures. Logic: snntopo.stages.make_report."""
+
+import _bootstrap  # noqa: F401  (puts the checkout's src/ on sys.path)
+from snntopo.jobs import run_job
+from snntopo.stages import make_report
+
+run_job(
+    make_report,
+    snakemake.log[0],
+    summary_html=snakemake.input.summary,
+    figures=list(snakemake.input.figures),
+    graph_figure=snakemake.input.graph_figure,
+    out=snakemake.output[0],
+    meta=dict(snakemake.params.grid),
+)
