@@ -22,6 +22,6 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         REPORT_TARGETS,
-    default_target: True

@@ -7,22 +7,23 @@ rule analysis:
     output:
         csv=ANALYSIS_CSV,
         figures=[
-            report(f, category="Analysis", caption="../report/analysis.rst") for f in FIGURES
+            report(f, category="Analysis", caption="../report/analysis.rst")
+            for f in FIGURES
         ],
         summary=RESULTS + "/analysis/summary.html",
-    params:
-        tables=RESULTS + "/tables",
-        out=RESULTS + "/analysis",
-        analysis=config["analysis"],
     log:
         LOGS + "/analysis.log",
     benchmark:
         BENCH + "/analysis.tsv"
+    conda:
+        "../workflow/envs/graph.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../workflow/envs/graph.yaml"
+    params:
+        tables=RESULTS + "/tables",
+        out=RESULTS + "/analysis",
+        analysis=config["analysis"],
     script:
         "../workflow/scripts/analysis.py"

@@ -20,7 +20,8 @@ except ConfigError as exc:
     raise WorkflowError(f"invalid configuration:\n{exc}") from None
 
 validate(
-    config, write_effective_schema(Path(workflow.basedir) / ".snakemake/snntopo/schema.yaml")
+    config,
+    write_effective_schema(Path(workflow.basedir) / ".snakemake/snntopo/schema.yaml"),
 )
 
 RESULTS = config["results"]
@@ -58,12 +59,18 @@ def network_keys(wc):
 
 
 def weights_for_encoding(wc):
-    name = "init.safetensors" if config["encode"]["weights"] == "init" else "model.safetensors"
+    name = (
+        "init.safetensors"
+        if config["encode"]["weights"] == "init"
+        else "model.safetensors"
+    )
     return f"{RESULTS}/{wc.dataset}/{wc.arch}/{wc.method}/s{wc.sparsity}/seed{wc.seed}/{name}"
 
 
 TRAIN_SUMMARIES = net_paths(SPARSE + DENSE_NETS, "train.json")
-METRIC_FILES = [p for f in FAMILIES_ACTIVE for p in net_paths(SPARSE, f"metrics/{f}.json")]
+METRIC_FILES = [
+    p for f in FAMILIES_ACTIVE for p in net_paths(SPARSE, f"metrics/{f}.json")
+]
 TABLES = [
     f"{RESULTS}/tables/{t}.csv"
     for t in ("networks", "mge", "rolled", "rolled-channel", "ramanujan_layers")

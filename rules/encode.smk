@@ -8,20 +8,20 @@ rule encode:
         weights=weights_for_encoding,
     output:
         NET + "/graphs/{encoding}.npz",
-    params:
-        encode=lambda wc: {**config["encode"], "network": network_keys(wc)},
     log:
         LOGS + "/encode/" + NETWORK_ID + "_{encoding}.log",
     benchmark:
         BENCH + "/encode/" + NETWORK_ID + "_{encoding}.tsv"
-    threads: 1
     retries: 2
+    conda:
+        "../workflow/envs/graph.yaml"
+    threads: 1
     resources:
         mem_mb=lambda wc, input, attempt: W.encode_mem_mb(
             input.spec, input.weights, wc.encoding, attempt, config
         ),
         runtime=30,
-    conda:
-        "../workflow/envs/graph.yaml"
+    params:
+        encode=lambda wc: {**config["encode"], "network": network_keys(wc)},
     script:
         "../workflow/scripts/encode.py"

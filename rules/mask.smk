@@ -4,18 +4,18 @@
 rule spec:
     output:
         RESULTS + "/{dataset}/{arch}/layers.json",
-    params:
-        model=lambda wc: W.model_params(config, wc.dataset, wc.arch),
     log:
         LOGS + "/spec/{dataset}_{arch}.log",
     benchmark:
         BENCH + "/spec/{dataset}_{arch}.tsv"
+    conda:
+        "../workflow/envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../workflow/envs/torch.yaml"
+    params:
+        model=lambda wc: W.model_params(config, wc.dataset, wc.arch),
     script:
         "../workflow/scripts/spec.py"
 
@@ -24,12 +24,12 @@ rule mask:
     output:
         mask=NET + "/mask.safetensors",
         init=NET + "/init.safetensors",
-    params:
-        mask=lambda wc: W.mask_params(config, wc),
     log:
         LOGS + "/mask/" + NETWORK_ID + ".log",
     benchmark:
         BENCH + "/mask/" + NETWORK_ID + ".tsv"
+    conda:
+        "../workflow/envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=lambda wc: 4000 if wc.method in W.GPU_METHODS else 2000,
@@ -37,7 +37,7 @@ rule mask:
         gpu=lambda wc: (
             config["resources"]["train_gpus"] if wc.method in W.GPU_METHODS else 0
         ),
-    conda:
-        "../workflow/envs/torch.yaml"
+    params:
+        mask=lambda wc: W.mask_params(config, wc),
     script:
         "../workflow/scripts/mask.py"

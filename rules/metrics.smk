@@ -22,6 +22,19 @@ for _family in FAMILIES_ACTIVE:
             unpack(_metric_graphs(_family)),
         output:
             NET + f"/metrics/{_family}.json",
+        log:
+            LOGS + f"/metrics_{_family}/" + NETWORK_ID + ".log",
+        benchmark:
+            BENCH + f"/metrics_{_family}/" + NETWORK_ID + ".tsv"
+        retries: 2
+        conda:
+            "../workflow/envs/graph.yaml"
+        threads: 1
+        resources:
+            mem_mb=lambda wc, input, attempt: W.metrics_mem_mb(
+                list(input), attempt, config
+            ),
+            runtime=60,
         params:
             family=_family,
             metrics=lambda wc: {
@@ -29,16 +42,5 @@ for _family in FAMILIES_ACTIVE:
                 "seed": int(wc.seed),
                 "network": network_keys(wc),
             },
-        log:
-            LOGS + f"/metrics_{_family}/" + NETWORK_ID + ".log",
-        benchmark:
-            BENCH + f"/metrics_{_family}/" + NETWORK_ID + ".tsv"
-        threads: 1
-        retries: 2
-        resources:
-            mem_mb=lambda wc, input, attempt: W.metrics_mem_mb(list(input), attempt, config),
-            runtime=60,
-        conda:
-            "../workflow/envs/graph.yaml"
         script:
             "../workflow/scripts/metrics.py"

@@ -12,11 +12,11 @@ rule graph_figure:
         ),
     log:
         LOGS + "/graph_figure.log",
+    conda:
+        "../workflow/envs/graph.yaml"
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../workflow/envs/graph.yaml"
     script:
         "../workflow/scripts/graph_figure.py"
 
@@ -28,17 +28,17 @@ rule report:
         graph_figure=RESULTS + "/figures/mge.png",
     output:
         RESULTS + "/report.html",
+    log:
+        LOGS + "/report.log",
+    conda:
+        "../workflow/envs/graph.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
     params:
         grid={
             k: config[k]
             for k in ("datasets", "architectures", "methods", "sparsities", "seeds")
         },
-    log:
-        LOGS + "/report.log",
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    conda:
-        "../workflow/envs/graph.yaml"
     script:
         "../workflow/scripts/report.py"

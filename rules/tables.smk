@@ -11,11 +11,11 @@ rule tables:
         LOGS + "/tables.log",
     benchmark:
         BENCH + "/tables.tsv"
+    conda:
+        "../workflow/envs/graph.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../workflow/envs/graph.yaml"
     script:
         "../workflow/scripts/tables.py"

@@ -7,21 +7,21 @@ rule train:
     output:
         model=NET + "/model.safetensors",
         summary=NET + "/train.json",
-    params:
-        train=lambda wc: W.train_params(config, wc),
-        # not an output: it must survive a killed job so the rerun resumes from it
-        checkpoint=NET + "/checkpoint.pt",
     log:
         LOGS + "/train/" + NETWORK_ID + ".log",
     benchmark:
         BENCH + "/train/" + NETWORK_ID + ".tsv"
+    conda:
+        "../workflow/envs/torch.yaml"
     threads: lambda wc: config["resources"]["train_cpus"]
     resources:
         mem_mb=lambda wc, attempt: config["resources"]["train_mem_mb"] * attempt,
         runtime=lambda wc: W.train_runtime_min(config, wc.dataset, wc.arch),
         gpu=config["resources"]["train_gpus"],
         cpus_per_task=config["resources"]["train_cpus"],
-    conda:
-        "../workflow/envs/torch.yaml"
+    params:
+        train=lambda wc: W.train_params(config, wc),
+        # not an output: it must survive a killed job so the rerun resumes from it
+        checkpoint=NET + "/checkpoint.pt",
     script:
         "../workflow/scripts/train.py"
