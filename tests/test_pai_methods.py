@@ -1,0 +1,246 @@
+"""PaI methods on the real architectures (small widths and inputs) with seeded random data."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from snntopo.errors import ConfigError
+from snntopo.models import build_model, prunable_parameters
+from snntopo.pai import METHODS, compute_mask, snip
+from snntopo.pai.base import erk_densities
+
+SPARSITIES = (0.6, 0.8, 0.9, 0.95, 0.98)
+RANDOM_METHODS = ("uniform", "er", "erk")
+SCORE_METHODS = ("snip", "grasp", "synflow", "prospr")
+SIZE = {"conv6": 8, "resnet20": 8, "resnet32": 8, "wrn28_2": 8}
+# Small data batches keep the non-slow suite fast; the method defaults are 128/25/512.
+FAST = {"batch_size": 32, "samples_per_class": 4, "rounds": 20}
+
+
+def make_loader_factory(seed: int = 0, size: int = 8, classes: int = 10, n_batches: int = 12):
+    """A loader factory yielding seeded random batches (each call replays the same stream)."""
+
+    def factory(batch_size: int):
+        g = torch.Generator().manual_seed(seed)
+        for _ in range(n_batches):
+            x = torch.randn(batch_size, 3, size, size, generator=g)
+            y = torch.randint(0, classes, (batch_size,), generator=g)
+            yield x, y
+
+    return factory
+
+
+def small(arch: str, width: float = 0.25, seed: int = 0) -> nn.Module:
+    return build_model(arch, 10, 3, SIZE[arch], width, seed=seed)
+
+
+def run(method, model, sparsity, seed=0, loader=None, **params):
+    p = {**FAST, "input_shape": [3, 8, 8], **params}
+    if method in SCORE_METHODS[:2] + ("prospr",) and loader is None:
+        loader = make_loader_factory()
+    return compute_mask(method, model, sparsity, seed=seed, loader_factory=loader, params=p)
+
+
+def check_budget(method, masks, info, sparsity):
+    total = sum(m.numel() for m in masks.values())
+    kept = sum(int(m.sum()) for m in masks.values())
+    assert info["total_weights"] == total and info["kept_weights"] == kept
+    assert math.isclose(info["realised_sparsity"], 1 - kept / total)
+    if method in RANDOM_METHODS:
+        assert abs(info["realised_sparsity"] - sparsity) <= 0.005
+    assert abs(kept - total * (1 - sparsity)) <= 1.0  # all our methods hit round(N d) exactly
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("arch", ["resnet20", pytest.param("conv6", marks=pytest.mark.slow)])
+def test_budget_all_sparsities(method, arch):
+    model = small(arch)
+    names = [n for n, _ in prunable_parameters(model)]
+    for s in SPARSITIES:
+        masks, info = run(method, model, s)
+        assert list(masks) == names
+        assert all(m.dtype == torch.bool and m.device.type == "cpu" for m in masks.values())
+        check_budget(method, masks, info, s)
+        assert info["emptied_layers"] == [n for n, m in masks.items() if not m.any()]
+        assert (info["fingerprint"] is not None) == METHODS.meta(method)["needs_data"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["resnet32", "wrn28_2"])
+@pytest.mark.parametrize("method", list(METHODS))
+def test_budget_other_archs(method, arch):
+    model = small(arch)
+    for s in SPARSITIES:
+        masks, info = run(method, model, s)
+        check_budget(method, masks, info, s)
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_bit_identical_and_model_unchanged(method):
+    model = small("resnet20")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    a, ia = run(method, model, 0.9, seed=3)
+    b, ib = run(method, model, 0.9, seed=3)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert ia["fingerprint"] == ib["fingerprint"]
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None for p in model.parameters())
+    assert torch.equal(rng, torch.get_rng_state())  # caller's global RNG untouched
+
+
+@pytest.mark.parametrize("method", RANDOM_METHODS)
+def test_random_methods_depend_on_seed(method):
+    model = small("resnet20")
+    a, _ = run(method, model, 0.9, seed=0)
+    b, _ = run(method, model, 0.9, seed=1)
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("method", ["snip", "grasp", "prospr"])
+def test_data_methods_need_a_loader(method):
+    with pytest.raises(ConfigError, match="needs training data"):
+        compute_mask(method, small("resnet20"), 0.9, seed=0)
+
+
+def test_bad_sparsity_and_method():
+    with pytest.raises(ConfigError):
+        compute_mask("erk", small("resnet20"), 1.0, seed=0)
+    with pytest.raises(ConfigError, match="did you mean"):
+        compute_mask("snipp", small("resnet20"), 0.9, seed=0)
+
+
+def test_data_fingerprint_tracks_batches():
+    model = small("resnet20")
+    _, a = run("snip", model, 0.9, loader=make_loader_factory(0))
+    _, b = run("snip", model, 0.9, loader=make_loader_factory(1))
+    assert a["fingerprint"] != b["fingerprint"] and a["data_samples"] == 32
+
+
+def test_synflow_needs_no_data_and_ignores_it():
+    model = small("resnet20")
+
+    def exploding(batch_size):
+        raise AssertionError("SynFlow must not read data")
+
+    base, info = run("synflow", model, 0.95)
+    assert info["fingerprint"] is None
+    for loader in (exploding, make_loader_factory(0), make_loader_factory(7)):
+        other, _ = run("synflow", model, 0.95, loader=loader)
+        assert all(torch.equal(base[k], other[k]) for k in base)
+
+
+class Tiny(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, padding=1)
+        self.fc = nn.Linear(3 * 4 * 4, 5)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.relu(self.conv(x)), 1))
+
+
+def test_snip_scores_equal_mask_gradient():
+    torch.manual_seed(0)
+    net = Tiny()
+    x, y = torch.randn(6, 2, 4, 4), torch.randint(0, 5, (6,))
+    got = snip.scores(net, x, y)
+    # Independent: d loss / d m at m = 1 for multiplicative masks, via torch.func.
+    m = {"conv.weight": torch.ones(3, 2, 3, 3), "fc.weight": torch.ones(5, 48)}
+    m = {k: v.requires_grad_(True) for k, v in m.items()}
+    params = {k: v.detach() for k, v in net.named_parameters()}
+    fast = {k: params[k] * m[k] if k in m else params[k] for k in params}
+    loss = F.cross_entropy(torch.func.functional_call(net, fast, (x,)), y)
+    ref = torch.autograd.grad(loss, list(m.values()))
+    for (k, _), r in zip(m.items(), ref, strict=True):
+        torch.testing.assert_close(got[k], r.abs())
+    # And the mask keeps the top-k of exactly these scores.
+    flat = torch.cat([r.abs().flatten() for r in ref])
+    k = round(flat.numel() * 0.3)
+    masks, _ = compute_mask(
+        "snip", net, 0.7, seed=0, loader_factory=lambda bs: iter([(x, y)]), params={}
+    )
+    keep = torch.cat([masks[n].flatten() for n in m])
+    assert int(keep.sum()) == k
+    assert flat[keep].min() >= flat[~keep].max()
+
+
+def hand_erk(shapes: dict[str, tuple[int, ...]], density: float) -> dict[str, float]:
+    """Independent ERK solve: try 'the j layers with the largest raw density are dense' for
+    j = 0, 1, ... and take the first consistent solution."""
+    raw = {k: sum(s) / math.prod(s) for k, s in shapes.items()}
+    n = {k: math.prod(s) for k, s in shapes.items()}
+    order = sorted(raw, key=lambda k: -raw[k])
+    total = sum(n.values())
+    for j in range(len(order) + 1):
+        dense = set(order[:j])
+        eps = (density * total - sum(n[k] for k in dense)) / sum(raw[k] * n[k] for k in order[j:])
+        if all(eps * raw[k] <= 1 for k in order[j:]):
+            return {k: 1.0 if k in dense else eps * raw[k] for k in shapes}
+    raise AssertionError("no solution")
+
+
+def test_erk_closed_form_resnet20_with_capping():
+    model = build_model("resnet20", seed=0)  # full width: the real layer shapes
+    shapes = {k: tuple(p.shape) for k, p in prunable_parameters(model)}
+    sparsity = 0.8
+    expect = hand_erk(shapes, 1 - sparsity)
+    capped = [k for k, d in expect.items() if d == 1.0]
+    assert "linear.weight" in capped  # capping does kick in at this sparsity
+    assert erk_densities(
+        {k: sum(s) / math.prod(s) for k, s in shapes.items()},
+        {k: math.prod(s) for k, s in shapes.items()},
+        1 - sparsity,
+    ) == pytest.approx(expect)
+    masks, info = compute_mask("erk", model, sparsity, seed=0)
+    for k, d in expect.items():
+        assert abs(info["densities"][k] - d) <= 1.0 / math.prod(shapes[k]) + 1e-12, k
+    # Conv layers with the same shape get the same density (up to one weight).
+    assert info["densities"]["layer1.0.conv1.weight"] == info["densities"]["layer1.2.conv2.weight"]
+
+
+def test_er_ignores_kernel_by_default():
+    model = build_model("resnet20", seed=0)
+    _, er = compute_mask("er", model, 0.9, seed=0)
+    _, ref = compute_mask("er", model, 0.9, seed=0, params={"include_kernel": True})
+    _, erk = compute_mask("erk", model, 0.9, seed=0)
+    # 1x1 shortcut vs 3x3 conv with the same channels: ER gives them equal densities.
+    d = er["densities"]
+    assert d["layer2.0.shortcut.0.weight"] == pytest.approx(d["layer2.0.conv1.weight"], abs=1e-3)
+    assert ref["densities"] == erk["densities"]
+
+
+def test_emptied_layers_are_reported_and_logged(monkeypatch, caplog):
+    def empty_first(model, density, ctx):
+        masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in prunable_parameters(model)}
+        first = next(iter(masks))
+        masks[first][:] = False
+        return masks
+
+    monkeypatch.setitem(METHODS._items, "empty_first", empty_first)
+    monkeypatch.setitem(METHODS._meta, "empty_first", {"needs_data": False})
+    with caplog.at_level(logging.WARNING, logger="snntopo.pai"):
+        _, info = compute_mask("empty_first", small("resnet20"), 0.1, seed=0)
+    assert info["emptied_layers"] == ["conv1.weight"]
+    assert "conv1.weight" in caplog.text
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("method", list(METHODS))
+def test_cuda(method):
+    model = small("resnet20").cuda()
+    masks, info = run(method, model, 0.9)
+    check_budget(method, masks, info, 0.9)
+    assert next(model.parameters()).device.type == "cuda"
+    if method in RANDOM_METHODS:  # CPU generators: device-independent masks
+        cpu, _ = run(method, small("resnet20"), 0.9)
+        assert all(torch.equal(masks[k], cpu[k]) for k in masks)
+    again, _ = run(method, model, 0.9)
+    assert all(torch.equal(masks[k], again[k]) for k in masks)
