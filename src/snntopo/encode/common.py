@@ -1,0 +1,60 @@
+"""Helpers shared by the encodings: weight lookup/validation, digests, metadata.
+
+Encodings run from ``layers.json`` plus a ``{param name: masked float32 array}`` mapping, so they
+never import torch; everything here is numpy only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import MaskError
+from ..io import provenance
+
+
+def layer_weight(weights: Mapping[str, np.ndarray], layer: dict[str, Any]) -> np.ndarray:
+    """The masked weight of ``layer`` as float32, checked against the spec's weight shape."""
+    name = layer["param"]
+    if name not in weights:
+        raise MaskError(f"no weights for parameter {name!r} (layer {layer['name']!r})")
+    w = np.asarray(weights[name], dtype=np.float32)
+    if list(w.shape) != list(layer["weight_shape"]):
+        raise MaskError(
+            f"parameter {name!r} has shape {list(w.shape)}, the layer spec says "
+            f"{list(layer['weight_shape'])}"
+        )
+    return w
+
+
+def weights_digest(weights: Mapping[str, np.ndarray], spec: dict[str, Any]) -> str:
+    """sha256 (16 hex) of the masked weights of the spec's layers, in layer order.
+
+    Ties a graph file to the exact weights (hence mask) it was built from; parameters that the
+    spec does not use (biases, BN) do not enter.
+    """
+    h = hashlib.sha256()
+    for layer in spec["layers"]:
+        w = np.ascontiguousarray(layer_weight(weights, layer))
+        h.update(layer["param"].encode())
+        h.update(str(w.shape).encode())
+        h.update(w.tobytes())
+    return h.hexdigest()[:16]
+
+
+def base_meta(
+    encoding: str, spec: dict[str, Any], weights: Mapping[str, np.ndarray], **params: Any
+) -> dict[str, Any]:
+    """Metadata every encoding writes: what network, which weights, which options."""
+    return {
+        "encoding": encoding,
+        "arch": spec.get("arch"),
+        "input_shape": list(spec["input_shape"]),
+        "num_classes": spec.get("num_classes"),
+        "weights_digest": weights_digest(weights, spec),
+        **params,
+        "provenance": provenance(encoding=encoding, arch=spec.get("arch"), **params),
+    }
