@@ -114,7 +114,8 @@ def train_network(
     """Train one masked network (resuming from ``checkpoint`` if a previous attempt left one)."""
     from .data import load_dataset
     from .pai.io import load_mask
-    from .train import TrainConfig, save_trained, train_masked
+    from .artifacts import save_trained
+    from .train import TrainConfig, train_masked
 
     model = _build(params)
     masks, mask_meta = load_mask(mask_path, model)

@@ -1,0 +1,281 @@
+"""The Snakemake DAG end to end, in a temporary directory: a tiny grid runs through every stage,
+a rerun does nothing, deleting one artifact reruns only its job and what depends on it, adding a
+sparsity or a metric family plans only the new jobs, and bad configs stop before any job runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+
+pytestmark = pytest.mark.workflow
+
+TINY = {
+    "results": "results",
+    "datasets": ["digits"],
+    "architectures": ["resnet20"],
+    "methods": ["erk", "snip"],
+    "sparsities": [0.6, 0.9],
+    "seeds": [0, 1],
+    "dense_baseline": True,
+    "model": {"width": 0.25, "input_size": {"digits": 8}},
+    "training": {"epochs": 1, "batch_size": 128, "milestones": [1], "lr": 0.05},
+    "pai": {"snip": {"batch_size": 32}},
+    "metrics": {"motif_sample_fraction": 0.01},
+    "analysis": {"n_splits": 2, "n_repeats": 1, "n_permutation_repeats": 2},
+    "resources": {"train_gpus": 0, "train_cpus": 1, "train_mem_mb": 1000},
+}
+
+
+def snakemake(
+    workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile", timeout: int = 900
+) -> subprocess.CompletedProcess[str]:
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(snakefile),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        *args,
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def write_config(workdir: Path, cfg: dict) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def planned(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile") -> Counter[str]:
+    """Jobs a dry run would execute, per rule (parsed from Snakemake's job-stats table)."""
+    res = snakemake(workdir, "-n", *args, snakefile=snakefile)
+    assert res.returncode == 0, res.stderr[-3000:]
+    text = res.stdout + res.stderr
+    if "Nothing to be done" in text:
+        return Counter()
+    counts: Counter[str] = Counter()
+    in_table = False
+    for line in text.splitlines():
+        if re.match(r"^job\s+count", line.strip()):
+            in_table = True
+            continue
+        if in_table:
+            m = re.match(r"^([A-Za-z_][\w]*)\s+(\d+)$", line.strip())
+            if m and m.group(1) != "total":
+                counts[m.group(1)] = int(m.group(2))
+            elif line.strip().startswith("total"):
+                break
+    assert counts, text[-3000:]
+    return counts
+
+
+# --------------------------------------------------------------------------- fast checks
+@pytest.mark.parametrize(
+    ("change", "fragments"),
+    [
+        ({"architectures": ["resnet21"]}, ["architectures[0]", "resnet20", "wrn28_2"]),
+        ({"methods": ["snipp"]}, ["methods[0]", "'snip'"]),
+        ({"sparsities": [1.5]}, ["sparsities[0]", "out of range"]),
+        ({"seedz": [0]}, ["unknown key 'seedz'", "'seeds'"]),
+    ],
+)
+def test_bad_config_stops_before_any_job(tmp_path, change, fragments):
+    write_config(tmp_path, {**TINY, **change})
+    res = snakemake(tmp_path, "--cores", "1")
+    assert res.returncode != 0
+    out = res.stdout + res.stderr
+    assert "config.yaml" in out
+    for frag in fragments:
+        assert frag in out, (frag, out[-2000:])
+    assert not (tmp_path / "results").exists()
+
+
+def test_missing_key_stops_before_any_job(tmp_path):
+    cfg = dict(TINY)
+    del cfg["methods"]
+    write_config(tmp_path, cfg)
+    res = snakemake(tmp_path, "--cores", "1")
+    assert res.returncode != 0
+    assert "missing required key methods" in res.stdout + res.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_paper_grid_plans_every_training(tmp_path):
+    """1,260 sparse trainings plus 36 dense baselines; every stage planned for every network."""
+    shutil.copy(REPO / "config" / "config.yaml", tmp_path / "config.yaml")
+    jobs = planned(tmp_path)
+    assert jobs["train"] == 1260 + 36
+    assert jobs["mask"] == 1260 + 36
+    assert jobs["encode"] == 1260 * 3
+    assert jobs["spec"] == 12
+    for family in ("local", "neighbourhood", "strength", "global", "expansion", "ramanujan"):
+        assert jobs[f"metrics_{family}"] == 1260
+    assert jobs["tables"] == jobs["analysis"] == jobs["report"] == 1
+
+
+def test_lint_and_format(tmp_path):
+    write_config(tmp_path, TINY)
+    res = subprocess.run(
+        [SNAKEMAKE, "--lint", "--configfile", str(tmp_path / "config.yaml")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    snakefmt = str(Path(sys.executable).parent / "snakefmt")
+    res = subprocess.run(
+        [snakefmt, "--check", "Snakefile", "rules"], cwd=REPO, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+# --------------------------------------------------------------------------- a real run
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("tiny")
+    write_config(work, TINY)
+    res = snakemake(work, "--cores", "2")
+    assert res.returncode == 0, (res.stdout + res.stderr)[-5000:]
+    return work
+
+
+@pytest.mark.slow
+def test_tiny_grid_runs_end_to_end(finished_run):
+    r = finished_run / "results"
+    for name in ("networks", "mge", "rolled", "rolled-channel", "ramanujan_layers"):
+        assert (r / "tables" / f"{name}.csv").stat().st_size > 0
+    for name in ("regression", "importance", "ranking", "ramanujan_density"):
+        assert (r / "analysis" / f"{name}.csv").stat().st_size > 0
+        assert (r / "analysis" / "figures" / f"{name}.png").stat().st_size > 0
+    assert "<img" in (r / "report.html").read_text()
+    import pandas as pd
+
+    nets = pd.read_csv(r / "tables" / "networks.csv")
+    assert len(nets) == 2 * 2 * 2  # methods x sparsities x seeds
+    assert nets["dense_accuracy"].notna().all()
+    mge = pd.read_csv(r / "tables" / "mge.csv")
+    assert len(mge) == len(nets) and (mge["edges"] > 0).all()
+
+
+@pytest.mark.slow
+def test_rerun_does_nothing_and_deleting_reruns_only_dependents(finished_run):
+    assert planned(finished_run) == Counter()
+    victim = next((finished_run / "results").rglob("metrics/strength.json"))
+    victim.unlink()
+    jobs = planned(finished_run)
+    assert jobs == Counter(
+        {"metrics_strength": 1, "tables": 1, "analysis": 1, "report": 1, "all": 1}
+    ) or jobs == Counter({"metrics_strength": 1, "tables": 1, "analysis": 1, "report": 1})
+    res = snakemake(finished_run, "--cores", "2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert victim.exists()
+
+
+@pytest.mark.slow
+def test_adding_a_sparsity_plans_only_new_grid_points(finished_run):
+    cfg = {**TINY, "sparsities": [0.6, 0.9, 0.95]}
+    write_config(finished_run, cfg)
+    try:
+        jobs = planned(finished_run)
+    finally:
+        write_config(finished_run, TINY)
+    new_nets = 2 * 1 * 2  # methods x new sparsity x seeds
+    assert jobs["mask"] == jobs["train"] == new_nets
+    assert jobs["encode"] == 3 * new_nets
+    assert jobs["metrics_local"] == new_nets
+    assert jobs["spec"] == 0
+    assert jobs["tables"] == jobs["analysis"] == jobs["report"] == 1
+
+
+@pytest.mark.slow
+def test_new_metric_family_is_one_module_and_one_line(finished_run, tmp_path):
+    """Copy the workflow, add a family module + one registry line: only its jobs and the
+    downstream joins/analysis are planned."""
+    code = tmp_path / "code"
+    for item in ("Snakefile", "rules", "workflow", "config", "report", "src"):
+        src = REPO / item
+        if src.is_dir():
+            shutil.copytree(src, code / item, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, code / item)
+    metrics = code / "src" / "snntopo" / "metrics"
+    (metrics / "dummy.py").write_text(
+        '"""A test family: the number of edges again."""\n\n'
+        "def compute(graph, params):\n"
+        '    return {"dummy_edges": float(graph.n_edges)}\n'
+    )
+    init = metrics / "__init__.py"
+    init.write_text(init.read_text() + "\n" + _registration_line())
+    cfg = dict(TINY)
+    cfg["metrics"] = {
+        **TINY["metrics"],
+        "families": ["local", "neighbourhood", "strength", "global", "expansion", "ramanujan"]
+        + ["dummy"],
+    }
+    write_config(finished_run, cfg)
+    try:
+        env_path = os.environ.get("PYTHONPATH", "")
+        os.environ["PYTHONPATH"] = str(code / "src")
+        jobs = planned(finished_run, "--rerun-triggers", "mtime", snakefile=code / "Snakefile")
+    finally:
+        os.environ["PYTHONPATH"] = env_path
+        write_config(finished_run, TINY)
+    jobs.pop("all", None)
+    assert jobs == Counter({"metrics_dummy": 8, "tables": 1, "analysis": 1, "report": 1})
+
+
+def _registration_line() -> str:
+    """How a new family registers (kept in one place so the test follows the registry API)."""
+    return "from . import dummy as _dummy  # noqa: E402\nFAMILIES.register('dummy', _dummy.compute, encodings=('mge',))\n"
+
+
+@pytest.mark.slow
+def test_killed_training_job_resumes(tmp_path):
+    cfg = {**TINY, "methods": ["erk"], "sparsities": [0.6], "seeds": [0], "dense_baseline": False}
+    cfg["training"] = {**TINY["training"], "epochs": 40, "batch_size": 16, "milestones": [30]}
+    write_config(tmp_path, cfg)
+    target = "results/digits/resnet20/erk/s0.6/seed0/train.json"
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(tmp_path / "config.yaml"),
+        "--cores",
+        "1",
+        target,
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    ckpt = tmp_path / "results/digits/resnet20/erk/s0.6/seed0/checkpoint.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline and not ckpt.exists():
+        time.sleep(0.5)
+    assert ckpt.exists(), "no checkpoint appeared"
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / target).exists()
+    res = subprocess.run(cmd + ["--rerun-incomplete"], capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    log = (tmp_path / "results/logs/train/digits/resnet20/erk/s0.6/seed0.log").read_text()
+    assert re.search(r"resum\w* from epoch \d+", log), log[-2000:]
+    assert (tmp_path / target).exists()
