@@ -1,0 +1,117 @@
+"""Time and peak memory of every metric family on one graph (a stored ``.npz`` or a synthetic one).
+
+Why a fresh subprocess per family: ``ru_maxrss`` is a per-process high-water mark, so only a fresh
+process gives each family its own peak-RSS figure (graph loading included, as in a real job).
+
+Usage::
+
+    python benchmarks/bench_metrics.py --synthetic                 # ResNet-20-sized conv-like MGE
+    python benchmarks/bench_metrics.py --synthetic --save g.npz    # also keep the graph
+    python benchmarks/bench_metrics.py --graph results/.../graphs/mge.npz --families local global
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# (name, c_in, c_out, size_in, stride) of ResNet-20's convolutions on a 32x32x3 input; the block
+# sizes match the paper's MGE (3*32*32 inputs, 7x 16*32*32, 6x 32*16*16, 6x 64*8*8, 10 outputs).
+RESNET20_CONVS: list[tuple[str, int, int, int, int]] = [("conv1", 3, 16, 32, 1)]
+for _stage, (_c, _h) in enumerate([(16, 32), (32, 16), (64, 8)], start=1):
+    for _b in range(3):
+        _first = _stage > 1 and _b == 0
+        _cin = _c // 2 if _first else _c
+        RESNET20_CONVS.append(
+            (f"layer{_stage}.{_b}.conv1", _cin, _c, _h * 2 if _first else _h, 2 if _first else 1)
+        )
+        RESNET20_CONVS.append((f"layer{_stage}.{_b}.conv2", _c, _c, _h, 1))
+
+
+def _conv_edges(
+    rng: np.random.Generator,
+    in_start: int,
+    in_shape: tuple[int, int, int],
+    out_start: int,
+    out_shape: tuple[int, int, int],
+    kernel: int,
+    stride: int,
+    pad: int,
+    density: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edges of an unrolled convolution with a random Bernoulli(density) weight mask (vectorised)."""
+    ci, hi, wi = in_shape
+    co, ho, wo = out_shape
+    mask = rng.random((co, ci, kernel, kernel)) < density
+    o, i, u, v = (a.astype(np.int64) for a in np.nonzero(mask))
+    w = rng.standard_normal(o.shape[0]).astype(np.float32) * 0.1
+    y, x = (
+        a.ravel().astype(np.int64) for a in np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
+    )
+    iy = y[None, :] * stride + u[:, None] - pad
+    ix = x[None, :] * stride + v[:, None] - pad
+    valid = (iy >= 0) & (iy < hi) & (ix >= 0) & (ix < wi)
+    tap, pos = np.nonzero(valid)
+    src = in_start + i[tap] * hi * wi + iy[tap, pos] * wi + ix[tap, pos]
+    dst = out_start + o[tap] * ho * wo + y[pos] * wo + x[pos]
+    return src, dst, w[tap]
+
+
+def synthetic_resnet20_mge(density: float = 0.65, seed: int = 0):
+    """A conv-geometry MGE with ResNet-20's blocks (191,498 nodes), ~25M edges at density 0.65.
+
+    Stands in for the real encoder's output: same block sizes, 3x3 'same' convolutions (stride-2
+    where ResNet-20 downsamples), 1x1 stride-2 shortcut edges, and the linear layer behind the 8x8
+    global average pool (each weight replicated 64x), with random masks of the given density.
+    """
+    from snntopo.encode.graph import Block, from_edges
+
+    rng = np.random.default_rng(seed)
+    blocks: list[Block] = []
+    start = 0
+
+    def add_block(name: str, shape: tuple[int, ...]) -> Block:
+        nonlocal start
+        b = Block(name, start, start + int(np.prod(shape)), shape)
+        blocks.append(b)
+        start = b.stop
+        return b
+
+    prev = add_block("input", (3, 32, 32))
+    srcs, dsts, ws = [], [], []
+    block_in = prev
+    for name, _cin, cout, hin, stride in RESNET20_CONVS:
+        hout = hin // stride
+        out = add_block(name, (cout, hout, hout))
+        s, d, w = _conv_edges(
+            rng, prev.start, prev.shape, out.start, out.shape, 3, stride, 1, density
+        )
+        srcs.append(s), dsts.append(d), ws.append(w)
+        if name.endswith("conv1"):
+            block_in = prev
+        if name.endswith("conv2") and block_in.shape != out.shape:
+            s, d, w = _conv_edges(
+                rng, block_in.start, block_in.shape, out.start, out.shape, 1, 2, 0, density
+            )
+            srcs.append(s), dsts.append(d), ws.append(w)
+        prev = out
+    outb = add_block("linear", (10,))
+    lin = rng.random((10, 64)) < density
+    o, c = np.nonzero(lin)
+    pix = np.arange(64)
+    src = prev.start + (c[:, None] * 64 + pix[None, :]).ravel()
+    dst = outb.start + np.repeat(o, 64)
+    (
+        srcs.append(src),
+        dsts.append(dst),
+        ws.append(np.repeat(rng.random(o.shape[0]).astype(np.float32), 64)),
+    )
+    return from_edges(
+        np.concatenate(srcs),
+        np.concatenate(dsts),
+        np.concatenate(ws),
+        blocks,
+        meta={
+            "encoding": "mge",
+            "synthetic": {"arch": "resnet20", "density": density, "seed": seed},
+        },
+    )

@@ -1,0 +1,35 @@
+"""Strength (spec D): mean total node strength (in + out, weights |w|) and mean coreness.
+
+Strength is two bincounts over the CSR arrays; coreness is a vectorised peeling over the undirected
+multigraph (see :func:`snntopo.metrics.algorithms.coreness`), equal to igraph's
+``coreness(mode='all')``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..encode.graph import Graph
+from . import FAMILIES
+from .algorithms import coreness, undirected_adjacency
+from .base import ALL_ENCODINGS, FamilyResult
+
+
+def strength_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
+    n = graph.n_nodes
+    res = FamilyResult({})
+    if n == 0:
+        res.nan("avg_node_strength", "graph has no nodes")
+        res.nan("k_core", "graph has no nodes")
+        return res
+    # every edge adds |w| to its source's out-strength and its target's in-strength
+    res.values["avg_node_strength"] = 2.0 * float(graph.weights.sum(dtype=np.float64)) / n
+    indptr, indices = undirected_adjacency(graph)
+    res.values["k_core"] = float(coreness(indptr, indices).mean())
+    return res
+
+
+FAMILIES.register("strength", strength_metrics, encodings=ALL_ENCODINGS)
