@@ -99,6 +99,7 @@ def compute(tables: Tables, params: AnalysisParams, progress: Callable[[str], No
         progress("ramanujan vs density: per-layer correlations")
         layers = tables.ramanujan_layers.merge(index.to_frame(index=False), on=KEY_LIST)
         res["ramanujan_density"] = density_correlation(layers)
+        res["ramanujan_layers"] = layers
     cv = cross_validate(
         sets,
         y,

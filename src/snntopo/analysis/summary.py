@@ -1,0 +1,298 @@
+"""Plain-language summary (``summary.md`` and ``summary.html``) of the analysis.
+
+It states the protocol and, for each of the paper's claims, what the numbers say, with a verdict
+computed by a stated rule from the out-of-fold R2 and the ranking agreement, never copied from the
+paper. Both files are rendered from the same list of blocks so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..io import write_text
+
+MARGIN = 0.02  # R2 / tau differences below this count as a tie
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float | np.floating):
+        return "" if np.isnan(v) else f"{v:.3f}"
+    return str(v)
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    sep = "|" + "---|" * len(df.columns)
+    rows = ["| " + " | ".join(_fmt(v) for v in r) + " |" for r in df.itertuples(index=False)]
+    return "\n".join([head, sep, *rows])
+
+
+def _html_table(df: pd.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>"
+        for r in df.itertuples(index=False)
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _r2_wide(reg: pd.DataFrame, sets: list[str]) -> pd.DataFrame:
+    d = reg[reg["feature_set"].isin(sets) & reg["scope"].isin(["pooled", "arch", "sparsity"])]
+    wide = d.pivot_table(
+        index=["scope", "group", "model"], columns="feature_set", values="r2_oof", sort=False
+    )
+    return wide[[s for s in sets if s in wide.columns]].reset_index()
+
+
+def compare(reg: pd.DataFrame, a: str, b: str) -> dict[str, Any]:
+    """Paired comparison of out-of-fold R2 of set ``a`` vs set ``b`` over all scope groups/models."""
+    w = _r2_wide(reg, [a, b])
+    if a not in w or b not in w:
+        return {"n": 0, "wins": 0, "losses": 0, "ties": 0, "mean_diff": np.nan}
+    diff = (w[a] - w[b]).to_numpy()
+    return {
+        "n": len(diff),
+        "wins": int((diff > MARGIN).sum()),
+        "losses": int((diff < -MARGIN).sum()),
+        "ties": int((np.abs(diff) <= MARGIN).sum()),
+        "mean_diff": float(np.mean(diff)),
+        "median_diff": float(np.median(diff)),
+    }
+
+
+def _verdict(c: dict[str, Any], a: str, b: str) -> str:
+    if c["n"] == 0:
+        return f"not testable ({a} or {b} missing)"
+    if c["wins"] >= 0.75 * c["n"]:
+        word = "holds"
+    elif c["wins"] > c["losses"]:
+        word = "partly holds"
+    else:
+        word = "does not hold"
+    return (
+        f"**{word}**: {a} beats {b} in {c['wins']} of {c['n']} scope/model cells, loses in "
+        f"{c['losses']}, ties in {c['ties']} (tie: |ΔR²| ≤ {MARGIN}); median ΔR² = "
+        f"{c['median_diff']:+.3f}"
+    )
+
+
+def build_blocks(res: dict[str, Any], meta: dict[str, Any], params: Any, figs: dict) -> list:
+    """The summary as a list of (kind, payload) blocks: h1/h2/p/ul/table/img."""
+    reg = res["regression"]
+    target = res["target"]
+    b: list[tuple[str, Any]] = [("h1", "snntopo analysis summary")]
+    sets = meta["feature_sets"]
+    b.append(("h2", "Protocol"))
+    b.append(
+        (
+            "ul",
+            [
+                f"Tables: {meta['tables']} ({meta['tables_layout']} layout); "
+                f"{meta['n_networks']} networks used.",
+                f"Target: **{target}**"
+                + (
+                    " (no dense baselines in the tables, so the accuracy itself; within one "
+                    "architecture a drop w.r.t. one dense accuracy is the same quantity shifted)"
+                    if target == "accuracy"
+                    else ""
+                )
+                + ".",
+                "Feature sets (columns): "
+                + ", ".join(f"{k} ({len(v)})" for k, v in sets.items())
+                + ". `sparsity` = global sparsity only; `density` = global sparsity + mean/std/"
+                "min/max of layer density (how many weights each layer keeps, not which); "
+                "`layer_density` = every layer's density; BGE per-layer metrics are averaged "
+                "over layers; Ramanujan metrics are averaged over layers per network.",
+                f"Models: {', '.join(params.models)} (ridge: signed-log, standardised, clipped "
+                "features; gbt: histogram gradient boosting, 100 trees of ≤8 leaves).",
+                f"Grouped {params.n_splits}-fold CV × {params.n_repeats} repeats (seed "
+                f"{params.seed}); a group is one configuration (dataset, arch, method, sparsity), "
+                "so the seeds of a configuration are never split between train and test. "
+                "Scopes: pooled, per architecture, per sparsity (each its own models).",
+                "Scores: R² and MAE per held-out fold (mean ± sd in regression.csv) and "
+                "`r2_oof`, the R² of all out-of-fold predictions together (steadier on small "
+                "folds; used for the verdicts below).",
+                "NaN handling: ±inf → NaN; columns all-NaN or constant within a scope are "
+                "dropped; other NaNs are imputed with the training-fold median.",
+            ],
+        )
+    )
+    if meta["notes"]:
+        b.append(("p", "Data notes:"))
+        b.append(("ul", meta["notes"]))
+
+    # Claim: Ramanujan metrics are only as good as layer density.
+    b.append(("h2", "1. Are Ramanujan metrics only as good as layer density? (paper 4.1)"))
+    if "ramanujan_density" in res:
+        corr = res["ramanujan_density"]
+        call = corr[corr["arch"] == "all"][
+            ["encoding", "metric", "n_layers", "pearson_r", "spearman_rho"]
+        ]
+        b.append(("p", "Per-layer correlation of each Ramanujan metric with layer density:"))
+        b.append(("table", call))
+        c = compare(reg, "ramanujan", "density")
+        c2 = compare(reg, "ramanujan+density", "density")
+        b.append(("p", "Predicting the target from Ramanujan features vs density: " + _verdict(
+            {**c, "wins": c["losses"], "losses": c["wins"]}, "density", "ramanujan"
+        )))  # fmt: skip
+        b.append(
+            ("p", "Does adding Ramanujan features to density help? " + _verdict(c2, "ramanujan+density", "density"))
+        )  # fmt: skip
+        b.append(
+            ("table", _r2_wide(reg, ["sparsity", "density", "ramanujan", "ramanujan+density"]))
+        )
+        if "figure_ramanujan_density_png" in figs:
+            b.append(("img", figs["figure_ramanujan_density_png"]))
+    else:
+        b.append(("p", "Not testable: no Ramanujan layer table."))
+
+    # Claim: MGE better than BGEs.
+    b.append(("h2", "2. Are MGE topometrics better predictors than BGE metrics? (paper 4.2.1)"))
+    for other in ("rolled", "rolled-channel"):
+        b.append(("p", f"MGE vs {other}: " + _verdict(compare(reg, "mge", other), "mge", other)))
+    b.append(("table", _r2_wide(reg, ["sparsity", "density", "rolled", "rolled-channel", "mge",
+                                      "combined"])))  # fmt: skip
+    if "figure_regression_r2_png" in figs:
+        b.append(("img", figs["figure_regression_r2_png"]))
+
+    # Claim: importance depends on sparsity and architecture.
+    b.append(("h2", "3. Which MGE metrics matter, and does it change? (paper 4.2.2)"))
+    imp = res["importance"]
+    if not imp.empty:
+        top = (
+            imp[imp["rank"] <= 3]
+            .sort_values(["scope", "group", "rank"])
+            .groupby(["scope", "group"], sort=False)
+            .agg(top3=("feature", lambda s: ", ".join(s)), top1_share=("share", "max"))
+            .reset_index()
+        )
+        sub = top[top["scope"] != "pooled"]
+        distinct = sub.groupby("scope")["top3"].apply(lambda s: len({t.split(", ")[0] for t in s}))
+        b.append(
+            (
+                "p",
+                "Permutation importance = increase of held-out MAE when one metric is shuffled "
+                "(GBT, test folds only). Top-3 metrics per group below; the most important metric "
+                "differs across "
+                + ", ".join(f"{k} groups: {v} distinct" for k, v in distinct.items())
+                + ". The claim that importance changes with sparsity and architecture "
+                + ("**holds**" if (distinct > 1).any() else "**does not hold**")
+                + " in this sense (small test folds make single ranks noisy; see the std "
+                "column in importance.csv).",
+            )
+        )
+        b.append(("table", top))
+        if "figure_importance_png" in figs:
+            b.append(("img", figs["figure_importance_png"]))
+    else:
+        b.append(("p", "Not testable: no MGE table."))
+
+    # Claim: mixture of MGE metrics ranks PaI better than Ramanujan metrics.
+    b.append(("h2", "4. Does a mixture of MGE metrics rank PaI methods better? (paper 4.2.3)"))
+    rs = res["ranking_summary"]
+    allr = rs[(rs["arch"] == "all") & rs["scope"].isin([params.ranking_scope, "none"])]
+    allr = allr.sort_values("kendall_tau_mean", ascending=False)
+    b.append(
+        (
+            "p",
+            f"Per (dataset, arch, sparsity) cell the methods are ranked by measured {target} "
+            f"(mean over seeds) and by each predictor's out-of-fold prediction ({params.ranking_scope}"
+            "-scope models; the configuration is never in the training fold), or by a raw "
+            "Ramanujan metric read as higher-is-better ('direct:').",
+        )
+    )
+    mge_rows = allr[allr["feature_set"] == "mge"]
+    ram_rows = allr[
+        allr["feature_set"].str.startswith("direct:") | (allr["feature_set"] == "ramanujan")
+    ]
+    if len(mge_rows) and len(ram_rows):
+        best_mge = mge_rows["kendall_tau_mean"].max()
+        best_ram = ram_rows["kendall_tau_mean"].max()
+        word = (
+            "holds"
+            if best_mge > best_ram + MARGIN
+            else ("does not hold" if best_mge < best_ram - MARGIN else "is a tie")
+        )
+        b.append(
+            (
+                "p",
+                f"Best MGE model: mean tau {best_mge:.3f}; best Ramanujan-based predictor: "
+                f"{best_ram:.3f}. The claim **{word}** on these tables.",
+            )
+        )
+    b.append(("table", allr[["feature_set", "model", "scope", "n_cells", "kendall_tau_mean",
+                             "kendall_tau_std", "top1_rate"]]))  # fmt: skip
+    if "figure_ranking_tau_png" in figs:
+        b.append(("img", figs["figure_ranking_tau_png"]))
+    b.append(("h2", "Provenance"))
+    b.append(
+        ("p", "Library versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
+    )
+    return b
+
+
+def render_markdown(blocks: list, base: Path) -> str:
+    out = []
+    for kind, x in blocks:
+        if kind == "h1":
+            out.append(f"# {x}")
+        elif kind == "h2":
+            out.append(f"## {x}")
+        elif kind == "p":
+            out.append(x)
+        elif kind == "ul":
+            out.append("\n".join(f"- {i}" for i in x))
+        elif kind == "table":
+            out.append(_md_table(x))
+        elif kind == "img":
+            rel = Path(x).relative_to(base)
+            out.append(f"![{rel.stem}]({rel.as_posix()})")
+    return "\n\n".join(out) + "\n"
+
+
+def _inline(text: str) -> str:
+    """Escape, then turn **bold** and `code` into tags."""
+    import re
+
+    t = html.escape(text)
+    t = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", t)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", t)
+
+
+def render_html(blocks: list, base: Path) -> str:
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>snntopo analysis</title>",
+        "<style>body{font-family:sans-serif;max-width:70em;margin:2em auto;line-height:1.4}"
+        "table{border-collapse:collapse;font-size:85%;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+        "img{max-width:100%}</style></head><body>",
+    ]
+    for kind, x in blocks:
+        if kind in ("h1", "h2"):
+            parts.append(f"<{kind}>{html.escape(x)}</{kind}>")
+        elif kind == "p":
+            parts.append(f"<p>{_inline(x)}</p>")
+        elif kind == "ul":
+            parts.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in x) + "</ul>")
+        elif kind == "table":
+            parts.append(_html_table(x))
+        elif kind == "img":
+            rel = Path(x).relative_to(base).as_posix()
+            parts.append(f"<p><img src='{html.escape(rel)}' alt='{html.escape(rel)}'></p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_summary(
+    res: dict[str, Any], meta: dict[str, Any], params: Any, out: Path, paths: dict[str, Path]
+) -> dict[str, Path]:
+    """Write summary.md and summary.html (figures linked relative to ``out``)."""
+    blocks = build_blocks(res, meta, params, paths)
+    write_text(out / "summary.md", render_markdown(blocks, out))
+    write_text(out / "summary.html", render_html(blocks, out))
+    return {"summary_md": out / "summary.md", "summary": out / "summary.html"}

@@ -1,0 +1,173 @@
+"""Figures of the analysis stage (seaborn, Agg backend), each written as PNG and SVG atomically.
+
+Why both formats: PNG is embedded in the HTML summary; SVG is for the paper-style report. Scatter
+points are rasterised inside the SVG so the file stays small with ~10k layers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from ..io import atomic_path  # noqa: E402
+
+SET_ORDER = (
+    "sparsity",
+    "density",
+    "layer_density",
+    "ramanujan",
+    "ramanujan+density",
+    "rolled",
+    "rolled-channel",
+    "mge",
+    "combined",
+)
+FAMILY_ORDER = ("local", "neighbourhood", "strength", "global", "expansion", "other")
+
+
+def save_figure(fig: plt.Figure, base: Path) -> dict[str, Path]:
+    """Write ``base.png`` and ``base.svg`` atomically and close the figure."""
+    out = {}
+    for ext in ("png", "svg"):
+        path = base.with_suffix(f".{ext}")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext, dpi=120, bbox_inches="tight")
+        out[f"figure_{base.name}_{ext}"] = path
+    plt.close(fig)
+    return out
+
+
+def _order(names: pd.Series) -> list[str]:
+    present = list(dict.fromkeys(names))
+    return [s for s in SET_ORDER if s in present] + [s for s in present if s not in SET_ORDER]
+
+
+def regression_figure(folds: pd.DataFrame, target: str) -> plt.Figure:
+    """Held-out R2 per feature set and model; one panel per pooled/architecture scope.
+
+    Bars are fold means, error bars one standard deviation over folds; the axis is clipped at
+    -1 because a few folds of collapsed networks give very negative R2 (the CSV has the values).
+    """
+    data = folds[folds["scope"].isin(["pooled", "arch"])].copy()
+    data["panel"] = np.where(data["scope"] == "pooled", "pooled", data["group"])
+    panels = ["pooled", *sorted(data.loc[data["scope"] == "arch", "group"].unique())]
+    g = sns.catplot(
+        data=data,
+        x="feature_set",
+        y="r2",
+        hue="model",
+        col="panel",
+        col_order=panels,
+        order=_order(data["feature_set"]),
+        kind="bar",
+        errorbar="sd",
+        col_wrap=min(len(panels), 3),
+        height=3.2,
+        aspect=1.3,
+        sharey=True,
+    )
+    g.set(ylim=(-1, 1))
+    g.set_axis_labels("", f"held-out R$^2$ ({target})")
+    for ax in g.axes.flat:
+        ax.axhline(0, color="k", lw=0.6)
+        ax.tick_params(axis="x", rotation=60)
+    g.figure.suptitle("Grouped-CV R$^2$ by feature set", y=1.02)
+    return g.figure
+
+
+def importance_figure(importance: pd.DataFrame) -> plt.Figure:
+    """Heat map of each MGE metric's share of the positive permutation importance per group."""
+    imp = importance.copy()
+    imp["column"] = np.where(
+        imp["scope"] == "pooled",
+        "pooled",
+        np.where(imp["scope"] == "arch", imp["group"], "s=" + imp["group"].astype(str)),
+    )
+    fam_rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
+    rows = (
+        imp[["feature", "family"]]
+        .drop_duplicates()
+        .assign(k=lambda d: d["family"].map(fam_rank))
+        .sort_values(["k", "feature"])
+    )
+    cols = list(dict.fromkeys(imp.sort_values(["scope", "group"])["column"]))
+    cols = ["pooled", *[c for c in cols if c != "pooled"]] if "pooled" in cols else cols
+    mat = imp.pivot_table(index="feature", columns="column", values="share").loc[
+        rows["feature"], cols
+    ]
+    mat.index = [f"{f} ({fam})" for f, fam in zip(rows["feature"], rows["family"], strict=True)]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(cols), 0.9 + 0.38 * len(mat)))
+    sns.heatmap(mat, annot=True, fmt=".2f", cmap="viridis", cbar_kws={"label": "share"}, ax=ax)
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    ax.set_title("MGE permutation importance (held-out folds, GBT)")
+    return fig
+
+
+def ranking_figure(summary: pd.DataFrame, scope: str) -> plt.Figure:
+    """Mean Kendall tau over (dataset, arch, sparsity) cells per predictor."""
+    data = summary[(summary["arch"] == "all") & summary["scope"].isin([scope, "none"])].copy()
+    data["predictor"] = np.where(
+        data["model"] == "none", data["feature_set"], data["feature_set"] + " / " + data["model"]
+    )
+    data = data.sort_values("kendall_tau_mean")
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(data) + 1.2))
+    colors = np.where(data["model"] == "none", "tab:gray", "tab:blue")
+    ax.barh(data["predictor"], data["kendall_tau_mean"], xerr=data["kendall_tau_std"], color=colors)
+    ax.axvline(0, color="k", lw=0.6)
+    ax.set_xlim(-1, 1)
+    ax.set_xlabel("Kendall tau, measured vs predicted PaI ranking (mean ± sd over cells)")
+    ax.set_title(f"PaI ranking agreement (models: {scope} scope; grey: raw Ramanujan metric)")
+    return fig
+
+
+def ramanujan_figure(layers: pd.DataFrame, corr: pd.DataFrame) -> plt.Figure:
+    """Each Ramanujan metric against layer density, one panel per metric, coloured by arch."""
+    metrics = ["degree_bound", "iterative_spectral_gap", "iterative_degree_bound",
+               "weighted_spectral_gap"]  # fmt: skip
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.6))
+    for ax, m in zip(axes, metrics, strict=True):
+        d = layers[["arch", "layer_density", m]].replace([np.inf, -np.inf], np.nan).dropna()
+        sns.scatterplot(
+            data=d, x="layer_density", y=m, hue="arch", s=6, alpha=0.5, linewidth=0,
+            ax=ax, rasterized=True, legend=ax is axes[-1],
+        )  # fmt: skip
+        row = corr[(corr["arch"] == "all") & (corr["metric"] == m)]
+        if len(row):
+            r = row.iloc[0]
+            ax.set_title(f"{m}\nPearson {r.pearson_r:.2f}, Spearman {r.spearman_rho:.2f}")
+        ax.set_xscale("log")
+    fig.suptitle("Ramanujan metrics vs layer density (per layer)", y=1.03)
+    return fig
+
+
+def write_figures(
+    res: dict[str, Any], fig_dir: Path, ranking_scope: str = "arch"
+) -> dict[str, Path]:
+    """Every figure the results allow; returns name -> path."""
+    fig_dir = Path(fig_dir)
+    sns.set_theme(style="whitegrid", context="paper")
+    out: dict[str, Path] = {}
+    out.update(save_figure(regression_figure(res["regression_folds"], res["target"]),
+                           fig_dir / "regression_r2"))  # fmt: skip
+    if not res["importance"].empty:
+        out.update(save_figure(importance_figure(res["importance"]), fig_dir / "importance"))
+    out.update(save_figure(ranking_figure(res["ranking_summary"], ranking_scope),
+                           fig_dir / "ranking_tau"))  # fmt: skip
+    if "ramanujan_density" in res and res.get("ramanujan_layers") is not None:
+        out.update(
+            save_figure(
+                ramanujan_figure(res["ramanujan_layers"], res["ramanujan_density"]),
+                fig_dir / "ramanujan_density",
+            )
+        )
+    return out
