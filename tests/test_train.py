@@ -228,6 +228,8 @@ def test_config_validation():
     cfg = TrainConfig.from_dict({"epochs": 3, "milestones": [1, 2], "amp": "off"})
     assert cfg.milestones == (1, 2) and cfg.lr == 0.1 and cfg.batch_size == 128
     assert TrainConfig.from_dict(None) == TrainConfig()
+    assert TrainConfig.from_dict({"channels_last": "off"}).channels_last is False
+    assert TrainConfig.from_dict({"channels_last": "on"}).channels_last is True
     with pytest.raises(ConfigError, match="unknown key"):
         TrainConfig.from_dict({"epoch": 3})
     with pytest.raises(ConfigError, match="train.epochs"):

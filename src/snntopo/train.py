@@ -47,6 +47,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from .artifacts import load_trained_meta, load_trained_weights, save_trained
 from .data import make_loader
 from .errors import CheckpointError, ConfigError, DeviceError, MaskError
 from .io import atomic_path
@@ -84,7 +85,7 @@ class TrainConfig:
     amp: str = "auto"
     """``auto`` (bf16 on CUDA when supported, else fp16; off on CPU), ``off``, ``bf16``, ``fp16``."""
     channels_last: bool | str = "auto"
-    """``auto``: on CUDA when mixed precision is on (tensor-core convs prefer NHWC)."""
+    """``auto`` | ``on`` | ``off``. ``auto``: on CUDA when mixed precision is on (tensor-core convs prefer NHWC)."""
     num_workers: int = 0
     device: str = "auto"
     log_every: int = 0
@@ -176,6 +177,13 @@ def _coerce(where: str, key: str, value: Any) -> Any:
     if key == "nesterov":
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if key in ("channels_last", "deterministic"):
+        words = {"on": True, "true": True, "off": False, "false": False, "auto": "auto"}
+        if isinstance(value, str) and value.lower() in words:
+            return words[value.lower()]
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected auto, on/true or off/false, got {value!r}")
         return value
     if key in ("amp", "device"):
         if value is False or value is None:
@@ -682,10 +690,13 @@ __all__ = [
     "apply_masks",
     "evaluate",
     "load_checkpoint",
+    "load_trained_meta",
+    "load_trained_weights",
     "mask_gradients",
     "paper_recipe",
     "prepare_masks",
     "resolve_amp",
     "resolve_device",
+    "save_trained",
     "train_masked",
 ]
