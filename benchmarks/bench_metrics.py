@@ -12,6 +12,15 @@ Usage::
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
 import numpy as np
 
 # (name, c_in, c_out, size_in, stride) of ResNet-20's convolutions on a 32x32x3 input; the block
@@ -115,3 +124,98 @@ def synthetic_resnet20_mge(density: float = 0.65, seed: int = 0):
             "synthetic": {"arch": "resnet20", "density": density, "seed": seed},
         },
     )
+
+
+def _worker(path: str, family: str, params: dict) -> None:
+    """Child process: load the graph, compute one family, print one JSON line."""
+    from snntopo.encode.graph import load_graph
+    from snntopo.metrics import compute_family
+    from snntopo.perf import peak_rss_mb
+
+    t0 = time.perf_counter()
+    graph = load_graph(path)
+    load_s = time.perf_counter() - t0
+    art = compute_family(family, graph, params)
+    print(
+        json.dumps(
+            {
+                "family": family,
+                "seconds": round(art["seconds"], 3),
+                "load_seconds": round(load_s, 3),
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+                "nodes": graph.n_nodes,
+                "edges": graph.n_edges,
+                "network": art["network"],
+                "nan_reasons": art["nan_reasons"],
+            }
+        )
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    from snntopo.metrics import FAMILIES
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--synthetic", action="store_true", help="ResNet-20-sized conv-like MGE")
+    src.add_argument("--graph", help="a stored graph .npz")
+    ap.add_argument("--density", type=float, default=0.65, help="synthetic mask density")
+    ap.add_argument("--save", help="keep the synthetic graph at this path")
+    ap.add_argument("--families", nargs="+", default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--param", action="append", default=[], help="KEY=VALUE metric parameter")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    params: dict = {"seed": args.seed, "threads": args.threads}
+    for kv in args.param:
+        k, v = kv.split("=", 1)
+        params[k] = json.loads(v)
+    if args.worker:
+        _worker(args.graph, args.worker, params)
+        return 0
+    tmpdir = None
+    path = args.graph
+    if args.synthetic:
+        from snntopo.encode.graph import save_graph
+
+        t0 = time.perf_counter()
+        g = synthetic_resnet20_mge(args.density, args.seed)
+        print(
+            f"synthetic graph: {g.n_nodes} nodes, {g.n_edges} edges ({time.perf_counter() - t0:.1f} s)"
+        )
+        if args.save:
+            path = args.save
+        else:
+            tmpdir = tempfile.TemporaryDirectory()
+            path = str(Path(tmpdir.name) / "synthetic.npz")
+        save_graph(path, g)
+        del g
+    families = args.families or [f for f in FAMILIES.names() if not FAMILIES.meta(f).get("layered")]
+    total = 0.0
+    print(f"{'family':<14}{'seconds':>9}{'load s':>8}{'peak RSS MB':>13}")
+    for fam in families:
+        cmd = [sys.executable, __file__, "--graph", path, "--worker", fam]
+        cmd += ["--seed", str(args.seed), "--threads", str(args.threads)]
+        for kv in args.param:
+            cmd += ["--param", kv]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+        if proc.returncode != 0:
+            print(f"{fam:<14} FAILED\n{proc.stderr[-2000:]}")
+            continue
+        rec = json.loads(proc.stdout.strip().splitlines()[-1])
+        total += rec["seconds"]
+        print(
+            f"{fam:<14}{rec['seconds']:>9.2f}{rec['load_seconds']:>8.2f}{rec['peak_rss_mb']:>13.0f}"
+        )
+        print("    " + json.dumps(rec["network"]))
+        if rec["nan_reasons"]:
+            print("    NaN: " + json.dumps(rec["nan_reasons"]))
+    print(f"{'total':<14}{total:>9.2f}")
+    if tmpdir is not None:
+        tmpdir.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -70,8 +70,7 @@ def compute_family(
     if graph.layers:
         for layer_id, (layer, lg) in enumerate(graph.layer_graphs()):
             lname = str(layer.get("name", layer_id))
-            res = fn(lg, p)
-            values, reasons = normalised(res, lg)
+            values, reasons = normalised(_as_result(fn(lg, p)), lg)
             row: dict[str, Any] = {
                 "layer_id": layer_id,
                 "layer_name": lname,
@@ -82,7 +81,7 @@ def compute_family(
             nan_reasons.update({f"{lname}/{k}": v for k, v in reasons.items()})
         network = _aggregate(rows, nan_reasons)
     else:
-        network, reasons = normalised(fn(graph, p), graph)
+        network, reasons = normalised(_as_result(fn(graph, p)), graph)
         nan_reasons.update(reasons)
     return {
         "family": name,
@@ -93,6 +92,15 @@ def compute_family(
         "seconds": time.perf_counter() - t0,
         "provenance": provenance(family=name, encoding=encoding, **p),
     }
+
+
+def _as_result(res: FamilyResult | Mapping[str, float]) -> FamilyResult:
+    """Families may return a plain ``{metric: value}`` dict; NaNs then get a generic reason."""
+    if isinstance(res, FamilyResult):
+        return res
+    values = {k: float(v) for k, v in res.items()}
+    reasons = {k: "family returned NaN" for k, v in values.items() if math.isnan(v)}
+    return FamilyResult(values, reasons)
 
 
 def layer_density(layer: Mapping[str, Any], lg: Graph) -> float:

@@ -23,9 +23,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "motif_sample_fraction": 0.001,
     "motif_min_sample": 1,
     # eigensolver (ARPACK via scipy eigsh): fixed start vector from the seed
-    "eig_tol": 1e-8,
-    "eig_maxiter": 20000,
-    "eig_ncv": 24,
+    "eigsh_tol": 1e-6,
+    "eigsh_maxiter": 10000,
+    "eigsh_ncv": 24,
     # graphs up to this many nodes get exact dense eigenvalues instead of ARPACK
     "dense_eig_max_nodes": 2000,
     # rows per chunk of the boolean product that counts 2-hop neighbourhoods

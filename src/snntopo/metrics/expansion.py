@@ -34,7 +34,7 @@ def extreme_eigenvalues(
         order = np.argsort(-np.abs(vals)) if which == "LM" else np.argsort(-vals)
         return vals[order[:k]]
     v0 = np.random.default_rng(int(params["seed"])).uniform(0.5, 1.5, size=n)
-    ncv = min(n - 1, max(int(params["eig_ncv"]), 2 * k + 1))
+    ncv = min(n - 1, max(int(params["eigsh_ncv"]), 2 * k + 1))
     try:
         vals = eigsh(
             mat,
@@ -42,8 +42,8 @@ def extreme_eigenvalues(
             which=which,
             v0=v0,
             ncv=ncv,
-            tol=float(params["eig_tol"]),
-            maxiter=int(params["eig_maxiter"]),
+            tol=float(params["eigsh_tol"]),
+            maxiter=int(params["eigsh_maxiter"]),
             return_eigenvectors=False,
         )
     except ArpackNoConvergence as exc:

@@ -1,0 +1,248 @@
+"""Every metric family against an independent computation on small graphs (networkx, igraph,
+dense numpy), plus the hand-counted local metrics and the paper's normalisations."""
+
+from __future__ import annotations
+
+import math
+
+import igraph as ig
+import networkx as nx
+import numpy as np
+import pytest
+
+from snntopo.encode.graph import Block, Graph, from_edges
+from snntopo.metrics import compute_family
+from snntopo.metrics import neighbourhood as nbmod
+from snntopo.metrics.algorithms import (
+    bridges_and_articulation_points,
+    coreness,
+    undirected_adjacency,
+)
+
+
+def layered_graph(sizes: list[int], p: float, seed: int, skip: float = 0.0) -> Graph:
+    """Random multipartite DAG: edges between consecutive blocks (and block l -> l+2 with prob.
+    ``skip``), like a small MGE with shortcuts."""
+    rng = np.random.default_rng(seed)
+    offs = np.cumsum([0, *sizes])
+    blocks = [Block(f"b{i}", int(offs[i]), int(offs[i + 1]), (s,)) for i, s in enumerate(sizes)]
+    src, dst = [], []
+    for i in range(len(sizes) - 1):
+        for j, prob in ((i + 1, p), (i + 2, skip)):
+            if j >= len(sizes) or prob == 0:
+                continue
+            m = rng.random((sizes[i], sizes[j])) < prob
+            s, d = np.nonzero(m)
+            src.append(s + offs[i])
+            dst.append(d + offs[j])
+    s, d = np.concatenate(src), np.concatenate(dst)
+    w = rng.uniform(0.05, 1.0, s.shape[0])
+    return from_edges(s, d, w, blocks, meta={"encoding": "mge"})
+
+
+def random_digraph(n: int, m: int, seed: int) -> Graph:
+    """Random directed multigraph (parallel and reciprocal edges allowed, no self-loops)."""
+    rng = np.random.default_rng(seed)
+    s, d = rng.integers(0, n, m), rng.integers(0, n, m)
+    keep = s != d
+    w = rng.uniform(0.1, 1.0, m)
+    return from_edges(s[keep], d[keep], w[keep], [Block("all", 0, n, (n,))], meta={})
+
+
+def to_nx(graph: Graph) -> nx.DiGraph:
+    g = nx.DiGraph()
+    g.add_nodes_from(range(graph.n_nodes))
+    for u, v, w in zip(graph.sources(), graph.indices, graph.weights, strict=True):
+        g.add_edge(int(u), int(v), weight=float(w))
+    return g
+
+
+GRAPHS = [layered_graph([6, 9, 9, 7, 3], 0.25, s, skip=0.05) for s in range(4)] + [
+    layered_graph([5, 12, 4], 0.08, 10)  # sparse: bridges, sinks, isolated nodes
+]
+
+
+# ----------------------------------------------------------------------------------- local
+def tiny() -> Graph:
+    """Hand-made: inputs i0..i2, hidden h0..h3, outputs o0..o2.
+
+    i2 and o2 are isolated; h2 is a dead end (in-edges from i0, i1); h3 a dangling source."""
+    blocks = [Block("in", 0, 3, (3,)), Block("h", 3, 7, (4,)), Block("out", 7, 10, (3,))]
+    i0, i1, h0, h1, h2, h3, o0, o1 = 0, 1, 3, 4, 5, 6, 7, 8
+    edges = [(i0, h0), (i0, h1), (i1, h1), (i0, h2), (i1, h2), (h0, o0), (h1, o0), (h1, o1)]
+    edges.append((h3, o1))
+    s, d = np.array(edges).T
+    return from_edges(s, d, np.full(len(edges), 0.5), blocks, meta={"encoding": "mge"})
+
+
+def test_local_hand_counted_with_normalisation():
+    net = compute_family("local", tiny())["network"]
+    assert net["nodes"] == 10 and net["edges"] == 9
+    assert net["sink_nodes"] == 1 and net["sink_nodes_norm"] == pytest.approx(1 / 10)
+    assert net["source_nodes"] == 1 and net["source_nodes_norm"] == pytest.approx(1 / 10)
+    assert net["disc_nodes"] == 2 and net["disc_nodes_norm"] == pytest.approx(2 / 10)
+    assert net["r_out"] == 2 and net["r_out_norm"] == pytest.approx(2 / 9)
+    assert net["r_in"] == 1 and net["r_in_norm"] == pytest.approx(1 / 9)
+    assert "nodes_norm" not in net
+
+
+@pytest.mark.parametrize("graph", GRAPHS)
+def test_local_against_networkx(graph):
+    g = to_nx(graph)
+    inp, outp = range(graph.blocks[0].start, graph.blocks[0].stop), graph.blocks[-1]
+    sinks = [v for v in g if g.out_degree(v) == 0 and g.in_degree(v) > 0 and not outp.start <= v]
+    sources = [v for v in g if g.in_degree(v) == 0 and g.out_degree(v) > 0 and v not in inp]
+    net = compute_family("local", graph)["network"]
+    assert net["sink_nodes"] == len(sinks)
+    assert net["source_nodes"] == len(sources)
+    assert net["disc_nodes"] == sum(1 for v in g if g.degree(v) == 0)
+    assert net["r_out"] == sum(g.in_degree(v) for v in sinks)
+    assert net["r_in"] == sum(g.out_degree(v) for v in sources)
+
+
+# ---------------------------------------------------------------------------- neighbourhood
+@pytest.mark.parametrize("graph", GRAPHS + [random_digraph(40, 120, 3)])
+def test_neighbourhood_sizes_against_networkx_and_igraph(graph):
+    g = to_nx(graph)
+    n = graph.n_nodes
+    hop1 = np.mean([len(nx.single_source_shortest_path_length(g, v, cutoff=1)) for v in g])
+    hop2 = np.mean([len(nx.single_source_shortest_path_length(g, v, cutoff=2)) for v in g])
+    net = compute_family("neighbourhood", graph, {"motif_min_sample": 2})["network"]
+    assert net["one_hop_nei"] == pytest.approx(hop1)
+    assert net["two_hop_nei"] == pytest.approx(hop2)
+    assert net["two_hop_nei_norm"] == pytest.approx(hop2 / graph.n_edges)
+    gi = graph.to_igraph()
+    assert net["two_hop_nei"] == pytest.approx(np.mean(gi.neighborhood_size(order=2, mode="out")))
+    assert n == g.number_of_nodes()
+
+
+def test_two_hop_chunks_threads_and_fallback_agree(monkeypatch):
+    graph = layered_graph([20, 30, 30, 10], 0.2, 5, skip=0.1)
+    b = nbmod._closed_structure(graph)
+    ref = nbmod.two_hop_total(b, chunk_rows=10_000)
+    assert nbmod.two_hop_total(b, chunk_rows=7, threads=2) == ref
+    monkeypatch.setattr(nbmod, "_maxnnz", None)
+    assert nbmod.two_hop_total(b, chunk_rows=13) == ref
+
+
+def test_motif_estimate_deterministic_and_equal_to_igraph():
+    graph = GRAPHS[0]
+    params = {"seed": 7, "motif_min_sample": 5}
+    a = compute_family("neighbourhood", graph, params)["network"]["motif"]
+    b = compute_family("neighbourhood", graph, params)["network"]["motif"]
+    assert a == b
+    rng = np.random.default_rng(7)
+    roots = np.sort(rng.choice(graph.n_nodes, size=5, replace=False)).tolist()
+    direct = graph.to_igraph().motifs_randesu_estimate(size=4, sample=roots)
+    assert a == pytest.approx(direct)
+
+
+# --------------------------------------------------------------------------------- strength
+@pytest.mark.parametrize("graph", GRAPHS)
+def test_strength_and_coreness_against_networkx(graph):
+    g = to_nx(graph)
+    strength = np.mean(
+        [g.in_degree(v, weight="weight") + g.out_degree(v, weight="weight") for v in g]
+    )
+    core = np.mean(list(nx.core_number(g.to_undirected()).values()))
+    net = compute_family("strength", graph)["network"]
+    assert net["avg_node_strength"] == pytest.approx(strength, rel=1e-6)
+    assert net["k_core"] == pytest.approx(core)
+    assert net["k_core_norm"] == pytest.approx(core / graph.n_edges)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_coreness_matches_igraph_on_multigraphs(seed):
+    rng = np.random.default_rng(seed)
+    n, m = int(rng.integers(1, 40)), int(rng.integers(0, 80))
+    s, d = rng.integers(0, n, m), rng.integers(0, n, m)  # self-loops and parallel edges too
+    graph = from_edges(s, d, np.ones(m), [Block("a", 0, n, (n,))])
+    ref = ig.Graph(n=n, edges=list(zip(s.tolist(), d.tolist(), strict=True)), directed=True)
+    np.testing.assert_array_equal(coreness(*undirected_adjacency(graph)), ref.coreness(mode="all"))
+
+
+# ----------------------------------------------------------------------------------- global
+@pytest.mark.parametrize("graph", GRAPHS)
+def test_global_against_networkx(graph):
+    g = to_nx(graph)
+    u = g.to_undirected()
+    n_comp = nx.number_weakly_connected_components(g)
+    net = compute_family("global", graph)["network"]
+    assert net["cut_edges"] == len(list(nx.bridges(u)))
+    assert net["cut_nodes"] == len(list(nx.articulation_points(u)))
+    assert net["cut_nodes_norm"] == pytest.approx(net["cut_nodes"] / graph.n_edges)
+    assert net["no_connected_components"] == n_comp
+    assert net["mean_connected_components"] == pytest.approx(graph.n_nodes / n_comp)
+    assert net["mean_connected_components_norm"] == pytest.approx(1 / n_comp)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_bridges_and_articulation_points_match_igraph_on_multigraphs(seed):
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(1, 60))
+    m = int(rng.integers(0, 2 * n + 2))
+    s, d = rng.integers(0, n, m), rng.integers(0, n, m)
+    graph = from_edges(s, d, np.ones(m), [Block("a", 0, n, (n,))])
+    ref = ig.Graph(n=n, edges=list(zip(s.tolist(), d.tolist(), strict=True)), directed=True)
+    assert bridges_and_articulation_points(graph) == (
+        len(ref.bridges()),
+        len(ref.articulation_points()),
+    )
+
+
+def test_bridges_on_long_path_and_star():
+    """Deep DFS trees (a path of 5000 nodes) and a wide one (a star)."""
+    n = 5000
+    path = from_edges(np.arange(n - 1), np.arange(1, n), np.ones(n - 1), [Block("a", 0, n, (n,))])
+    assert bridges_and_articulation_points(path) == (n - 1, n - 2)
+    star = from_edges(
+        np.zeros(50, dtype=int), np.arange(1, 51), np.ones(50), [Block("a", 0, 51, (51,))]
+    )
+    assert bridges_and_articulation_points(star) == (50, 1)
+
+
+# -------------------------------------------------------------------------------- expansion
+def dense_spectra(graph: Graph) -> tuple[float, float]:
+    n = graph.n_nodes
+    a = np.zeros((n, n))
+    a[graph.sources(), graph.indices] = graph.weights
+    a = a + a.T
+    mags = np.sort(np.abs(np.linalg.eigvalsh(a)))[::-1]
+    lap = np.diag(a.sum(axis=0)) - a
+    return mags[0] - mags[2], np.linalg.eigvalsh(lap).max()
+
+
+@pytest.mark.parametrize("graph", GRAPHS)
+@pytest.mark.parametrize("dense_max", [10_000, 0])  # exact dense path and the ARPACK path
+def test_expansion_against_dense_eigenvalues(graph, dense_max):
+    gap, radius = dense_spectra(graph)
+    net = compute_family(
+        "expansion", graph, {"dense_eig_max_nodes": dense_max, "eigsh_tol": 1e-10}
+    )["network"]
+    assert net["spectral_gap"] == pytest.approx(gap, rel=1e-6, abs=1e-8)
+    assert net["spectral_radius"] == pytest.approx(radius, rel=1e-8)
+
+
+def test_expansion_seeded_start_vector_is_deterministic():
+    graph = layered_graph([30, 40, 40, 20], 0.2, 9, skip=0.05)
+    params = {"dense_eig_max_nodes": 0, "seed": 3}
+    a = compute_family("expansion", graph, params)["network"]
+    b = compute_family("expansion", graph, params)["network"]
+    assert a == b
+
+
+# ---------------------------------------------------------------------------- NaN reasons
+def test_graph_without_edges_gives_nan_with_reasons():
+    blocks = [Block("in", 0, 4, (4,)), Block("out", 4, 6, (2,))]
+    empty = from_edges(np.array([], int), np.array([], int), np.array([]), blocks)
+    exp = compute_family("expansion", empty)
+    assert math.isnan(exp["network"]["spectral_gap"])
+    assert "no edges" in exp["nan_reasons"]["spectral_gap"]
+    loc = compute_family("local", empty)
+    assert loc["network"]["disc_nodes"] == 6
+    assert math.isnan(loc["network"]["r_out_norm"])
+    assert "no edges" in loc["nan_reasons"]["r_out_norm"]
+    glob = compute_family("global", empty)["network"]
+    assert glob["cut_edges"] == 0 and glob["no_connected_components"] == 6
+    nb = compute_family("neighbourhood", empty, {"motif_min_sample": 2})["network"]
+    assert nb["one_hop_nei"] == 1 and nb["two_hop_nei"] == 1 and nb["motif"] == 0
