@@ -1,0 +1,215 @@
+"""Ramanujan metrics, the layered driver (rows, aggregates, NaN reasons), the registry and the CLI.
+
+The reference values come from a direct dense-numpy implementation of the definitions (spec E):
+full symmetric adjacency matrices, ``eigvalsh``, third-largest magnitude -- not the singular-value
+shortcut the family uses.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from snntopo.cli import main as cli_main
+from snntopo.encode.graph import Block, Graph, from_edges, load_graph, save_graph
+from snntopo.errors import ConfigError
+from snntopo.metrics import FAMILIES, FamilyResult, compute_family
+
+
+def bge(layers: list[tuple[np.ndarray, np.ndarray]], encoding: str = "rolled") -> Graph:
+    """A BGE from per-layer weight matrices W (right x left) with zeros = pruned."""
+    blocks, layer_meta, src, dst, w = [], [], [], [], []
+    start = 0
+    for i, (wmat, _) in enumerate(layers):
+        n_r, n_l = wmat.shape
+        left = Block(f"L{i}", start, start + n_l, (n_l,))
+        right = Block(f"R{i}", left.stop, left.stop + n_r, (n_r,))
+        blocks += [left, right]
+        r, c = np.nonzero(wmat)
+        src.append(left.start + c)
+        dst.append(right.start + r)
+        w.append(np.abs(wmat[r, c]))
+        layer_meta.append({"name": f"conv{i}", "left": 2 * i, "right": 2 * i + 1})
+        start = right.stop
+    return from_edges(
+        np.concatenate(src),
+        np.concatenate(dst),
+        np.concatenate(w),
+        blocks,
+        meta={"encoding": encoding},
+        layers=layer_meta,
+    )
+
+
+def sym(b: np.ndarray) -> np.ndarray:
+    nl, nr = b.shape
+    a = np.zeros((nl + nr, nl + nr))
+    a[:nl, nl:] = b
+    a[nl:, :nl] = b.T
+    return a
+
+
+def third_mag(a: np.ndarray) -> tuple[float, float]:
+    mags = np.sort(np.abs(np.linalg.eigvalsh(a)))[::-1]
+    return mags[0], mags[2]
+
+
+def ref_delta_r(b: np.ndarray) -> float:
+    """Normalised delta_r of a 0/1 biadjacency after dropping zero-degree nodes."""
+    b = b[b.sum(1) > 0][:, b.sum(0) > 0]
+    d_l, d_r = b.sum(1).mean(), b.sum(0).mean()
+    ub = math.sqrt(d_l - 1) + math.sqrt(d_r - 1)
+    return (ub - third_mag(sym(b))[1]) / ub
+
+
+def reference_layer(wmat: np.ndarray) -> dict[str, float]:
+    bw = np.abs(wmat.T).astype(np.float32).astype(np.float64)  # left x right, stored as float32
+    bu = (bw > 0).astype(float)
+    out = {"degree_bound": ref_delta_r(bu)}
+    l1, l3 = third_mag(sym(bw))
+    out["weighted_spectral_gap"] = l1 - l3
+    deg_l = bu.sum(1)
+    gaps, bounds = [], []
+    for k in sorted(set(deg_l[deg_l >= 3].tolist())):
+        rows = deg_l == k
+        sub_u, sub_w = bu[rows], bw[rows]
+        cols = sub_u.sum(0) > 0
+        if sub_u[:, cols].sum(0).mean() < 3:
+            continue
+        l1, l3 = third_mag(sym(sub_w[:, cols]))
+        gaps.append(l1 - l3)
+        bounds.append(ref_delta_r(sub_u[:, cols]))
+    out["iterative_spectral_gap"] = float(np.mean(gaps)) if gaps else math.nan
+    out["iterative_degree_bound"] = float(np.mean(bounds)) if bounds else math.nan
+    return out
+
+
+def random_layer(n_r: int, n_l: int, density: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=(n_r, n_l))
+    return w * (rng.random((n_r, n_l)) < density)
+
+
+LAYERS = [random_layer(8, 27, 0.35, 0), random_layer(16, 72, 0.6, 1), random_layer(10, 40, 0.9, 2)]
+
+
+def test_ramanujan_matches_dense_definition():
+    graph = bge([(w, None) for w in LAYERS])
+    art = compute_family("ramanujan", graph)
+    assert [r["layer_name"] for r in art["layers"]] == ["conv0", "conv1", "conv2"]
+    for row, w in zip(art["layers"], LAYERS, strict=True):
+        ref = reference_layer(w)
+        assert row["density"] == pytest.approx(np.count_nonzero(w) / w.size)
+        for key, val in ref.items():
+            if math.isnan(val):
+                assert math.isnan(row[key])
+            else:
+                assert row[key] == pytest.approx(val, rel=1e-9, abs=1e-12), key
+    net = art["network"]
+    gaps = [reference_layer(w)["weighted_spectral_gap"] for w in LAYERS]
+    assert net["mean_weighted_spectral_gap"] == pytest.approx(np.mean(gaps))
+    assert net["mean_density"] == pytest.approx(np.mean([r["density"] for r in art["layers"]]))
+
+
+def test_density_from_layer_metadata():
+    graph = bge([(LAYERS[0], None)], encoding="rolled-channel")
+    graph.layers[0].update(nnz=30, numel=120)
+    row = compute_family("ramanujan", graph)["layers"][0]
+    assert row["density"] == pytest.approx(0.25)
+
+
+def test_low_degree_layer_and_emptied_layer_give_nan_with_reason():
+    sparse = np.zeros((4, 6))
+    sparse[0, 0] = sparse[1, 1] = 1.0  # every left degree < 3: no d-left-regular subgraph
+    empty = np.zeros((3, 5))
+    empty[0, 0] = 1.0  # stands for a layer; emptied below
+    graph = bge([(sparse, None), (empty, None), (LAYERS[1], None)])
+    # empty the second layer: drop its only edge
+    keep = graph.sources() != graph.blocks[2].start
+    graph = from_edges(
+        graph.sources()[keep],
+        graph.indices[keep],
+        graph.weights[keep],
+        graph.blocks,
+        meta=graph.meta,
+        layers=graph.layers,
+    )
+    art = compute_family("ramanujan", graph)
+    rows = {r["layer_name"]: r for r in art["layers"]}
+    assert math.isnan(rows["conv0"]["iterative_spectral_gap"])
+    assert "d-left-regular" in art["nan_reasons"]["conv0/iterative_spectral_gap"]
+    assert math.isnan(rows["conv1"]["degree_bound"])
+    assert "conv1/degree_bound" in art["nan_reasons"]
+    assert math.isnan(rows["conv1"]["weighted_spectral_gap"])
+    assert rows["conv1"]["density"] == 0
+    # the aggregates skip NaN layers
+    assert art["network"]["mean_iterative_spectral_gap"] == pytest.approx(
+        rows["conv2"]["iterative_spectral_gap"]
+    )
+    exp = compute_family("expansion", graph)
+    assert "conv1/spectral_gap" in exp["nan_reasons"]
+
+
+def test_ramanujan_refuses_the_mge():
+    g = from_edges(np.array([0]), np.array([1]), np.array([1.0]), [Block("a", 0, 2, (2,))])
+    g.meta["encoding"] = "mge"
+    with pytest.raises(ConfigError, match="ramanujan"):
+        compute_family("ramanujan", g)
+
+
+def test_layered_driver_runs_every_family_per_layer():
+    graph = bge([(w, None) for w in LAYERS])
+    for fam in ("local", "neighbourhood", "strength", "global", "expansion"):
+        art = compute_family(fam, graph, {"motif_min_sample": 2})
+        assert len(art["layers"]) == 3
+        assert all(f"mean_{k}" in art["network"] for k in art["layers"][0] if "layer" not in k)
+    local_row = compute_family("local", graph)["layers"][0]
+    assert local_row["nodes"] == 27 + 8 and local_row["edges"] == np.count_nonzero(LAYERS[0])
+
+
+def test_dummy_family_registered_in_registry_is_computable():
+    def dummy(graph, params):
+        return FamilyResult({"dummy_edges": float(graph.n_edges), "cut_nodes": 2.0})
+
+    def plain(graph, params):
+        return {"plain": float(params["seed"])}
+
+    FAMILIES.register("dummy_test", dummy, encodings=("mge",))
+    FAMILIES.register("plain_test", plain)
+    try:
+        g = from_edges(np.array([0, 1]), np.array([1, 2]), np.ones(2), [Block("a", 0, 3, (3,))])
+        g.meta["encoding"] = "mge"
+        art = compute_family("dummy_test", g)
+        assert art["network"] == {"dummy_edges": 2.0, "cut_nodes": 2.0, "cut_nodes_norm": 1.0}
+        assert art["family"] == "dummy_test" and art["layers"] == []
+        assert compute_family("plain_test", g, {"seed": 5})["network"] == {"plain": 5.0}
+        g.meta["encoding"] = "rolled"
+        with pytest.raises(ConfigError, match="applies to encodings mge"):
+            compute_family("dummy_test", g)
+    finally:
+        for name in ("dummy_test", "plain_test"):
+            FAMILIES._items.pop(name, None)
+            FAMILIES._meta.pop(name, None)
+
+
+def test_cli_writes_artifact_and_prints_one_json_line(tmp_path, capsys):
+    graph = bge([(w, None) for w in LAYERS])
+    path = tmp_path / "rolled.npz"
+    save_graph(path, graph)
+    out = tmp_path / "m" / "ramanujan.json"
+    rc = cli_main(
+        ["metrics", str(path), "--families", "ramanujan", "--seed", "1", "--out", str(out)]
+    )
+    assert rc == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(line) >= {"families", "seconds", "peak_rss_mb", "nan_reasons"}
+    art = json.loads(out.read_text())
+    assert art["family"] == "ramanujan" and len(art["layers"]) == 3
+    assert line["families"]["ramanujan"] == art["network"]
+    out2 = tmp_path / "all.json"
+    assert cli_main(["metrics", str(path), "--out", str(out2)]) == 0
+    assert set(json.loads(out2.read_text())) == set(FAMILIES.names())
+    assert load_graph(path).n_edges == graph.n_edges
