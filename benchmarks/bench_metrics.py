@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -135,12 +136,16 @@ def _worker(path: str, family: str, params: dict) -> None:
     t0 = time.perf_counter()
     graph = load_graph(path)
     load_s = time.perf_counter() - t0
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
     art = compute_family(family, graph, params)
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
     print(
         json.dumps(
             {
                 "family": family,
                 "seconds": round(art["seconds"], 3),
+                "cpu_seconds": round(cpu_s, 3),
                 "load_seconds": round(load_s, 3),
                 "peak_rss_mb": round(peak_rss_mb(), 1),
                 "nodes": graph.n_nodes,
@@ -192,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         save_graph(path, g)
         del g
     families = args.families or [f for f in FAMILIES.names() if not FAMILIES.meta(f).get("layered")]
-    total = 0.0
-    print(f"{'family':<14}{'seconds':>9}{'load s':>8}{'peak RSS MB':>13}")
+    total = cpu_total = 0.0
+    print(f"{'family':<14}{'seconds':>9}{'cpu s':>8}{'load s':>8}{'peak RSS MB':>13}")
     for fam in families:
         cmd = [sys.executable, __file__, "--graph", path, "--worker", fam]
         cmd += ["--seed", str(args.seed), "--threads", str(args.threads)]
@@ -205,13 +210,16 @@ def main(argv: list[str] | None = None) -> int:
             continue
         rec = json.loads(proc.stdout.strip().splitlines()[-1])
         total += rec["seconds"]
+        cpu_total += rec["cpu_seconds"]
         print(
-            f"{fam:<14}{rec['seconds']:>9.2f}{rec['load_seconds']:>8.2f}{rec['peak_rss_mb']:>13.0f}"
+            f"{fam:<14}{rec['seconds']:>9.2f}{rec['cpu_seconds']:>8.2f}"
+            f"{rec['load_seconds']:>8.2f}{rec['peak_rss_mb']:>13.0f}"
         )
         print("    " + json.dumps(rec["network"]))
         if rec["nan_reasons"]:
             print("    NaN: " + json.dumps(rec["nan_reasons"]))
-    print(f"{'total':<14}{total:>9.2f}")
+    print(f"{'total':<14}{total:>9.2f}{cpu_total:>8.2f}")
+    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     if tmpdir is not None:
         tmpdir.cleanup()
     return 0
