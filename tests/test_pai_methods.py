@@ -18,6 +18,7 @@ from snntopo.pai.base import erk_densities
 SPARSITIES = (0.6, 0.8, 0.9, 0.95, 0.98)
 RANDOM_METHODS = ("uniform", "er", "erk")
 SCORE_METHODS = ("snip", "grasp", "synflow", "prospr")
+DATA_METHODS = ("snip", "grasp", "prospr")
 SIZE = {"conv6": 8, "resnet20": 8, "resnet32": 8, "wrn28_2": 8}
 # Small data batches keep the non-slow suite fast; the method defaults are 128/25/512.
 FAST = {"batch_size": 32, "samples_per_class": 4, "rounds": 20}
@@ -42,7 +43,7 @@ def small(arch: str, width: float = 0.25, seed: int = 0) -> nn.Module:
 
 def run(method, model, sparsity, seed=0, loader=None, **params):
     p = {**FAST, "input_shape": [3, 8, 8], **params}
-    if method in SCORE_METHODS[:2] + ("prospr",) and loader is None:
+    if method in DATA_METHODS and loader is None:
         loader = make_loader_factory()
     return compute_mask(method, model, sparsity, seed=seed, loader_factory=loader, params=p)
 

@@ -255,8 +255,8 @@ def need_samples_per_class(
     xs: list[list[torch.Tensor]] = [[] for _ in range(num_classes)]
     have = [0] * num_classes
     for x, y in ctx.batches(batch_size):
-        for i in range(x.shape[0]):
-            c = int(y[i])
+        labels = y.tolist()  # one device sync per batch, not one per sample
+        for i, c in enumerate(labels):
             if 0 <= c < num_classes and have[c] < per_class:
                 xs[c].append(x[i : i + 1])
                 have[c] += 1
