@@ -234,6 +234,15 @@ def symmetric_adjacency(graph: Graph, weighted: bool = True) -> sp.csr_array:
     return (a + a.T).tocsr()
 
 
+def is_simple_dag(graph: Graph) -> bool:
+    """All edges point the same way between distinct nodes and none is repeated (so A + A^T is
+    already the collapsed symmetric adjacency)."""
+    src = graph.sources()
+    dst = graph.indices
+    one_way = bool(np.all(src < dst) or np.all(src > dst))
+    return one_way and not _has_duplicates(src, dst)
+
+
 def _has_duplicates(src: np.ndarray, dst: np.ndarray) -> bool:
     """Parallel edges in a source-grouped edge list whose rows are sorted by target."""
     same = (src[1:] == src[:-1]) & (dst[1:] <= dst[:-1])
