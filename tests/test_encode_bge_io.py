@@ -127,3 +127,14 @@ def test_cli_computed_mask_and_mask_file(tmp_path, capsys):
     assert (
         lin["edges"] == 0 and g2.layers[0]["edges"] == 8 * 27
     )  # width 0.5: conv1 is 8 x 3 x 3 x 3
+
+
+def test_plot_mge(tmp_path):
+    from snntopo.plots.graph import plot_mge
+
+    model = build_model("conv6", input_size=8, width=1 / 32, seed=0)
+    spec = layer_spec(model, (3, 8, 8))
+    weights = {n: p.detach().numpy() for n, p in prunable_parameters(model)}
+    g = build_graph("mge", spec, weights)
+    out = plot_mge(g, tmp_path / "mge.png", max_edges=2000)
+    assert out.exists() and out.stat().st_size > 1000
