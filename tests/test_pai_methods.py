@@ -245,3 +245,13 @@ def test_cuda(method):
         assert all(torch.equal(masks[k], cpu[k]) for k in masks)
     again, _ = run(method, model, 0.9)
     assert all(torch.equal(masks[k], again[k]) for k in masks)
+
+
+def test_synflow_input_shape():
+    conv6 = build_model("conv6", 10, 3, 16, 0.25, seed=0)
+    with pytest.raises(ConfigError, match="input_shape"):
+        compute_mask("synflow", conv6, 0.9, seed=0, params={"rounds": 2})
+    _, info = compute_mask(
+        "synflow", conv6, 0.9, seed=0, params={"rounds": 2, "input_shape": [3, 16, 16]}
+    )
+    assert abs(info["realised_sparsity"] - 0.9) < 1e-4

@@ -236,10 +236,13 @@ def num_classes_of(model: nn.Module) -> int:
 
 
 def input_shape_of(model: nn.Module, ctx: PaiContext) -> tuple[int, ...]:
-    """Per-sample input shape: ``params['input_shape']`` if given, else (first conv's in-channels,
-    32, 32), the size every paper data set is resized to."""
+    """Per-sample input shape: ``params['input_shape']``, else a ``model.input_shape`` attribute,
+    else (first conv's in-channels, 32, 32), the size every paper data set is resized to. Callers
+    with other input sizes (the digits demo) must pass ``input_shape``."""
     if "input_shape" in ctx.params:
         return tuple(int(v) for v in ctx.params["input_shape"])
+    if getattr(model, "input_shape", None) is not None:
+        return tuple(int(v) for v in model.input_shape)
     first = prunable_parameters(model)[0][1]
     return (int(first.shape[1]), 32, 32)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..models import prunable_parameters
 from .base import Masks, PaiContext, global_topk, input_shape_of
 
@@ -44,7 +45,16 @@ def compute(model: nn.Module, density: float, ctx: PaiContext) -> Masks:
     for w in weights:
         w.requires_grad_(True)
     masks = {n: torch.ones_like(w, dtype=torch.bool) for n, w in zip(names, weights, strict=True)}
-    x = torch.ones((1, *input_shape_of(model, ctx)), dtype=torch.float64, device=ctx.device)
+    shape = input_shape_of(model, ctx)
+    x = torch.ones((1, *shape), dtype=torch.float64, device=ctx.device)
+    try:
+        with torch.no_grad():
+            model(x)
+    except RuntimeError as exc:
+        raise ConfigError(
+            f"SynFlow: the model does not accept an input of shape {list(shape)} ({exc}); "
+            "pass params={'input_shape': [C, H, W]}"
+        ) from None
     for r in range(1, rounds + 1):
         dev_masks = [masks[n].to(ctx.device) for n in names]
         with torch.no_grad():
