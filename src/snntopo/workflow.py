@@ -136,8 +136,13 @@ def graph_edges_from_file(path: str) -> int | None:
 
     try:
         with zipfile.ZipFile(path) as z, z.open("indices.npy") as fh:
-            version = np.lib.format.read_magic(fh)
-            shape, _, _ = np.lib.format._read_array_header(fh, version)
+            major, _ = np.lib.format.read_magic(fh)
+            read = (
+                np.lib.format.read_array_header_1_0
+                if major == 1
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, _, _ = read(fh)
             return int(shape[0])
     except (OSError, KeyError, zipfile.BadZipFile, ValueError):
         return None
