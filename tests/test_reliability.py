@@ -239,3 +239,50 @@ def test_npz_written_atomically_is_complete(tmp_path):
     save_graph(p, _tiny_graph())
     assert zipfile.is_zipfile(p)
     assert [f.name for f in tmp_path.iterdir()] == ["g.npz"]
+
+
+# --------------------------------------------------------------------------- numerical care
+@pytest.fixture(scope="module")
+def emptied_network():
+    """ResNet-20 (tiny) whose first block conv and one shortcut conv were emptied entirely."""
+    from snntopo.encode.layers import layer_spec
+    from snntopo.models import build_model, prunable_parameters
+
+    model = build_model("resnet20", width=0.25, input_size=8, seed=0)
+    spec = layer_spec(model, (3, 8, 8))
+    weights = {n: p.detach().numpy().copy() for n, p in prunable_parameters(model)}
+    weights["layer1.0.conv1.weight"][:] = 0
+    weights["layer2.0.shortcut.0.weight"][:] = 0
+    return spec, weights
+
+
+@pytest.mark.parametrize("encoding", ["mge", "rolled", "rolled-channel"])
+def test_emptied_layers_encode_and_measure(emptied_network, encoding):
+    from snntopo.encode import build_graph
+    from snntopo.metrics import FAMILIES, compute_family
+
+    spec, weights = emptied_network
+    graph = build_graph(encoding, spec, weights)
+    nnz = sum(int(np.count_nonzero(w)) for w in weights.values())
+    if encoding == "rolled":
+        assert graph.n_edges == nnz  # one edge per surviving weight, none for the empty layers
+    for family in FAMILIES.names():
+        allowed = FAMILIES.meta(family).get("encodings")
+        if allowed is not None and encoding not in allowed:
+            continue
+        res = compute_family(family, graph, {"seed": 0})
+        for key, value in res["network"].items():
+            assert value is None or np.isfinite(value) or key in res["nan_reasons"], (
+                family,
+                key,
+            )
+
+
+def test_graph_without_edges_gives_nan_with_reasons():
+    from snntopo.metrics import compute_family
+
+    blocks = [Block("input", 0, 4, (4,)), Block("out", 4, 6, (2,))]
+    empty = from_edges(np.zeros(0, int), np.zeros(0, int), np.zeros(0), blocks)
+    res = compute_family("expansion", empty, {"seed": 0})
+    for key in ("spectral_gap", "spectral_radius"):
+        assert np.isnan(res["network"][key]) and key in res["nan_reasons"]

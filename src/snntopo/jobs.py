@@ -53,6 +53,10 @@ def run_job(func: Callable[..., Any], log_path: str | None, /, **kwargs: Any) ->
             ", ".join(f"{k}={v}" for k, v in kwargs.items() if isinstance(v, str | int | float)),
         )
         sys.exit(1)
+    except Exception:
+        # a bug, not a user mistake: keep the traceback, in the log file too
+        log.exception("unexpected error in %s (please report this as a bug)", func.__name__)
+        sys.exit(1)
     log.info("done %s", func.__name__)
 
 

@@ -239,7 +239,13 @@ def _linear_csr(w: np.ndarray, dst_base: int, n_nodes: int) -> sp.csr_array:
 def _csr_from_sorted_pairs(
     srcs: list[np.ndarray], dsts: list[np.ndarray], ws: list[np.ndarray], n_rows: int, n_cols: int
 ) -> sp.csr_array:
-    """Bucket (src, dst, w) triples into CSR by source; the last row is a spare empty row."""
+    """Bucket (src, dst, w) triples into CSR by source; the last row is a spare empty row.
+
+    An emptied layer (every weight pruned) contributes no chunk at all: that is an empty CSR.
+    """
+    if not srcs:
+        srcs, dsts = [np.zeros(0, np.int32)], [np.zeros(0, np.int32)]
+        ws = [np.zeros(0, np.float32)]
     src = np.concatenate(srcs) if len(srcs) != 1 else srcs[0]
     srcs.clear()
     dst = np.concatenate(dsts) if len(dsts) != 1 else dsts[0]
