@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 CORES  ?= 2
 
-.PHONY: venv demo test test-fast lint format bench paper-dry-run report clean-demo
+.PHONY: venv demo test test-fast lint format bench paper-dry-run report clean-demo dag
 
 venv: $(VENV)/.installed
 
@@ -51,3 +51,7 @@ report: venv
 
 clean-demo:
 	rm -rf results/digits results/tables results/analysis results/figures results/report.html results/logs results/benchmarks
+
+## Regenerate the rule graph shown in the README (needs graphviz's `dot`)
+dag: venv
+	$(BIN)/snakemake --configfile config/demo.yaml --rulegraph | dot -Tsvg > docs/rulegraph.svg

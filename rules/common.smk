@@ -79,6 +79,6 @@ ANALYSIS_CSV = [
 ]
 FIGURES = [
     f"{RESULTS}/analysis/figures/{f}.png"
-    for f in ("regression", "importance", "ranking", "ramanujan_density")
+    for f in ("regression_r2", "importance", "ranking_tau", "ramanujan_density")
 ]
 REPORT_TARGETS = [f"{RESULTS}/report.html", *ANALYSIS_CSV]

@@ -161,6 +161,7 @@ def test_tiny_grid_runs_end_to_end(finished_run):
         assert (r / "tables" / f"{name}.csv").stat().st_size > 0
     for name in ("regression", "importance", "ranking", "ramanujan_density"):
         assert (r / "analysis" / f"{name}.csv").stat().st_size > 0
+    for name in ("regression_r2", "importance", "ranking_tau", "ramanujan_density"):
         assert (r / "analysis" / "figures" / f"{name}.png").stat().st_size > 0
     assert "<img" in (r / "report.html").read_text()
     import pandas as pd

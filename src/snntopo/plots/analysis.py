@@ -159,8 +159,13 @@ def write_figures(
     out: dict[str, Path] = {}
     out.update(save_figure(regression_figure(res["regression_folds"], res["target"]),
                            fig_dir / "regression_r2"))  # fmt: skip
+    # every figure is always written (a placeholder says why it is empty) so that a workflow can
+    # declare the files as outputs
     if not res["importance"].empty:
         out.update(save_figure(importance_figure(res["importance"]), fig_dir / "importance"))
+    else:
+        out.update(save_figure(_placeholder("no permutation importance: too few networks"),
+                               fig_dir / "importance"))  # fmt: skip
     out.update(save_figure(ranking_figure(res["ranking_summary"], ranking_scope),
                            fig_dir / "ranking_tau"))  # fmt: skip
     if "ramanujan_density" in res and res.get("ramanujan_layers") is not None:
@@ -170,4 +175,15 @@ def write_figures(
                 fig_dir / "ramanujan_density",
             )
         )
+    else:
+        out.update(save_figure(_placeholder("no Ramanujan metrics in these tables"),
+                               fig_dir / "ramanujan_density"))  # fmt: skip
     return out
+
+
+def _placeholder(text: str) -> plt.Figure:
+    """A small figure that states why the real one could not be drawn."""
+    fig, ax = plt.subplots(figsize=(5, 1.5))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center")
+    return fig
