@@ -49,6 +49,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .artifacts import load_trained_meta, load_trained_weights, save_trained
 from .data import make_loader
+from .determinism import set_deterministic_algorithms
 from .errors import CheckpointError, ConfigError, DeviceError, MaskError
 from .io import atomic_path
 from .models import prunable_parameters
@@ -265,13 +266,13 @@ def _determinism(on: bool, device: torch.device) -> Iterator[None]:
     )
     try:
         # warn_only: a few CUDA kernels have no deterministic variant; warn rather than fail.
-        torch.use_deterministic_algorithms(on, warn_only=device.type == "cuda")
+        set_deterministic_algorithms(on, warn_only=device.type == "cuda")
         if device.type == "cuda":
             torch.backends.cudnn.deterministic = on
             torch.backends.cudnn.benchmark = not on
         yield
     finally:
-        torch.use_deterministic_algorithms(prev[0], warn_only=prev[1])
+        set_deterministic_algorithms(prev[0], warn_only=prev[1])
         torch.backends.cudnn.deterministic = prev[2]
         torch.backends.cudnn.benchmark = prev[3]
 

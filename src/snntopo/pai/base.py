@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..determinism import set_deterministic_algorithms
 from ..errors import ConfigError, DataError
 from ..models import prunable_parameters
 
@@ -220,13 +221,13 @@ def deterministic() -> Iterator[None]:
     prev = torch.are_deterministic_algorithms_enabled()
     prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     prev_cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    set_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
+        set_deterministic_algorithms(prev, warn_only=prev_warn)
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = prev_cudnn
 
 
