@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from ..encode.graph import Graph
 from . import FAMILIES
-from .algorithms import to_igraph
+from .algorithms import gather_rows
 from .base import ALL_ENCODINGS, FamilyResult, sample_size
 
 try:  # symbolic product: exact nnz of A @ B without computing it
@@ -65,22 +65,139 @@ def two_hop_total(b: sp.csr_array, chunk_rows: int = 16384, threads: int = 1) ->
     return sum(chunk(lo, hi) for lo, hi in pairs)
 
 
-def motif_estimate(graph: Graph, params: Mapping[str, Any]) -> float:
-    """igraph's RAND-ESU total estimate of size-k motifs from a seeded sample of root vertices.
+def _first_greater(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, v) -> np.ndarray:
+    """Position of the first entry > ``v`` in each (sorted) CSR row (row end if none).
 
-    The sample is drawn with numpy from ``params['seed']``; igraph's own RNG is also seeded (and
-    restored afterwards) so the estimate is reproducible whatever igraph does internally.
+    A vectorised binary search: log2(max degree) numpy passes over ``rows``, no gather of rows.
     """
+    lo = indptr[rows].copy()
+    hi = indptr[rows + 1].copy()
+    while True:
+        active = lo < hi
+        if not active.any():
+            return lo
+        mid = (lo + hi) // 2
+        probe = indices[np.where(active, mid, 0)] > v
+        go_left = active & probe
+        go_right = active & ~probe
+        hi = np.where(go_left, mid, hi)
+        lo = np.where(go_right, mid + 1, lo)
+
+
+def _comb2(x: np.ndarray) -> np.ndarray:
+    return x * (x - 1) // 2
+
+
+def rooted_connected_4sets(indptr: np.ndarray, indices: np.ndarray, roots) -> np.ndarray:
+    """For every root v, the number of 4-vertex sets S with min(S) = v that induce a connected
+    subgraph of the simple undirected graph (sorted CSR ``indptr``, ``indices``).
+
+    That is exactly what igraph's RAND-ESU (``motifs_randesu_estimate``, size 4, no cut
+    probabilities) counts for a sampled root: ESU only extends by vertices with a larger id than
+    the root, and counts every connected set once. Instead of enumerating the ~d^3 sets per root,
+    they are counted by how many neighbours of v they contain (H = graph on {v} and ids > v,
+    D = N_H(v), d = |D|, O = the other vertices of H, c_r = |N(r) & D|, X_p = N(p) & O):
+
+    - three neighbours: C(d, 3) (always connected through v);
+    - two neighbours p, q and r in O: connected iff r ~ p or r ~ q: sum_r C(d,2) - C(d-c_r,2);
+    - one neighbour p and r, s in O: connected iff {p, r, s} is, i.e. both in X_p
+      (sum_p C(|X_p|, 2)) or exactly one, say r, with r ~ s: sum_r c_r |N_H(r) & O| minus
+      2 T, T = sum over edges {r, s} inside O of |N(r) & N(s) & D| (pairs counted above twice).
+
+    Cost per root is O(d^2 + |Q| log deg + edges among Q) with Q = {r in O: c_r > 0}, all in numpy.
+    """
+    n = indptr.shape[0] - 1
+    in_d = np.zeros(n, dtype=bool)
+    in_q = np.zeros(n, dtype=bool)
+    out = np.zeros(len(roots), dtype=np.int64)
+    for i, v in enumerate(np.asarray(roots, dtype=np.int64)):
+        row = indices[indptr[v] : indptr[v + 1]]
+        dset = row[row > v]
+        d = int(dset.shape[0])
+        if d == 0:
+            continue
+        total = d * (d - 1) * (d - 2) // 6
+        lens = indptr[dset + 1] - indptr[dset]
+        nb = indices[gather_rows(indptr, dset)]
+        owner = np.repeat(np.arange(d), lens)
+        in_d[dset] = True
+        in_o = (nb > v) & ~in_d[nb]
+        x = np.bincount(owner[in_o], minlength=d).astype(np.int64)
+        total += int(_comb2(x).sum())
+        r_all = nb[in_o]
+        p_all = owner[in_o]
+        del nb, owner, in_o
+        q, c = np.unique(r_all, return_counts=True)
+        c = c.astype(np.int64)
+        if q.shape[0]:
+            deg_h = indptr[q + 1] - _first_greater(indptr, indices, q, v)
+            total += int((_comb2(np.int64(d)) - _comb2(d - c)).sum())
+            total += int((c * (deg_h - c)).sum())
+            # T: edges {r < s} inside Q weighted by their common neighbours in D
+            start = _first_greater(indptr, indices, q, q)  # neighbours s > r only
+            cnt = indptr[q + 1] - start
+            pos = np.repeat(start - np.cumsum(cnt) + cnt, cnt) + np.arange(
+                int(cnt.sum()), dtype=np.int64
+            )
+            s_nb = indices[pos]
+            in_q[q] = True
+            hit = in_q[s_nb]
+            in_q[q] = False
+            if hit.any():
+                er = np.repeat(np.arange(q.shape[0]), cnt)[hit]  # index of r in q
+                es = np.searchsorted(q, s_nb[hit])  # index of s in q
+                # (r, p) incidences sorted by r then p: key = r_index * d + p
+                key = np.sort(np.searchsorted(q, r_all) * np.int64(d) + p_all)
+                kptr = np.zeros(q.shape[0] + 1, dtype=np.int64)
+                np.cumsum(c, out=kptr[1:])
+                # for every edge (r, s) and every p adjacent to s: is p adjacent to r too?
+                ppos = gather_rows(kptr, es)
+                ps = key[ppos] % d
+                rr = np.repeat(er, c[es])
+                probe = rr * np.int64(d) + ps
+                j = np.searchsorted(key, probe)
+                found = key[np.minimum(j, key.shape[0] - 1)] == probe
+                total -= 2 * int(np.count_nonzero(found))
+        in_d[dset] = False
+        out[i] = total
+    return out
+
+
+def motif_roots(n: int, params: Mapping[str, Any]) -> np.ndarray:
+    """The seeded sample of root vertices: ``sample_size`` distinct ids, sorted."""
+    rng = np.random.default_rng(int(params["seed"]))
+    return np.sort(rng.choice(n, size=sample_size(n, params), replace=False))
+
+
+def motif_estimate(graph: Graph, params: Mapping[str, Any]) -> float:
+    """igraph's RAND-ESU total estimate of size-4 motifs from a seeded sample of root vertices.
+
+    ``motif_method='count'`` (default) computes the very number igraph's
+    ``motifs_randesu_estimate(size=4, sample=roots)`` returns -- sum over the roots of the
+    connected 4-sets whose smallest vertex is the root, times N / |roots| -- with the vectorised
+    count :func:`rooted_connected_4sets` (about 10x faster on a ResNet-20 MGE and no igraph
+    graph to build). ``motif_method='igraph'`` runs igraph itself (the only option for
+    ``motif_size`` other than 4); both give identical values, which the tests check.
+    """
+    n = graph.n_nodes
+    roots = motif_roots(n, params)
+    k = roots.shape[0]
+    size = int(params["motif_size"])
+    method = str(params.get("motif_method", "count"))
+    if method == "count" and size == 4:
+        from .algorithms import simple_undirected_adjacency
+
+        indptr, indices = simple_undirected_adjacency(graph)
+        total = int(rooted_connected_4sets(indptr, indices, roots).sum())
+        return float(total) * (float(n) / k)
+    if method not in ("count", "igraph"):
+        raise ValueError(f"unknown motif_method {method!r} (use 'count' or 'igraph')")
     import igraph as ig
 
-    n = graph.n_nodes
-    k = sample_size(n, params)
-    rng = np.random.default_rng(int(params["seed"]))
-    roots = np.sort(rng.choice(n, size=k, replace=False)).tolist()
-    g = to_igraph(graph)
+    g = graph.to_igraph()
     ig.set_random_number_generator(random.Random(int(params["seed"])))
     try:
-        est = g.motifs_randesu_estimate(size=int(params["motif_size"]), sample=roots)
+        est = g.motifs_randesu_estimate(size=size, sample=roots.tolist())
     finally:
         ig.set_random_number_generator(random)
     return float(est)
