@@ -10,8 +10,8 @@ than the whole metric budget. Instead:
   that every non-tree edge joins an ancestor and a descendant (true for any DFS tree);
 - coreness is the standard peeling, done in vectorised waves (all nodes of degree <= k at once).
 
-igraph is still used where nothing equivalent exists (the RAND-ESU motif estimate), built with its
-fastest bulk path (:func:`to_igraph`).
+The RAND-ESU motif estimate is counted here too (:mod:`snntopo.metrics.neighbourhood`); igraph
+remains available for it (``motif_method='igraph'``) via :meth:`Graph.to_igraph`.
 """
 
 from __future__ import annotations
@@ -262,17 +262,8 @@ def _has_duplicates(src: np.ndarray, dst: np.ndarray) -> bool:
 
 
 def to_igraph(graph: Graph) -> Any:
-    """Directed igraph graph from the CSR arrays via the bulk ``add_edges`` path (int32 pairs)."""
-    import igraph as ig
-
-    g = ig.Graph(n=graph.n_nodes, directed=True)
-    if graph.n_edges:
-        dtype = np.int32 if graph.n_nodes < 2**31 else np.int64
-        edges = np.empty((graph.n_edges, 2), dtype=dtype)
-        edges[:, 0] = graph.sources()
-        edges[:, 1] = graph.indices
-        ig.GraphBase.add_edges(g, edges)
-    return g
+    """Directed igraph graph of ``graph`` (kept for callers; see :meth:`Graph.to_igraph`)."""
+    return graph.to_igraph()
 
 
 def simple_undirected_adjacency(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
