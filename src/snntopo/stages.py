@@ -87,7 +87,11 @@ def make_mask(params: dict[str, Any], out_mask: str, out_init: str) -> None:
             params["sparsity"],
             seed=params["seed"],
             loader_factory=_loader_factory(params) if needs_data else None,
-            params=params.get("pai") or None,
+            # the real input shape: SynFlow's all-ones input must match the data's size
+            params={
+                **(params.get("pai") or {}),
+                "input_shape": [params["in_channels"], params["input_size"], params["input_size"]],
+            },
             device=resolve_device(params["device"]),
         )
     meta.update(info=info, seconds=time.perf_counter() - t0, provenance=provenance(**params))
