@@ -1,0 +1,255 @@
+"""``snntopo bench``: time and peak memory of encoding and of every metric family, per case.
+
+For every (architecture, sparsity) the command
+
+1. prepares the layer spec and the masked initial weights in a subprocess (the only step that
+   imports torch),
+2. builds the graph in a fresh torch-free subprocess (encode time and peak RSS),
+3. computes each metric family on the stored graph in its own fresh subprocess.
+
+Why one process per case: peak RSS (``VmHWM``) is a per-process high-water mark, so only a fresh
+process gives each case its own figure; a family's peak includes loading the graph, as in a real
+metric job. Results go to ``DIR/encode.csv`` and ``DIR/metrics.csv`` (one row per case, with the
+host's CPU count and load average, because timings on a shared machine mean little without them)
+and a table is printed.
+
+``--quick`` runs ResNet-20 at width 0.5 and sparsity 0.6 only (seconds, for tests and smoke runs).
+The worker entry points (``python -m snntopo.bench prepare|encode|family ...``) are internal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_ARCHS = ("conv6", "resnet20", "resnet32", "wrn28_2")
+DATA_FREE = ("uniform", "er", "erk", "synflow", "dense")
+
+
+def hwm_mb() -> float:
+    """Peak RSS of this process image (``VmHWM``; ``ru_maxrss`` can report the parent's after
+    fork+exec on some kernels)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    from .perf import peak_rss_mb
+
+    return peak_rss_mb()
+
+
+def host_info() -> dict[str, Any]:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return {
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "load1": round(load[0], 2),
+        "python": platform.python_version(),
+    }
+
+
+# ----------------------------------------------------------------------------------- workers
+def prepare_case(
+    arch: str, method: str, sparsity: float, seed: int, width: float, workdir: Path
+) -> tuple[Path, Path]:
+    """Write ``spec.json`` and masked initial weights ``weights.npz`` (needs torch)."""
+    import numpy as np
+
+    from .encode.layers import layer_spec
+    from .errors import ConfigError
+    from .models import build_model, prunable_parameters
+    from .pai import compute_mask
+
+    if method not in DATA_FREE:
+        raise ConfigError(f"bench supports data-free PaI methods only ({', '.join(DATA_FREE)})")
+    model = build_model(arch, num_classes=10, width=width, seed=seed)
+    spec = layer_spec(model, (3, 32, 32), arch=arch, num_classes=10)
+    params = dict(prunable_parameters(model))
+    if method == "dense" or sparsity == 0:
+        masks = {n: np.ones(tuple(p.shape), dtype=bool) for n, p in params.items()}
+    else:
+        tmasks, _ = compute_mask(method, model, sparsity, seed=seed)
+        masks = {n: m.numpy() for n, m in tmasks.items()}
+    weights = {
+        n: np.where(masks[n], p.detach().numpy(), 0).astype(np.float32) for n, p in params.items()
+    }
+    spec_path, w_path = workdir / "spec.json", workdir / "weights.npz"
+    spec_path.write_text(json.dumps(spec))
+    np.savez(w_path, **weights)
+    return spec_path, w_path
+
+
+def encode_case(spec_path: Path, weights_path: Path, encoding: str, out: Path) -> dict[str, Any]:
+    """Build and save one graph (torch-free process); build time excludes reading the inputs."""
+    import numpy as np
+
+    from .encode import build_graph, save_graph
+
+    spec = json.loads(Path(spec_path).read_text())
+    with np.load(weights_path) as z:
+        weights = {k: z[k] for k in z.files}
+    t0 = time.perf_counter()
+    g = build_graph(encoding, spec, weights)
+    seconds = time.perf_counter() - t0
+    peak = hwm_mb()
+    save_graph(out, g)
+    return {"nodes": g.n_nodes, "edges": g.n_edges, "seconds": seconds, "peak_rss_mb": peak}
+
+
+def family_case(graph_path: Path, family: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Load one graph and compute one family; seconds = the family only, peak RSS = the process."""
+    from .encode.graph import load_graph
+    from .metrics import compute_family
+
+    t0 = time.perf_counter()
+    graph = load_graph(graph_path)
+    load_s = time.perf_counter() - t0
+    art = compute_family(family, graph, params)
+    return {
+        "nodes": graph.n_nodes,
+        "edges": graph.n_edges,
+        "seconds": art["seconds"],
+        "load_seconds": load_s,
+        "peak_rss_mb": hwm_mb(),
+        "network": art["network"],
+        "nan_reasons": art["nan_reasons"],
+    }
+
+
+def _child(argv: list[str]) -> dict[str, Any]:
+    """Run a worker in a fresh interpreter; return its last stdout line as JSON."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "snntopo.bench", *argv], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench worker {argv[0]} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _worker_main(argv: list[str]) -> int:
+    kind, rest = argv[0], argv[1:]
+    if kind == "prepare":
+        arch, method, s, seed, width, d = rest
+        spec, w = prepare_case(arch, method, float(s), int(seed), float(width), Path(d))
+        print(json.dumps({"spec": str(spec), "weights": str(w)}))
+    elif kind == "encode":
+        spec, w, enc, out = rest
+        print(json.dumps(encode_case(Path(spec), Path(w), enc, Path(out))))
+    elif kind == "family":
+        path, fam, params = rest
+        print(json.dumps(family_case(Path(path), fam, json.loads(params))))
+    else:
+        raise SystemExit(f"unknown bench worker {kind!r}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------- CLI
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--archs", nargs="+", default=list(DEFAULT_ARCHS))
+    parser.add_argument("--sparsities", nargs="+", type=float, default=[0.6, 0.98])
+    parser.add_argument("--method", default="erk", help="data-free PaI method (default erk)")
+    parser.add_argument("--encoding", default="mge")
+    parser.add_argument(
+        "--families", nargs="*", default=None, help="metric families (default: all non-layered)"
+    )
+    parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--param", action="append", default=[], help="KEY=VALUE metric parameter (JSON value)"
+    )
+    parser.add_argument("--quick", action="store_true", help="ResNet-20, width 0.5, sparsity 0.6")
+    parser.add_argument("--keep-graphs", action="store_true", help="keep graphs under DIR/graphs")
+    parser.add_argument("--out", required=True, type=Path, help="output directory for the CSVs")
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .metrics import FAMILIES
+
+    archs, sparsities, width = args.archs, args.sparsities, args.width
+    if args.quick:
+        archs, sparsities, width = ["resnet20"], [0.6], 0.5
+    families = args.families
+    if families is None:
+        families = [f for f in FAMILIES.names() if not FAMILIES.meta(f).get("layered")]
+    params: dict[str, Any] = {"seed": args.seed, "threads": args.threads}
+    for kv in args.param:
+        k, v = kv.split("=", 1)
+        params[k] = json.loads(v)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    enc_rows: list[dict[str, Any]] = []
+    met_rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch in archs:
+            for s in sparsities:
+                case = {"arch": arch, "method": args.method, "sparsity": s, "width": width}
+                d = Path(tmp) / f"{arch}-{s}"
+                d.mkdir()
+                prep = _child(
+                    ["prepare", arch, args.method, str(s), str(args.seed), str(width), str(d)]
+                )
+                gdir = out / "graphs" if args.keep_graphs else d
+                gdir.mkdir(exist_ok=True)
+                gpath = gdir / f"{arch}-{args.method}-{s}-{args.encoding}.npz"
+                r = _child(["encode", prep["spec"], prep["weights"], args.encoding, str(gpath)])
+                enc_rows.append({**case, "encoding": args.encoding, **_rounded(r), **host_info()})
+                _print_row("encode", enc_rows[-1], args.encoding)
+                for fam in families:
+                    r = _child(["family", str(gpath), fam, json.dumps(params)])
+                    row = {**case, "family": fam, **_rounded(r), **host_info()}
+                    row.pop("network"), row.pop("nan_reasons")
+                    met_rows.append(row)
+                    _print_row("metrics", row, fam)
+    _write_csv(out / "encode.csv", enc_rows)
+    _write_csv(out / "metrics.csv", met_rows)
+    print(f"wrote {out / 'encode.csv'} and {out / 'metrics.csv'}")
+    return 0
+
+
+def _rounded(r: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}
+
+
+_HEADER_PRINTED = False
+
+
+def _print_row(stage: str, r: dict[str, Any], what: str) -> None:
+    global _HEADER_PRINTED
+    if not _HEADER_PRINTED:
+        print(
+            f"{'stage':8}{'arch':10}{'sparsity':>9} {'encoding/family':16}{'nodes':>9}"
+            f"{'edges':>12}{'seconds':>9}{'peak MB':>9}{'load1':>7}"
+        )
+        _HEADER_PRINTED = True
+    print(
+        f"{stage:8}{r['arch']:10}{r['sparsity']:9.2f} {what:16}{r['nodes']:9d}{r['edges']:12d}"
+        f"{r['seconds']:9.2f}{r['peak_rss_mb']:9.0f}{r['load1']:7.1f}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_main(sys.argv[1:]))
