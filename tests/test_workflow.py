@@ -215,13 +215,19 @@ def test_new_metric_family_is_one_module_and_one_line(finished_run, tmp_path):
         else:
             shutil.copy(src, code / item)
     metrics = code / "src" / "snntopo" / "metrics"
+    # the new family: one module that registers itself ...
     (metrics / "dummy.py").write_text(
         '"""A test family: the number of edges again."""\n\n'
-        "def compute(graph, params):\n"
-        '    return {"dummy_edges": float(graph.n_edges)}\n'
+        "from . import FAMILIES\n\n\n"
+        "def dummy(graph, params):\n"
+        '    return {"dummy_edges": float(graph.n_edges)}\n\n\n'
+        'FAMILIES.register("dummy", dummy, encodings=("mge",))\n'
     )
+    # ... plus one line in the registry's module list
     init = metrics / "__init__.py"
-    init.write_text(init.read_text() + "\n" + _registration_line())
+    text = init.read_text()
+    assert text.count('    "ramanujan",\n)') == 1
+    init.write_text(text.replace('    "ramanujan",\n)', '    "ramanujan",\n    "dummy",\n)'))
     cfg = dict(TINY)
     cfg["metrics"] = {
         **TINY["metrics"],
@@ -238,11 +244,6 @@ def test_new_metric_family_is_one_module_and_one_line(finished_run, tmp_path):
         write_config(finished_run, TINY)
     jobs.pop("all", None)
     assert jobs == Counter({"metrics_dummy": 8, "tables": 1, "analysis": 1, "report": 1})
-
-
-def _registration_line() -> str:
-    """How a new family registers (kept in one place so the test follows the registry API)."""
-    return "from . import dummy as _dummy  # noqa: E402\nFAMILIES.register('dummy', _dummy.compute, encodings=('mge',))\n"
 
 
 @pytest.mark.slow

@@ -36,8 +36,37 @@ def setup_logging(log_path: str | os.PathLike[str] | None, level: int = logging.
     logging.captureWarnings(True)
 
 
-def run_job(func: Callable[..., Any], log_path: str | None, /, **kwargs: Any) -> None:
-    """Call ``func(**kwargs)`` under job logging; exit 1 with one line on a :class:`SnntopoError`."""
+def limit_memory(mem_mb: int | float | None, margin_mb: int = 1024) -> None:
+    """Cap this process's address space at the rule's ``mem_mb`` plus a margin for the
+    interpreter and libraries (~300 MB of mappings before any graph is loaded).
+
+    Why: on a workstation nothing enforces ``resources: mem_mb``; with the cap, a job that
+    outgrows its estimate fails fast with ``MemoryError`` (reported by :func:`run_job` with the
+    graph size and the memory asked for) and Snakemake's retry asks for twice as much, instead of
+    the kernel's OOM killer taking down a neighbour.
+    """
+    import resource
+
+    if not mem_mb:
+        return
+    limit = int((float(mem_mb) + margin_mb) * 1024 * 1024)
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def run_job(
+    func: Callable[..., Any],
+    log_path: str | None,
+    /,
+    job_context: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> None:
+    """Call ``func(**kwargs)`` under job logging; exit 1 with one line on a :class:`SnntopoError`.
+
+    ``job_context`` (e.g. ``mem_mb``, ``attempt``) only feeds the out-of-memory message.
+    """
     setup_logging(log_path)
     log = logging.getLogger("snntopo.job")
     log.info("start %s", func.__name__)
@@ -47,11 +76,7 @@ def run_job(func: Callable[..., Any], log_path: str | None, /, **kwargs: Any) ->
         log.error("%s: %s", type(exc).__name__, exc)
         sys.exit(1)
     except MemoryError:
-        log.error(
-            "out of memory in %s (%s); the rule's retry asks for more memory",
-            func.__name__,
-            ", ".join(f"{k}={v}" for k, v in kwargs.items() if isinstance(v, str | int | float)),
-        )
+        log.error("%s", _oom_message(func.__name__, kwargs, job_context or {}))
         sys.exit(1)
     except Exception:
         # a bug, not a user mistake: keep the traceback, in the log file too
@@ -65,3 +90,23 @@ def limit_threads(threads: int) -> None:
     n = str(max(1, int(threads)))
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = n
+
+
+def _oom_message(name: str, kwargs: dict[str, Any], ctx: dict[str, Any]) -> str:
+    """Say which graph did not fit and how much memory was asked for (and will be next)."""
+    from .workflow import graph_edges_from_file
+
+    sizes = []
+    paths = [v for v in kwargs.values() if isinstance(v, str)]
+    for v in kwargs.values():
+        if isinstance(v, dict):
+            paths += [p for p in v.values() if isinstance(p, str)]
+    for p in paths:
+        if p.endswith(".npz") and os.path.exists(p):
+            sizes.append(f"{p}: {graph_edges_from_file(p)} edges")
+    graph = "; ".join(sizes) or "graph size unknown"
+    mem = ctx.get("mem_mb")
+    attempt = int(ctx.get("attempt", 1))
+    asked = f"asked for {mem} MB (attempt {attempt})" if mem else "no memory request known"
+    retry = f"; a retry asks for {2 * int(mem)} MB" if mem else ""
+    return f"out of memory in {name}: {graph}; this job {asked}{retry}"

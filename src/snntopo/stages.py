@@ -116,9 +116,9 @@ def train_network(
     params: dict[str, Any], mask_path: str, out_model: str, out_summary: str, checkpoint: str
 ) -> None:
     """Train one masked network (resuming from ``checkpoint`` if a previous attempt left one)."""
+    from .artifacts import save_trained
     from .data import load_dataset
     from .pai.io import load_mask
-    from .artifacts import save_trained
     from .train import TrainConfig, train_masked
 
     model = _build(params)

@@ -2,6 +2,7 @@
 Logic: snntopo.stages.run_analysis."""
 
 import _bootstrap  # noqa: F401  (puts the checkout's src/ on sys.path)
+
 from snntopo.jobs import run_job
 from snntopo.stages import run_analysis
 

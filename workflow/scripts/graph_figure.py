@@ -1,6 +1,7 @@
 """Rule `graph_figure`: a picture of one network's MGE. Logic: snntopo.plots.graph.plot_mge."""
 
 import _bootstrap  # noqa: F401  (puts the checkout's src/ on sys.path)
+
 from snntopo.jobs import run_job
 from snntopo.stages import plot_graph
 

@@ -1,6 +1,7 @@
 """Rule `mask`: one PaI mask and the masked initial weights. Logic: snntopo.stages.make_mask."""
 
 import _bootstrap  # noqa: F401  (puts the checkout's src/ on sys.path)
+
 from snntopo.jobs import limit_threads, run_job
 
 limit_threads(snakemake.threads)

@@ -2,14 +2,18 @@
 Logic: snntopo.stages.compute_metrics."""
 
 import _bootstrap  # noqa: F401  (puts the checkout's src/ on sys.path)
-from snntopo.jobs import limit_threads, run_job
+
+from snntopo.jobs import limit_memory, limit_threads, run_job
 
 limit_threads(snakemake.threads)
+if snakemake.config["resources"].get("enforce_memory"):
+    limit_memory(snakemake.resources.mem_mb)
 from snntopo.stages import compute_metrics  # noqa: E402
 
 run_job(
     compute_metrics,
     snakemake.log[0],
+    job_context={"mem_mb": snakemake.resources.mem_mb, "attempt": snakemake.attempt},
     family=snakemake.params.family,
     graphs=dict(snakemake.input.items()),
     params={**snakemake.params.metrics, "threads": snakemake.threads},

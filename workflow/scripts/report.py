@@ -1,6 +1,7 @@
 """Rule `report`: one HTML page with the analysis figures. Logic: snntopo.stages.make_report."""
 
 import _bootstrap  # noqa: F401  (puts the checkout's src/ on sys.path)
+
 from snntopo.jobs import run_job
 from snntopo.stages import make_report
 

@@ -4,6 +4,7 @@ Logic: snntopo.stages.build_tables."""
 from pathlib import Path
 
 import _bootstrap  # noqa: F401  (puts the checkout's src/ on sys.path)
+
 from snntopo.jobs import run_job
 from snntopo.stages import build_tables
 

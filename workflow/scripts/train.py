@@ -2,6 +2,7 @@
 Logic: snntopo.stages.train_network."""
 
 import _bootstrap  # noqa: F401  (puts the checkout's src/ on sys.path)
+
 from snntopo.jobs import limit_threads, run_job
 
 limit_threads(snakemake.threads)
