@@ -20,7 +20,9 @@ except ConfigError as exc:
     raise WorkflowError(f"invalid configuration:\n{exc}") from None
 
 # the schema with the registries' names, written under the working directory's .snakemake/
-validate(config, write_effective_schema(Path(".snakemake/snntopo/schema.yaml").resolve()))
+validate(
+    config, write_effective_schema(Path(".snakemake/snntopo/schema.yaml").resolve())
+)
 
 RESULTS = config["results"]
 NET = RESULTS + "/{dataset}/{arch}/{method}/s{sparsity}/seed{seed}"

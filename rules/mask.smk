@@ -37,6 +37,7 @@ rule mask:
         gpu=lambda wc: (
             config["resources"]["train_gpus"] if wc.method in W.GPU_METHODS else 0
         ),
+        slurm_partition=lambda wc: W.partition(config, wc.method in W.GPU_METHODS),
     params:
         mask=lambda wc: W.mask_params(config, wc),
     script:

@@ -18,6 +18,7 @@ rule train:
         mem_mb=lambda wc, attempt: config["resources"]["train_mem_mb"] * attempt,
         runtime=lambda wc: W.train_runtime_min(config, wc.dataset, wc.arch),
         gpu=config["resources"]["train_gpus"],
+        slurm_partition=W.partition(config, True),
         cpus_per_task=config["resources"]["train_cpus"],
     params:
         train=lambda wc: W.train_params(config, wc),

@@ -115,17 +115,72 @@ def test_missing_key_stops_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-def test_paper_grid_plans_every_training(tmp_path):
-    """1,260 sparse trainings plus 36 dense baselines; every stage planned for every network."""
-    shutil.copy(REPO / "config" / "config.yaml", tmp_path / "config.yaml")
-    jobs = planned(tmp_path)
-    assert jobs["train"] == 1260 + 36
-    assert jobs["mask"] == 1260 + 36
-    assert jobs["encode"] == 1260 * 3
-    assert jobs["spec"] == 12
+@pytest.fixture(scope="module")
+def paper_dry_run(tmp_path_factory) -> str:
+    """``snakemake -n --profile profiles/slurm`` on the paper config (plans ~14,000 jobs)."""
+    work = tmp_path_factory.mktemp("paper")
+    shutil.copy(REPO / "config" / "config.yaml", work / "config.yaml")
+    res = snakemake(work, "-n", "--profile", str(REPO / "profiles" / "slurm"))
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    return res.stdout + res.stderr
+
+
+def _job_resources(text: str) -> dict[str, list[dict[str, str]]]:
+    """Per rule, the resources line of every planned job, parsed into dicts."""
+    jobs: dict[str, list[dict[str, str]]] = {}
+    rule = None
+    for line in text.splitlines():
+        m = re.match(r"^(?:local)?rule (\w+):$", line.strip())
+        if m:
+            rule = m.group(1)
+            continue
+        if rule and line.strip().startswith("resources:"):
+            items = line.strip()[len("resources:") :].split(",")
+            res = dict(item.strip().split("=", 1) for item in items if "=" in item)
+            jobs.setdefault(rule, []).append(res)
+            rule = None
+    return jobs
+
+
+@pytest.mark.slow
+def test_paper_grid_plans_every_job_with_cluster_resources(paper_dry_run):
+    """1,260 sparse trainings plus 36 dense baselines; GPUs only where they are used; memory of
+    graph jobs scaled by the graph they will build."""
+    counts = Counter()
+    in_table = False
+    for line in paper_dry_run.splitlines():
+        if re.match(r"^job\s+count", line.strip()):
+            in_table = True
+            continue
+        m = re.match(r"^([A-Za-z_]\w*)\s+(\d+)$", line.strip())
+        if in_table and m:
+            counts[m.group(1)] = int(m.group(2))
+    assert counts["train"] == 1260 + 36
+    assert counts["mask"] == 1260 + 36
+    assert counts["encode"] == 1260 * 3
+    assert counts["spec"] == 12
     for family in ("local", "neighbourhood", "strength", "global", "expansion", "ramanujan"):
-        assert jobs[f"metrics_{family}"] == 1260
-    assert jobs["tables"] == jobs["analysis"] == jobs["report"] == 1
+        assert counts[f"metrics_{family}"] == 1260
+    assert counts["tables"] == counts["analysis"] == counts["report"] == 1
+
+    jobs = _job_resources(paper_dry_run)
+    assert len(jobs["train"]) == 1296
+    assert all(j["gpu"] == "1" and j["slurm_partition"] == "gpu" for j in jobs["train"])
+    assert all(int(j["cpus_per_task"]) == 4 for j in jobs["train"])
+    # Tiny-ImageNet epochs are 100 over twice the images: longer runtime than CIFAR
+    runtimes = {int(j["runtime"]) for j in jobs["train"]}
+    assert min(runtimes) >= 10 and len(runtimes) > 1
+    gpu_masks = [j for j in jobs["mask"] if j["gpu"] == "1"]
+    assert len(gpu_masks) == 4 * 180  # snip, grasp, synflow, prospr
+    assert all(j["slurm_partition"] == "gpu" for j in gpu_masks)
+    for rule, rule_jobs in jobs.items():
+        if rule not in ("train", "mask"):
+            assert all(j.get("gpu", "0") == "0" for j in rule_jobs), rule
+    # memory follows the graph: a 60%-sparse WRN MGE asks for more than a 98%-sparse ResNet-20
+    enc = [int(j["mem_mb"]) for j in jobs["encode"]]
+    assert max(enc) > 4 * min(enc)
+    met = [int(j["mem_mb"]) for j in jobs["metrics_global"]]
+    assert max(met) > 4 * min(met)
 
 
 def test_lint_and_format(tmp_path):
@@ -281,3 +336,44 @@ def test_killed_training_job_resumes(tmp_path):
     log = (tmp_path / "results/logs/train/digits/resnet20/erk/s0.6/seed0.log").read_text()
     assert re.search(r"resum\w* from epoch \d+", log), log[-2000:]
     assert (tmp_path / target).exists()
+
+
+def _screenshot(html: Path, png: Path) -> None:
+    """Render a page with headless Chromium (Debian's package) and check it is not blank."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("headless Chromium is not installed (apt-get install chromium)")
+    with_profile = png.parent / "chromium-profile"
+    cmd = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={with_profile}",
+        "--virtual-time-budget=8000",
+        "--window-size=1280,1600",
+        f"--screenshot={png}",
+        html.resolve().as_uri(),
+    ]
+    subprocess.run(cmd, capture_output=True, timeout=120)
+    assert png.exists() and png.stat().st_size > 0
+    import matplotlib.image as mpimg
+
+    pixels = mpimg.imread(png)
+    assert pixels.std() > 0.05, "the rendered page is blank"
+
+
+@pytest.mark.slow
+def test_reports_render_in_a_browser(finished_run, tmp_path):
+    report = tmp_path / "snakemake-report.html"
+    res = snakemake(finished_run, "--report", str(report))
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    text = report.read_text(errors="replace")
+    for figure in ("regression_r2", "importance", "ranking_tau", "mge"):
+        assert figure in text, figure
+    _screenshot(finished_run / "results" / "report.html", tmp_path / "report.png")
+    _screenshot(report, tmp_path / "snakemake-report.png")

@@ -112,6 +112,15 @@ def train_params(config: dict[str, Any], wc: Any) -> dict[str, Any]:
     return params
 
 
+def partition(config: dict[str, Any], wants_gpu: bool) -> str:
+    """SLURM partition for a job: the GPU partition when it asks for a GPU (and GPUs are
+    configured), else the CPU partition. Ignored by local execution."""
+    res = config["resources"]
+    if wants_gpu and res.get("train_gpus", 0) > 0:
+        return res.get("gpu_partition", "gpu")
+    return res.get("cpu_partition", "cpu")
+
+
 def train_runtime_min(config: dict[str, Any], dataset: str, arch: str) -> int:
     """Wall-clock estimate for one training job on one GPU, with a 1.5x margin."""
     per_epoch = config["resources"].get("train_runtime_min_per_epoch", {}).get(arch, 1.0)
