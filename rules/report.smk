@@ -26,6 +26,7 @@ rule report:
         summary=RESULTS + "/analysis/summary.html",
         figures=FIGURES,
         graph_figure=RESULTS + "/figures/mge.png",
+        networks=RESULTS + "/tables/networks.csv",
     output:
         RESULTS + "/report.html",
     log:

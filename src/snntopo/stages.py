@@ -231,29 +231,60 @@ def run_analysis(tables_dir: str, out_dir: str, params: dict[str, Any]) -> None:
     _run(tables_dir, out_dir, params)
 
 
+def accuracy_table(networks_csv: str) -> Any:
+    """Mean ± std test accuracy over seeds, one row per (dataset, arch, method), one column per
+    sparsity, with the dense baseline beside it: the PaI methods side by side."""
+    import pandas as pd
+
+    df = pd.read_csv(networks_csv)
+    grouped = df.groupby(["dataset", "arch", "method", "sparsity"])["accuracy"]
+    cell = (
+        grouped.mean().map("{:.3f}".format) + " ± " + grouped.std().fillna(0).map("{:.3f}".format)
+    )
+    table = cell.unstack("sparsity")
+    table.columns = [f"s={c:g}" for c in table.columns]
+    dense = df.groupby(["dataset", "arch", "method"])["dense_accuracy"].mean()
+    table["dense"] = dense.reindex(table.index).map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    return table.reset_index()
+
+
 def make_report(
-    summary_html: str, figures: list[str], graph_figure: str, out: str, meta: dict[str, Any]
+    summary_html: str,
+    figures: list[str],
+    graph_figure: str,
+    networks_csv: str,
+    out: str,
+    meta: dict[str, Any],
 ) -> None:
-    """A single HTML page pointing at the analysis summary and figures (relative links)."""
+    """A single HTML page: the grid, the accuracies of the PaI methods side by side, a drawing of
+    one MGE and the analysis figures, linking to the full analysis summary (relative links)."""
     from html import escape
 
     out_dir = Path(out).parent
-    rel = [Path(f).resolve().relative_to(out_dir.resolve()) for f in figures]
+
+    def rel(path: str) -> str:
+        return escape(str(Path(path).resolve().relative_to(out_dir.resolve())))
+
     imgs = "\n".join(
-        f'<figure><img src="{escape(str(r))}" style="max-width:100%"><figcaption>'
-        f"{escape(r.stem)}</figcaption></figure>"
-        for r in rel
-        if r.suffix == ".png"
+        f'<figure><img src="{rel(f)}" style="max-width:100%"><figcaption>'
+        f"{escape(Path(f).stem)}</figcaption></figure>"
+        for f in figures
+        if f.endswith(".png")
     )
-    summary = Path(summary_html).resolve().relative_to(out_dir.resolve())
-    gfig = Path(graph_figure).resolve().relative_to(out_dir.resolve())
-    html = f"""<!doctype html><html><head><meta charset="utf-8"><title>snntopo report</title></head>
-<body style="font-family:sans-serif;max-width:1100px;margin:auto">
+    acc = accuracy_table(networks_csv).to_html(index=False, border=0, classes="acc")
+    grid = "".join(f"<li><b>{escape(k)}</b>: {escape(str(v))}</li>" for k, v in meta.items())
+    html = f"""<!doctype html><html><head><meta charset="utf-8"><title>snntopo report</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}
+table.acc td,table.acc th{{padding:2px 8px;text-align:right}}</style></head>
+<body>
 <h1>snntopo report</h1>
-<p>Grid: {escape(json.dumps(meta))}</p>
-<p>Full analysis summary with protocol and numbers: <a href="{escape(str(summary))}">{escape(str(summary))}</a></p>
-<h2>The multipartite graph encoding of one network</h2>
-<img src="{escape(str(gfig))}" style="max-width:100%">
+<ul>{grid}</ul>
+<p>Protocol, numbers and verdicts on the paper's claims:
+<a href="{rel(summary_html)}">analysis summary</a>.</p>
+<h2>Test accuracy of the PaI methods (mean ± std over seeds)</h2>
+{acc}
+<h2>The multipartite graph encoding (MGE) of one network</h2>
+<img src="{rel(graph_figure)}" style="max-width:100%">
 <h2>Analysis figures</h2>
 {imgs}
 </body></html>

@@ -11,6 +11,7 @@ run_job(
     summary_html=snakemake.input.summary,
     figures=list(snakemake.input.figures),
     graph_figure=snakemake.input.graph_figure,
+    networks_csv=snakemake.input.networks,
     out=snakemake.output[0],
     meta=dict(snakemake.params.grid),
 )
