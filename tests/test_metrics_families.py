@@ -271,6 +271,33 @@ def test_expansion_against_dense_eigenvalues(graph, dense_max):
     assert net["spectral_radius"] == pytest.approx(radius, rel=1e-8)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_bipartite_spectral_gap_equals_dense_eigenvalues(seed):
+    """On a bipartite layered graph the gap via sigma_1 - sigma_2 of the biadjacency equals
+    |l1| - |l3| of the dense symmetric adjacency (ARPACK path forced with dense_max=0)."""
+    from snntopo.metrics.expansion import block_bipartition
+
+    graph = layered_graph([30, 40, 40, 35, 10], 0.2, seed)
+    assert block_bipartition(graph) is not None
+    assert block_bipartition(layered_graph([30, 40, 40, 35, 10], 0.2, seed, skip=0.05)) is None
+    a = np.zeros((graph.n_nodes,) * 2)
+    a[graph.sources(), graph.indices] = graph.weights
+    mags = np.sort(np.abs(np.linalg.eigvalsh(a + a.T)))[::-1]
+    for dense_max in (0, 10_000):
+        params = {"dense_eig_max_nodes": dense_max, "eigsh_tol": 1e-12}
+        net = compute_family("expansion", graph, params)["network"]
+        assert net["spectral_gap"] == pytest.approx(mags[0] - mags[2], rel=1e-9, abs=1e-10)
+    # a star (one side of size 1): the third eigenvalue is 0, so the gap is sigma_1
+    star = from_edges(
+        np.zeros(5, dtype=np.int64),
+        np.arange(1, 6),
+        np.arange(1, 6) / 10,
+        [Block("c", 0, 1, (1,)), Block("l", 1, 6, (5,))],
+    )
+    net = compute_family("expansion", star, {"dense_eig_max_nodes": 0})["network"]
+    assert net["spectral_gap"] == pytest.approx(np.sqrt(np.sum((np.arange(1, 6) / 10) ** 2)))
+
+
 def test_expansion_seeded_start_vector_is_deterministic():
     graph = layered_graph([30, 40, 40, 20], 0.2, 9, skip=0.05)
     params = {"dense_eig_max_nodes": 0, "seed": 3}
