@@ -121,9 +121,16 @@ def bridges_and_articulation_points(graph: Graph) -> tuple[int, int]:
     Matches igraph's ``bridges()`` / ``articulation_points()`` on a directed graph (direction
     ignored, parallel edges -- including u->v plus v->u -- are never bridges, self-loops ignored).
     """
+    n_bridges, n_ap, _ = bridges_articulation_components(graph)
+    return n_bridges, n_ap
+
+
+def bridges_articulation_components(graph: Graph) -> tuple[int, int, int]:
+    """Bridges, articulation points and the number of weak components (isolated nodes count),
+    sharing the one component labelling the DFS needs anyway."""
     n = graph.n_nodes
     if n == 0 or graph.n_edges == 0:
-        return 0, 0
+        return 0, 0, n
     src_all = graph.sources()
     keep = src_all != graph.indices
     src, dst = src_all[keep], graph.indices[keep]
@@ -134,7 +141,7 @@ def bridges_and_articulation_points(graph: Graph) -> tuple[int, int]:
         else graph.csr(weighted=False)
     )
     # one DFS over all components: a virtual root joined to one node of every component
-    _, labels = csgraph.connected_components(a, directed=True, connection="weak")
+    n_comp, labels = csgraph.connected_components(a, directed=True, connection="weak")
     reps = np.unique(labels, return_index=True)[1]
     indptr = np.concatenate([a.indptr.astype(np.int64), [a.indptr[-1] + reps.shape[0]]])
     indices = np.concatenate([a.indices, reps.astype(a.indices.dtype)])
@@ -191,7 +198,7 @@ def bridges_and_articulation_points(graph: Graph) -> tuple[int, int]:
     roots_ap = np.count_nonzero((parent[:n] == n) & (children[:n] >= 2))
     cut = real_parent & ~root_parent & (low >= pre[par])
     n_ap = int(roots_ap) + int(np.unique(par[cut]).shape[0])
-    return n_bridges, n_ap
+    return n_bridges, n_ap, int(n_comp)
 
 
 def coreness(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:

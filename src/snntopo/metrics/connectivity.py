@@ -10,27 +10,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from scipy.sparse import csgraph
-
 from ..encode.graph import Graph
 from . import FAMILIES
-from .algorithms import bridges_and_articulation_points
+from .algorithms import bridges_articulation_components
 from .base import ALL_ENCODINGS, FamilyResult
 
 
 def global_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
     n = graph.n_nodes
     res = FamilyResult({})
-    n_bridges, n_ap = bridges_and_articulation_points(graph)
+    n_bridges, n_ap, n_comp = bridges_articulation_components(graph)
     res.values["cut_edges"] = float(n_bridges)
     res.values["cut_nodes"] = float(n_ap)
     if n == 0:
         res.values["no_connected_components"] = 0.0
         res.nan("mean_connected_components", "graph has no nodes")
         return res
-    n_comp, _ = csgraph.connected_components(
-        graph.csr(weighted=False), directed=True, connection="weak"
-    )
     res.values["no_connected_components"] = float(n_comp)
     res.values["mean_connected_components"] = n / n_comp
     return res
