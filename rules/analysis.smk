@@ -10,11 +10,11 @@ rule analysis:
             report(f, category="Analysis", caption="../report/analysis.rst")
             for f in FIGURES
         ],
-        summary=RESULTS + "/analysis/summary.html",
+        summary=f"{RESULTS}/analysis/summary.html",
     log:
-        LOGS + "/analysis.log",
+        f"{LOGS}/analysis.log",
     benchmark:
-        BENCH + "/analysis.tsv"
+        f"{BENCH}/analysis.tsv"
     conda:
         "../workflow/envs/graph.yaml"
     threads: 1
@@ -22,8 +22,8 @@ rule analysis:
         mem_mb=4000,
         runtime=30,
     params:
-        tables=RESULTS + "/tables",
-        out=RESULTS + "/analysis",
+        tables=lambda wc, input: os.path.dirname(input[0]),
+        out=lambda wc, output: os.path.dirname(output.summary),
         analysis=config["analysis"],
     script:
         "../workflow/scripts/analysis.py"

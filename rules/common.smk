@@ -1,5 +1,6 @@
 # Shared set-up: make the package importable, validate the config (before any job runs), and
 # define the grid, the artifact paths and the input functions of every stage.
+import os
 import sys
 from pathlib import Path
 
@@ -25,9 +26,9 @@ validate(
 )
 
 RESULTS = config["results"]
-NET = RESULTS + "/{dataset}/{arch}/{method}/s{sparsity}/seed{seed}"
-LOGS = RESULTS + "/logs"
-BENCH = RESULTS + "/benchmarks"
+NET = f"{RESULTS}/{{dataset}}/{{arch}}/{{method}}/s{{sparsity}}/seed{{seed}}"
+LOGS = f"{RESULTS}/logs"
+BENCH = f"{RESULTS}/benchmarks"
 NETWORK_ID = "{dataset}/{arch}/{method}/s{sparsity}/seed{seed}"
 SPARSE = W.sparse_grid(config)
 DENSE_NETS = W.dense_grid(config)

@@ -4,14 +4,14 @@
 
 rule encode:
     input:
-        spec=RESULTS + "/{dataset}/{arch}/layers.json",
+        spec=f"{RESULTS}/{{dataset}}/{{arch}}/layers.json",
         weights=weights_for_encoding,
     output:
-        NET + "/graphs/{encoding}.npz",
+        f"{NET}/graphs/{{encoding}}.npz",
     log:
-        LOGS + "/encode/" + NETWORK_ID + "_{encoding}.log",
+        f"{LOGS}/encode/{NETWORK_ID}_{{encoding}}.log",
     benchmark:
-        BENCH + "/encode/" + NETWORK_ID + "_{encoding}.tsv"
+        f"{BENCH}/encode/{NETWORK_ID}_{{encoding}}.tsv"
     retries: 2
     conda:
         "../workflow/envs/graph.yaml"

@@ -3,11 +3,11 @@
 
 rule spec:
     output:
-        RESULTS + "/{dataset}/{arch}/layers.json",
+        f"{RESULTS}/{{dataset}}/{{arch}}/layers.json",
     log:
-        LOGS + "/spec/{dataset}_{arch}.log",
+        f"{LOGS}/spec/{{dataset}}_{{arch}}.log",
     benchmark:
-        BENCH + "/spec/{dataset}_{arch}.tsv"
+        f"{BENCH}/spec/{{dataset}}_{{arch}}.tsv"
     conda:
         "../workflow/envs/torch.yaml"
     threads: 1
@@ -22,12 +22,12 @@ rule spec:
 
 rule mask:
     output:
-        mask=NET + "/mask.safetensors",
-        init=NET + "/init.safetensors",
+        mask=f"{NET}/mask.safetensors",
+        init=f"{NET}/init.safetensors",
     log:
-        LOGS + "/mask/" + NETWORK_ID + ".log",
+        f"{LOGS}/mask/{NETWORK_ID}.log",
     benchmark:
-        BENCH + "/mask/" + NETWORK_ID + ".tsv"
+        f"{BENCH}/mask/{NETWORK_ID}.tsv"
     conda:
         "../workflow/envs/torch.yaml"
     threads: 1

@@ -21,11 +21,11 @@ for _family in FAMILIES_ACTIVE:
         input:
             unpack(_metric_graphs(_family)),
         output:
-            NET + f"/metrics/{_family}.json",
+            f"{NET}/metrics/{_family}.json",
         log:
-            LOGS + f"/metrics_{_family}/" + NETWORK_ID + ".log",
+            f"{LOGS}/metrics_{_family}/{NETWORK_ID}.log",
         benchmark:
-            BENCH + f"/metrics_{_family}/" + NETWORK_ID + ".tsv"
+            f"{BENCH}/metrics_{_family}/{NETWORK_ID}.tsv"
         retries: 2
         conda:
             "../workflow/envs/graph.yaml"

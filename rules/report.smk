@@ -3,15 +3,15 @@
 
 rule graph_figure:
     input:
-        SPARSE[0].path(RESULTS) + "/graphs/mge.npz",
+        f"{SPARSE[0].path(RESULTS)}/graphs/mge.npz",
     output:
         report(
-            RESULTS + "/figures/mge.png",
+            f"{RESULTS}/figures/mge.png",
             category="Encodings",
             caption="../report/mge.rst",
         ),
     log:
-        LOGS + "/graph_figure.log",
+        f"{LOGS}/graph_figure.log",
     conda:
         "../workflow/envs/graph.yaml"
     resources:
@@ -23,14 +23,14 @@ rule graph_figure:
 
 rule report:
     input:
-        summary=RESULTS + "/analysis/summary.html",
+        summary=f"{RESULTS}/analysis/summary.html",
         figures=FIGURES,
-        graph_figure=RESULTS + "/figures/mge.png",
-        networks=RESULTS + "/tables/networks.csv",
+        graph_figure=f"{RESULTS}/figures/mge.png",
+        networks=f"{RESULTS}/tables/networks.csv",
     output:
-        RESULTS + "/report.html",
+        f"{RESULTS}/report.html",
     log:
-        LOGS + "/report.log",
+        f"{LOGS}/report.log",
     conda:
         "../workflow/envs/graph.yaml"
     resources:

@@ -8,9 +8,9 @@ rule tables:
     output:
         TABLES,
     log:
-        LOGS + "/tables.log",
+        f"{LOGS}/tables.log",
     benchmark:
-        BENCH + "/tables.tsv"
+        f"{BENCH}/tables.tsv"
     conda:
         "../workflow/envs/graph.yaml"
     threads: 1

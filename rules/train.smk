@@ -3,14 +3,14 @@
 
 rule train:
     input:
-        mask=NET + "/mask.safetensors",
+        mask=f"{NET}/mask.safetensors",
     output:
-        model=NET + "/model.safetensors",
-        summary=NET + "/train.json",
+        model=f"{NET}/model.safetensors",
+        summary=f"{NET}/train.json",
     log:
-        LOGS + "/train/" + NETWORK_ID + ".log",
+        f"{LOGS}/train/{NETWORK_ID}.log",
     benchmark:
-        BENCH + "/train/" + NETWORK_ID + ".tsv"
+        f"{BENCH}/train/{NETWORK_ID}.tsv"
     conda:
         "../workflow/envs/torch.yaml"
     threads: lambda wc: config["resources"]["train_cpus"]
@@ -23,6 +23,6 @@ rule train:
     params:
         train=lambda wc: W.train_params(config, wc),
         # not an output: it must survive a killed job so the rerun resumes from it
-        checkpoint=NET + "/checkpoint.pt",
+        checkpoint=f"{NET}/checkpoint.pt",
     script:
         "../workflow/scripts/train.py"
