@@ -106,7 +106,7 @@ def _oom_message(name: str, kwargs: dict[str, Any], ctx: dict[str, Any]) -> str:
             sizes.append(f"{p}: {graph_edges_from_file(p)} edges")
     graph = "; ".join(sizes) or "graph size unknown"
     mem = ctx.get("mem_mb")
-    attempt = int(ctx.get("attempt", 1))
-    asked = f"asked for {mem} MB (attempt {attempt})" if mem else "no memory request known"
+    attempt = f" (attempt {ctx['attempt']})" if "attempt" in ctx else ""
+    asked = f"asked for {mem} MB{attempt}" if mem else "no memory request known"
     retry = f"; a retry asks for {2 * int(mem)} MB" if mem else ""
     return f"out of memory in {name}: {graph}; this job {asked}{retry}"

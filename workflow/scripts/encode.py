@@ -12,7 +12,7 @@ from snntopo.stages import encode_network  # noqa: E402
 run_job(
     encode_network,
     snakemake.log[0],
-    job_context={"mem_mb": snakemake.resources.mem_mb, "attempt": snakemake.attempt},
+    job_context={"mem_mb": snakemake.resources.mem_mb},
     encoding=snakemake.wildcards.encoding,
     spec_path=snakemake.input.spec,
     weights_path=snakemake.input.weights,

@@ -13,7 +13,7 @@ from snntopo.stages import compute_metrics  # noqa: E402
 run_job(
     compute_metrics,
     snakemake.log[0],
-    job_context={"mem_mb": snakemake.resources.mem_mb, "attempt": snakemake.attempt},
+    job_context={"mem_mb": snakemake.resources.mem_mb},
     family=snakemake.params.family,
     graphs=dict(snakemake.input.items()),
     params={**snakemake.params.metrics, "threads": snakemake.threads},
