@@ -298,6 +298,17 @@ def test_bipartite_spectral_gap_equals_dense_eigenvalues(seed):
     assert net["spectral_gap"] == pytest.approx(np.sqrt(np.sum((np.arange(1, 6) / 10) ** 2)))
 
 
+def test_expansion_threads_and_bipartite_switch_agree():
+    graph = layered_graph([300, 400, 400, 350, 100], 0.05, 1)
+    base = {"dense_eig_max_nodes": 100, "eigsh_tol": 1e-12}
+    ref = compute_family("expansion", graph, base)["network"]
+    two = compute_family("expansion", graph, {**base, "threads": 2})["network"]
+    plain = compute_family("expansion", graph, {**base, "bipartite_svd": False})["network"]
+    assert two == ref
+    assert plain["spectral_gap"] == pytest.approx(ref["spectral_gap"], rel=1e-8)
+    assert plain["spectral_radius"] == ref["spectral_radius"]
+
+
 def test_expansion_seeded_start_vector_is_deterministic():
     graph = layered_graph([30, 40, 40, 20], 0.2, 9, skip=0.05)
     params = {"dense_eig_max_nodes": 0, "seed": 3}

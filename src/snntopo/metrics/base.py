@@ -29,6 +29,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "eigsh_tol": 1e-6,
     "eigsh_maxiter": 10000,
     "eigsh_ncv": 24,
+    # bipartite graphs (every edge joins an even and an odd block): spectral gap as
+    # sigma_1 - sigma_2 of the biadjacency (exact; avoids ARPACK resolving the +-sigma_1 pair)
+    "bipartite_svd": True,
     # graphs up to this many nodes get exact dense eigenvalues instead of ARPACK
     "dense_eig_max_nodes": 2000,
     # rows per chunk of the boolean product that counts 2-hop neighbourhoods
