@@ -90,3 +90,19 @@ def test_accuracy_table_is_mean_and_std_over_seeds(tables):
     expected_std = pd.Series([0.80, 0.70]).std()
     assert erk["s=0.9"] == f"{0.75:.3f} ± {expected_std:.3f}"
     assert erk["dense"] == "0.950"
+
+
+def test_analysis_uses_the_papers_normalised_columns():
+    from snntopo.analysis.tables import select_features
+
+    df = pd.DataFrame(
+        {"nodes": [5], "edges": [9], "sink_nodes": [2], "sink_nodes_norm": [0.4], "motif": [7.0]}
+    )
+    assert list(select_features(df, "mge").columns) == ["sink_nodes_norm", "motif"]
+    # BGE aggregates keep their size columns, as the paper's per-layer tables do
+    assert list(select_features(df, "rolled").columns) == [
+        "nodes",
+        "edges",
+        "sink_nodes_norm",
+        "motif",
+    ]

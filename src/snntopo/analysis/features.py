@@ -47,6 +47,8 @@ MGE_FAMILIES = {
     "r_in": "local",
     "1_hop_nei": "neighbourhood",
     "2_hop_nei": "neighbourhood",
+    "one_hop_nei": "neighbourhood",  # the pipeline's spelling of 1-hop/2-hop
+    "two_hop_nei": "neighbourhood",
     "motif": "neighbourhood",
     "avg_node_strength": "strength",
     "k_core": "strength",
@@ -62,7 +64,7 @@ FAMILY_ORDER = ("local", "neighbourhood", "strength", "global", "expansion", "ot
 
 def family_of(feature: str) -> str:
     """The topometric family of a feature name (``other`` when not a known MGE metric)."""
-    return MGE_FAMILIES.get(feature, "other")
+    return MGE_FAMILIES.get(feature.removesuffix("_norm"), "other")
 
 
 def target_frame(networks: pd.DataFrame, target: str, drop: str) -> tuple[pd.Series, str]:

@@ -122,6 +122,21 @@ def check_networks(networks: pd.DataFrame, name: str) -> pd.DataFrame:
     return normalise_keys(networks)
 
 
+def select_features(df: pd.DataFrame, encoding: str) -> pd.DataFrame:
+    """The analysed columns of a pipeline feature table, matching the paper's tables.
+
+    The pipeline writes every metric raw *and* normalised (``x`` and ``x_norm``); the paper's
+    tables hold one of the two, the normalised one where spec D defines a normalisation, so only
+    that one is kept. For the MGE, ``nodes`` (constant per architecture) and ``edges`` (the number
+    of kept weights: density in disguise) are dropped, as the paper-layout loader does.
+    """
+    cols = set(df.columns)
+    drop = {c for c in cols if f"{c}_norm" in cols}
+    if encoding == "mge":
+        drop |= {"nodes", "edges"} & cols
+    return df.drop(columns=sorted(drop))
+
+
 def load_canonical_tables(directory: str | os.PathLike[str]) -> Tables:
     """Load ``networks``, ``mge``, ``rolled``, ``rolled-channel``, ``ramanujan_layers`` (.csv[.gz]).
 
@@ -142,7 +157,7 @@ def load_canonical_tables(directory: str | os.PathLike[str]) -> Tables:
             continue
         df = read_csv(p)
         check_table(df, str(p), KEYS, KEYS, unique=KEYS)
-        features[enc] = normalise_keys(df)
+        features[enc] = select_features(normalise_keys(df), enc)
     rpath = find_table(d, RAMANUJAN_FILE)
     ram = None
     if rpath is None:
