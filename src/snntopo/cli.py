@@ -26,7 +26,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="snntopo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="snntopo",
+        description="Topology of sparse networks pruned at initialisation: single-network "
+        "commands and the analysis, over the same functions the Snakemake workflow runs.",
+    )
     parser.add_argument("--version", action="version", version=f"snntopo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     requested = sys.argv[1] if len(sys.argv) > 1 else None
