@@ -84,4 +84,17 @@ FIGURES = [
     f"{RESULTS}/analysis/figures/{f}.png"
     for f in ("regression_r2", "importance", "ranking_tau", "ramanujan_density")
 ]
-REPORT_TARGETS = [f"{RESULTS}/report.html", *ANALYSIS_CSV]
+GRAPH_FILES = [
+    p for e in config["encodings"] for p in net_paths(SPARSE, f"graphs/{e}.npz")
+]
+# Every per-network artifact is a target too: Snakemake does not regenerate a deleted
+# intermediate file while its downstream outputs are up to date, and a user who deletes one
+# artifact expects exactly that artifact and what depends on it to be rebuilt.
+REPORT_TARGETS = [
+    f"{RESULTS}/report.html",
+    *ANALYSIS_CSV,
+    *net_paths(SPARSE + DENSE_NETS, "mask.safetensors"),
+    *TRAIN_SUMMARIES,
+    *GRAPH_FILES,
+    *METRIC_FILES,
+]

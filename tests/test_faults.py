@@ -64,13 +64,13 @@ def _values(path: Path) -> dict:
 @pytest.mark.slow
 def test_killed_metric_job_leaves_nothing_and_rerun_is_identical(tmp_path):
     graph = tmp_path / "g.npz"
-    save_graph(graph, _layered_graph())
+    save_graph(graph, _layered_graph(n_layers=8, width=8000, degree=120))
     reference = tmp_path / "reference.json"
     subprocess.run(_metrics_cmd(graph, reference), check=True, capture_output=True)
 
     out = tmp_path / "killed.json"
     proc = subprocess.Popen(_metrics_cmd(graph, out), stdout=subprocess.DEVNULL)
-    time.sleep(2.0)  # past start-up, inside the computation
+    time.sleep(2.5)  # past start-up and loading, inside the computation (~8 s in all)
     assert proc.poll() is None, "the job finished before it could be killed; enlarge the graph"
     proc.send_signal(signal.SIGKILL)
     proc.wait()

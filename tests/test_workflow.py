@@ -263,6 +263,7 @@ def test_new_metric_family_is_one_module_and_one_line(finished_run, tmp_path):
     """Copy the workflow, add a family module + one registry line: only its jobs and the
     downstream joins/analysis are planned."""
     code = tmp_path / "code"
+    code.mkdir()
     for item in ("Snakefile", "rules", "workflow", "config", "report", "src"):
         src = REPO / item
         if src.is_dir():
@@ -331,6 +332,8 @@ def test_killed_training_job_resumes(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (tmp_path / target).exists()
+    # a killed Snakemake leaves its lock behind: unlock, then rerun the incomplete job
+    subprocess.run(cmd + ["--unlock"], capture_output=True, text=True, timeout=300, check=True)
     res = subprocess.run(cmd + ["--rerun-incomplete"], capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     log = (tmp_path / "results/logs/train/digits/resnet20/erk/s0.6/seed0.log").read_text()
