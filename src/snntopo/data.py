@@ -20,6 +20,7 @@ Why this module looks the way it does:
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import pickle
 from collections.abc import Callable, Sequence
@@ -84,6 +85,39 @@ DIGITS_SPLIT_SEED = 0
 def dataset_info(name: str) -> DatasetInfo:
     """The registry entry of ``name`` (``ConfigError`` with a suggestion on unknown names)."""
     return DATASETS.get(name)
+
+
+def dataset_shape(name: str, input_size: int | None = None) -> tuple[int, int, int]:
+    """``(num_classes, in_channels, input_size)`` of a data set: what a model needs to be built,
+    without loading any data (``input_size`` overrides the data set's default)."""
+    info = dataset_info(name)
+    return int(info.num_classes), int(info.in_channels), int(input_size or info.input_size)
+
+
+def pai_loader_factory(
+    name: str,
+    root: str | os.PathLike[str],
+    seed: int,
+    download: bool = False,
+    input_size: int | None = None,
+) -> Callable[[int], DataLoader]:
+    """Training batches for data-driven PaI methods, shared by the workflow and ``snntopo mask``.
+
+    The batches are drawn like the reference draws them (shuffled, augmented training data); each
+    new pass (ProsPr may need more than one) gets its own seed derived from ``seed``, so a mask is
+    a function of the seed alone. The data set is loaded on first use only.
+    """
+    passes = itertools.count()
+    dataset: list[Dataset] = []
+
+    def factory(batch_size: int) -> DataLoader:
+        if not dataset:
+            dataset.append(
+                load_dataset(name, root, train=True, download=download, input_size=input_size)
+            )
+        return make_loader(dataset[0], batch_size, shuffle=True, seed=seed * 1000 + next(passes))
+
+    return factory
 
 
 def load_dataset(

@@ -43,29 +43,12 @@ def make_spec(params: dict[str, Any], out: str) -> None:
     write_json(out, spec)
 
 
-def _loader_factory(params: dict[str, Any]):
-    """Seeded training batches for data-dependent PaI methods (the data set is loaded lazily)."""
-    from .data import load_dataset, make_loader
-
-    def factory(batch_size: int):
-        ds = load_dataset(
-            params["dataset"],
-            params["data_root"],
-            train=True,
-            download=params["download"],
-            input_size=params["input_size"],
-            augment=False,
-        )
-        return make_loader(ds, batch_size, shuffle=True, seed=params["seed"])
-
-    return factory
-
-
 def make_mask(params: dict[str, Any], out_mask: str, out_init: str) -> None:
     """Compute one PaI mask (or the all-ones dense mask) and the masked initial weights."""
     import torch
     from safetensors.torch import save_file
 
+    from .data import pai_loader_factory
     from .models import prunable_parameters
     from .pai.io import save_mask
     from .train import resolve_device
@@ -86,7 +69,15 @@ def make_mask(params: dict[str, Any], out_mask: str, out_init: str) -> None:
             model,
             params["sparsity"],
             seed=params["seed"],
-            loader_factory=_loader_factory(params) if needs_data else None,
+            loader_factory=pai_loader_factory(
+                params["dataset"],
+                params["data_root"],
+                params["seed"],
+                download=params["download"],
+                input_size=params["input_size"],
+            )
+            if needs_data
+            else None,
             # the real input shape: SynFlow's all-ones input must match the data's size
             params={
                 **(params.get("pai") or {}),

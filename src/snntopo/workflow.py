@@ -78,15 +78,15 @@ def active_families(config: dict[str, Any]) -> list[str]:
 
 
 def model_params(config: dict[str, Any], dataset: str, arch: str) -> dict[str, Any]:
-    from .data import dataset_info
+    from .data import dataset_shape
 
-    info = dataset_info(dataset)
+    num_classes, in_channels, size = dataset_shape(dataset, input_size(config, dataset))
     return {
         "arch": arch,
         "dataset": dataset,
-        "num_classes": int(info.num_classes),
-        "in_channels": int(info.in_channels),
-        "input_size": input_size(config, dataset),
+        "num_classes": num_classes,
+        "in_channels": in_channels,
+        "input_size": size,
         "width": float(config["model"]["width"]),
     }
 
@@ -183,13 +183,13 @@ def estimate_graph_edges(spec: dict[str, Any], nnz: dict[str, float], encoding: 
 @functools.lru_cache(maxsize=64)
 def _spec_in_process(dataset: str, arch: str, input_side: int, width: float) -> dict[str, Any]:
     """Layer spec built here (for dry runs, before the ``spec`` rule has written it)."""
-    from .data import dataset_info
+    from .data import dataset_shape
     from .encode.layers import layer_spec
     from .models import build_model
 
-    info = dataset_info(dataset)
-    model = build_model(arch, info.num_classes, info.in_channels, input_side, width, seed=0)
-    return layer_spec(model, (info.in_channels, input_side, input_side))
+    num_classes, in_channels, _ = dataset_shape(dataset)
+    model = build_model(arch, num_classes, in_channels, input_side, width, seed=0)
+    return layer_spec(model, (in_channels, input_side, input_side))
 
 
 def _parse_network_dir(path: str) -> dict[str, str] | None:

@@ -15,15 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, MaskError
-
-# Used only if ``snntopo.data`` is unavailable: (num_classes, in_channels, input_size).
-_FALLBACK_DATASETS = {
-    "cifar10": (10, 3, 32),
-    "cifar100": (100, 3, 32),
-    "tinyimagenet": (200, 3, 32),
-    "digits": (10, 3, 16),
-}
+from ..errors import MaskError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -46,18 +38,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--checkpoint", type=Path, help="trained masked model.safetensors")
     parser.add_argument("--spec", type=Path, help="layers.json to use instead of tracing the model")
     parser.add_argument("--out", type=Path, required=True)
-
-
-def dataset_shape(name: str) -> tuple[int, int, int]:
-    """(num_classes, in_channels, input_size) of a data set, from the registry when present."""
-    try:
-        from ..data import DATASETS
-    except ImportError:  # the data module is optional for encoding
-        if name not in _FALLBACK_DATASETS:
-            raise ConfigError(f"unknown dataset {name!r}") from None
-        return _FALLBACK_DATASETS[name]
-    info = DATASETS.get(name)
-    return info.num_classes, info.in_channels, info.input_size
 
 
 def _read_safetensors(path: Path, what: str) -> dict[str, np.ndarray]:
@@ -109,14 +89,14 @@ def masked_weights(args: argparse.Namespace, model: Any) -> tuple[dict[str, np.n
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..data import dataset_shape
     from ..io import provenance, read_json
     from ..models import build_model
     from ..perf import measure, peak_rss_mb
     from . import build_graph, save_graph
     from .layers import layer_spec, validate_spec
 
-    num_classes, in_channels, size = dataset_shape(args.dataset)
-    size = args.input_size or size
+    num_classes, in_channels, size = dataset_shape(args.dataset, args.input_size)
     model = build_model(
         args.arch,
         num_classes=num_classes,

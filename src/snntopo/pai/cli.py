@@ -8,23 +8,13 @@ loader seeded from ``--seed`` (as the reference draws them from its shuffled tra
 from __future__ import annotations
 
 import argparse
-import importlib
-import itertools
 import json
 import logging
-from collections.abc import Iterable
 from typing import Any
 
 import torch
 
-from ..errors import ConfigError
 from ..perf import measure
-
-_FALLBACK_SHAPES = {  # (num_classes, in_channels, input_size) if snntopo.data is not importable
-    "cifar10": (10, 3, 32),
-    "cifar100": (100, 3, 32),
-    "tinyimagenet": (200, 3, 32),
-}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -45,51 +35,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output mask.safetensors")
 
 
-def _data_module() -> Any | None:
-    try:
-        return importlib.import_module("snntopo.data")
-    except ImportError:
-        return None
-
-
-def _shape_facts(dataset: str, data: Any | None) -> tuple[int, int, int]:
-    if data is not None and hasattr(data, "dataset_info"):
-        info = data.dataset_info(dataset)
-        return int(info.num_classes), int(info.in_channels), int(info.input_size)
-    if dataset not in _FALLBACK_SHAPES:
-        raise ConfigError(f"unknown dataset {dataset!r}; allowed: {', '.join(_FALLBACK_SHAPES)}")
-    return _FALLBACK_SHAPES[dataset]
-
-
 def run(args: argparse.Namespace) -> int:
+    from ..data import dataset_shape, pai_loader_factory
     from ..io import provenance
     from ..models import build_model
     from . import METHODS, compute_mask
     from .io import save_mask
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    data = _data_module()
-    num_classes, in_channels, default_size = _shape_facts(args.dataset, data)
-    size = int(args.input_size or default_size)
+    num_classes, in_channels, size = dataset_shape(args.dataset, args.input_size)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = build_model(args.arch, num_classes, in_channels, size, args.width, seed=args.seed)
-
     loader_factory = None
     if METHODS.meta(args.method)["needs_data"]:
-        if data is None:
-            raise ConfigError(
-                f"method {args.method!r} needs training data but snntopo.data is not available"
-            )
-        train = data.load_dataset(
-            args.dataset, args.data_root, train=True, download=args.download, input_size=size
+        loader_factory = pai_loader_factory(
+            args.dataset, args.data_root, args.seed, download=args.download, input_size=size
         )
-        passes = itertools.count()
-
-        def loader_factory(batch_size: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-            # Each new pass (ProsPr may need more than one) gets its own derived shuffle seed.
-            return data.make_loader(
-                train, batch_size, shuffle=True, seed=args.seed * 1000 + next(passes)
-            )
 
     params: dict[str, Any] = {"input_shape": [in_channels, size, size]}
     if args.batch_size is not None:
