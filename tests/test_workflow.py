@@ -340,6 +340,24 @@ def test_killed_training_job_resumes(tmp_path):
     assert re.search(r"resum\w* from epoch \d+", log), log[-2000:]
     assert (tmp_path / target).exists()
 
+    # the same job, never interrupted, ends with the same accuracy and the same weights
+    fresh = tmp_path / "uninterrupted"
+    write_config(fresh, cfg)
+    whole = [*cmd[:4], str(fresh), "--configfile", str(fresh / "config.yaml"), *cmd[7:]]
+    res = subprocess.run(whole, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    import json
+
+    from safetensors.numpy import load_file
+
+    resumed = json.loads((tmp_path / target).read_text())
+    uninterrupted = json.loads((fresh / target).read_text())
+    assert resumed["accuracy"] == uninterrupted["accuracy"]
+    model = "results/digits/resnet20/erk/s0.6/seed0/model.safetensors"
+    a, b = load_file(str(tmp_path / model)), load_file(str(fresh / model))
+    assert a.keys() == b.keys()
+    assert all((a[k] == b[k]).all() for k in a)
+
 
 def _screenshot(html: Path, png: Path) -> None:
     """Render a page with headless Chromium (Debian's package) and check it is not blank."""
