@@ -98,7 +98,8 @@ def shapes_of(model: nn.Module) -> dict[str, torch.Size]:
     return {name: p.shape for name, p in prunable_parameters(model)}
 
 
-def _split(flat: torch.Tensor, shapes: Mapping[str, torch.Size]) -> Masks:
+def split_flat(flat: torch.Tensor, shapes: Mapping[str, torch.Size]) -> Masks:
+    """Cut one flat mask over all prunable weights (module order) back into per-layer masks."""
     out: Masks = {}
     offset = 0
     for name, shape in shapes.items():
@@ -133,7 +134,7 @@ def global_topk(scores: Mapping[str, torch.Tensor], density: float, largest: boo
         if missing > 0:
             ties = torch.nonzero(key == threshold).reshape(-1)[:missing]
             keep[ties] = True
-    return _split(keep.to("cpu"), shapes)
+    return split_flat(keep.to("cpu"), shapes)
 
 
 def apportion(counts: Mapping[str, int], densities: Mapping[str, float], total_keep: int) -> dict:

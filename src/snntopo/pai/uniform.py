@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from .base import Masks, PaiContext, n_keep, shapes_of
+from .base import Masks, PaiContext, n_keep, shapes_of, split_flat
 
 
 def compute(model: nn.Module, density: float, ctx: PaiContext) -> Masks:
@@ -25,10 +25,4 @@ def compute(model: nn.Module, density: float, ctx: PaiContext) -> Masks:
     k = n_keep(total, density)
     flat = torch.zeros(total, dtype=torch.bool)
     flat[torch.randperm(total, generator=ctx.generator())[:k]] = True
-    out: Masks = {}
-    offset = 0
-    for name, shape in shapes.items():
-        n = math.prod(shape)
-        out[name] = flat[offset : offset + n].reshape(shape).clone()
-        offset += n
-    return out
+    return split_flat(flat, shapes)
