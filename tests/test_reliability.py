@@ -145,13 +145,6 @@ def test_tables_stage_missing_network_keys(tmp_path):
         stages.build_tables([str(summary)], [], str(tmp_path / "tables"))
 
 
-def test_check_table_names_missing_columns(tmp_path):
-    p = tmp_path / "mge.csv"
-    p.write_text("dataset,arch\ncifar10,resnet20\n")
-    with pytest.raises(TableError, match=r"mge\.csv.*\['method'"):
-        stages.check_table(str(p), ["dataset", "method", "seed"])
-
-
 # --------------------------------------------------------------------------- weights / masks
 def test_encode_stage_with_missing_weights(tmp_path):
     spec = tmp_path / "layers.json"

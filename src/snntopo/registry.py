@@ -8,7 +8,7 @@ schema, the CLI choices and the Snakemake DAG all read the names from here, so t
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
 from .errors import ConfigError
@@ -67,6 +67,3 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
-
-
-Factory = Callable[..., Any]

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import ArtifactError, TableError
+from .errors import ArtifactError
 from .io import atomic_path, file_digest, provenance, read_json, write_json, write_text
 from .names import DENSE
 
@@ -281,22 +281,3 @@ table.acc td,table.acc th{{padding:2px 8px;text-align:right}}</style></head>
 </body></html>
 """
     write_text(out, html)
-
-
-def check_table(path: str, required: list[str]) -> None:
-    """Raise :class:`TableError` if a CSV lacks columns (used by tests and the report)."""
-    import pandas as pd
-
-    cols = set(pd.read_csv(path, nrows=0).columns)
-    missing = [c for c in required if c not in cols]
-    if missing:
-        raise TableError(f"{path}: missing columns {missing}")
-
-
-def plot_graph(graph_path: str, out: str) -> None:
-    """Draw a stored MGE (layers as columns) for the report."""
-    from .encode.graph import load_graph
-    from .plots.graph import plot_mge
-
-    with atomic_path(out) as tmp:
-        plot_mge(load_graph(graph_path), tmp)
