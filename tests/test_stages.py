@@ -49,3 +49,35 @@ def test_cli_mask_equals_workflow_mask(tmp_path):
     a, b = load_file(str(dag_mask)), load_file(str(cli_mask))
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_encode_from_trained_model_artifact(tmp_path):
+    """``encode.weights: trained`` reads model.safetensors (which also holds BN state and the
+    masks): the graph has one rolled edge per surviving weight of the trained network."""
+    import numpy as np
+
+    from snntopo.artifacts import save_trained
+    from snntopo.encode.graph import load_graph
+    from snntopo.encode.layers import layer_spec
+    from snntopo.io import write_json
+    from snntopo.models import build_model, prunable_parameters
+    from snntopo.stages import encode_network
+
+    model = build_model("resnet20", width=0.25, input_size=8, seed=1)
+    gen = torch.Generator().manual_seed(0)
+    masks = {n: torch.rand(p.shape, generator=gen) < 0.3 for n, p in prunable_parameters(model)}
+    with torch.no_grad():
+        for n, p in prunable_parameters(model):
+            p.mul_(masks[n])
+    spec = tmp_path / "layers.json"
+    write_json(spec, layer_spec(model, (3, 8, 8)))
+    weights = tmp_path / "model.safetensors"
+    save_trained(weights, model, masks, {"accuracy": 0.5})
+    out = tmp_path / "rolled.npz"
+    encode_network("rolled", str(spec), str(weights), {}, str(out))
+    graph = load_graph(out)
+    assert graph.n_edges == sum(int(m.sum()) for m in masks.values())
+    assert np.isclose(
+        graph.weights.max(),
+        max(np.abs(p.detach().numpy()).max() for _, p in prunable_parameters(model)),
+    )
