@@ -3,7 +3,7 @@
 
 rule graph_figure:
     input:
-        f"{SPARSE[0].path(RESULTS)}/graphs/mge.npz",
+        f"{max(SPARSE, key=lambda n: n.sparsity).path(RESULTS)}/graphs/mge.npz",
     output:
         report(
             f"{RESULTS}/figures/mge.png",
