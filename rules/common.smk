@@ -33,6 +33,8 @@ NETWORK_ID = "{dataset}/{arch}/{method}/s{sparsity}/seed{seed}"
 SPARSE = W.sparse_grid(config)
 DENSE_NETS = W.dense_grid(config)
 FAMILIES_ACTIVE = W.active_families(config)
+# the network drawn in the report: the sparsest one (fewest edges, clearest picture)
+FIGURE_NET = max(SPARSE, key=lambda n: n.sparsity)
 
 
 wildcard_constraints:

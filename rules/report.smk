@@ -3,7 +3,7 @@
 
 rule graph_figure:
     input:
-        f"{max(SPARSE, key=lambda n: n.sparsity).path(RESULTS)}/graphs/mge.npz",
+        f"{FIGURE_NET.path(RESULTS)}/graphs/mge.npz",
     output:
         report(
             f"{RESULTS}/figures/mge.png",
