@@ -281,3 +281,12 @@ table.acc td,table.acc th{{padding:2px 8px;text-align:right}}</style></head>
 </body></html>
 """
     write_text(out, html)
+
+
+def plot_graph(graph_path: str, out: str) -> None:
+    """Draw a stored MGE (layers as columns) for the report."""
+    from .encode.graph import load_graph
+    from .plots.graph import plot_mge
+
+    with atomic_path(out) as tmp:
+        plot_mge(load_graph(graph_path), tmp)
