@@ -5,7 +5,7 @@ rule analysis:
     input:
         TABLES,
     output:
-        csv=ANALYSIS_CSV,
+        csv=[ensure(f, non_empty=True) for f in ANALYSIS_CSV],
         figures=[
             report(f, category="Analysis", caption="../report/analysis.rst")
             for f in FIGURES

@@ -7,7 +7,7 @@ rule encode:
         spec=f"{RESULTS}/{{dataset}}/{{arch}}/layers.json",
         weights=weights_for_encoding,
     output:
-        f"{NET}/graphs/{{encoding}}.npz",
+        ensure(f"{NET}/graphs/{{encoding}}.npz", non_empty=True),
     log:
         f"{LOGS}/encode/{NETWORK_ID}_{{encoding}}.log",
     benchmark:

@@ -3,7 +3,7 @@
 
 rule spec:
     output:
-        f"{RESULTS}/{{dataset}}/{{arch}}/layers.json",
+        ensure(f"{RESULTS}/{{dataset}}/{{arch}}/layers.json", non_empty=True),
     log:
         f"{LOGS}/spec/{{dataset}}_{{arch}}.log",
     benchmark:
@@ -22,8 +22,8 @@ rule spec:
 
 rule mask:
     output:
-        mask=f"{NET}/mask.safetensors",
-        init=f"{NET}/init.safetensors",
+        mask=ensure(f"{NET}/mask.safetensors", non_empty=True),
+        init=ensure(f"{NET}/init.safetensors", non_empty=True),
     log:
         f"{LOGS}/mask/{NETWORK_ID}.log",
     benchmark:

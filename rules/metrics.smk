@@ -21,7 +21,7 @@ for _family in FAMILIES_ACTIVE:
         input:
             unpack(_metric_graphs(_family)),
         output:
-            f"{NET}/metrics/{_family}.json",
+            ensure(f"{NET}/metrics/{_family}.json", non_empty=True),
         log:
             f"{LOGS}/metrics_{_family}/{NETWORK_ID}.log",
         benchmark:

@@ -28,7 +28,7 @@ rule report:
         graph_figure=f"{RESULTS}/figures/mge.png",
         networks=f"{RESULTS}/tables/networks.csv",
     output:
-        f"{RESULTS}/report.html",
+        ensure(f"{RESULTS}/report.html", non_empty=True),
     log:
         f"{LOGS}/report.log",
     conda:

@@ -6,7 +6,7 @@ rule tables:
         train=TRAIN_SUMMARIES,
         metrics=METRIC_FILES,
     output:
-        TABLES,
+        [ensure(t, non_empty=True) for t in TABLES],
     log:
         f"{LOGS}/tables.log",
     benchmark:

@@ -5,8 +5,8 @@ rule train:
     input:
         mask=f"{NET}/mask.safetensors",
     output:
-        model=f"{NET}/model.safetensors",
-        summary=f"{NET}/train.json",
+        model=ensure(f"{NET}/model.safetensors", non_empty=True),
+        summary=ensure(f"{NET}/train.json", non_empty=True),
     log:
         f"{LOGS}/train/{NETWORK_ID}.log",
     benchmark:

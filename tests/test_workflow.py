@@ -226,6 +226,23 @@ def test_tiny_grid_runs_end_to_end(finished_run):
     assert nets["dense_accuracy"].notna().all()
     mge = pd.read_csv(r / "tables" / "mge.csv")
     assert len(mge) == len(nets) and (mge["edges"] > 0).all()
+    # every metric is finite or NaN (null) with its reason recorded
+    import json
+
+    for path in r.rglob("metrics/*.json"):
+        art = json.loads(path.read_text())
+        for res in art["encodings"].values():
+            reasons = res.get("nan_reasons") or {}
+            for key, value in (res.get("network") or {}).items():
+                assert value is not None or key.removesuffix("_norm") in reasons or key in reasons
+            for row in res.get("layers") or []:
+                for key, value in row.items():
+                    name = f"{row['layer_name']}/{key}"
+                    assert (
+                        value is not None
+                        or name in reasons
+                        or name.removesuffix("_norm") in reasons
+                    )
 
 
 @pytest.mark.slow
