@@ -31,7 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-DEFAULT_ARCHS = ("conv6", "resnet20", "resnet32", "wrn28_2")
+from .names import PAPER_ARCHITECTURES
+
+DEFAULT_ARCHS = PAPER_ARCHITECTURES
 DATA_FREE = ("uniform", "er", "erk", "synflow", "dense")
 
 

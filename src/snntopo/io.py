@@ -86,6 +86,14 @@ def read_json(path: str | os.PathLike[str], required: tuple[str, ...] = ()) -> d
     return obj
 
 
+def write_csv(df: Any, path: str | os.PathLike[str]) -> Path:
+    """Write a pandas DataFrame atomically (without its index) and return the final path."""
+    final = Path(path)
+    with atomic_path(final) as tmp:
+        df.to_csv(tmp, index=False)
+    return final
+
+
 def write_text(path: str | os.PathLike[str], text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)

@@ -28,8 +28,6 @@ METHOD_FROM_PAPER = {
     "synflow": "synflow",
     "prospr": "prospr",
 }
-ARCH_TO_PAPER = {v: k for k, v in ARCH_FROM_PAPER.items()}
-DATASET_TO_PAPER = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "tinyimagenet": "Tiny-ImageNet"}
 
 PAPER_ARCHITECTURES = ("conv6", "resnet20", "resnet32", "wrn28_2")
 PAPER_DATASETS = ("cifar10", "cifar100", "tinyimagenet")
@@ -38,6 +36,22 @@ PAPER_SPARSITIES = (0.6, 0.8, 0.9, 0.95, 0.98)
 PAPER_SEEDS = (0, 1, 2)
 DENSE = "dense"
 KEYS = ("dataset", "arch", "method", "sparsity", "seed")
+
+# The canonical tables (docs/architecture.md): written by snntopo.tables, read by snntopo.analysis.
+ENCODINGS = ("mge", "rolled", "rolled-channel")
+RAMANUJAN_METRICS = (
+    "degree_bound",
+    "iterative_spectral_gap",
+    "iterative_degree_bound",
+    "weighted_spectral_gap",
+)
+RAMANUJAN_LAYER_COLUMNS = (
+    "encoding",
+    "layer_id",
+    "layer_name",
+    "layer_density",
+    *RAMANUJAN_METRICS,
+)
 
 
 def sparsity_tag(sparsity: float) -> str:

@@ -7,7 +7,6 @@ reruns only its jobs plus this join; the join itself is cheap.
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -15,22 +14,8 @@ from typing import Any
 import pandas as pd
 
 from .errors import TableError
-from .io import atomic_path, read_json
-from .names import DENSE, KEYS
-
-ENCODINGS = ("mge", "rolled", "rolled-channel")
-RAMANUJAN_COLUMNS = (
-    "degree_bound",
-    "iterative_spectral_gap",
-    "iterative_degree_bound",
-    "weighted_spectral_gap",
-)
-
-
-def write_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
-    """Write a DataFrame atomically."""
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
+from .io import read_json, write_csv
+from .names import DENSE, ENCODINGS, KEYS, RAMANUJAN_LAYER_COLUMNS, RAMANUJAN_METRICS
 
 
 def _keys(d: dict[str, Any], source: str) -> dict[str, Any]:
@@ -86,7 +71,7 @@ def metric_tables(metric_files: list[str]) -> tuple[dict[str, pd.DataFrame], pd.
                     out["layer_id"] = layer.get("layer_id")
                     out["layer_name"] = layer.get("layer_name")
                     out["layer_density"] = layer.get("density", layer.get("layer_density"))
-                    for c in RAMANUJAN_COLUMNS:
+                    for c in RAMANUJAN_METRICS:
                         out[c] = layer.get(c)
                     layer_rows.append(out)
     tables = {
@@ -95,7 +80,7 @@ def metric_tables(metric_files: list[str]) -> tuple[dict[str, pd.DataFrame], pd.
     }
     layers = pd.DataFrame(
         layer_rows,
-        columns=[*KEYS, "encoding", "layer_id", "layer_name", "layer_density", *RAMANUJAN_COLUMNS],
+        columns=[*KEYS, *RAMANUJAN_LAYER_COLUMNS],
     )
     return tables, layers
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .tables import Tables, load_canonical_tables, load_tables, write_csv
+from ..io import write_csv
+from .tables import Tables, load_canonical_tables, load_tables
 
 __all__ = [
     "AnalysisParams",

@@ -163,8 +163,11 @@ def mask_infinite(tables: Tables) -> tuple[Tables, list[str]]:
 
 
 def build_feature_sets(tables: Tables) -> tuple[dict[str, pd.DataFrame], list[str]]:
-    """All feature sets on the common set of networks, plus notes on what was dropped."""
-    tables, notes = mask_infinite(tables)
+    """All feature sets on the common set of networks, plus notes on what was dropped.
+
+    Expects tables whose infinities were already masked (:func:`mask_infinite`).
+    """
+    notes: list[str] = []
     base = tables.networks.set_index(KEY_LIST)
     sparsity = pd.DataFrame({"sparsity": base.index.get_level_values("sparsity")}, index=base.index)
     sets: dict[str, pd.DataFrame] = {"sparsity": sparsity}

@@ -24,7 +24,14 @@ import pandas as pd
 
 from ..errors import TableError
 from ..names import ARCH_FROM_PAPER, DATASET_FROM_PAPER, KEYS, METHOD_FROM_PAPER
-from .tables import RAMANUJAN_METRICS, Tables, check_networks, check_table, normalise_keys, read_csv
+from .tables import (
+    RAMANUJAN_COLUMNS,
+    Tables,
+    check_networks,
+    check_table,
+    normalise_keys,
+    read_csv,
+)
 
 # Paper MGE columns that are metrics (spec D). `nodes` is constant per (arch, dataset) and `edges`
 # is the number of kept weights, i.e. density in disguise: both stay out of the topometric set.
@@ -224,9 +231,7 @@ def load_paper_tables(directory: str | Path) -> Tables:
     ram = None
     if ram_frames:
         ram = normalise_keys(pd.concat(ram_frames, ignore_index=True))
-        ram = ram[
-            [*KEYS, "encoding", "layer_id", "layer_name", "layer_density", *RAMANUJAN_METRICS]
-        ]
+        ram = ram[[*KEYS, *RAMANUJAN_COLUMNS]]
         check_table(ram, "ramanujan/", KEYS, KEYS, unique=[*KEYS, "encoding", "layer_id"])
     else:
         notes.append("ramanujan/: no tables, Ramanujan/density analyses skipped")

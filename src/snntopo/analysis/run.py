@@ -16,13 +16,13 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ConfigError
-from ..io import provenance, write_json
+from ..io import provenance, write_csv, write_json
 from .features import KEY_LIST, build_feature_sets, higher_is_better, mask_infinite, target_frame
 from .models import MODELS
 from .ramanujan import density_correlation
 from .ranking import rank_agreement, summarise_ranking
 from .regression import cross_validate, summarise_folds, summarise_importance
-from .tables import Tables, load_tables, write_csv
+from .tables import Tables, load_tables
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,9 @@ def library_versions() -> dict[str, str]:
 def compute(tables: Tables, params: AnalysisParams, progress: Callable[[str], None]) -> dict:
     """All result tables, in memory."""
     y, target_name = target_frame(tables.networks, params.target, params.drop)
-    tables, _ = mask_infinite(tables)  # notes come again from build_feature_sets
+    tables, inf_notes = mask_infinite(tables)
     sets, notes = build_feature_sets(tables)
+    notes = inf_notes + notes
     index = next(iter(sets.values())).index
     progress(
         f"features: {len(index)} networks, target {target_name}, sets "

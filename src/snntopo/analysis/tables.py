@@ -17,17 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import TableError
-from ..io import atomic_path
-from ..names import KEYS
+from ..names import ENCODINGS, KEYS, RAMANUJAN_LAYER_COLUMNS, RAMANUJAN_METRICS
 
-ENCODINGS = ("mge", "rolled", "rolled-channel")
-RAMANUJAN_METRICS = (
-    "degree_bound",
-    "iterative_spectral_gap",
-    "iterative_degree_bound",
-    "weighted_spectral_gap",
-)
-RAMANUJAN_COLUMNS = ("encoding", "layer_id", "layer_name", "layer_density", *RAMANUJAN_METRICS)
+RAMANUJAN_COLUMNS = RAMANUJAN_LAYER_COLUMNS
+__all__ = ["ENCODINGS", "RAMANUJAN_COLUMNS", "RAMANUJAN_METRICS", "Tables", "load_tables"]
 NETWORK_FILE = "networks"
 RAMANUJAN_FILE = "ramanujan_layers"
 
@@ -47,14 +40,6 @@ class Tables:
     ramanujan_layers: pd.DataFrame | None
     source: str
     notes: list[str] = field(default_factory=list)
-
-
-def write_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Write a DataFrame atomically (temporary file, then rename) and return the final path."""
-    final = Path(path)
-    with atomic_path(final) as tmp:
-        df.to_csv(tmp, index=False)
-    return final
 
 
 def find_table(directory: Path, stem: str) -> Path | None:
@@ -134,6 +119,10 @@ def select_features(df: pd.DataFrame, encoding: str) -> pd.DataFrame:
     drop = {c for c in cols if f"{c}_norm" in cols}
     if encoding == "mge":
         drop |= {"nodes", "edges"} & cols
+    else:
+        # the Ramanujan family's layer means belong to the separate ``ramanujan`` feature set
+        # (built from ramanujan_layers.csv); the paper's rolled tables do not hold them either
+        drop |= {f"mean_{m}" for m in RAMANUJAN_METRICS} & cols
     return df.drop(columns=sorted(drop))
 
 

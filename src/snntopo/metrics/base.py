@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..encode.graph import Graph
+from ..names import ENCODINGS
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "seed": 0,
@@ -96,5 +97,5 @@ def sample_size(n: int, params: Mapping[str, Any]) -> int:
     return min(k, n)
 
 
-ALL_ENCODINGS = ("mge", "rolled", "rolled-channel")
+ALL_ENCODINGS = ENCODINGS
 BGE_ENCODINGS = ("rolled", "rolled-channel")
