@@ -25,7 +25,10 @@ rule report:
     input:
         summary=f"{RESULTS}/analysis/summary.html",
         figures=FIGURES,
-        graph_figure=f"{RESULTS}/figures/mge.png",
+        # the MGE drawing exists only when the config computes the MGE
+        graph_figure=(
+            [f"{RESULTS}/figures/mge.png"] if "mge" in config["encodings"] else []
+        ),
         networks=f"{RESULTS}/tables/networks.csv",
     output:
         ensure(f"{RESULTS}/report.html", non_empty=True),

@@ -115,6 +115,13 @@ def test_missing_key_stops_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_a_grid_without_the_mge_plans_without_its_figure(tmp_path):
+    write_config(tmp_path, {**TINY, "encodings": ["rolled", "rolled-channel"]})
+    jobs = planned(tmp_path)
+    assert jobs["encode"] == 2 * 8 and "graph_figure" not in jobs
+    assert jobs["report"] == 1
+
+
 @pytest.fixture(scope="module")
 def paper_dry_run(tmp_path_factory) -> str:
     """``snakemake -n --profile profiles/slurm`` on the paper config (plans ~14,000 jobs)."""

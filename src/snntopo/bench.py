@@ -32,24 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from .names import PAPER_ARCHITECTURES
+from .perf import peak_rss_mb
 
 DEFAULT_ARCHS = PAPER_ARCHITECTURES
 DATA_FREE = ("uniform", "er", "erk", "synflow", "dense")
-
-
-def hwm_mb() -> float:
-    """Peak RSS of this process image (``VmHWM``; ``ru_maxrss`` can report the parent's after
-    fork+exec on some kernels)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    from .perf import peak_rss_mb
-
-    return peak_rss_mb()
 
 
 def host_info() -> dict[str, Any]:
@@ -105,7 +91,7 @@ def encode_case(spec_path: Path, weights_path: Path, encoding: str, out: Path) -
     t0 = time.perf_counter()
     g = build_graph(encoding, spec, weights)
     seconds = time.perf_counter() - t0
-    peak = hwm_mb()
+    peak = peak_rss_mb()
     save_graph(out, g)
     return {"nodes": g.n_nodes, "edges": g.n_edges, "seconds": seconds, "peak_rss_mb": peak}
 
@@ -124,7 +110,7 @@ def family_case(graph_path: Path, family: str, params: dict[str, Any]) -> dict[s
         "edges": graph.n_edges,
         "seconds": art["seconds"],
         "load_seconds": load_s,
-        "peak_rss_mb": hwm_mb(),
+        "peak_rss_mb": peak_rss_mb(),
         "network": art["network"],
         "nan_reasons": art["nan_reasons"],
     }

@@ -11,7 +11,19 @@ from dataclasses import dataclass
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MiB (ru_maxrss is KiB on Linux)."""
+    """Peak resident set size of this process so far, in MiB.
+
+    Reads ``VmHWM`` from ``/proc/self/status`` where it exists: ``ru_maxrss`` survives fork+exec,
+    so a process started by a big parent (Snakemake, a benchmark driver) would report the
+    parent's peak. Falls back to ``ru_maxrss`` (KiB on Linux, bytes on macOS) elsewhere.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 

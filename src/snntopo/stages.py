@@ -242,7 +242,7 @@ def accuracy_table(networks_csv: str) -> Any:
 def make_report(
     summary_html: str,
     figures: list[str],
-    graph_figure: str,
+    graph_figures: list[str],
     networks_csv: str,
     out: str,
     meta: dict[str, Any],
@@ -263,6 +263,11 @@ def make_report(
         if f.endswith(".png")
     )
     acc = accuracy_table(networks_csv).to_html(index=False, border=0, classes="acc")
+    mge = "".join(
+        "<h2>The multipartite graph encoding (MGE) of one network</h2>\n"
+        f'<img src="{rel(f)}" style="max-width:100%">\n'
+        for f in graph_figures
+    )
     grid = "".join(f"<li><b>{escape(k)}</b>: {escape(str(v))}</li>" for k, v in meta.items())
     html = f"""<!doctype html><html><head><meta charset="utf-8"><title>snntopo report</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}
@@ -274,8 +279,7 @@ table.acc td,table.acc th{{padding:2px 8px;text-align:right}}</style></head>
 <a href="{rel(summary_html)}">analysis summary</a>.</p>
 <h2>Test accuracy of the PaI methods (mean ± std over seeds)</h2>
 {acc}
-<h2>The multipartite graph encoding (MGE) of one network</h2>
-<img src="{rel(graph_figure)}" style="max-width:100%">
+{mge}
 <h2>Analysis figures</h2>
 {imgs}
 </body></html>

@@ -10,7 +10,7 @@ run_job(
     snakemake.log[0],
     summary_html=snakemake.input.summary,
     figures=list(snakemake.input.figures),
-    graph_figure=snakemake.input.graph_figure,
+    graph_figures=list(snakemake.input.graph_figure),
     networks_csv=snakemake.input.networks,
     out=snakemake.output[0],
     meta=dict(snakemake.params.grid),

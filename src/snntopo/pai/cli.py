@@ -12,8 +12,6 @@ import json
 import logging
 from typing import Any
 
-import torch
-
 from ..perf import measure
 
 
@@ -31,7 +29,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", default="data", help="where the data sets live")
     parser.add_argument("--download", action="store_true", help="download missing data sets")
     parser.add_argument("--batch-size", type=int, default=None, help="override the method's")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if any)")
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1"
+    )
     parser.add_argument("--out", required=True, help="output mask.safetensors")
 
 
@@ -39,12 +39,13 @@ def run(args: argparse.Namespace) -> int:
     from ..data import dataset_shape, pai_loader_factory
     from ..io import provenance
     from ..models import build_model
+    from ..train import resolve_device
     from . import METHODS, compute_mask
     from .io import save_mask
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     num_classes, in_channels, size = dataset_shape(args.dataset, args.input_size)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     model = build_model(args.arch, num_classes, in_channels, size, args.width, seed=args.seed)
     loader_factory = None
     if METHODS.meta(args.method)["needs_data"]:
