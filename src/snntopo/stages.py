@@ -85,16 +85,17 @@ def make_mask(params: dict[str, Any], out_mask: str, out_init: str) -> None:
             },
             device=resolve_device(params["device"]),
         )
-    meta.update(info=info, seconds=time.perf_counter() - t0, provenance=provenance(**params))
+    # flat, like `snntopo mask` writes it; save_mask adds densities, realised sparsity and emptied
+    # layers from the masks themselves (compute_mask already logged any emptied layer)
+    meta = {**info, **meta, "seconds": time.perf_counter() - t0}
+    meta["provenance"] = provenance(**params)
+    save_mask(out_mask, masks, meta)
     log.info(
         "%s at sparsity %s: realised sparsity %.5f",
         params["method"],
         params["sparsity"],
-        float(info.get("realised_sparsity", float("nan"))),
+        float(info["realised_sparsity"]),
     )
-    for name in info.get("emptied_layers", []) or []:
-        log.warning("layer %s was emptied entirely by %s", name, params["method"])
-    save_mask(out_mask, masks, meta)
     init = {
         n: (p.detach().cpu() * masks[n].cpu()).contiguous().float()
         for n, p in prunable_parameters(model)
@@ -137,7 +138,7 @@ def train_network(
             **{k: params[k] for k in ("dataset", "arch", "method", "sparsity", "seed")},
             "accuracy": result.accuracy,
             "history": result.history,
-            "realised_sparsity": mask_meta.get("info", {}).get("realised_sparsity"),
+            "realised_sparsity": mask_meta.get("realised_sparsity"),
             "provenance": provenance(**params),
         },
     )
