@@ -55,7 +55,15 @@ def test_paper_config_is_the_paper_grid():
         (lambda c: c.update(encodings=["mge", "rolled_channel"]), ["rolled-channel"]),
         (lambda c: c["training"].update(lr=-1), ["training.lr"]),
         (lambda c: c.update(seeds=[0, "one"]), ["seeds[1]"]),
-        (lambda c: c["training"].update(milestones=[3, 2]), ["milestones must be increasing"]),
+        (
+            lambda c: c["training"].update(milestones=[3, 2]),
+            ["training (dataset digits, arch resnet20).milestones", "strictly increasing"],
+        ),
+        (
+            lambda c: c["training"].update(milestones=[4, 4]),
+            ["training (dataset digits, arch resnet20).milestones", "strictly increasing"],
+        ),
+        (lambda c: c["training"].update(momentum=1), ["momentum", "[0, 1)"]),
         (lambda c: c.update(device="tpu"), ["device", "cuda"]),
     ],
 )

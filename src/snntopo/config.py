@@ -174,14 +174,18 @@ def _fill_defaults(obj: dict[str, Any], schema: dict[str, Any]) -> None:
 
 
 def _check_semantics(config: dict[str, Any], source: str) -> None:
+    """Validate the training recipe every (dataset, arch) of the grid will actually get, with the
+    trainer's own rules (e.g. strictly increasing milestones, momentum < 1), so a bad recipe stops
+    before any job runs rather than inside every training job."""
+    from .train import TrainConfig
+
     where = f"{source}: " if source else ""
-    for i, ov in enumerate(config.get("training", {}).get("overrides", [])):
-        ms = ov["set"].get("milestones")
-        if ms is not None and sorted(ms) != ms:
-            raise ConfigError(f"{where}training.overrides[{i}].set.milestones must be increasing")
-    ms = config.get("training", {}).get("milestones", [])
-    if sorted(ms) != ms:
-        raise ConfigError(f"{where}training.milestones must be increasing, got {ms}")
+    for dataset in config["datasets"]:
+        for arch in config["architectures"]:
+            TrainConfig.from_dict(
+                training_settings(config, dataset, arch),
+                where=f"{where}training (dataset {dataset}, arch {arch})",
+            )
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
