@@ -12,7 +12,6 @@ from snakemake.exceptions import WorkflowError
 from snntopo.config import check_config, write_effective_schema
 from snntopo.errors import ConfigError
 from snntopo import workflow as W
-from snntopo.names import DENSE, sparsity_tag
 
 _CONFIG_SOURCE = ", ".join(str(p) for p in workflow.configfiles) or "config"
 try:

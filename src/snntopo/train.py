@@ -47,7 +47,6 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .artifacts import load_trained_meta, load_trained_weights, save_trained
 from .data import make_loader
 from .determinism import set_deterministic_algorithms
 from .errors import CheckpointError, ConfigError, DeviceError, MaskError
@@ -691,13 +690,10 @@ __all__ = [
     "apply_masks",
     "evaluate",
     "load_checkpoint",
-    "load_trained_meta",
-    "load_trained_weights",
     "mask_gradients",
     "paper_recipe",
     "prepare_masks",
     "resolve_amp",
     "resolve_device",
-    "save_trained",
     "train_masked",
 ]

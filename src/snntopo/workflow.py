@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,10 +37,6 @@ class Network:
 
     def path(self, results: str) -> str:
         return f"{results}/{self.dataset}/{self.arch}/{self.method}/s{self.tag}/seed{self.seed}"
-
-    @property
-    def is_dense(self) -> bool:
-        return self.method == DENSE
 
 
 def sparse_grid(config: dict[str, Any]) -> list[Network]:
@@ -234,15 +231,8 @@ def _edges_from_config(path: str, encoding: str, config: dict[str, Any]) -> floa
         float(config["model"]["width"]),
     )
     density = 1.0 - float(net["sparsity"])
-    nnz = {lay["param"]: density * float(_prod(lay["weight_shape"])) for lay in spec["layers"]}
+    nnz = {lay["param"]: density * float(math.prod(lay["weight_shape"])) for lay in spec["layers"]}
     return estimate_graph_edges(spec, nnz, encoding)
-
-
-def _prod(shape: list[int]) -> int:
-    out = 1
-    for s in shape:
-        out *= int(s)
-    return out
 
 
 def metrics_mem_mb(graph_paths: list[str], attempt: int, config: dict[str, Any]) -> int:

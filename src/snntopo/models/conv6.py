@@ -1,5 +1,5 @@
 """Conv-6 (Frankle & Carbin's CONV-6 as used by the paper): six 3x3 convs, three max-pools, three
-linear layers. Convs carry biases (frozen at zero by training, never pruned)."""
+linear layers. Convs carry biases (trained, never pruned)."""
 
 from __future__ import annotations
 
