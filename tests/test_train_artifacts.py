@@ -107,8 +107,12 @@ def test_train_command_end_to_end(tmp_path, capsys):
     for name, m in masks.items():
         assert np.all(weights[name][~m.numpy()] == 0.0)
     meta = load_trained_meta(out / "model.safetensors")
-    assert meta["config"]["training"]["epochs"] == 1
-    assert meta["config"]["mask_sha256"]
+    assert meta["training"]["epochs"] == 1
+    from snntopo.io import file_digest
+
+    assert meta["mask_sha256"] == summary["mask_sha256"] == file_digest(mask_path)
+    # the network keys come from the mask, as in the workflow's train.json
+    assert (summary["method"], summary["sparsity"], summary["seed"]) == ("test", 0.7, 3)
 
 
 def test_train_command_cuda_without_gpu(tmp_path, capsys):

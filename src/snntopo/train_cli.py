@@ -59,78 +59,47 @@ def _training_dict(args: argparse.Namespace) -> dict[str, Any]:
     return train
 
 
-def _load_masks(path: str | None, model: Any) -> dict[str, Any] | None:
-    if path is None:
-        return None
-    try:
-        from .pai.io import load_mask
-    except ImportError:  # pragma: no cover - the PaI package is optional for training
-        from safetensors.torch import load_file
-
-        from .train import prepare_masks
-
-        return prepare_masks(model, load_file(path))
-    return load_mask(path, model)[0]
-
-
 def run(args: argparse.Namespace) -> int:
-    from .artifacts import save_trained
-    from .data import dataset_info, load_dataset
-    from .io import file_digest, provenance, write_json
+    from .data import dataset_shape
+    from .io import file_digest
     from .models import build_model
+    from .pai.io import load_mask
     from .perf import measure
-    from .train import TrainConfig, train_masked
+    from .stages import train_and_save
+    from .train import TrainConfig
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    info = dataset_info(args.dataset)
-    size = int(args.input_size or info.input_size)
+    num_classes, in_channels, size = dataset_shape(args.dataset, args.input_size)
     if args.width <= 0:
         raise ConfigError(f"--width must be positive, got {args.width}")
     cfg = TrainConfig.from_dict(_training_dict(args))
     out = Path(args.out)
-    model = build_model(
-        args.arch, info.num_classes, info.in_channels, size, args.width, seed=args.seed
-    )
-    masks = _load_masks(args.mask, model)
-    common = dict(root=args.data_root, download=args.download, input_size=size)
-    train_set = load_dataset(args.dataset, train=True, **common)
-    test_set = load_dataset(args.dataset, train=False, **common)
+    model = build_model(args.arch, num_classes, in_channels, size, args.width, seed=args.seed)
+    masks, mask_meta = load_mask(args.mask, model) if args.mask else (None, {})
+    if args.mask:
+        mask_meta = {**mask_meta, "mask_sha256": file_digest(args.mask)}
     params = {
         "arch": args.arch,
         "dataset": args.dataset,
         "seed": args.seed,
         "width": args.width,
         "input_size": size,
+        "data_root": args.data_root,
+        "download": args.download,
         "mask": args.mask,
-        "mask_sha256": file_digest(args.mask) if args.mask else None,
-        "training": cfg.to_dict(),
     }
-    checkpoint = out / "checkpoint.pt"
     with measure() as m:
-        result = train_masked(
+        result = train_and_save(
             model,
             masks,
-            train_set,
-            test_set,
+            mask_meta,
+            params,
             cfg,
-            seed=args.seed,
-            checkpoint_path=checkpoint,
+            str(out / "model.safetensors"),
+            str(out / "train.json"),
+            str(out / "checkpoint.pt"),
             log=out / "train.log",
         )
-    summary = {
-        **{k: params[k] for k in ("arch", "dataset", "seed")},
-        "accuracy": result.accuracy,
-        "history": result.history,
-        "params": result.params,
-        "device": result.device,
-        "amp": result.amp,
-        "provenance": provenance(**params),
-    }
-    meta = {"config": params, **{k: v for k, v in summary.items() if k != "provenance"}}
-    meta["provenance"] = summary["provenance"]
-    save_trained(out / "model.safetensors", model, masks, meta)
-    write_json(out / "train.json", summary)
-    checkpoint.unlink(missing_ok=True)
     line = {
         "out": str(out),
         "accuracy": result.accuracy,
