@@ -38,7 +38,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .data import make_loader
-from .determinism import set_deterministic_algorithms
+from .determinism import deterministic_mode
 from .errors import CheckpointError, ConfigError, DeviceError, MaskError
 from .io import atomic_path
 from .models import prunable_parameters
@@ -252,28 +252,6 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
 
 def _resolve_flag(value: bool | str, auto: bool) -> bool:
     return auto if value == "auto" else bool(value)
-
-
-@contextlib.contextmanager
-def _determinism(on: bool, device: torch.device) -> Iterator[None]:
-    """Set (and afterwards restore) the global determinism switches for the duration of training."""
-    prev = (
-        torch.are_deterministic_algorithms_enabled(),
-        torch.is_deterministic_algorithms_warn_only_enabled(),
-        torch.backends.cudnn.deterministic,
-        torch.backends.cudnn.benchmark,
-    )
-    try:
-        # warn_only: a few CUDA kernels have no deterministic variant; warn rather than fail.
-        set_deterministic_algorithms(on, warn_only=device.type == "cuda")
-        if device.type == "cuda":
-            torch.backends.cudnn.deterministic = on
-            torch.backends.cudnn.benchmark = not on
-        yield
-    finally:
-        set_deterministic_algorithms(prev[0], warn_only=prev[1])
-        torch.backends.cudnn.deterministic = prev[2]
-        torch.backends.cudnn.benchmark = prev[3]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -577,7 +555,9 @@ def train_masked(
         total_batches = min(total_batches, cfg.limit_batches)
     t_start = time.perf_counter()
     warned_nonfinite = False
-    with _determinism(deterministic, device):
+    with deterministic_mode(
+        deterministic, warn_only=device.type == "cuda", cudnn=device.type == "cuda"
+    ):
         for epoch in range(start_epoch, cfg.epochs):
             _seed_epoch(seed, epoch, train_loader)
             model.train()

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..determinism import set_deterministic_algorithms
+from ..determinism import deterministic_mode
 from ..errors import ConfigError, DataError
 from ..models import prunable_parameters
 
@@ -212,24 +212,10 @@ def erk_densities(
         return {k: out[k] for k in counts}
 
 
-@contextlib.contextmanager
-def deterministic() -> Iterator[None]:
-    """Ask torch for deterministic kernels while a mask is computed, restoring the caller's settings.
-
-    ``warn_only`` because some CUDA ops have no deterministic variant (and cuBLAS needs an
-    environment variable set before start-up); a warning is better than refusing to prune.
-    """
-    prev = torch.are_deterministic_algorithms_enabled()
-    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    prev_cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-    set_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
-    try:
-        yield
-    finally:
-        set_deterministic_algorithms(prev, warn_only=prev_warn)
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = prev_cudnn
+def deterministic() -> contextlib.AbstractContextManager[None]:
+    """Deterministic kernels (cuDNN included) while a mask is computed; the caller's settings are
+    restored afterwards. Warn-only, because a warning is better than refusing to prune."""
+    return deterministic_mode(True, warn_only=True)
 
 
 def num_classes_of(model: nn.Module) -> int:
