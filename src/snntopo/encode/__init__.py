@@ -36,12 +36,7 @@ def build_graph(
     in both (the reference builds them from the weight tensors alone) and record the mode for
     provenance.
     """
-    build = ENCODINGS.get(encoding)
-    if encoding == "mge":
-        return build(spec, weights, mode=mode, **options)
-    graph = build(spec, weights, **options)
-    graph.meta["mode"] = mode
-    return graph
+    return ENCODINGS.get(encoding)(spec, weights, mode=mode, **options)
 
 
 __all__ = [

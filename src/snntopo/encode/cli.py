@@ -27,7 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sparsity", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--encoding", required=True, choices=ENCODINGS.names())
-    parser.add_argument("--mode", default="exact", choices=["exact", "reference"])
+    parser.add_argument("--mode", default="exact", choices=list(ENCODINGS.meta("mge")["modes"]))
     parser.add_argument(
         "--identity-edges", action="store_true", help="MGE: weight-1 identity edges"
     )

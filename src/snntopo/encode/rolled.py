@@ -79,5 +79,8 @@ def build_layered(
 
 
 def build(spec: dict[str, Any], weights: Mapping[str, np.ndarray], **params: Any) -> Graph:
-    """Rolled BGE of every conv/linear layer in the spec."""
-    return build_layered("rolled", spec, weights, lambda w, _: np.abs(w.reshape(w.shape[0], -1)))
+    """Rolled BGE of every conv/linear layer in the spec (``params``, e.g. the MGE ``mode``, are
+    recorded in the metadata; they do not change a bipartite encoding)."""
+    return build_layered(
+        "rolled", spec, weights, lambda w, _: np.abs(w.reshape(w.shape[0], -1)), **params
+    )

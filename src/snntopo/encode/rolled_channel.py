@@ -36,5 +36,5 @@ def channel_matrix(w: np.ndarray, layer: dict[str, Any]) -> np.ndarray:
 
 
 def build(spec: dict[str, Any], weights: Mapping[str, np.ndarray], **params: Any) -> Graph:
-    """Rolled-channel BGE of every conv/linear layer in the spec."""
-    return build_layered("rolled-channel", spec, weights, channel_matrix)
+    """Rolled-channel BGE of every conv/linear layer in the spec (``params`` recorded only)."""
+    return build_layered("rolled-channel", spec, weights, channel_matrix, **params)
