@@ -150,7 +150,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default="erk", help="data-free PaI method (default erk)")
     parser.add_argument("--encoding", default="mge")
     parser.add_argument(
-        "--families", nargs="*", default=None, help="metric families (default: all non-layered)"
+        "--families", nargs="*", default=None, help="metric families (default: all that apply)"
     )
     parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
     parser.add_argument("--seed", type=int, default=0)
@@ -174,18 +174,16 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .metrics import FAMILIES
+    from .metrics import applicable_families
+    from .metrics.cli import parse_params
 
     archs, sparsities, width = args.archs, args.sparsities, args.width
     if args.quick:
         archs, sparsities, width = ["resnet20"], [0.6], 0.5
     families = args.families
     if families is None:
-        families = [f for f in FAMILIES.names() if not FAMILIES.meta(f).get("layered")]
-    params: dict[str, Any] = {"seed": args.seed, "threads": args.threads}
-    for kv in args.param:
-        k, v = kv.split("=", 1)
-        params[k] = json.loads(v)
+        families = applicable_families(args.encoding)
+    params = parse_params(args)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     enc_rows: list[dict[str, Any]] = []

@@ -40,7 +40,25 @@ _FAMILY_MODULES = (
 for _module in _FAMILY_MODULES:
     importlib.import_module(f"{__name__}.{_module}")
 
-__all__ = ["DEFAULT_PARAMS", "FAMILIES", "FamilyResult", "compute_family", "layer_density"]
+__all__ = [
+    "DEFAULT_PARAMS",
+    "FAMILIES",
+    "FamilyResult",
+    "applicable_families",
+    "compute_family",
+    "layer_density",
+]
+
+
+def applicable_families(encoding: str | None, layered: bool = True) -> list[str]:
+    """Registered families that can run on a graph of ``encoding`` (any, if unknown); ``layered``
+    says whether the graph has bipartite layers (families marked ``layered`` need them)."""
+    return [
+        f
+        for f in FAMILIES.names()
+        if (encoding is None or encoding in FAMILIES.meta(f).get("encodings", (encoding,)))
+        and (layered or not FAMILIES.meta(f).get("layered"))
+    ]
 
 
 def compute_family(

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from ..encode.graph import load_graph
     from ..io import file_digest, write_json
     from ..perf import peak_rss_mb
-    from . import FAMILIES, compute_family
+    from . import applicable_families, compute_family
 
     params = parse_params(args)
     graph = load_graph(args.graph)
@@ -70,12 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if args.families:
         families = list(args.families)
     else:
-        families = [
-            f
-            for f in FAMILIES.names()
-            if (encoding is None or encoding in FAMILIES.meta(f).get("encodings", (encoding,)))
-            and (graph.layers or not FAMILIES.meta(f).get("layered"))
-        ]
+        families = applicable_families(encoding, layered=bool(graph.layers))
     digest = file_digest(args.graph)
     t0 = time.perf_counter()
     artifacts = {}
