@@ -19,3 +19,22 @@ def test_bench_quick_writes_both_csvs(tmp_path, capsys):
         assert int(row["edges"]) == int(enc[0]["edges"]) > 0
         assert row["cpus"] and row["method"] == "erk"
     assert "wrote" in capsys.readouterr().out
+
+
+def test_bench_on_a_stored_bge_runs_every_family_that_applies(tmp_path):
+    from snntopo.encode import build_graph, save_graph
+    from snntopo.encode.layers import layer_spec
+    from snntopo.metrics import FAMILIES
+    from snntopo.models import build_model, prunable_parameters
+
+    model = build_model("resnet20", width=0.25, input_size=8, seed=0)
+    weights = {n: p.detach().numpy() for n, p in prunable_parameters(model)}
+    graph = build_graph("rolled", layer_spec(model, (3, 8, 8)), weights)
+    path = tmp_path / "rolled.npz"
+    save_graph(path, graph)
+    out = tmp_path / "bench"
+    assert main(["bench", "--graph", str(path), "--out", str(out)]) == 0
+    met = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
+    expected = [f for f in FAMILIES.names() if "rolled" in FAMILIES.meta(f)["encodings"]]
+    assert [r["family"] for r in met] == expected and "ramanujan" in expected
+    assert all(int(r["edges"]) == graph.n_edges for r in met)

@@ -20,7 +20,6 @@ The worker entry points (``python -m snntopo.bench prepare|encode|family ...``) 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -79,7 +78,9 @@ def prepare_case(
     return spec_path, w_path
 
 
-def encode_case(spec_path: Path, weights_path: Path, encoding: str, out: Path) -> dict[str, Any]:
+def encode_case(
+    spec_path: Path, weights_path: Path, encoding: str, out: Path, mode: str = "exact"
+) -> dict[str, Any]:
     """Build and save one graph (torch-free process); build time excludes reading the inputs."""
     import numpy as np
 
@@ -89,7 +90,7 @@ def encode_case(spec_path: Path, weights_path: Path, encoding: str, out: Path) -
     with np.load(weights_path) as z:
         weights = {k: z[k] for k in z.files}
     t0 = time.perf_counter()
-    g = build_graph(encoding, spec, weights)
+    g = build_graph(encoding, spec, weights, mode=mode)
     seconds = time.perf_counter() - t0
     peak = peak_rss_mb()
     save_graph(out, g)
@@ -133,8 +134,8 @@ def _worker_main(argv: list[str]) -> int:
         spec, w = prepare_case(arch, method, float(s), int(seed), float(width), Path(d))
         print(json.dumps({"spec": str(spec), "weights": str(w)}))
     elif kind == "encode":
-        spec, w, enc, out = rest
-        print(json.dumps(encode_case(Path(spec), Path(w), enc, Path(out))))
+        spec, w, enc, out, mode = rest
+        print(json.dumps(encode_case(Path(spec), Path(w), enc, Path(out), mode)))
     elif kind == "family":
         path, fam, params = rest
         print(json.dumps(family_case(Path(path), fam, json.loads(params))))
@@ -149,6 +150,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sparsities", nargs="+", type=float, default=[0.6, 0.98])
     parser.add_argument("--method", default="erk", help="data-free PaI method (default erk)")
     parser.add_argument("--encoding", default="mge")
+    parser.add_argument("--mode", default="exact", help="MGE mode: exact or reference")
+    parser.add_argument(
+        "--graph",
+        type=Path,
+        default=None,
+        help="benchmark the metric families on this stored graph instead of building graphs",
+    )
     parser.add_argument(
         "--families", nargs="*", default=None, help="metric families (default: all that apply)"
     )
@@ -164,16 +172,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
+    import pandas as pd
+
+    from .io import write_csv
+
+    if rows:
+        write_csv(pd.DataFrame(rows), path)
 
 
 def run(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
     from .metrics import applicable_families
     from .metrics.cli import parse_params
 
@@ -186,8 +194,20 @@ def run(args: argparse.Namespace) -> int:
     params = parse_params(args)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
+    print(HEADER)
     enc_rows: list[dict[str, Any]] = []
     met_rows: list[dict[str, Any]] = []
+    if args.graph is not None:
+        from .encode.graph import load_graph
+
+        if not args.graph.exists():
+            raise ConfigError(f"{args.graph}: graph file not found")
+        meta = load_graph(args.graph).meta
+        fams = args.families or applicable_families(meta.get("encoding"))
+        case = {"graph": str(args.graph), "encoding": meta.get("encoding")}
+        _write_csv(out / "metrics.csv", _bench_families(args.graph, fams, params, case))
+        print(f"wrote {out / 'metrics.csv'}")
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         for arch in archs:
             for s in sparsities:
@@ -200,38 +220,47 @@ def run(args: argparse.Namespace) -> int:
                 gdir = out / "graphs" if args.keep_graphs else d
                 gdir.mkdir(exist_ok=True)
                 gpath = gdir / f"{arch}-{args.method}-{s}-{args.encoding}.npz"
-                r = _child(["encode", prep["spec"], prep["weights"], args.encoding, str(gpath)])
+                r = _child(
+                    ["encode", prep["spec"], prep["weights"], args.encoding, str(gpath), args.mode]
+                )
                 enc_rows.append({**case, "encoding": args.encoding, **_rounded(r), **host_info()})
                 _print_row("encode", enc_rows[-1], args.encoding)
-                for fam in families:
-                    r = _child(["family", str(gpath), fam, json.dumps(params)])
-                    row = {**case, "family": fam, **_rounded(r), **host_info()}
-                    row.pop("network"), row.pop("nan_reasons")
-                    met_rows.append(row)
-                    _print_row("metrics", row, fam)
+                met_rows += _bench_families(gpath, families, params, case)
     _write_csv(out / "encode.csv", enc_rows)
     _write_csv(out / "metrics.csv", met_rows)
     print(f"wrote {out / 'encode.csv'} and {out / 'metrics.csv'}")
     return 0
 
 
+def _bench_families(
+    graph: Path, families: list[str], params: dict[str, Any], case: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Each family on ``graph`` in a fresh process (so its peak RSS is its own); one row each."""
+    rows = []
+    for fam in families:
+        r = _child(["family", str(graph), fam, json.dumps(params)])
+        row = {**case, "family": fam, **_rounded(r), **host_info()}
+        row.pop("network"), row.pop("nan_reasons")
+        rows.append(row)
+        _print_row("metrics", row, fam)
+    return rows
+
+
 def _rounded(r: dict[str, Any]) -> dict[str, Any]:
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}
 
 
-_HEADER_PRINTED = False
+HEADER = (
+    f"{'stage':8}{'arch':10}{'sparsity':>9} {'encoding/family':16}{'nodes':>9}"
+    f"{'edges':>12}{'seconds':>9}{'peak MB':>9}{'load1':>7}"
+)
 
 
 def _print_row(stage: str, r: dict[str, Any], what: str) -> None:
-    global _HEADER_PRINTED
-    if not _HEADER_PRINTED:
-        print(
-            f"{'stage':8}{'arch':10}{'sparsity':>9} {'encoding/family':16}{'nodes':>9}"
-            f"{'edges':>12}{'seconds':>9}{'peak MB':>9}{'load1':>7}"
-        )
-        _HEADER_PRINTED = True
+    arch = r.get("arch", "-")
+    sparsity = f"{r['sparsity']:9.2f}" if "sparsity" in r else f"{'-':>9}"
     print(
-        f"{stage:8}{r['arch']:10}{r['sparsity']:9.2f} {what:16}{r['nodes']:9d}{r['edges']:12d}"
+        f"{stage:8}{arch:10}{sparsity} {what:16}{r['nodes']:9d}{r['edges']:12d}"
         f"{r['seconds']:9.2f}{r['peak_rss_mb']:9.0f}{r['load1']:7.1f}",
         flush=True,
     )
