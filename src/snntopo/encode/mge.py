@@ -80,12 +80,12 @@ def build(
     shapes = {b["name"]: list(b["shape"]) for b in spec["blocks"]}
     names = [b["name"] for b in spec["blocks"]]
 
-    ref_first: dict[str, Any] | None = None
+    padded_input = False  # reference mode: the first conv keeps its zero-padded input grid
     if mode == "reference":
         first = layers[0]
         if first["kind"] == "conv" and first["in_block"] == "input" and not first["pools"]:
-            ref_first = _first_conv_grid(first)
-            shapes["input"] = [first["in_shape"][0], *ref_first["size"]]
+            padded_input = True
+            shapes["input"] = [first["in_shape"][0], *_padded_grid(first)]
         others = [lay for lay in layers[1:] if lay["in_block"] == "input"]
         if others:
             raise ConfigError("reference mode: only the first layer may read the input block")
@@ -105,12 +105,12 @@ def build(
         in_size = sizes[index[lay["in_block"]]]
         dst_base = int(starts[index[lay["out_block"]]])
         if lay["kind"] == "conv":
-            geo = _conv_geometry(lay, mode, is_first=lay is layers[0] and ref_first is not None)
+            geo = _conv_geometry(lay, mode, is_first=lay is layers[0] and padded_input)
             dst_base -= geo["dst_shift"]
             a = _conv_csr(w, lay, geo, dst_base, n_nodes)
         else:
             a = _linear_csr(w, dst_base, n_nodes)
-        a = _unpool(a, lay["pools"], lay["in_shape"], in_size)
+        a = _unpool(a, lay["pools"], in_size)
         parts[lay["in_block"]].append(a)
         layer_meta.append(
             {
@@ -144,16 +144,26 @@ def build(
     return Graph(indptr=indptr, indices=indices, weights=data, blocks=blocks, meta=meta)
 
 
-def _first_conv_grid(lay: dict[str, Any]) -> dict[str, Any]:
-    """Reference mode: the padded grid the first conv is unrolled on (kept as the input block)."""
-    size = []
-    for d in range(2):
-        h, k, s, p = lay["in_shape"][1 + d], lay["kernel"][d], lay["stride"][d], lay["padding"][d]
-        padded = h + 2 * p
-        if (padded - k) % s:
-            padded = (lay["out_shape"][1 + d] - 1) * s + k
-        size.append(padded)
-    return {"size": size}
+def _reference_side(h: int, k: int, s: int, p: int, out: int) -> int:
+    """Reference mode: the side of the padded grid the paper code unrolls a conv on. When the
+    padded side does not tile with the stride it is truncated to the last window's end, which is
+    the source of the stride-2 misalignment (module docstring)."""
+    padded = h + 2 * p
+    return (out - 1) * s + k if (padded - k) % s else padded
+
+
+def _padded_grid(lay: dict[str, Any]) -> list[int]:
+    """Both sides of a conv's reference-mode grid."""
+    return [
+        _reference_side(
+            lay["in_shape"][1 + d],
+            lay["kernel"][d],
+            lay["stride"][d],
+            lay["padding"][d],
+            lay["out_shape"][1 + d],
+        )
+        for d in range(2)
+    ]
 
 
 def _conv_geometry(lay: dict[str, Any], mode: str, is_first: bool) -> dict[str, Any]:
@@ -166,16 +176,10 @@ def _conv_geometry(lay: dict[str, Any], mode: str, is_first: bool) -> dict[str, 
     grid, off, shift = [h, w], [0, 0], 0
     if mode == "reference":
         if is_first:
-            grid = _first_conv_grid(lay)["size"]
+            grid = _padded_grid(lay)
             off = list(lay["padding"])
         elif lay["role"] == "main":
-            real = []
-            for d, hw in enumerate((h, w)):
-                k, s, p = lay["kernel"][d], lay["stride"][d], lay["padding"][d]
-                a = hw + 2 * p
-                if (a - k) % s:
-                    a = (lay["out_shape"][1 + d] - 1) * s + k
-                real.append(a - 2 * p)
+            real = [a - 2 * p for a, p in zip(_padded_grid(lay), lay["padding"], strict=True)]
             if real != [h, w]:
                 grid = real
                 shift = c_in * (h * w - real[0] * real[1])
@@ -284,9 +288,7 @@ def _pool_map(pool: dict[str, Any]) -> np.ndarray:
     return np.where(ok, q, -1).ravel()
 
 
-def _unpool(
-    a: sp.csr_array, pools: list[dict[str, Any]], in_shape: list[int], in_size: int
-) -> sp.csr_array:
+def _unpool(a: sp.csr_array, pools: list[dict[str, Any]], in_size: int) -> sp.csr_array:
     """Map the rows of a layer's CSR (positions of its pooled input) back to its input block.
 
     ``a`` has one spare empty last row that absorbs positions outside every window. Without pools
@@ -304,9 +306,7 @@ def _unpool(
         rows[rows >= spare] = spare
         if in_size == spare:
             return _take_head(a, in_size)
-    del in_shape
-    out = a[rows, :] if isinstance(a, sp.csr_array) else a[rows]
-    out = sp.csr_array(out)
+    out = sp.csr_array(a[rows, :])
     out.indices = out.indices.astype(np.int32, copy=False)
     return out
 
