@@ -264,3 +264,19 @@ def need_samples_per_class(
         [torch.full((per_class,), c, dtype=torch.long, device=x.device) for c in range(num_classes)]
     )
     return x, y
+
+
+def layerwise_random(
+    model: nn.Module,
+    density: float,
+    ctx: PaiContext,
+    raw: Callable[[tuple[int, ...]], float],
+) -> Masks:
+    """The ER/ERK recipe: raw per-layer densities ``raw(shape)`` scaled to the budget and capped at
+    1 (:func:`erk_densities`), exact per-layer counts summing to ``round(N d)`` (:func:`apportion`),
+    then a seeded random choice of that many weights in each layer."""
+    shapes = shapes_of(model)
+    counts = {k: math.prod(s) for k, s in shapes.items()}
+    dens = erk_densities({k: raw(tuple(s)) for k, s in shapes.items()}, counts, density)
+    keep = apportion(counts, dens, n_keep(sum(counts.values()), density))
+    return random_layer_masks(shapes, keep, ctx.generator())

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 from torch import nn
 
-from .base import Masks, PaiContext, apportion, erk_densities, n_keep, random_layer_masks, shapes_of
+from .base import Masks, PaiContext, layerwise_random
+from .erk import erk_raw
 
 
 def er_raw(shape: tuple[int, ...], include_kernel: bool = False) -> float:
@@ -17,7 +16,7 @@ def er_raw(shape: tuple[int, ...], include_kernel: bool = False) -> float:
     dims join the sum and product (the reference's behaviour, i.e. ERK).
     """
     if include_kernel:
-        return sum(shape) / math.prod(shape)
+        return erk_raw(shape)
     n_out, n_in = int(shape[0]), int(shape[1])
     return (n_in + n_out) / (n_in * n_out)
 
@@ -38,10 +37,5 @@ def compute(model: nn.Module, density: float, ctx: PaiContext) -> Masks:
       ``round(N d)``) drawn from a seeded CPU generator, instead of Bernoulli draws on a forced
       CUDA device.
     """
-    shapes = shapes_of(model)
-    counts = {k: math.prod(s) for k, s in shapes.items()}
     inc = bool(ctx.param("include_kernel", False))
-    raw = {k: er_raw(tuple(s), inc) for k, s in shapes.items()}
-    dens = erk_densities(raw, counts, density)
-    keep = apportion(counts, dens, n_keep(sum(counts.values()), density))
-    return random_layer_masks(shapes, keep, ctx.generator())
+    return layerwise_random(model, density, ctx, lambda shape: er_raw(shape, inc))

@@ -6,7 +6,7 @@ import math
 
 from torch import nn
 
-from .base import Masks, PaiContext, apportion, erk_densities, n_keep, random_layer_masks, shapes_of
+from .base import Masks, PaiContext, layerwise_random
 
 
 def erk_raw(shape: tuple[int, ...]) -> float:
@@ -21,9 +21,4 @@ def compute(model: nn.Module, density: float, ctx: PaiContext) -> Masks:
     remainder of ``d_l n_l``, summing to exactly ``round(N d)``) from a seeded CPU generator instead
     of Bernoulli draws forced onto CUDA. The density solve is the same RigL rule.
     """
-    shapes = shapes_of(model)
-    counts = {k: math.prod(s) for k, s in shapes.items()}
-    raw = {k: erk_raw(tuple(s)) for k, s in shapes.items()}
-    dens = erk_densities(raw, counts, density)
-    keep = apportion(counts, dens, n_keep(sum(counts.values()), density))
-    return random_layer_masks(shapes, keep, ctx.generator())
+    return layerwise_random(model, density, ctx, erk_raw)
