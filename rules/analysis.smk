@@ -22,6 +22,7 @@ rule analysis:
         mem_mb=4000,
         runtime=30,
     params:
+        code=W.stage_code("analysis"),
         tables=lambda wc, input: os.path.dirname(input[0]),
         out=lambda wc, output: os.path.dirname(output.summary),
         analysis=config["analysis"],

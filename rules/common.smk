@@ -73,10 +73,8 @@ TRAIN_SUMMARIES = net_paths(SPARSE + DENSE_NETS, "train.json")
 METRIC_FILES = [
     p for f in FAMILIES_ACTIVE for p in net_paths(SPARSE, f"metrics/{f}.json")
 ]
-TABLES = [
-    f"{RESULTS}/tables/{t}.csv"
-    for t in ("networks", "mge", "rolled", "rolled-channel", "ramanujan_layers")
-]
+# one table per registered encoding, plus the networks and per-layer Ramanujan tables
+TABLES = [f"{RESULTS}/tables/{t}.csv" for t in W.table_names()]
 ANALYSIS_CSV = [
     f"{RESULTS}/analysis/{t}.csv"
     for t in ("ramanujan_density", "regression", "importance", "ranking")

@@ -22,6 +22,7 @@ rule encode:
         ),
         runtime=30,
     params:
+        code=lambda wc: W.stage_code("encode", encoding=wc.encoding),
         encode=lambda wc: {**config["encode"], "network": network_keys(wc)},
     script:
         "../workflow/scripts/encode.py"

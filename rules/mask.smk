@@ -15,6 +15,7 @@ rule spec:
         mem_mb=2000,
         runtime=10,
     params:
+        code=lambda wc: W.stage_code("spec", arch=wc.arch),
         model=lambda wc: W.model_params(config, wc.dataset, wc.arch),
     script:
         "../workflow/scripts/spec.py"
@@ -32,13 +33,14 @@ rule mask:
         "../workflow/envs/torch.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc: 4000 if wc.method in W.GPU_METHODS else 2000,
-        runtime=lambda wc: 60 if wc.method in W.GPU_METHODS else 15,
+        mem_mb=lambda wc: 4000 if W.wants_gpu(wc.method) else 2000,
+        runtime=lambda wc: 60 if W.wants_gpu(wc.method) else 15,
         gpu=lambda wc: (
-            config["resources"]["train_gpus"] if wc.method in W.GPU_METHODS else 0
+            config["resources"]["train_gpus"] if W.wants_gpu(wc.method) else 0
         ),
-        slurm_partition=lambda wc: W.partition(config, wc.method in W.GPU_METHODS),
+        slurm_partition=lambda wc: W.partition(config, W.wants_gpu(wc.method)),
     params:
+        code=lambda wc: W.stage_code("mask", arch=wc.arch, method=wc.method),
         mask=lambda wc: W.mask_params(config, wc),
     script:
         "../workflow/scripts/mask.py"

@@ -36,6 +36,7 @@ for _family in FAMILIES_ACTIVE:
             ),
             runtime=60,
         params:
+            code=W.stage_code("metrics", family=_family),
             family=_family,
             metrics=lambda wc: {
                 **{k: v for k, v in config["metrics"].items() if k != "families"},

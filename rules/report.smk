@@ -17,6 +17,8 @@ rule graph_figure:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        code=W.stage_code("report"),
     script:
         "../workflow/scripts/graph_figure.py"
 
@@ -40,6 +42,7 @@ rule report:
         mem_mb=1000,
         runtime=5,
     params:
+        code=W.stage_code("report"),
         grid={
             k: config[k]
             for k in ("datasets", "architectures", "methods", "sparsities", "seeds")

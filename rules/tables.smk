@@ -17,5 +17,7 @@ rule tables:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        code=W.stage_code("tables"),
     script:
         "../workflow/scripts/tables.py"

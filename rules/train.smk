@@ -21,6 +21,7 @@ rule train:
         slurm_partition=W.partition(config, True),
         cpus_per_task=config["resources"]["train_cpus"],
     params:
+        code=lambda wc: W.stage_code("train", arch=wc.arch),
         train=lambda wc: W.train_params(config, wc),
         # not an output: it must survive a killed job so the rerun resumes from it
         checkpoint=f"{NET}/checkpoint.pt",

@@ -101,7 +101,7 @@ def test_schema_names_come_from_registries():
     assert props["datasets"]["items"]["enum"] == DATASETS.names()
     assert props["encodings"]["items"]["enum"] == ENCODINGS.names()
     assert props["metrics"]["properties"]["families"]["items"]["enum"] == FAMILIES.names()
-    # and the static file documents the same names, so the docs do not lie
+    # and the static file spells out no names, so it cannot drift from the registries
     static = load_schema(use_registries=False)["properties"]
-    assert static["methods"]["items"]["enum"] == METHODS.names()
-    assert static["architectures"]["items"]["enum"] == MODELS.names()
+    assert "enum" not in static["methods"]["items"]
+    assert "enum" not in static["architectures"]["items"]

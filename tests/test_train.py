@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import snntopo.train as train_mod
+import snntopo.train.loop as loop_mod
 from snntopo.data import TensorImageDataset
 from snntopo.errors import CheckpointError, ConfigError, DeviceError, MaskError
 from snntopo.models import MODELS, build_model, prunable_parameters
@@ -141,17 +142,17 @@ def test_resume_is_bit_identical(tmp_path, monkeypatch):
 
     # Interrupted run: "killed" right after the epoch-1 checkpoint was written.
     ckpt = tmp_path / "ckpt.pt"
-    orig = train_mod._save_checkpoint
+    orig = loop_mod._save_checkpoint
 
     def save_then_die(path, st):
         orig(path, st)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_mod, "_save_checkpoint", save_then_die)
+    monkeypatch.setattr(loop_mod, "_save_checkpoint", save_then_die)
     model, masks = fresh()
     with pytest.raises(KeyboardInterrupt):
         train_masked(model, masks, train_set, test_set, cfg, seed=5, checkpoint_path=ckpt)
-    monkeypatch.setattr(train_mod, "_save_checkpoint", orig)
+    monkeypatch.setattr(loop_mod, "_save_checkpoint", orig)
     assert ckpt.exists()
 
     # Some unrelated RNG use in between must not matter.

@@ -30,11 +30,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .names import PAPER_ARCHITECTURES
+from .models import MODELS
+from .names import DENSE
+from .pai import METHODS
 from .perf import peak_rss_mb
 
-DEFAULT_ARCHS = PAPER_ARCHITECTURES
-DATA_FREE = ("uniform", "er", "erk", "synflow", "dense")
+#: the paper's architectures (those with a spelling in the authors' tables)
+DEFAULT_ARCHS = tuple(a for a in MODELS.names() if MODELS.fact(a, "paper"))
+#: methods that need no data set (bench runs without any data on disk)
+DATA_FREE = (*METHODS.where(needs_data=False), DENSE)
 
 
 def host_info() -> dict[str, Any]:

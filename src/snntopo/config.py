@@ -18,50 +18,75 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .names import registry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "config" / "schema.yaml"
 
-#: schema locations whose allowed values come from a registry: path -> registry loader
+#: schema locations whose allowed values come from a registry: path -> registry
 _REGISTRY_ENUMS: dict[tuple[str, ...], str] = {
     ("datasets", "items"): "datasets",
     ("architectures", "items"): "architectures",
     ("methods", "items"): "methods",
     ("encodings", "items"): "encodings",
     ("metrics", "properties", "families", "items"): "families",
+    ("model", "properties", "input_size", "propertyNames"): "datasets",
+    (
+        "training",
+        "properties",
+        "overrides",
+        "items",
+        "properties",
+        "match",
+        "properties",
+        "dataset",
+    ): "datasets",
+    (
+        "training",
+        "properties",
+        "overrides",
+        "items",
+        "properties",
+        "match",
+        "properties",
+        "arch",
+    ): "architectures",
+    ("resources", "properties", "train_runtime_min_per_epoch", "propertyNames"): "architectures",
+}
+#: list-valued keys whose default is every registered name
+_REGISTRY_DEFAULTS: dict[tuple[str, ...], str] = {
+    ("encodings",): "encodings",
+    ("metrics", "properties", "families"): "families",
 }
 
 
 def registry_names(kind: str) -> list[str]:
-    """Names registered for a family (imports the registry lazily)."""
-    if kind == "datasets":
-        from .data import DATASETS as reg
-    elif kind == "architectures":
-        from .models import MODELS as reg
-    elif kind == "methods":
-        from .pai import METHODS as reg
-    elif kind == "encodings":
-        from .encode import ENCODINGS as reg
-    elif kind == "families":
-        from .metrics import FAMILIES as reg
-    else:  # pragma: no cover - programming error
-        raise KeyError(kind)
-    return reg.names()
+    """Names registered for a family."""
+    return registry(kind).names()
+
+
+def _node(schema: dict[str, Any], loc: tuple[str, ...]) -> dict[str, Any]:
+    node = schema["properties"]
+    for key in loc:
+        node = node[key]
+    return node
 
 
 def load_schema(path: str | Path = SCHEMA_PATH, use_registries: bool = True) -> dict[str, Any]:
-    """The config schema with the name enums replaced by the registries' current names."""
+    """The config schema with the registries' facts filled in: the name enums, the defaults that
+    are "every registered name", and each PaI method's settings schema."""
     schema = yaml.safe_load(Path(path).read_text())
     if use_registries:
+        from .pai import params_schema
+
         for loc, kind in _REGISTRY_ENUMS.items():
-            node = schema["properties"]
-            for key in loc[:-1]:
-                node = node[key]
-            node[loc[-1]] = {"enum": registry_names(kind)}
-        for sub in ("input_size",):
-            schema["properties"]["model"]["properties"][sub]["propertyNames"] = {
-                "enum": registry_names("datasets")
-            }
+            parent = _node(schema, loc[:-1])
+            parent[loc[-1]] = {"enum": registry_names(kind)}
+        for loc, kind in _REGISTRY_DEFAULTS.items():
+            _node(schema, loc[:-1])[loc[-1]]["default"] = registry_names(kind)
+        schema["properties"]["pai"]["properties"] = {
+            m: params_schema(m) for m in registry_names("methods")
+        }
     return schema
 
 
@@ -201,8 +226,14 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
 
 def training_settings(config: dict[str, Any], dataset: str, arch: str) -> dict[str, Any]:
-    """The training recipe of one (dataset, arch): defaults, then matching overrides in order."""
+    """The training recipe of one (dataset, arch): the config's defaults, then the architecture's
+    registered recipe (fact ``training``, e.g. WRN-28-2's weight decay), then the config's
+    matching ``overrides`` in order (so the config always has the last word)."""
+    from .models import MODELS
+
     train = {k: v for k, v in config.get("training", {}).items() if k != "overrides"}
+    if arch in MODELS:
+        train.update(MODELS.fact(arch, "training", {}) or {})
     for ov in config.get("training", {}).get("overrides", []):
         match = ov["match"]
         if match.get("dataset", dataset) == dataset and match.get("arch", arch) == arch:

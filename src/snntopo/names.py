@@ -1,44 +1,21 @@
-"""Our canonical names and the paper's spellings, mapped in one place.
+"""Our canonical names and the paper's spellings, derived from the registries in one place.
 
 The reference tables spell architectures and datasets as ``Resnet-20`` / ``CIFAR-10``; the config,
-the paths and the CLI use ``resnet20`` / ``cifar10``. Nothing else in the package may hard-code the
-paper's spellings.
+the paths and the CLI use ``resnet20`` / ``cifar10``. The paper's spelling of each registered thing
+is its registry fact ``paper``; the maps below are built from those facts (plus the few alternative
+spellings the published files use), so nothing else in the package hard-codes either spelling.
 """
 
 from __future__ import annotations
 
-ARCH_FROM_PAPER = {
-    "CONV-6": "conv6",
-    "Resnet-20": "resnet20",
-    "Resnet-32": "resnet32",
-    "Wide-Resnet-28-2": "wrn28_2",
-}
-DATASET_FROM_PAPER = {
-    "CIFAR-10": "cifar10",
-    "CIFAR-100": "cifar100",
-    "Tiny-ImageNet": "tinyimagenet",
-    "tiny-imagenet": "tinyimagenet",
-}
-METHOD_FROM_PAPER = {
-    "uniform": "uniform",
-    "er": "er",
-    "erk": "erk",
-    "snip": "snip",
-    "grasp": "grasp",
-    "synflow": "synflow",
-    "prospr": "prospr",
-}
+from typing import TYPE_CHECKING, Any
 
-PAPER_ARCHITECTURES = ("conv6", "resnet20", "resnet32", "wrn28_2")
-PAPER_DATASETS = ("cifar10", "cifar100", "tinyimagenet")
-PAPER_METHODS = ("uniform", "er", "erk", "snip", "grasp", "synflow", "prospr")
-PAPER_SPARSITIES = (0.6, 0.8, 0.9, 0.95, 0.98)
-PAPER_SEEDS = (0, 1, 2)
+if TYPE_CHECKING:
+    from .registry import Registry
+
 DENSE = "dense"
 KEYS = ("dataset", "arch", "method", "sparsity", "seed")
 
-# The canonical tables (docs/architecture.md): written by snntopo.tables, read by snntopo.analysis.
-ENCODINGS = ("mge", "rolled", "rolled-channel")
 RAMANUJAN_METRICS = (
     "degree_bound",
     "iterative_spectral_gap",
@@ -52,6 +29,58 @@ RAMANUJAN_LAYER_COLUMNS = (
     "layer_density",
     *RAMANUJAN_METRICS,
 )
+
+#: spellings the published files use beside the registered ``paper`` one
+_ALIASES = {"datasets": {"tiny-imagenet": "tinyimagenet", "tinyimagenet": "tinyimagenet"}}
+
+
+def registry(kind: str) -> Registry:
+    """The registry of a family by config key (all torch-free: importing one never imports
+    torch)."""
+    if kind == "datasets":
+        from .data import DATASETS as reg
+    elif kind == "architectures":
+        from .models import MODELS as reg
+    elif kind == "methods":
+        from .pai import METHODS as reg
+    elif kind == "encodings":
+        from .encode import ENCODINGS as reg
+    elif kind == "families":
+        from .metrics import FAMILIES as reg
+    else:  # pragma: no cover - programming error
+        raise KeyError(kind)
+    return reg
+
+
+def from_paper(kind: str) -> dict[str, str]:
+    """``{paper spelling: our name}`` for a registry (``datasets``, ``architectures``, ``methods``,
+    ``encodings``), from each entry's ``paper`` fact."""
+    reg = registry(kind)
+    out = {str(reg.fact(n, "paper")): n for n in reg.names() if reg.fact(n, "paper")}
+    out.update(_ALIASES.get(kind, {}))
+    return out
+
+
+def encoding_names(kind: str | None = None) -> list[str]:
+    """Registered encodings, optionally only those of one ``kind`` (``multipartite`` or
+    ``bipartite``)."""
+    from .encode import ENCODINGS
+
+    return [e for e in ENCODINGS.names() if kind is None or ENCODINGS.fact(e, "kind") == kind]
+
+
+def __getattr__(name: str) -> Any:
+    """The paper-spelling maps, computed from the registries on first use."""
+    kinds = {
+        "ARCH_FROM_PAPER": "architectures",
+        "DATASET_FROM_PAPER": "datasets",
+        "METHOD_FROM_PAPER": "methods",
+    }
+    if name in kinds:
+        return from_paper(kinds[name])
+    if name == "ENCODINGS":
+        return tuple(encoding_names())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def sparsity_tag(sparsity: float) -> str:

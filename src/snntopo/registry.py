@@ -1,13 +1,25 @@
-"""A tiny name -> object registry, one per family (models, data sets, PaI methods, encodings,
-metric families).
+"""A tiny name -> object registry, one per family (architectures, data sets, PaI methods,
+encodings, metric families).
 
-Why: adding a member of a family must be one new module plus one ``register`` line; the config
-schema, the CLI choices and the Snakemake DAG all read the names from here, so they can never drift.
+Why it looks like this:
+
+- **One source of truth.** Every fact about a registered thing (a PaI method's ``needs_data`` and
+  ``wants_gpu``, an encoding's kind and edge-count model, a metric family's encodings and
+  normalisers, an architecture's training defaults) is metadata on its registry entry. The config
+  schema, the CLI choices, the Snakemake rules, the tables, the analysis feature sets and the
+  resource estimates all read it from here, so adding a member is one module plus one
+  ``register`` line and nothing can drift.
+- **Lazy implementations.** An entry may be registered with a ``"package.module:attribute"``
+  string instead of the object. The implementation is imported on first :meth:`Registry.get`;
+  :meth:`names` and :meth:`meta` never import it. That keeps planning (``snakemake -n``, the config
+  check) free of torch, and lets the code digest of a job (:mod:`snntopo.codedigest`) include only
+  the member it really runs.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
@@ -16,18 +28,28 @@ from .errors import ConfigError
 T = TypeVar("T")
 
 
+def load_ref(ref: str) -> Any:
+    """Import ``"package.module:attribute"`` and return the attribute."""
+    module, _, attr = ref.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split(".") if attr else ():
+        obj = getattr(obj, part)
+    return obj
+
+
 class Registry(Generic[T]):
-    """Ordered mapping of names to objects with helpful errors on unknown names."""
+    """Ordered mapping of names to objects (or lazy references) with their facts as metadata."""
 
     def __init__(self, family: str) -> None:
         self.family = family
-        self._items: dict[str, T] = {}
+        self._items: dict[str, T | str] = {}
         self._meta: dict[str, dict[str, Any]] = {}
 
-    def register(self, name: str, obj: T | None = None, **meta: Any) -> Any:
-        """Register ``obj`` under ``name``; usable as ``reg.register("x", f)`` or as a decorator."""
+    def register(self, name: str, obj: T | str | None = None, **meta: Any) -> Any:
+        """Register ``obj`` under ``name``; ``obj`` may be a ``"module:attr"`` reference (imported
+        on first use). Usable as ``reg.register("x", f, **facts)`` or as a decorator."""
 
-        def add(o: T) -> T:
+        def add(o: T | str) -> T | str:
             if name in self._items:
                 raise ValueError(f"{self.family} {name!r} is registered twice")
             self._items[name] = o
@@ -39,14 +61,47 @@ class Registry(Generic[T]):
         return add(obj)
 
     def get(self, name: str) -> T:
+        """The implementation of ``name`` (imported now if it was registered by reference)."""
         try:
-            return self._items[name]
+            obj = self._items[name]
         except KeyError:
             raise ConfigError(self.unknown_message(name)) from None
+        if isinstance(obj, str):
+            obj = load_ref(obj)
+            self._items[name] = obj
+        return obj  # type: ignore[return-value]
+
+    def ref(self, name: str) -> str | None:
+        """The ``"module:attr"`` reference of ``name``, or ``None`` if it was registered as an
+        object (used for code digests without importing the implementation)."""
+        self._check(name)
+        obj = self._items[name]
+        if isinstance(obj, str):
+            return obj
+        module = getattr(obj, "__module__", None)
+        qual = getattr(obj, "__qualname__", None)
+        return f"{module}:{qual}" if module and qual else None
+
+    def module_of(self, name: str) -> str | None:
+        """The module that implements ``name`` (no import)."""
+        ref = self.ref(name)
+        return ref.partition(":")[0] if ref else None
 
     def meta(self, name: str) -> dict[str, Any]:
-        self.get(name)
+        """The facts registered with ``name`` (never imports the implementation)."""
+        self._check(name)
         return self._meta[name]
+
+    def fact(self, name: str, key: str, default: Any = None) -> Any:
+        return self.meta(name).get(key, default)
+
+    def where(self, **facts: Any) -> list[str]:
+        """Names whose metadata has every ``key == value`` in ``facts``."""
+        return [n for n in self._items if all(self._meta[n].get(k) == v for k, v in facts.items())]
+
+    def _check(self, name: str) -> None:
+        if name not in self._items:
+            raise ConfigError(self.unknown_message(name))
 
     def unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(str(name), self.names(), n=1)
@@ -57,7 +112,8 @@ class Registry(Generic[T]):
         return list(self._items)
 
     def items(self) -> Iterator[tuple[str, T]]:
-        return iter(self._items.items())
+        for name in list(self._items):
+            yield name, self.get(name)
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .errors import TableError
 from .io import read_json, write_csv
-from .names import DENSE, ENCODINGS, KEYS, RAMANUJAN_LAYER_COLUMNS, RAMANUJAN_METRICS
+from .names import DENSE, KEYS, RAMANUJAN_LAYER_COLUMNS, RAMANUJAN_METRICS, encoding_names
 
 
 def _keys(d: dict[str, Any], source: str) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def metric_tables(metric_files: list[str]) -> tuple[dict[str, pd.DataFrame], pd.
 def write_tables(train_summaries: list[str], metric_files: list[str], out_dir: str) -> list[Path]:
     """Write ``networks.csv``, one CSV per encoding and ``ramanujan_layers.csv`` into ``out_dir``.
 
-    Every encoding of :data:`ENCODINGS` gets a file (empty but with key columns if it was not
+    Every registered encoding gets a file (empty but with key columns if it was not
     computed) so the rule's outputs are fixed.
     """
     out = Path(out_dir)
@@ -98,7 +98,7 @@ def write_tables(train_summaries: list[str], metric_files: list[str], out_dir: s
     tables, layers = metric_tables(metric_files)
     written = [out / "networks.csv"]
     write_csv(networks, written[0])
-    for enc in ENCODINGS:
+    for enc in encoding_names():
         df = tables.get(enc, pd.DataFrame(columns=list(KEYS)))
         path = out / f"{enc}.csv"
         write_csv(df, path)

@@ -1,12 +1,14 @@
 """Grid enumeration, artifact paths, per-job parameters and resource estimates for the Snakemake
 rules. Kept in the package (not in ``rules/common.smk``) so it is unit-testable without Snakemake.
+
+Everything here is torch-free and reads the registries' facts (a PaI method's ``wants_gpu``, an
+encoding's ``edge_model``, an architecture's ``dense_edges``, a data set's ``train_images``), so
+planning the paper grid never imports torch and a newly registered member gets the right resources.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +17,19 @@ from typing import Any
 from .config import input_size, training_settings
 from .names import DENSE, sparsity_tag
 
-#: images in each data set's training split (for runtime estimates)
-TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000, "tinyimagenet": 100_000, "digits": 1_437}
-#: PaI methods that look at data or run forward/backward passes (worth a GPU on a cluster)
-GPU_METHODS = frozenset({"snip", "grasp", "synflow", "prospr"})
+
+def wants_gpu(method: str) -> bool:
+    """Does a mask job of ``method`` run forward/backward passes worth a GPU (registry fact)?"""
+    from .pai import METHODS
+
+    return method != DENSE and bool(METHODS.fact(method, "wants_gpu", False))
+
+
+def needs_data(method: str) -> bool:
+    """Does a mask job of ``method`` read training data (registry fact)?"""
+    from .pai import METHODS
+
+    return method != DENSE and bool(METHODS.fact(method, "needs_data", False))
 
 
 @dataclass(frozen=True)
@@ -63,10 +74,9 @@ def dense_grid(config: dict[str, Any]) -> list[Network]:
 
 def family_encodings(config: dict[str, Any], family: str) -> list[str]:
     """Encodings of the config that a metric family applies to (from the family's metadata)."""
-    from .metrics import FAMILIES
+    from .metrics import family_encoding_names
 
-    allowed = FAMILIES.meta(family).get("encodings", ("mge", "rolled", "rolled-channel"))
-    return [e for e in config["encodings"] if e in allowed]
+    return family_encoding_names(family, config["encodings"])
 
 
 def active_families(config: dict[str, Any]) -> list[str]:
@@ -120,8 +130,12 @@ def partition(config: dict[str, Any], wants_gpu: bool) -> str:
 
 def train_runtime_min(config: dict[str, Any], dataset: str, arch: str) -> int:
     """Wall-clock estimate for one training job on one GPU, with a 1.5x margin."""
-    per_epoch = config["resources"].get("train_runtime_min_per_epoch", {}).get(arch, 1.0)
-    scale = TRAIN_IMAGES.get(dataset, 50_000) / 50_000
+    from .data import dataset_info
+    from .models import MODELS
+
+    default = MODELS.fact(arch, "runtime_min_per_epoch", 1.0) if arch in MODELS else 1.0
+    per_epoch = config["resources"].get("train_runtime_min_per_epoch", {}).get(arch, default)
+    scale = dataset_info(dataset).train_images / 50_000
     epochs = training_settings(config, dataset, arch)["epochs"]
     return max(10, int(1.5 * per_epoch * scale * max(epochs, 1)) + 5)
 
@@ -155,38 +169,31 @@ def graph_edges_from_file(path: str) -> int | None:
 
 
 def estimate_graph_edges(spec: dict[str, Any], nnz: dict[str, float], encoding: str) -> float:
-    """Upper estimate of a graph's edges from the layer spec and each layer's nonzero weights.
+    """Edge estimate of ``encoding`` from a layer spec (see :func:`snntopo.encode.estimate_edges`)."""
+    from .encode import estimate_edges
 
-    BGEs have one edge per nonzero weight (at most); the MGE repeats every nonzero conv tap at each
-    output position and every edge out of a pooled node once per pre-pool node of its window.
-    """
-    total = 0.0
-    for layer in spec["layers"]:
-        k = float(nnz.get(layer["param"], 0.0))
-        if encoding != "mge":
-            total += k
-            continue
-        positions = 1.0
-        if layer["kind"] == "conv":
-            out_shape = layer["out_shape"]
-            positions = float(out_shape[-1] * out_shape[-2])
-        for pool in layer.get("pools", []) or []:
-            kh, kw = pool["kernel"]
-            positions *= float(kh * kw)
-        total += k * positions
-    return total
+    return estimate_edges(spec, nnz, encoding)
 
 
-@functools.lru_cache(maxsize=64)
-def _spec_in_process(dataset: str, arch: str, input_side: int, width: float) -> dict[str, Any]:
-    """Layer spec built here (for dry runs, before the ``spec`` rule has written it)."""
-    from .data import dataset_shape
-    from .encode.layers import layer_spec
-    from .models import build_model
+#: edges assumed for a graph planned before its layer spec exists, when the architecture has no
+#: ``dense_edges`` fact (an external model): a generous figure, corrected once the spec exists
+UNKNOWN_DENSE_EDGES = {"weights": 5e6, "unrolled": 5e8}
 
-    num_classes, in_channels, _ = dataset_shape(dataset)
-    model = build_model(arch, num_classes, in_channels, input_side, width, seed=0)
-    return layer_spec(model, (in_channels, input_side, input_side))
+
+def planned_edges(arch: str, encoding: str, density: float, width: float, input_side: int) -> float:
+    """Edge estimate for a graph planned before its layer spec exists (dry runs), from the
+    architecture's ``dense_edges`` facts (width 1, 32x32): weights scale with width squared, the
+    unrolled MGE also with the number of output positions. Torch-free; corrected at scheduling time
+    from the stored layer spec and the real mask (:func:`encode_mem_mb`)."""
+    from .encode import ENCODINGS
+    from .models import MODELS
+
+    model = ENCODINGS.fact(encoding, "edge_model", "weights")
+    dense = (MODELS.fact(arch, "dense_edges") if arch in MODELS else None) or UNKNOWN_DENSE_EDGES
+    edges = float(dense[model]) * density * width**2
+    if model == "unrolled":
+        edges *= (input_side / 32.0) ** 2
+    return edges
 
 
 def _parse_network_dir(path: str) -> dict[str, str] | None:
@@ -224,15 +231,13 @@ def _edges_from_config(path: str, encoding: str, config: dict[str, Any]) -> floa
     net = _parse_network_dir(path)
     if net is None:
         return 5e7
-    spec = _spec_in_process(
-        net["dataset"],
+    return planned_edges(
         net["arch"],
-        input_size(config, net["dataset"]),
+        encoding,
+        1.0 - float(net["sparsity"]),
         float(config["model"]["width"]),
+        input_size(config, net["dataset"]),
     )
-    density = 1.0 - float(net["sparsity"])
-    nnz = {lay["param"]: density * float(math.prod(lay["weight_shape"])) for lay in spec["layers"]}
-    return estimate_graph_edges(spec, nnz, encoding)
 
 
 def metrics_mem_mb(graph_paths: list[str], attempt: int, config: dict[str, Any]) -> int:
@@ -247,3 +252,46 @@ def metrics_mem_mb(graph_paths: list[str], attempt: int, config: dict[str, Any])
             n = _edges_from_config(path, encoding, config)
         edges = max(edges, float(n))
     return graph_mem_mb(edges, attempt, per_million)
+
+
+# --------------------------------------------------------------------------- code-aware reruns
+def stage_code(
+    stage: str,
+    *,
+    arch: str | None = None,
+    method: str | None = None,
+    encoding: str | None = None,
+    family: str | None = None,
+) -> str:
+    """Digest of the package code one job of ``stage`` runs (a rule ``param``; see
+    :mod:`snntopo.codedigest`): the stage module, plus the implementation of the registry members
+    the job uses — its architecture, PaI method, encoding or metric family — and what they import.
+    """
+    from .codedigest import code_digest
+
+    modules: list[str | None] = [f"snntopo.stages.{stage}"]
+    if arch is not None:
+        from .models import MODELS
+
+        modules.append(MODELS.module_of(arch) if arch in MODELS else None)
+    if method is not None and method != DENSE:
+        from .pai import METHODS
+
+        modules.append(METHODS.module_of(method))
+    if encoding is not None:
+        from .encode import ENCODINGS
+
+        modules.append(ENCODINGS.module_of(encoding))
+    if family is not None:
+        from .metrics import FAMILIES
+
+        modules.append(FAMILIES.module_of(family))
+    return code_digest(*modules)
+
+
+def table_names() -> list[str]:
+    """The canonical tables (``tables/<name>.csv``): networks, one per registered encoding, and
+    the per-layer Ramanujan table."""
+    from .names import encoding_names
+
+    return ["networks", *encoding_names(), "ramanujan_layers"]

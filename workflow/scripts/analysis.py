@@ -4,7 +4,7 @@ Logic: snntopo.stages.run_analysis."""
 import _bootstrap  # noqa: F401  (puts the checkout's src/ on sys.path)
 
 from snntopo.jobs import run_job
-from snntopo.stages import run_analysis
+from snntopo.stages.analysis import run_analysis
 
 run_job(
     run_analysis,

@@ -7,7 +7,7 @@ from snntopo.jobs import limit_memory, limit_threads, run_job
 limit_threads(snakemake.threads)
 if snakemake.config["resources"].get("enforce_memory"):
     limit_memory(snakemake.resources.mem_mb)
-from snntopo.stages import encode_network  # noqa: E402
+from snntopo.stages.encode import encode_network  # noqa: E402
 
 run_job(
     encode_network,

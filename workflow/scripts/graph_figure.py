@@ -3,6 +3,6 @@
 import _bootstrap  # noqa: F401  (puts the checkout's src/ on sys.path)
 
 from snntopo.jobs import run_job
-from snntopo.stages import plot_graph
+from snntopo.stages.report import plot_graph
 
 run_job(plot_graph, snakemake.log[0], graph_path=snakemake.input[0], out=snakemake.output[0])

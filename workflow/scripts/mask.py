@@ -5,7 +5,7 @@ import _bootstrap  # noqa: F401  (puts the checkout's src/ on sys.path)
 from snntopo.jobs import limit_threads, run_job
 
 limit_threads(snakemake.threads)
-from snntopo.stages import make_mask  # noqa: E402
+from snntopo.stages.mask import make_mask  # noqa: E402
 
 run_job(
     make_mask,

@@ -8,7 +8,7 @@ from snntopo.jobs import limit_memory, limit_threads, run_job
 limit_threads(snakemake.threads)
 if snakemake.config["resources"].get("enforce_memory"):
     limit_memory(snakemake.resources.mem_mb)
-from snntopo.stages import compute_metrics  # noqa: E402
+from snntopo.stages.metrics import compute_metrics  # noqa: E402
 
 run_job(
     compute_metrics,

@@ -3,7 +3,7 @@
 import _bootstrap  # noqa: F401  (puts the checkout's src/ on sys.path)
 
 from snntopo.jobs import run_job
-from snntopo.stages import make_report
+from snntopo.stages.report import make_report
 
 run_job(
     make_report,

@@ -6,7 +6,7 @@ from pathlib import Path
 import _bootstrap  # noqa: F401  (puts the checkout's src/ on sys.path)
 
 from snntopo.jobs import run_job
-from snntopo.stages import build_tables
+from snntopo.stages.tables import build_tables
 
 run_job(
     build_tables,

@@ -6,7 +6,7 @@ import _bootstrap  # noqa: F401  (puts the checkout's src/ on sys.path)
 from snntopo.jobs import limit_threads, run_job
 
 limit_threads(snakemake.threads)
-from snntopo.stages import train_network  # noqa: E402
+from snntopo.stages.train import train_network  # noqa: E402
 
 run_job(
     train_network,

@@ -32,34 +32,33 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, TableError
-from ..names import KEYS
+from ..names import KEYS, encoding_names
 from .tables import RAMANUJAN_METRICS, Tables
 
 KEY_LIST = list(KEYS)
 GROUP_KEYS = ["dataset", "arch", "method", "sparsity"]
 
-# Paper topometric families (spec D) for the MGE metric names; used to order and colour plots.
-MGE_FAMILIES = {
-    "sink_nodes": "local",
-    "source_nodes": "local",
-    "disc_nodes": "local",
-    "r_out": "local",
-    "r_in": "local",
-    "1_hop_nei": "neighbourhood",
-    "2_hop_nei": "neighbourhood",
-    "one_hop_nei": "neighbourhood",  # the pipeline's spelling of 1-hop/2-hop
-    "two_hop_nei": "neighbourhood",
-    "motif": "neighbourhood",
-    "avg_node_strength": "strength",
-    "k_core": "strength",
-    "cut_edges": "global",
-    "cut_nodes": "global",
-    "no_connected_components": "global",
-    "mean_connected_components": "global",
-    "spectral_gap": "expansion",
-    "spectral_radius": "expansion",
-}
-FAMILY_ORDER = ("local", "neighbourhood", "strength", "global", "expansion", "other")
+#: the paper's spellings of MGE metrics that the pipeline spells otherwise
+_PAPER_SPELLINGS = {"1_hop_nei": "one_hop_nei", "2_hop_nei": "two_hop_nei"}
+
+
+def _mge_families() -> dict[str, str]:
+    """metric -> its family (registry fact ``metrics`` of each family that applies to the MGE)."""
+    from ..metrics import FAMILIES
+
+    out = {
+        metric: fam
+        for fam in FAMILIES.names()
+        if "multipartite" in FAMILIES.fact(fam, "kinds", ())
+        for metric in FAMILIES.fact(fam, "metrics", ())
+    }
+    out.update({paper: out[ours] for paper, ours in _PAPER_SPELLINGS.items() if ours in out})
+    return out
+
+
+#: topometric family of each MGE metric name; used to order and colour plots
+MGE_FAMILIES = _mge_families()
+FAMILY_ORDER = (*dict.fromkeys(MGE_FAMILIES.values()), "other")
 
 
 def family_of(feature: str) -> str:
@@ -179,10 +178,10 @@ def build_feature_sets(tables: Tables) -> tuple[dict[str, pd.DataFrame], list[st
     if ram is not None:
         sets["ramanujan"] = ram
         sets["ramanujan+density"] = ram.join(sets["density"], how="inner")
-    for enc in ("mge", "rolled", "rolled-channel"):
+    for enc in encoding_names():
         if enc in tables.features:
             sets[enc] = tables.features[enc].set_index(KEY_LIST).astype(float)
-    topo = [s for s in ("mge", "rolled", "rolled-channel") if s in sets]
+    topo = [s for s in encoding_names() if s in sets]
     if topo or ram is not None:
         parts = [sets[s].add_prefix(f"{s}:") for s in (*topo, "ramanujan", "density") if s in sets]
         sets["combined"] = pd.concat(parts, axis=1, join="inner")

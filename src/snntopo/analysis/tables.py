@@ -17,10 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import TableError
-from ..names import ENCODINGS, KEYS, RAMANUJAN_LAYER_COLUMNS, RAMANUJAN_METRICS
+from ..names import KEYS, RAMANUJAN_LAYER_COLUMNS, RAMANUJAN_METRICS, encoding_names
 
 RAMANUJAN_COLUMNS = RAMANUJAN_LAYER_COLUMNS
-__all__ = ["ENCODINGS", "RAMANUJAN_COLUMNS", "RAMANUJAN_METRICS", "Tables", "load_tables"]
+__all__ = ["RAMANUJAN_COLUMNS", "RAMANUJAN_METRICS", "Tables", "load_tables"]
 NETWORK_FILE = "networks"
 RAMANUJAN_FILE = "ramanujan_layers"
 
@@ -139,7 +139,7 @@ def load_canonical_tables(directory: str | os.PathLike[str]) -> Tables:
     networks = check_networks(read_csv(npath), str(npath))
     features: dict[str, pd.DataFrame] = {}
     notes: list[str] = []
-    for enc in ENCODINGS:
+    for enc in encoding_names():
         p = find_table(d, enc)
         if p is None:
             notes.append(f"{enc}: table not found, feature set skipped")

@@ -14,13 +14,55 @@ from typing import Any
 import numpy as np
 
 from ..registry import Registry
-from . import mge, rolled, rolled_channel
 from .graph import Block, Graph, from_edges, load_graph, save_graph
 
+#: Facts on each entry: ``kind`` (``multipartite``: one end-to-end graph, metrics on the whole;
+#: ``bipartite``: one bipartite graph per layer, metrics per layer then averaged), ``paper`` (the
+#: authors' folder name), ``modes`` (build modes it distinguishes), ``edge_model`` (how its edge
+#: count follows from a layer's nonzero weights: ``weights``, one edge each; ``unrolled``, one per
+#: tap and output position; see :func:`estimate_edges`), ``table`` (the canonical table it feeds).
 ENCODINGS: Registry = Registry("encoding")
-ENCODINGS.register("mge", mge.build, paper="unrolled", modes=mge.MODES)
-ENCODINGS.register("rolled", rolled.build, paper="rolled")
-ENCODINGS.register("rolled-channel", rolled_channel.build, paper="rolled_channel")
+ENCODINGS.register(
+    "mge",
+    "snntopo.encode.mge:build",
+    kind="multipartite",
+    paper="unrolled",
+    modes=("exact", "reference"),
+    edge_model="unrolled",
+)
+ENCODINGS.register(
+    "rolled", "snntopo.encode.rolled:build", kind="bipartite", paper="rolled", edge_model="weights"
+)
+ENCODINGS.register(
+    "rolled-channel",
+    "snntopo.encode.rolled_channel:build",
+    kind="bipartite",
+    paper="rolled_channel",
+    edge_model="weights",
+)
+
+
+def estimate_edges(spec: Mapping[str, Any], nnz: Mapping[str, float], encoding: str) -> float:
+    """Upper estimate of a graph's edges from the layer spec and each layer's nonzero weights
+    (memory requests of encode/metric jobs): ``weights`` models have one edge per nonzero weight
+    at most; ``unrolled`` ones repeat every nonzero conv tap at each output position and every
+    edge out of a pooled node once per pre-pool node of its window."""
+    model = ENCODINGS.fact(encoding, "edge_model", "weights")
+    total = 0.0
+    for layer in spec["layers"]:
+        k = float(nnz.get(layer["param"], 0.0))
+        if model != "unrolled":
+            total += k
+            continue
+        positions = 1.0
+        if layer["kind"] == "conv":
+            out_shape = layer["out_shape"]
+            positions = float(out_shape[-1] * out_shape[-2])
+        for pool in layer.get("pools", []) or []:
+            kh, kw = pool["kernel"]
+            positions *= float(kh * kw)
+        total += k * positions
+    return total
 
 
 def build_graph(
@@ -44,6 +86,7 @@ __all__ = [
     "Block",
     "Graph",
     "build_graph",
+    "estimate_edges",
     "from_edges",
     "load_graph",
     "save_graph",

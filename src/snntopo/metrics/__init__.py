@@ -3,16 +3,15 @@
 A *family* is a function ``(graph, params) -> FamilyResult`` computing a handful of related raw
 metrics on one graph. :func:`compute_family` applies it to the whole graph (the MGE: network-level
 values) or to every bipartite layer of a layered encoding (the BGEs: one row per layer plus
-``mean_<metric>`` aggregates), adds the paper's normalised value next to every raw value (one table,
-:data:`snntopo.metrics.base.NORMALISERS`), and records why any value is NaN.
+``mean_<metric>`` aggregates), adds the paper's normalised value next to every raw value (the family's
+registry fact ``normalisers``), and records why any value is NaN.
 
 Why one registry: the CLI choices, the config schema and the workflow read the family names from
-:data:`FAMILIES`, so adding a family is one new module plus one import line below.
+:data:`FAMILIES`, so adding a family is one new module plus one ``FAMILIES.register`` line below.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 import time
 from collections.abc import Mapping
@@ -28,17 +27,80 @@ from .base import DEFAULT_PARAMS, FamilyFn, FamilyResult, normalised
 
 FAMILIES: Registry[FamilyFn] = Registry("metric family")
 
-# One line per family: the module registers itself (with its ``encodings`` metadata) on import.
-_FAMILY_MODULES = (
+# One line per family. Facts: ``kinds`` (the encoding kinds it applies to, see
+# ``snntopo.encode.ENCODINGS``; or ``encodings``, explicit names), ``layered`` (needs the bipartite
+# layers of a layered encoding), ``normalisers`` (metric -> "nodes" | "edges": the paper's scale),
+# ``metrics`` (the raw metrics it writes, in the order the analysis plots them).
+_ALL = ("multipartite", "bipartite")
+FAMILIES.register(
     "local",
-    "neighbourhood",
-    "strength",
-    "connectivity",  # family "global"
-    "expansion",
-    "ramanujan",
+    "snntopo.metrics.local:local_metrics",
+    kinds=_ALL,
+    metrics=("nodes", "edges", "sink_nodes", "source_nodes", "disc_nodes", "r_out", "r_in"),
+    normalisers={
+        "sink_nodes": "nodes",
+        "source_nodes": "nodes",
+        "disc_nodes": "nodes",
+        "r_out": "edges",
+        "r_in": "edges",
+    },
 )
-for _module in _FAMILY_MODULES:
-    importlib.import_module(f"{__name__}.{_module}")
+FAMILIES.register(
+    "neighbourhood",
+    "snntopo.metrics.neighbourhood:neighbourhood_metrics",
+    kinds=_ALL,
+    metrics=("one_hop_nei", "two_hop_nei", "motif"),
+    normalisers={"one_hop_nei": "edges", "two_hop_nei": "edges"},
+)
+FAMILIES.register(
+    "strength",
+    "snntopo.metrics.strength:strength_metrics",
+    kinds=_ALL,
+    metrics=("avg_node_strength", "k_core"),
+    normalisers={"avg_node_strength": "edges", "k_core": "edges"},
+)
+FAMILIES.register(
+    "global",
+    "snntopo.metrics.connectivity:global_metrics",
+    kinds=_ALL,
+    metrics=("cut_edges", "cut_nodes", "no_connected_components", "mean_connected_components"),
+    normalisers={
+        "cut_edges": "edges",
+        "cut_nodes": "edges",
+        "mean_connected_components": "nodes",
+    },
+)
+FAMILIES.register(
+    "expansion",
+    "snntopo.metrics.expansion:expansion_metrics",
+    kinds=_ALL,
+    metrics=("spectral_gap", "spectral_radius"),
+)
+FAMILIES.register(
+    "ramanujan",
+    "snntopo.metrics.ramanujan:ramanujan_metrics",
+    kinds=("bipartite",),
+    layered=True,
+    metrics=(
+        "degree_bound",
+        "iterative_spectral_gap",
+        "iterative_degree_bound",
+        "weighted_spectral_gap",
+    ),
+)
+
+
+def family_encoding_names(family: str, encodings: list[str] | None = None) -> list[str]:
+    """Registered encodings (or those of ``encodings``) that ``family`` applies to."""
+    from ..encode import ENCODINGS
+
+    meta = FAMILIES.meta(family)
+    names = ENCODINGS.names() if encodings is None else list(encodings)
+    if meta.get("encodings") is not None:
+        return [e for e in names if e in meta["encodings"]]
+    kinds = meta.get("kinds", _ALL)
+    return [e for e in names if e in ENCODINGS and ENCODINGS.fact(e, "kind") in kinds]
+
 
 __all__ = [
     "DEFAULT_PARAMS",
@@ -56,9 +118,19 @@ def applicable_families(encoding: str | None, layered: bool = True) -> list[str]
     return [
         f
         for f in FAMILIES.names()
-        if (encoding is None or encoding in FAMILIES.meta(f).get("encodings", (encoding,)))
+        if (
+            encoding is None
+            or encoding not in _encoding_names()
+            or encoding in family_encoding_names(f)
+        )
         and (layered or not FAMILIES.meta(f).get("layered"))
     ]
+
+
+def _encoding_names() -> list[str]:
+    from ..encode import ENCODINGS
+
+    return ENCODINGS.names()
 
 
 def compute_family(
@@ -74,21 +146,22 @@ def compute_family(
     fn = FAMILIES.get(name)
     meta = FAMILIES.meta(name)
     encoding = graph.meta.get("encoding")
-    allowed = meta.get("encodings")
-    if encoding is not None and allowed is not None and encoding not in allowed:
+    allowed = family_encoding_names(name)
+    if encoding is not None and encoding in _encoding_names() and encoding not in allowed:
         raise ConfigError(
             f"metric family {name!r} applies to encodings {', '.join(allowed)}, not {encoding!r}"
         )
     if meta.get("layered") and not graph.layers:
         raise ConfigError(f"metric family {name!r} needs a layered (bipartite) encoding")
     p = {**DEFAULT_PARAMS, **(params or {})}
+    norms = meta.get("normalisers", {})
     t0 = time.perf_counter()
     nan_reasons: dict[str, str] = {}
     rows: list[dict[str, Any]] = []
     if graph.layers:
         for layer_id, (layer, lg) in enumerate(graph.layer_graphs()):
             lname = str(layer.get("name", layer_id))
-            values, reasons = normalised(_as_result(fn(lg, p)), lg)
+            values, reasons = normalised(_as_result(fn(lg, p)), lg, norms)
             row: dict[str, Any] = {
                 "layer_id": layer_id,
                 "layer_name": lname,
@@ -99,7 +172,7 @@ def compute_family(
             nan_reasons.update({f"{lname}/{k}": v for k, v in reasons.items()})
         network = _aggregate(rows, nan_reasons)
     else:
-        network, reasons = normalised(_as_result(fn(graph, p)), graph)
+        network, reasons = normalised(_as_result(fn(graph, p)), graph, norms)
         nan_reasons.update(reasons)
     return {
         "family": name,

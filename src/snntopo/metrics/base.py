@@ -1,8 +1,9 @@
 """Shared pieces of the metric families: the result type, default parameters and normalisations.
 
-Why the normalisations live in one table: the paper's CSVs divide some metrics by the node count
-and others by the edge count (spec D, verified against the tables); keeping that mapping in one
-dict means every family writes ``<metric>`` (raw) and ``<metric>_norm`` (paper scale) identically.
+Why the normalisations are registry facts: the paper's CSVs divide some metrics by the node count
+and others by the edge count (verified against the published tables); keeping that mapping on each
+family's registry entry means every family writes ``<metric>`` (raw) and ``<metric>_norm`` (paper
+scale) the same way, through :func:`normalised`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..encode.graph import Graph
-from ..names import ENCODINGS
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "seed": 0,
@@ -39,22 +39,6 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "two_hop_chunk_rows": 16384,
 }
 
-# metric -> what it is divided by in the paper's tables ("nodes" = N, "edges" = E)
-NORMALISERS: dict[str, str] = {
-    "sink_nodes": "nodes",
-    "source_nodes": "nodes",
-    "disc_nodes": "nodes",
-    "r_out": "edges",
-    "r_in": "edges",
-    "one_hop_nei": "edges",
-    "two_hop_nei": "edges",
-    "avg_node_strength": "edges",
-    "k_core": "edges",
-    "cut_edges": "edges",
-    "cut_nodes": "edges",
-    "mean_connected_components": "nodes",
-}
-
 
 @dataclass
 class FamilyResult:
@@ -71,14 +55,17 @@ class FamilyResult:
 FamilyFn = Callable[[Graph, Mapping[str, Any]], FamilyResult]
 
 
-def normalised(res: FamilyResult, graph: Graph) -> tuple[dict[str, float], dict[str, str]]:
-    """Raw values plus ``<metric>_norm`` for every metric in :data:`NORMALISERS`."""
+def normalised(
+    res: FamilyResult, graph: Graph, normalisers: Mapping[str, str]
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Raw values plus ``<metric>_norm`` for every metric in ``normalisers`` (the family's
+    registry fact: metric -> ``"nodes"`` or ``"edges"``, what the paper's tables divide it by)."""
     counts = {"nodes": graph.n_nodes, "edges": graph.n_edges}
     values: dict[str, float] = {}
     reasons = dict(res.nan_reasons)
     for key, val in res.values.items():
         values[key] = float(val)
-        by = NORMALISERS.get(key)
+        by = normalisers.get(key)
         if by is None:
             continue
         if counts[by] == 0:
@@ -95,7 +82,3 @@ def sample_size(n: int, params: Mapping[str, Any]) -> int:
     """Number of motif-sample roots (the paper's ``int(0.001 * N)``, at least the minimum)."""
     k = max(int(params["motif_min_sample"]), int(float(params["motif_sample_fraction"]) * n))
     return min(k, n)
-
-
-ALL_ENCODINGS = ENCODINGS
-BGE_ENCODINGS = ("rolled", "rolled-channel")

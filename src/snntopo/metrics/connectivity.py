@@ -11,9 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..encode.graph import Graph
-from . import FAMILIES
 from .algorithms import bridges_articulation_components
-from .base import ALL_ENCODINGS, FamilyResult
+from .base import FamilyResult
 
 
 def global_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
@@ -29,6 +28,3 @@ def global_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
     res.values["no_connected_components"] = float(n_comp)
     res.values["mean_connected_components"] = n / n_comp
     return res
-
-
-FAMILIES.register("global", global_metrics, encodings=ALL_ENCODINGS)

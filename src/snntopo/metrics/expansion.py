@@ -16,9 +16,8 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
 
 from ..encode.graph import Graph
-from . import FAMILIES
 from .algorithms import is_simple_dag, symmetric_adjacency
-from .base import ALL_ENCODINGS, FamilyResult
+from .base import FamilyResult
 
 
 class _SymmetricOperator(LinearOperator):
@@ -214,6 +213,3 @@ def expansion_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
         else:
             res.values[key] = val
     return res
-
-
-FAMILIES.register("expansion", expansion_metrics, encodings=ALL_ENCODINGS)

@@ -13,8 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..encode.graph import Graph
-from . import FAMILIES
-from .base import ALL_ENCODINGS, FamilyResult
+from .base import FamilyResult
 
 
 def local_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
@@ -40,6 +39,3 @@ def local_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
             "r_in": float(outdeg[source_x].sum()),
         }
     )
-
-
-FAMILIES.register("local", local_metrics, encodings=ALL_ENCODINGS)

@@ -18,9 +18,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..encode.graph import Graph
-from . import FAMILIES
 from .algorithms import gather_rows
-from .base import ALL_ENCODINGS, FamilyResult, sample_size
+from .base import FamilyResult, sample_size
 
 try:  # symbolic product: exact nnz of A @ B without computing it
     from scipy.sparse._sparsetools import csr_matmat_maxnnz as _maxnnz
@@ -220,6 +219,3 @@ def neighbourhood_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResu
     else:
         res.values["motif"] = motif_estimate(graph, params)
     return res
-
-
-FAMILIES.register("neighbourhood", neighbourhood_metrics, encodings=ALL_ENCODINGS)

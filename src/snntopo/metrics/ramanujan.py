@@ -26,8 +26,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import ArpackNoConvergence, svds
 
 from ..encode.graph import Graph
-from . import FAMILIES
-from .base import BGE_ENCODINGS, FamilyResult
+from .base import FamilyResult
 
 DENSE_SVD_MAX_CELLS = 4_000_000
 
@@ -134,6 +133,3 @@ def ramanujan_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
     else:
         res.values["weighted_spectral_gap"] = sw[0] - sw[1]
     return res
-
-
-FAMILIES.register("ramanujan", ramanujan_metrics, encodings=BGE_ENCODINGS, layered=True)

@@ -13,9 +13,8 @@ from typing import Any
 import numpy as np
 
 from ..encode.graph import Graph
-from . import FAMILIES
 from .algorithms import coreness, undirected_adjacency
-from .base import ALL_ENCODINGS, FamilyResult
+from .base import FamilyResult
 
 
 def strength_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
@@ -30,6 +29,3 @@ def strength_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
     indptr, indices = undirected_adjacency(graph)
     res.values["k_core"] = float(coreness(indptr, indices).mean())
     return res
-
-
-FAMILIES.register("strength", strength_metrics, encodings=ALL_ENCODINGS)

@@ -1,45 +1,73 @@
-"""Architecture registry. Adding an architecture: one module with a constructor taking
-``num_classes, in_channels, input_size, width`` plus one ``MODELS.register`` line below."""
+"""Architecture registry (torch-free; the constructors load on first use).
+
+Adding an architecture: one module with a constructor taking ``num_classes, in_channels,
+input_size, width`` plus one ``MODELS.register`` line below. The facts on each entry:
+
+- ``paper``: the spelling in the authors' tables (``Resnet-20``);
+- ``training``: recipe defaults of this architecture, applied over the config's ``training:``
+  mapping and under its ``overrides`` (the paper trains WRN-28-2 with weight decay 5e-4);
+- ``runtime_min_per_epoch``: minutes per CIFAR epoch on one modern GPU (cluster runtime requests);
+- ``dense_edges``: edges of the dense network's encodings at width 1 on a 32x32 input, ``weights``
+  (one per weight: the BGEs) and ``unrolled`` (one per conv tap and output position: the MGE).
+  Planning estimates a job's memory from them before any layer spec exists, without torch; a test
+  checks them against the layer spec of the real model.
+"""
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+import importlib
+from typing import Any
 
 from ..registry import Registry
-from .common import init_weights, prunable_parameters, scaled
-from .conv6 import Conv6
-from .resnet import resnet20, resnet32
-from .wide_resnet import wrn28_2
 
 MODELS: Registry = Registry("architecture")
-MODELS.register("conv6", Conv6, paper="CONV-6")
-MODELS.register("resnet20", resnet20, paper="Resnet-20")
-MODELS.register("resnet32", resnet32, paper="Resnet-32")
-MODELS.register("wrn28_2", wrn28_2, paper="Wide-Resnet-28-2")
+MODELS.register(
+    "conv6",
+    "snntopo.models.conv6:Conv6",
+    paper="CONV-6",
+    runtime_min_per_epoch=0.3,
+    dense_edges={"weights": 2_261_184, "unrolled": 270_273_024},
+)
+MODELS.register(
+    "resnet20",
+    "snntopo.models.resnet:resnet20",
+    paper="Resnet-20",
+    runtime_min_per_epoch=0.25,
+    dense_edges={"weights": 270_896, "unrolled": 40_853_504},
+)
+MODELS.register(
+    "resnet32",
+    "snntopo.models.resnet:resnet32",
+    paper="Resnet-32",
+    runtime_min_per_epoch=0.4,
+    dense_edges={"weights": 464_432, "unrolled": 69_165_056},
+)
+MODELS.register(
+    "wrn28_2",
+    "snntopo.models.wide_resnet:wrn28_2",
+    paper="Wide-Resnet-28-2",
+    training={"weight_decay": 5e-4},
+    runtime_min_per_epoch=0.8,
+    dense_edges={"weights": 1_463_984, "unrolled": 214_433_792},
+)
+
+_LAZY = {
+    "build_model": "build",
+    "init_weights": "common",
+    "prunable_parameters": "common",
+    "scaled": "common",
+}
 
 
-def build_model(
-    arch: str,
-    num_classes: int = 10,
-    in_channels: int = 3,
-    input_size: int = 32,
-    width: float = 1.0,
-    seed: int | None = None,
-) -> nn.Module:
-    """Construct ``arch`` and initialise it as the paper does; ``seed`` makes the init reproducible
-    without touching the global RNG state of the caller."""
-    factory = MODELS.get(arch)
-
-    def make() -> nn.Module:
-        kwargs = dict(num_classes=num_classes, in_channels=in_channels, input_size=input_size)
-        return init_weights(factory(width=width, **kwargs))
-
-    if seed is None:
-        return make()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return make()
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["MODELS", "build_model", "init_weights", "prunable_parameters", "scaled"]
+def arch_facts(arch: str) -> dict[str, Any]:
+    """The registry facts of ``arch`` (no torch)."""
+    return MODELS.meta(arch)
+
+
+__all__ = ["MODELS", "arch_facts", *_LAZY]

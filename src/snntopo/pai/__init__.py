@@ -1,139 +1,84 @@
-"""Pruning-at-initialization methods: registry and the single entry point ``compute_mask``.
+"""Pruning-at-initialization methods: the registry (torch-free) and ``compute_mask``.
 
 Adding a method: one module exposing ``compute(model, density, ctx) -> masks`` (see ``base``) plus
-one ``METHODS.register`` line below with its ``needs_data`` flag.
+one ``METHODS.register`` line below. The facts on each entry drive everything else:
+
+- ``needs_data``: the method reads training batches (the workflow gives its mask job the data set,
+  the CLI builds a loader);
+- ``wants_gpu``: it runs forward/backward passes worth a GPU on a cluster (mask jobs request one);
+- ``params``: JSON schema of its settings under the config's ``pai.<method>`` (merged into the
+  config schema; ``snntopo mask --param`` is checked against it);
+- ``paper``: its spelling in the authors' tables.
 """
 
 from __future__ import annotations
 
-import copy
-import logging
-import math
-import time
+import importlib
 from typing import Any
 
-import torch
-from torch import nn
-
-from ..errors import ConfigError, DeviceError
-from ..models import prunable_parameters
 from ..registry import Registry
-from . import er, erk, grasp, prospr, snip, synflow, uniform
-from .base import LoaderFactory, PaiContext, deterministic
-
-log = logging.getLogger("snntopo.pai")
 
 METHODS: Registry = Registry("PaI method")
-METHODS.register("uniform", uniform.compute, needs_data=False)
-METHODS.register("er", er.compute, needs_data=False)
-METHODS.register("erk", erk.compute, needs_data=False)
-METHODS.register("snip", snip.compute, needs_data=True)
-METHODS.register("grasp", grasp.compute, needs_data=True)
-METHODS.register("synflow", synflow.compute, needs_data=False)
-METHODS.register("prospr", prospr.compute, needs_data=True)
+METHODS.register(
+    "uniform", "snntopo.pai.uniform:compute", needs_data=False, wants_gpu=False, paper="uniform"
+)
+METHODS.register("er", "snntopo.pai.er:compute", needs_data=False, wants_gpu=False, paper="er")
+METHODS.register("erk", "snntopo.pai.erk:compute", needs_data=False, wants_gpu=False, paper="erk")
+METHODS.register(
+    "snip",
+    "snntopo.pai.snip:compute",
+    needs_data=True,
+    wants_gpu=True,
+    paper="snip",
+    params={"batch_size": {"type": "integer", "minimum": 1, "default": 128}},
+)
+METHODS.register(
+    "grasp",
+    "snntopo.pai.grasp:compute",
+    needs_data=True,
+    wants_gpu=True,
+    paper="grasp",
+    params={
+        "samples_per_class": {"type": "integer", "minimum": 1, "default": 25},
+        "temperature": {"type": "number", "exclusiveMinimum": 0, "default": 200},
+    },
+)
+METHODS.register(
+    "synflow",
+    "snntopo.pai.synflow:compute",
+    needs_data=False,
+    wants_gpu=True,
+    paper="synflow",
+    params={"rounds": {"type": "integer", "minimum": 1, "default": 100}},
+)
+METHODS.register(
+    "prospr",
+    "snntopo.pai.prospr:compute",
+    needs_data=True,
+    wants_gpu=True,
+    paper="prospr",
+    params={
+        "inner_steps": {"type": "integer", "minimum": 1, "default": 3},
+        "inner_lr": {"type": "number", "exclusiveMinimum": 0, "default": 0.5},
+        "momentum": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.9},
+        "batch_size": {"type": "integer", "minimum": 1, "default": 512},
+    },
+)
 
 
-def _device_of(model: nn.Module, device: str | torch.device | None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
+def __getattr__(name: str) -> Any:
+    if name in ("compute_mask", "mask_info"):
+        return getattr(importlib.import_module(f"{__name__}.compute"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def compute_mask(
-    method: str,
-    model: nn.Module,
-    sparsity: float,
-    *,
-    seed: int,
-    loader_factory: LoaderFactory | None = None,
-    params: dict[str, Any] | None = None,
-    device: str | torch.device | None = None,
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Compute ``method``'s mask of ``model`` at global ``sparsity`` (over all conv/linear weights).
-
-    ``model`` is never modified: the method works on a deep copy (its weights are the init that
-    will be trained). Returns CPU bool masks keyed by exactly the names of ``prunable_parameters``
-    and an info dict: method, sparsity, seed, params, realised sparsity, kept/total counts,
-    per-layer densities, emptied layers, data fingerprint (sha256 of the batches read; ``None`` for
-    data-free methods), batches/samples read, seconds. Randomness is drawn from generators seeded
-    with ``seed``; the caller's global RNG state is left as it was.
-    """
-    fn = METHODS.get(method)
-    meta = METHODS.meta(method)
-    if not isinstance(sparsity, int | float) or not 0.0 <= float(sparsity) < 1.0:
-        raise ConfigError(f"sparsity must be a number in [0, 1), got {sparsity!r}")
-    if meta["needs_data"] and loader_factory is None:
-        raise ConfigError(
-            f"PaI method {method!r} needs training data: pass loader_factory "
-            "(a function batch_size -> iterable of shuffled (inputs, targets) batches)"
-        )
-    dev = _device_of(model, device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"device {dev} requested but CUDA is not available")
-    ctx = PaiContext(
-        seed=int(seed),
-        device=dev,
-        params=dict(params or {}),
-        loader_factory=loader_factory,
-        method=method,
-    )
-    work = copy.deepcopy(model).to(dev)
-    fork = (
-        [dev.index if dev.index is not None else torch.cuda.current_device()]
-        if dev.type == "cuda"
-        else []
-    )
-    t0 = time.perf_counter()
-    with deterministic(), torch.random.fork_rng(devices=fork):
-        torch.manual_seed(int(seed))
-        masks = fn(work, 1.0 - float(sparsity), ctx)
-    seconds = time.perf_counter() - t0
-    del work
-
-    expected = {n: tuple(p.shape) for n, p in prunable_parameters(model)}
-    if list(masks) != list(expected) or any(
-        tuple(masks[n].shape) != s for n, s in expected.items()
-    ):
-        raise RuntimeError(f"PaI method {method!r} returned masks that do not match the model")
-    masks = {n: m.to("cpu", torch.bool) for n, m in masks.items()}
-    info = mask_info(masks)
-    if info["emptied_layers"]:
-        log.warning(
-            "%s at sparsity %g emptied %d layer(s) entirely: %s",
-            method,
-            sparsity,
-            len(info["emptied_layers"]),
-            ", ".join(info["emptied_layers"]),
-        )
-    info = {
-        "method": method,
-        "sparsity": float(sparsity),
-        "seed": int(seed),
-        "params": ctx.params,
-        **info,
-        "fingerprint": ctx.fingerprint(),
-        "data_batches": ctx.n_batches,
-        "data_samples": ctx.n_samples,
-        "device": str(dev),
-        "seconds": seconds,
-    }
-    return masks, info
-
-
-def mask_info(masks: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """Budget summary of a mask: realised global sparsity, counts, per-layer densities, empties."""
-    total = sum(m.numel() for m in masks.values())
-    kept = sum(int(m.sum()) for m in masks.values())
-    dens = {n: (int(m.sum()) / m.numel() if m.numel() else math.nan) for n, m in masks.items()}
+def params_schema(method: str) -> dict[str, Any]:
+    """JSON schema of ``pai.<method>`` (an object with the method's registered settings)."""
     return {
-        "realised_sparsity": 1.0 - kept / total if total else 0.0,
-        "total_weights": total,
-        "kept_weights": kept,
-        "densities": dens,
-        "emptied_layers": [n for n, m in masks.items() if m.numel() and not bool(m.any())],
+        "type": "object",
+        "additionalProperties": False,
+        "properties": dict(METHODS.fact(method, "params", {}) or {}),
     }
 
 
-__all__ = ["METHODS", "compute_mask", "mask_info"]
+__all__ = ["METHODS", "compute_mask", "mask_info", "params_schema"]

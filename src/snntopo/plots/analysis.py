@@ -18,7 +18,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from ..analysis.features import FAMILY_ORDER  # noqa: E402
 from ..io import atomic_path  # noqa: E402
+from ..names import encoding_names  # noqa: E402
 
 SET_ORDER = (
     "sparsity",
@@ -26,12 +28,10 @@ SET_ORDER = (
     "layer_density",
     "ramanujan",
     "ramanujan+density",
-    "rolled",
-    "rolled-channel",
-    "mge",
+    *encoding_names("bipartite"),
+    *encoding_names("multipartite"),
     "combined",
 )
-FAMILY_ORDER = ("local", "neighbourhood", "strength", "global", "expansion", "other")
 
 
 def save_figure(fig: plt.Figure, base: Path) -> dict[str, Path]:

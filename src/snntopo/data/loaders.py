@@ -16,6 +16,8 @@ Why this module looks the way it does:
   download (by torchvision), and a truncated/corrupt batch file still fails loudly on unpickling.
   This lets byte-different but valid copies (and the small fixtures of the tests) load.
 """
+# The loaders (torch, torchvision). Facts about data sets live in the torch-free registry in
+# ``snntopo.data`` (``__init__``).
 
 from __future__ import annotations
 
@@ -24,74 +26,14 @@ import itertools
 import os
 import pickle
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .errors import DataError
-from .registry import Registry
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """Static facts about a data set (nothing here requires the files to exist)."""
-
-    name: str
-    num_classes: int
-    in_channels: int
-    input_size: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    needs_download: bool
-    native_size: int = 32
-    """Size of the stored images (before any resize to ``input_size``)."""
-
-
-DATASETS: Registry[DatasetInfo] = Registry("dataset")
-DATASETS.register(
-    "cifar10",
-    DatasetInfo("cifar10", 10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), True, 32),
-    paper="CIFAR-10",
-)
-DATASETS.register(
-    "cifar100",
-    DatasetInfo(
-        "cifar100", 100, 3, 32, (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761), True, 32
-    ),
-    paper="CIFAR-100",
-)
-DATASETS.register(
-    "tinyimagenet",
-    DatasetInfo(
-        "tinyimagenet", 200, 3, 32, (0.4802, 0.4481, 0.3975), (0.2770, 0.2691, 0.2821), True, 64
-    ),
-    paper="Tiny-ImageNet",
-)
-# Demo: scikit-learn's bundled 8x8 digits (no download). Mean/std are those of the pixel values
-# (scaled to [0, 1]) after the bilinear resize to the default 16x16; identical for all 3 channels.
-DATASETS.register(
-    "digits",
-    DatasetInfo("digits", 10, 3, 16, (0.3053,) * 3, (0.3189,) * 3, False, 8),
-    paper=None,
-)
-
-DIGITS_TEST_FRACTION = 0.2
-DIGITS_SPLIT_SEED = 0
-
-
-def dataset_info(name: str) -> DatasetInfo:
-    """The registry entry of ``name`` (``ConfigError`` with a suggestion on unknown names)."""
-    return DATASETS.get(name)
-
-
-def dataset_shape(name: str, input_size: int | None = None) -> tuple[int, int, int]:
-    """``(num_classes, in_channels, input_size)`` of a data set: what a model needs to be built,
-    without loading any data (``input_size`` overrides the data set's default)."""
-    info = dataset_info(name)
-    return int(info.num_classes), int(info.in_channels), int(input_size or info.input_size)
+from ..errors import DataError
+from . import DATASETS, DIGITS_SPLIT_SEED, DIGITS_TEST_FRACTION, DatasetInfo, dataset_info
 
 
 def pai_loader_factory(
@@ -139,14 +81,12 @@ def load_dataset(
     if size < 1:
         raise DataError(f"{name}: input_size must be positive, got {size}")
     aug = train if augment is None else bool(augment)
-    if name == "digits":
+    if info.reader == "digits":
         return _digits(train=train, input_size=size, augment=aug)
-    root = Path(root)
-    if name in ("cifar10", "cifar100"):
-        return _cifar(info, root, train, download, size, aug)
-    if name == "tinyimagenet":
-        return _tinyimagenet(info, root, train, download, size, aug)
-    raise DataError(f"no loader for data set {name!r}")  # registered without a loader
+    readers = {"cifar": _cifar, "tinyimagenet": _tinyimagenet}
+    if info.reader not in readers:  # registered without a reader
+        raise DataError(f"no reader {info.reader!r} for data set {name!r}")
+    return readers[info.reader](info, Path(root), train, download, size, aug)
 
 
 def make_loader(
@@ -424,11 +364,9 @@ def _digits(train: bool, input_size: int, augment: bool) -> Dataset:
 
 
 __all__ = [
-    "DATASETS",
-    "DatasetInfo",
     "TensorImageDataset",
     "TinyImageNet",
-    "dataset_info",
     "load_dataset",
     "make_loader",
+    "pai_loader_factory",
 ]

@@ -1,0 +1,110 @@
+"""Digests of the package code a job runs, so that editing a module reruns exactly its jobs.
+
+Why: Snakemake's ``code`` rerun trigger sees the rule's script, not the ``snntopo`` modules the
+script calls. Each rule therefore carries, in its ``params``, a digest of the modules it depends on:
+the stage module, the implementation of the registry member it runs (one PaI method, one encoding,
+one metric family, one architecture) and, transitively, every ``snntopo`` module those import
+(also imports inside functions, which is how the stages load their dependencies). A change to one
+of those modules changes the params and Snakemake reruns the job (trigger ``params``); nothing else
+reruns.
+
+What counts as a change: the digest is taken over each module's syntax tree with docstrings
+removed, so editing a comment, a docstring or the formatting reruns nothing; editing code does.
+Registries reference implementations lazily (``"module:attr"`` strings, :mod:`snntopo.registry`),
+so a registry module does not pull every member into the digest of every job. This module uses
+only the standard library: planning stays free of torch.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+
+PACKAGE = "snntopo"
+ROOT = Path(__file__).resolve().parent
+
+
+def _module_path(module: str) -> Path | None:
+    """Source file of a ``snntopo`` module (package ``__init__`` or plain module), if it exists."""
+    if module != PACKAGE and not module.startswith(PACKAGE + "."):
+        return None
+    rel = module.split(".")[1:]
+    base = ROOT.joinpath(*rel)
+    for cand in (base.with_suffix(".py"), base / "__init__.py"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _resolve(current: str, is_package: bool, level: int, name: str | None) -> str:
+    """Absolute module name of a relative import ``from .{level}{name} import ...``."""
+    if level == 0:
+        return name or ""
+    parts = current.split(".")
+    if not is_package:
+        parts = parts[:-1]
+    if level > 1:
+        parts = parts[: len(parts) - (level - 1)]
+    return ".".join([*parts, name] if name else parts)
+
+
+@functools.cache
+def _parsed(module: str) -> tuple[str, tuple[str, ...]]:
+    """(digest of the module's code without docstrings, the snntopo modules it imports)."""
+    path = _module_path(module)
+    if path is None:
+        return "", ()
+    tree = ast.parse(path.read_text(), filename=str(path))
+    deps: set[str] = set()
+    is_package = path.name == "__init__.py"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            deps.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = _resolve(module, is_package, node.level, node.module)
+            deps.add(base)
+            # ``from pkg import sub`` imports the submodule when ``sub`` is one
+            deps.update(f"{base}.{a.name}" for a in node.names)
+        elif isinstance(
+            node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Module
+        ) and (
+            node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+            and isinstance(node.body[0].value.value, str)
+        ):
+            node.body[0].value.value = ""  # docstrings do not count
+    own = tuple(
+        sorted(d for d in deps if d != PACKAGE and _module_path(d) is not None and d != module)
+    )
+    digest = hashlib.sha256(ast.dump(tree, include_attributes=False).encode()).hexdigest()
+    return digest, own
+
+
+def closure(modules: Iterable[str]) -> list[str]:
+    """The given ``snntopo`` modules and every ``snntopo`` module they import, transitively
+    (including the packages whose ``__init__`` an import runs)."""
+    seen: set[str] = set()
+    todo = [m for m in modules if m]
+    while todo:
+        mod = todo.pop()
+        if mod in seen or _module_path(mod) is None:
+            continue
+        seen.add(mod)
+        parts = mod.split(".")
+        # parent packages (their ``__init__`` runs on import), except the root one, which only
+        # holds the version string
+        todo.extend(".".join(parts[:i]) for i in range(2, len(parts)))
+        todo.extend(_parsed(mod)[1])
+    return sorted(seen)
+
+
+def code_digest(*modules: str | None) -> str:
+    """A short digest of the code of ``modules`` and everything they import from the package."""
+    h = hashlib.sha256()
+    for mod in closure(m for m in modules if m):
+        h.update(f"{mod}:{_parsed(mod)[0]};".encode())
+    return h.hexdigest()[:16]

@@ -1,0 +1,121 @@
+"""Data sets: CIFAR-10/100 and Tiny-ImageNet (the paper's), and the bundled ``digits`` demo.
+
+Why this module looks the way it does:
+
+- One registry (``DATASETS``) holds what the rest of the package needs to know about a data set
+  without loading it (classes, channels, input size, normalisation), so the config schema, the
+  model builder and the CLI never hard-code those numbers.
+- torchvision is imported lazily and only for the real data sets: importing it costs seconds, and
+  the demo, the tests and the graph stages never need it.
+- The test split is never augmented. The reference applies RandomCrop/HFlip to the CIFAR-100 *test*
+  set as well (a copy-paste quirk); we do not reproduce that, so test accuracy is a deterministic
+  function of the weights.
+- A missing data set is a ``DataError`` that says where we looked and how to fix it, instead of
+  torchvision's generic "Dataset not found or corrupted".
+- Loaded files are checked for presence, not for torchvision's md5 sums: checksums are verified on
+  download (by torchvision), and a truncated/corrupt batch file still fails loudly on unpickling.
+  This lets byte-different but valid copies (and the small fixtures of the tests) load.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Static facts about a data set (nothing here requires the files to exist)."""
+
+    name: str
+    num_classes: int
+    in_channels: int
+    input_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    needs_download: bool
+    native_size: int = 32
+    """Size of the stored images (before any resize to ``input_size``)."""
+    train_images: int = 50_000
+    """Images in the training split (runtime estimates of training jobs)."""
+    reader: str = "cifar"
+    """On-disk format, i.e. which reader of :mod:`snntopo.data.loaders` loads it."""
+
+
+DATASETS: Registry[DatasetInfo] = Registry("dataset")
+DATASETS.register(
+    "cifar10",
+    DatasetInfo("cifar10", 10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), True, 32),
+    paper="CIFAR-10",
+)
+DATASETS.register(
+    "cifar100",
+    DatasetInfo(
+        "cifar100", 100, 3, 32, (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761), True, 32
+    ),
+    paper="CIFAR-100",
+)
+DATASETS.register(
+    "tinyimagenet",
+    DatasetInfo(
+        "tinyimagenet",
+        200,
+        3,
+        32,
+        (0.4802, 0.4481, 0.3975),
+        (0.2770, 0.2691, 0.2821),
+        True,
+        64,
+        100_000,
+        "tinyimagenet",
+    ),
+    paper="Tiny-ImageNet",
+)
+# Demo: scikit-learn's bundled 8x8 digits (no download). Mean/std are those of the pixel values
+# (scaled to [0, 1]) after the bilinear resize to the default 16x16; identical for all 3 channels.
+DATASETS.register(
+    "digits",
+    DatasetInfo("digits", 10, 3, 16, (0.3053,) * 3, (0.3189,) * 3, False, 8, 1_437, "digits"),
+    paper=None,
+)
+
+DIGITS_TEST_FRACTION = 0.2
+DIGITS_SPLIT_SEED = 0
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """The registry entry of ``name`` (``ConfigError`` with a suggestion on unknown names)."""
+    return DATASETS.get(name)
+
+
+def dataset_shape(name: str, input_size: int | None = None) -> tuple[int, int, int]:
+    """``(num_classes, in_channels, input_size)`` of a data set: what a model needs to be built,
+    without loading any data (``input_size`` overrides the data set's default)."""
+    info = dataset_info(name)
+    return int(info.num_classes), int(info.in_channels), int(input_size or info.input_size)
+
+
+_LOADERS = "snntopo.data.loaders"
+
+
+def __getattr__(name: str) -> Any:
+    """The loaders (torch) load on first use: the registry above is all planning needs."""
+    if name in _LOADER_NAMES or name.startswith("_CheckedCIFAR"):
+        return getattr(importlib.import_module(_LOADERS), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_LOADER_NAMES = frozenset(
+    {"TensorImageDataset", "TinyImageNet", "load_dataset", "make_loader", "pai_loader_factory"}
+)
+
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "dataset_info",
+    "dataset_shape",
+    *sorted(_LOADER_NAMES),
+]

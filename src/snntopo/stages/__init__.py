@@ -1,0 +1,39 @@
+"""One module per pipeline stage: read the input artifacts, call the package, write the outputs
+atomically with provenance. ``workflow/scripts/*.py`` are thin adapters onto these, and tests call
+them directly, so the DAG and the tests exercise the same code.
+
+Why one module per stage: each rule's code digest (:mod:`snntopo.codedigest`) covers its stage
+module and what that imports, so editing the analysis reruns only the analysis. This ``__init__``
+therefore imports nothing eagerly; ``snntopo.stages.<function>`` loads its module on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: stage function -> module
+STAGE_FUNCTIONS = {
+    "_build": "models",
+    "make_spec": "spec",
+    "make_mask": "mask",
+    "train_and_save": "train",
+    "train_network": "train",
+    "load_weights": "encode",
+    "encode_network": "encode",
+    "compute_metrics": "metrics",
+    "build_tables": "tables",
+    "run_analysis": "analysis",
+    "accuracy_table": "report",
+    "make_report": "report",
+    "plot_graph": "report",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in STAGE_FUNCTIONS:
+        return getattr(importlib.import_module(f"{__name__}.{STAGE_FUNCTIONS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = sorted(STAGE_FUNCTIONS)

@@ -1,0 +1,252 @@
+"""One source of truth: the registries' facts drive the schema, the plan and the resources;
+planning imports no torch; rule code digests follow the code each job runs."""
+
+from __future__ import annotations
+
+import ast
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from snntopo import workflow as W
+from snntopo.codedigest import closure, code_digest
+from snntopo.config import check_config, load_config, registry, training_settings
+from snntopo.encode import ENCODINGS
+from snntopo.metrics import FAMILIES, family_encoding_names
+from snntopo.models import MODELS
+from snntopo.pai import METHODS
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+
+
+def _no_torch_path(tmp_path: Path) -> str:
+    """A PYTHONPATH entry whose ``torch`` and ``torchvision`` raise on import."""
+    for name in ("torch", "torchvision"):
+        pkg = tmp_path / "blocked" / name
+        pkg.mkdir(parents=True)
+        (pkg / "__init__.py").write_text(f'raise ImportError("{name} imported while planning")\n')
+    return os.pathsep.join([str(tmp_path / "blocked"), str(REPO / "src")])
+
+
+def test_config_check_and_planning_facts_import_no_torch(tmp_path):
+    code = (
+        "import sys\n"
+        "from snntopo.config import load_config\n"
+        "from snntopo import workflow as W\n"
+        "cfg = load_config('config/config.yaml')\n"
+        "nets = W.sparse_grid(cfg)\n"
+        "assert len(nets) == 1260, len(nets)\n"
+        "W.encode_mem_mb('x/layers.json', nets[0].path('r') + '/init.safetensors', 'mge', 1, cfg)\n"
+        "[W.stage_code('mask', arch=n.arch, method=n.method) for n in nets[:50]]\n"
+        "assert 'torch' not in sys.modules and 'torchvision' not in sys.modules\n"
+    )
+    env = {**os.environ, "PYTHONPATH": _no_torch_path(tmp_path)}
+    res = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.workflow
+def test_paper_grid_dry_run_imports_no_torch(tmp_path):
+    env = {**os.environ, "PYTHONPATH": _no_torch_path(tmp_path)}
+    res = subprocess.run(
+        [SNAKEMAKE, "-n", "--quiet", "rules", "--directory", str(tmp_path / "work")]
+        + ["-s", str(REPO / "Snakefile"), "--configfile", str(REPO / "config" / "config.yaml")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    assert "train" in res.stdout
+
+
+# --------------------------------------------------------------------------- facts -> plan
+def test_schema_enums_and_pai_settings_come_from_the_registries(monkeypatch):
+    base = load_config(REPO / "config" / "demo.yaml")
+    raw = {k: base[k] for k in ("datasets", "architectures", "methods", "sparsities", "seeds")}
+    # a newly registered architecture is accepted everywhere an architecture is named
+    monkeypatch.setitem(MODELS._items, "tinynet", "snntopo.models.conv6:Conv6")
+    monkeypatch.setitem(MODELS._meta, "tinynet", {"training": {"weight_decay": 3e-4}})
+    cfg = check_config(
+        {
+            **raw,
+            "architectures": ["tinynet"],
+            "training": {"overrides": [{"match": {"arch": "tinynet"}, "set": {"lr": 0.05}}]},
+            "resources": {"train_runtime_min_per_epoch": {"tinynet": 0.1}},
+        }
+    )
+    recipe = training_settings(cfg, "digits", "tinynet")
+    assert recipe["weight_decay"] == 3e-4  # the architecture's registered recipe
+    assert recipe["lr"] == 0.05  # the config's override has the last word
+    # a PaI method's settings are checked against its registered schema
+    with pytest.raises(Exception, match="rounds"):
+        check_config({**raw, "pai": {"synflow": {"rounds": 0}}})
+    with pytest.raises(Exception, match="bogus"):
+        check_config({**raw, "pai": {"snip": {"bogus": 1}}})
+    # defaults that mean "every registered name"
+    assert cfg["encodings"] == ENCODINGS.names()
+    assert cfg["metrics"]["families"] == FAMILIES.names()
+
+
+def test_paper_recipe_follows_the_registered_architecture_recipe():
+    cfg = load_config(REPO / "config" / "config.yaml")
+    assert training_settings(cfg, "cifar10", "wrn28_2")["weight_decay"] == 5e-4
+    assert training_settings(cfg, "cifar10", "resnet20")["weight_decay"] == 1e-4
+    assert training_settings(cfg, "tinyimagenet", "conv6")["milestones"] == [20, 60, 80]
+
+
+def test_resources_follow_method_facts(monkeypatch):
+    for m in METHODS.names():
+        assert W.wants_gpu(m) == bool(METHODS.fact(m, "wants_gpu"))
+    monkeypatch.setitem(METHODS._items, "newpai", "snntopo.pai.uniform:compute")
+    monkeypatch.setitem(METHODS._meta, "newpai", {"needs_data": True, "wants_gpu": True})
+    assert W.wants_gpu("newpai") and W.needs_data("newpai")
+    assert not W.wants_gpu("dense")
+
+
+def test_family_encodings_follow_encoding_kinds(monkeypatch):
+    assert family_encoding_names("ramanujan") == registry("encodings").where(kind="bipartite")
+    monkeypatch.setitem(ENCODINGS._items, "newenc", "snntopo.encode.rolled:build")
+    monkeypatch.setitem(ENCODINGS._meta, "newenc", {"kind": "bipartite", "edge_model": "weights"})
+    assert "newenc" in family_encoding_names("ramanujan")
+    assert "newenc" in family_encoding_names("local")
+    assert "newenc" in W.table_names()
+
+
+def test_dense_edge_facts_match_the_real_layer_specs():
+    """The planner's torch-free edge facts equal the edge estimate from each bundled model's
+    actual layer spec (width 1, 32x32, every weight kept), and the planned estimate tracks the
+    spec-based one at other widths and input sizes."""
+    from snntopo.encode.layers import layer_spec
+    from snntopo.models import build_model
+
+    for arch in MODELS.names():
+        facts = MODELS.fact(arch, "dense_edges")
+        assert facts, arch
+        for width, side in ((1.0, 32), (0.5, 16)):
+            model = build_model(arch, 10, 3, side, width, seed=0)
+            spec = layer_spec(model, (3, side, side))
+            nnz = {lay["param"]: float(math.prod(lay["weight_shape"])) for lay in spec["layers"]}
+            for enc in ENCODINGS.names():
+                truth = W.estimate_graph_edges(spec, nnz, enc)
+                planned = W.planned_edges(arch, enc, 1.0, width, side)
+                if width == 1.0:
+                    assert planned == truth, (arch, enc)
+                else:  # first/last layers do not scale with width squared: a close estimate
+                    assert 0.5 < planned / truth < 2.0, (arch, enc, planned, truth)
+
+
+# --------------------------------------------------------------------------- code digests
+def test_code_digest_ignores_docstrings_and_follows_imports(tmp_path, monkeypatch):
+    import snntopo.codedigest as cd
+
+    pkg = tmp_path / "snntopo"
+    (pkg / "fam").mkdir(parents=True)
+    (pkg / "__init__.py").write_text('__version__ = "0"\n')
+    (pkg / "fam" / "__init__.py").write_text('REG = {"a": "snntopo.fam.a:f", "b": "x"}\n')
+    (pkg / "util.py").write_text("def helper():\n    return 1\n")
+    (pkg / "fam" / "a.py").write_text(
+        '"""Doc."""\nfrom ..util import helper\n\n\ndef f():\n    """Doc."""\n    return helper()\n'
+    )
+    (pkg / "fam" / "b.py").write_text("def g():\n    return 2\n")
+    monkeypatch.setattr(cd, "ROOT", pkg)
+    cd._parsed.cache_clear()
+    try:
+        assert closure(["snntopo.fam.a"]) == ["snntopo.fam", "snntopo.fam.a", "snntopo.util"]
+        before = code_digest("snntopo.fam.a")
+        b_before = code_digest("snntopo.fam.b")
+        (pkg / "fam" / "a.py").write_text(
+            '"""Other doc."""\n# a comment\nfrom ..util import helper\n\n\ndef f():\n'
+            '    """Changed."""\n    return helper()\n'
+        )
+        cd._parsed.cache_clear()
+        assert code_digest("snntopo.fam.a") == before  # docstrings and comments do not count
+        (pkg / "util.py").write_text("def helper():\n    return 2\n")
+        cd._parsed.cache_clear()
+        assert code_digest("snntopo.fam.a") != before  # an imported module's code does
+        assert code_digest("snntopo.fam.b") == b_before  # a sibling that does not import it
+    finally:
+        cd._parsed.cache_clear()
+
+
+def test_stage_digests_cover_only_the_member_a_job_runs():
+    metrics_mods = closure(["snntopo.stages.metrics", FAMILIES.module_of("expansion")])
+    assert "snntopo.metrics.expansion" in metrics_mods
+    for other in ("local", "neighbourhood", "ramanujan"):
+        assert FAMILIES.module_of(other) not in metrics_mods
+    analysis_mods = closure(["snntopo.stages.analysis"])
+    implementations = [FAMILIES.module_of(f) for f in FAMILIES.names()]
+    implementations += [METHODS.module_of(m) for m in METHODS.names()]
+    implementations += [ENCODINGS.module_of(e) for e in ENCODINGS.names()]
+    implementations += [MODELS.module_of(a) for a in MODELS.names()]
+    assert not set(implementations) & set(analysis_mods)
+    assert not any(m.startswith(("snntopo.train", "snntopo.stages.metrics")) for m in analysis_mods)
+    mask_mods = closure(["snntopo.stages.mask", METHODS.module_of("snip")])
+    assert METHODS.module_of("grasp") not in mask_mods
+    assert W.stage_code("metrics", family="local") != W.stage_code("metrics", family="global")
+
+
+# --------------------------------------------------------------------------- no stray lists
+def _source_files() -> list[Path]:
+    files = sorted((REPO / "src" / "snntopo").rglob("*.py"))
+    files += sorted((REPO / "workflow" / "scripts").glob("*.py"))
+    return files
+
+
+#: the modules that *are* the registries
+REGISTRY_MODULES = {
+    REPO / "src" / "snntopo" / rel
+    for rel in (
+        "models/__init__.py",
+        "pai/__init__.py",
+        "encode/__init__.py",
+        "metrics/__init__.py",
+        "data/__init__.py",
+    )
+}
+
+
+def test_no_list_of_registered_names_outside_the_registries():
+    """No tuple/list/set literal of two or more names of one registry (architectures, data sets,
+    PaI methods, encodings, metric families) appears outside the registry modules, in the package,
+    the rule scripts, the rules or the Snakefile."""
+    families = {
+        kind: set(registry(kind).names())
+        for kind in ("architectures", "datasets", "methods", "encodings", "families")
+    }
+    offenders = []
+    for path in _source_files():
+        if path in REGISTRY_MODULES:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Tuple | ast.List | ast.Set):
+                continue
+            strings = {
+                e.value
+                for e in node.elts
+                if isinstance(e, ast.Constant) and isinstance(e.value, str)
+            }
+            for kind, names in families.items():
+                hits = strings & names
+                if len(hits) >= 2:
+                    offenders.append(
+                        f"{path.relative_to(REPO)}:{node.lineno}: {kind} {sorted(hits)}"
+                    )
+    smk = [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]
+    for path in smk:
+        text = path.read_text()
+        for kind, names in families.items():
+            for line_no, line in enumerate(text.splitlines(), 1):
+                quoted = {n for n in names if f'"{n}"' in line or f"'{n}'" in line}
+                if len(quoted) >= 2:
+                    offenders.append(f"{path.relative_to(REPO)}:{line_no}: {kind} {sorted(quoted)}")
+    assert not offenders, "\n".join(offenders)
