@@ -110,7 +110,7 @@ def test_cli_computed_mask_and_mask_file(tmp_path, capsys):
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"nodes", "edges", "seconds", "peak_rss_mb"} <= set(line)
     g = load_graph(out)
-    assert g.n_edges == line["edges"] and g.meta["method"] == "erk"
+    assert g.n_edges == line["edges"] and g.meta["network"]["method"] == "erk"
 
     from safetensors.numpy import save_file
 

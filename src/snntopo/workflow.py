@@ -84,39 +84,35 @@ def active_families(config: dict[str, Any]) -> list[str]:
     return [f for f in config["metrics"]["families"] if family_encodings(config, f)]
 
 
-def model_params(config: dict[str, Any], dataset: str, arch: str) -> dict[str, Any]:
-    from .data import dataset_shape
+def network_job(config: dict[str, Any], wc: Any) -> Any:
+    """The typed job of the grid point named by a rule's wildcards (dense: method ``dense``)."""
+    from .stages.network import NetworkJob
 
-    num_classes, in_channels, size = dataset_shape(dataset, input_size(config, dataset))
-    return {
-        "arch": arch,
-        "dataset": dataset,
-        "num_classes": num_classes,
-        "in_channels": in_channels,
-        "input_size": size,
-        "width": float(config["model"]["width"]),
-    }
+    return NetworkJob.from_config(
+        config,
+        wc.dataset,
+        wc.arch,
+        getattr(wc, "method", DENSE),
+        float(getattr(wc, "sparsity", 0.0)),
+        int(getattr(wc, "seed", 0)),
+    )
+
+
+def model_params(config: dict[str, Any], dataset: str, arch: str) -> dict[str, Any]:
+    """Params of the ``spec`` rule: the model fields of (dataset, arch)."""
+    from .stages.network import NetworkJob
+
+    return NetworkJob.from_config(config, dataset, arch).params("spec")
 
 
 def mask_params(config: dict[str, Any], wc: Any) -> dict[str, Any]:
-    params = model_params(config, wc.dataset, wc.arch)
-    params.update(
-        method=wc.method,
-        sparsity=float(wc.sparsity),
-        seed=int(wc.seed),
-        device=config["device"],
-        data_root=config["data_root"],
-        download=bool(config["download"]),
-        pai=dict(config.get("pai", {}).get(wc.method, {})),
-    )
-    return params
+    """Params of the ``mask`` rule."""
+    return network_job(config, wc).params("mask")
 
 
 def train_params(config: dict[str, Any], wc: Any) -> dict[str, Any]:
-    params = mask_params(config, wc)
-    params.pop("pai")
-    params["training"] = training_settings(config, wc.dataset, wc.arch)
-    return params
+    """Params of the ``train`` rule."""
+    return network_job(config, wc).params("train")
 
 
 def partition(config: dict[str, Any], wants_gpu: bool) -> str:

@@ -60,9 +60,10 @@ def parse_params(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from ..encode.graph import load_graph
-    from ..io import file_digest, write_json
+    from ..io import write_json
     from ..perf import peak_rss_mb
-    from . import applicable_families, compute_family
+    from ..stages.metrics import family_on_graph
+    from . import applicable_families
 
     params = parse_params(args)
     graph = load_graph(args.graph)
@@ -71,15 +72,9 @@ def run(args: argparse.Namespace) -> int:
         families = list(args.families)
     else:
         families = applicable_families(encoding, layered=bool(graph.layers))
-    digest = file_digest(args.graph)
     t0 = time.perf_counter()
-    artifacts = {}
-    for fam in families:
-        art = compute_family(fam, graph, params)
-        art["provenance"]["graph"] = {"path": str(args.graph), "digest": digest}
-        if "provenance" in graph.meta:
-            art["provenance"]["graph"]["provenance"] = graph.meta["provenance"]
-        artifacts[fam] = art
+    # the same per-graph function as the workflow's metrics_<family> rules
+    artifacts = {fam: family_on_graph(fam, str(args.graph), params, graph) for fam in families}
     seconds = time.perf_counter() - t0
     write_json(args.out, artifacts[families[0]] if len(families) == 1 else artifacts)
     line = {

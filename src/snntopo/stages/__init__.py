@@ -14,10 +14,9 @@ from typing import Any
 
 #: stage function -> module
 STAGE_FUNCTIONS = {
-    "_build": "models",
     "make_spec": "spec",
     "make_mask": "mask",
-    "train_and_save": "train",
+    "write_masked_init": "mask",
     "train_network": "train",
     "load_weights": "encode",
     "encode_network": "encode",

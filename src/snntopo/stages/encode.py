@@ -25,8 +25,9 @@ def load_weights(path: str) -> dict[str, Any]:
 
 def encode_network(
     encoding: str, spec_path: str, weights_path: str, params: dict[str, Any], out: str
-) -> None:
-    """Build one graph encoding from the layer spec and the masked weights."""
+) -> dict[str, Any]:
+    """Build one graph encoding from the layer spec and the masked weights; returns its counts
+    (``nodes``, ``edges``, ``seconds`` of graph construction)."""
     from ..encode import build_graph
     from ..encode.graph import save_graph
 
@@ -54,3 +55,4 @@ def encode_network(
     )
     log.info("%s: %d nodes, %d edges", encoding, graph.n_nodes, graph.n_edges)
     save_graph(out, graph)
+    return {"nodes": graph.n_nodes, "edges": graph.n_edges, "seconds": graph.meta["build_seconds"]}

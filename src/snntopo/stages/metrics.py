@@ -6,25 +6,37 @@ import logging
 import time
 from typing import Any
 
-from ..io import provenance, write_json
+from ..io import file_digest, provenance, write_json
 
 log = logging.getLogger("snntopo.stages")
 
 
-def compute_metrics(family: str, graphs: dict[str, str], params: dict[str, Any], out: str) -> None:
-    """One metric family on every applicable encoding of one network -> one small JSON."""
+def family_on_graph(
+    family: str, path: str, params: dict[str, Any], graph: Any = None
+) -> dict[str, Any]:
+    """One family on one stored graph: the per-encoding entry of a metric artifact (shared by the
+    ``metrics_<family>`` rules and ``snntopo metrics``). ``graph``: the graph at ``path`` if the
+    caller has already loaded it (several families of one graph load it once)."""
     from ..encode.graph import load_graph
     from ..metrics import compute_family
 
+    t0 = time.perf_counter()
+    graph = load_graph(path) if graph is None else graph
+    res = compute_family(family, graph, params)
+    res["seconds"] = time.perf_counter() - t0
+    res["provenance"]["graph"] = {"path": str(path), "digest": file_digest(path)}
+    if "provenance" in graph.meta:
+        res["provenance"]["graph"]["provenance"] = graph.meta["provenance"]
+    for metric, why in (res.get("nan_reasons") or {}).items():
+        log.warning("%s/%s: %s is NaN: %s", graph.meta.get("encoding"), family, metric, why)
+    return res
+
+
+def compute_metrics(family: str, graphs: dict[str, str], params: dict[str, Any], out: str) -> None:
+    """One metric family on every applicable encoding of one network -> one small JSON."""
     result: dict[str, Any] = {"family": family, "encodings": {}}
     for encoding, path in graphs.items():
-        t0 = time.perf_counter()
-        graph = load_graph(path)
-        res = compute_family(family, graph, params)
-        res["seconds"] = time.perf_counter() - t0
-        for metric, why in (res.get("nan_reasons") or {}).items():
-            log.warning("%s/%s: %s is NaN: %s", encoding, family, metric, why)
-        result["encodings"][encoding] = res
+        result["encodings"][encoding] = family_on_graph(family, path, params)
     result["network"] = params.get("network", {})
     result["provenance"] = provenance(**params)
     write_json(out, result)

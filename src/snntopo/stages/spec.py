@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from ..io import provenance, write_json
-from .models import _build
+from .network import NetworkJob
 
 log = logging.getLogger("snntopo.stages")
 
 
-def make_spec(params: dict[str, Any], out: str) -> None:
+def make_spec(params: NetworkJob | Mapping[str, Any], out: str) -> None:
     """Write the layer spec (``layers.json``) of one (dataset, arch): what every encoding reads."""
     from ..encode.layers import layer_spec
 
-    model = _build({**params, "seed": 0})
-    shape = (params["in_channels"], params["input_size"], params["input_size"])
-    spec = layer_spec(model, shape, arch=params["arch"], num_classes=params["num_classes"])
-    spec["provenance"] = provenance(**params)
+    job = NetworkJob.coerce(params)
+    model = job.build_model(seed=0)
+    spec = layer_spec(model, job.input_shape, arch=job.arch, num_classes=job.num_classes)
+    spec["provenance"] = provenance(**job.params("spec"))
     write_json(out, spec)
