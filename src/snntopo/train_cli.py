@@ -20,9 +20,14 @@ FLAG_KEYS = ("epochs", "lr", "batch_size", "weight_decay", "amp", "num_workers",
 
 def configure(parser: argparse.ArgumentParser) -> None:
     from .data import DATASETS
-    from .models import MODELS
+    from .models import arch_name
 
-    parser.add_argument("--arch", required=True, choices=MODELS.names())
+    parser.add_argument(
+        "--arch",
+        required=True,
+        type=arch_name,
+        help="bundled, torchvision:<name> or module:<path>:<fn>",
+    )
     parser.add_argument("--dataset", required=True, choices=DATASETS.names())
     parser.add_argument("--mask", default=None, help="mask.safetensors (default: dense)")
     parser.add_argument("--seed", type=int, default=0, help="init, shuffling and augmentation")

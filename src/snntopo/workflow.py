@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import input_size, training_settings
+from .models.external import slug, unslug
 from .names import DENSE, sparsity_tag
 
 
@@ -52,7 +53,7 @@ class Network:
 
 def sparse_grid(config: dict[str, Any]) -> list[Network]:
     return [
-        Network(d, a, m, float(s), int(seed))
+        Network(d, slug(a), m, float(s), int(seed))
         for d in config["datasets"]
         for a in config["architectures"]
         for m in config["methods"]
@@ -65,7 +66,7 @@ def dense_grid(config: dict[str, Any]) -> list[Network]:
     if not config.get("dense_baseline", True):
         return []
     return [
-        Network(d, a, DENSE, 0.0, int(seed))
+        Network(d, slug(a), DENSE, 0.0, int(seed))
         for d in config["datasets"]
         for a in config["architectures"]
         for seed in config["seeds"]
@@ -88,7 +89,8 @@ def model_params(config: dict[str, Any], dataset: str, arch: str) -> dict[str, A
     from .data import dataset_shape
 
     num_classes, in_channels, size = dataset_shape(dataset, input_size(config, dataset))
-    return {
+    arch = unslug(arch)  # paths carry the slug, the stages the full name
+    params = {
         "arch": arch,
         "dataset": dataset,
         "num_classes": num_classes,
@@ -96,6 +98,10 @@ def model_params(config: dict[str, Any], dataset: str, arch: str) -> dict[str, A
         "input_size": size,
         "width": float(config["model"]["width"]),
     }
+    kwargs = config["model"].get("kwargs", {}).get(arch)
+    if kwargs:
+        params["model_kwargs"] = dict(kwargs)
+    return params
 
 
 def mask_params(config: dict[str, Any], wc: Any) -> dict[str, Any]:

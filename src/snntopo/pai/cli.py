@@ -16,10 +16,15 @@ from ..perf import measure
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from ..models import MODELS
+    from ..models import arch_name
     from . import METHODS
 
-    parser.add_argument("--arch", required=True, choices=MODELS.names())
+    parser.add_argument(
+        "--arch",
+        required=True,
+        type=arch_name,
+        help="bundled, torchvision:<name> or module:<path>:<fn>",
+    )
     parser.add_argument("--dataset", required=True, help="data set name (e.g. cifar10)")
     parser.add_argument("--method", required=True, choices=METHODS.names())
     parser.add_argument("--sparsity", required=True, type=float)

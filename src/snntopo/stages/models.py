@@ -18,4 +18,5 @@ def _build(params: dict[str, Any]):
         input_size=params["input_size"],
         width=params["width"],
         seed=params["seed"],
+        kwargs=params.get("model_kwargs"),
     )
