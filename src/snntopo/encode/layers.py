@@ -15,6 +15,8 @@ through; pooling appends a window; ``a + b`` merges a main path and a shortcut (
 
 from __future__ import annotations
 
+import contextlib
+import io
 import operator
 import re
 from dataclasses import dataclass, replace
@@ -182,10 +184,13 @@ def layer_spec(
     model.eval()
     try:
         gm = fx.symbolic_trace(model)
-        with torch.no_grad():
+        # ShapeProp prints a traceback of a failing node itself; the error below says it in a line
+        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
             ShapeProp(gm).propagate(torch.zeros(1, *input_shape))
     except Exception as exc:  # tracing errors are about the model, say so plainly
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        cause = exc.__cause__ or exc
+        text = str(cause).strip()
+        msg = text.splitlines()[0] if text else type(cause).__name__
         raise UnsupportedOpError(f"cannot trace model {model_name}: {msg}") from exc
     finally:
         model.train(was_training)
