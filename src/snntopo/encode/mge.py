@@ -11,7 +11,10 @@ Edges (``exact`` mode, the default):
   of weight ``|W[o, i, u, v]|``. Zero padding creates no nodes and no edges. Groups are honoured.
 - pooling windows between a layer's input block and the layer fold into the layer: every edge from
   a pooled position q is replicated to each pre-pool position of q's window (same weight; max and
-  avg pooling have the same structure). Overlapping windows (kernel > stride) are rejected.
+  avg pooling have the same structure). With overlapping, adaptive or broadcast (gate) windows a
+  position can reach a target through several windows; the edge then carries the sum of the |w|.
+- a layer with ``inputs`` (channel concatenation, gating, union; see ``docs/architecture.md``)
+  takes each row range of its input from the term's block through the term's windows.
 - linear weight ``W[o, f] != 0`` gives ``in(f) -> out(o)``; after a flatten ``f`` is the channel-major
   index of the (pooled) feature map, which is the block's node order.
 - a conv shortcut (role ``shortcut``) connects its input block to the main block it is added to.
