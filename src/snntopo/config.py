@@ -90,11 +90,17 @@ def load_schema(path: str | Path = SCHEMA_PATH, use_registries: bool = True) -> 
     return schema
 
 
-def write_effective_schema(dest: str | Path, path: str | Path = SCHEMA_PATH) -> str:
-    """Write the registry-aware schema to ``dest`` (for ``snakemake.utils.validate``)."""
+def write_effective_schema(
+    dest: str | Path, path: str | Path = SCHEMA_PATH, config: dict[str, Any] | None = None
+) -> str:
+    """Write the registry-aware schema to ``dest`` (for ``snakemake.utils.validate``); with
+    ``config``, its (already checked) external architecture names are allowed too."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(load_schema(path), sort_keys=False)
+    schema = load_schema(path)
+    if config is not None:
+        schema = _accept_external_archs(config, schema, "")
+    text = yaml.safe_dump(schema, sort_keys=False)
     if not dest.exists() or dest.read_text() != text:
         dest.write_text(text)
     return str(dest)
