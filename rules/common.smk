@@ -21,7 +21,10 @@ except ConfigError as exc:
 
 # the schema with the registries' names, written under the working directory's .snakemake/
 validate(
-    config, write_effective_schema(Path(".snakemake/snntopo/schema.yaml").resolve())
+    config,
+    write_effective_schema(
+        Path(".snakemake/snntopo/schema.yaml").resolve(), config=config
+    ),
 )
 
 RESULTS = config["results"]
@@ -38,7 +41,7 @@ FIGURE_NET = max(SPARSE, key=lambda n: n.sparsity)
 
 wildcard_constraints:
     dataset="[a-z0-9]+",
-    arch="[a-z0-9_]+",
+    arch="[A-Za-z0-9_.]+",
     method="[a-z]+",
     sparsity="[0-9.]+",
     seed="[0-9]+",

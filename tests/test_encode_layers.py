@@ -106,12 +106,15 @@ def test_structural_shortcut_fallback():
 
 
 class Concat(nn.Module):
+    """Concatenation along a spatial dimension (channels are supported, rows are not)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.a = nn.Conv2d(2, 2, 1)
+        self.b = nn.Conv2d(2, 2, 1)
 
     def forward(self, x):
-        return torch.cat([self.a(x), x], 1)
+        return self.b(torch.cat([self.a(x), x], 2))
 
 
 class Upsample(nn.Module):
@@ -124,7 +127,12 @@ class Upsample(nn.Module):
         return self.up(self.a(x))
 
 
-@pytest.mark.parametrize(("model", "name"), [(Concat(), "cat"), (Upsample(), "Upsample")])
+@pytest.mark.parametrize(
+    ("model", "name"), [(Concat(), "cat along dim 2"), (Upsample(), "Upsample")]
+)
 def test_unsupported_ops_named(model, name):
-    with pytest.raises(UnsupportedOpError, match=name):
-        layer_spec(model, (2, 4, 4))
+    with pytest.raises(UnsupportedOpError, match=name) as err:
+        layer_spec(model, (2, 4, 4), arch="mine")
+    # one line naming the model and the module where the op sits
+    assert "model mine" in str(err.value) and "in module" in str(err.value)
+    assert "\n" not in str(err.value)

@@ -90,11 +90,17 @@ def load_schema(path: str | Path = SCHEMA_PATH, use_registries: bool = True) -> 
     return schema
 
 
-def write_effective_schema(dest: str | Path, path: str | Path = SCHEMA_PATH) -> str:
-    """Write the registry-aware schema to ``dest`` (for ``snakemake.utils.validate``)."""
+def write_effective_schema(
+    dest: str | Path, path: str | Path = SCHEMA_PATH, config: dict[str, Any] | None = None
+) -> str:
+    """Write the registry-aware schema to ``dest`` (for ``snakemake.utils.validate``); with
+    ``config``, its (already checked) external architecture names are allowed too."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(load_schema(path), sort_keys=False)
+    schema = load_schema(path)
+    if config is not None:
+        schema = _accept_external_archs(config, schema, "")
+    text = yaml.safe_dump(schema, sort_keys=False)
     if not dest.exists() or dest.read_text() != text:
         dest.write_text(text)
     return str(dest)
@@ -179,6 +185,7 @@ def check_config(
     schema = schema if schema is not None else load_schema()
     if not isinstance(config, dict) or not config:
         raise ConfigError(f"{source or 'config'}: the configuration is empty or not a mapping")
+    schema = _accept_external_archs(config, schema, source)
     validator_cls = jsonschema.validators.validator_for(schema)
     validator = validator_cls(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
@@ -188,6 +195,29 @@ def check_config(
     _fill_defaults(out, schema)
     _check_semantics(out, source)
     return out
+
+
+def _accept_external_archs(
+    config: dict[str, Any], schema: dict[str, Any], source: str
+) -> dict[str, Any]:
+    """``torchvision:<name>`` / ``module:<path>:<fn>`` architectures: checked here without torch
+    (unknown torchvision names get a "did you mean"), then allowed by the schema's enum."""
+    from .models.external import is_external, validate_name
+
+    archs = config.get("architectures")
+    if not isinstance(archs, list):
+        return schema
+    where = f"{source}: architectures" if source else "architectures"
+    ext = [a for a in archs if isinstance(a, str) and is_external(a)]
+    if not ext:
+        return schema
+    for a in ext:
+        validate_name(a, where=where)
+    schema = copy.deepcopy(schema)
+    items = schema["properties"]["architectures"]["items"]
+    if "enum" in items:
+        items["enum"] = [*items["enum"], *ext]
+    return schema
 
 
 def _fill_defaults(obj: dict[str, Any], schema: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import input_size, training_settings
+from .models.external import slug
 from .names import DENSE, sparsity_tag
 
 
@@ -52,7 +53,7 @@ class Network:
 
 def sparse_grid(config: dict[str, Any]) -> list[Network]:
     return [
-        Network(d, a, m, float(s), int(seed))
+        Network(d, slug(a), m, float(s), int(seed))
         for d in config["datasets"]
         for a in config["architectures"]
         for m in config["methods"]
@@ -65,7 +66,7 @@ def dense_grid(config: dict[str, Any]) -> list[Network]:
     if not config.get("dense_baseline", True):
         return []
     return [
-        Network(d, a, DENSE, 0.0, int(seed))
+        Network(d, slug(a), DENSE, 0.0, int(seed))
         for d in config["datasets"]
         for a in config["architectures"]
         for seed in config["seeds"]

@@ -15,9 +15,11 @@ through; pooling appends a window; ``a + b`` merges a main path and a shortcut (
 
 from __future__ import annotations
 
+import contextlib
+import io
 import operator
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -38,28 +40,75 @@ _PASS_MODULES = (
     nn.ELU,
     nn.GELU,
     nn.SiLU,
-    nn.Sigmoid,
+    nn.Hardswish,
+    nn.Mish,
     nn.Tanh,
     nn.Dropout,
     nn.Dropout2d,
     nn.Identity,
 )
-_PASS_FUNCTIONS = {F.relu, torch.relu, F.dropout, F.gelu, torch.sigmoid, torch.tanh, F.silu}
-_PASS_METHODS = {"relu", "relu_", "contiguous", "sigmoid", "tanh"}
+# Activations whose output is read as a gate (squeeze-and-excitation): pass through, mark the value.
+_GATE_MODULES = (nn.Sigmoid, nn.Hardsigmoid)
+_PASS_FUNCTIONS = {
+    F.relu,
+    F.relu6,
+    torch.relu,
+    F.dropout,
+    F.gelu,
+    torch.tanh,
+    F.silu,
+    F.hardswish,
+    F.leaky_relu,
+    F.elu,
+}
+_GATE_FUNCTIONS = {torch.sigmoid, F.sigmoid, F.hardsigmoid}
+_PASS_METHODS = {"relu", "relu_", "contiguous", "tanh", "clone"}
+_GATE_METHODS = {"sigmoid", "sigmoid_"}
+# Functions that are the identity in eval mode, matched by name (torchvision wraps them for fx).
+_EVAL_IDENTITY_NAMES = {"stochastic_depth", "drop_block2d", "drop_path"}
+_ADD = {operator.add, operator.iadd, torch.add}
+_MUL = {operator.mul, operator.imul, torch.mul}
+_SCALAR_OPS = {operator.sub, operator.isub, operator.truediv, operator.itruediv, torch.sub}
 
 
 class UnsupportedOpError(SnntopoError, NotImplementedError):
     """The model uses an operation the layer-spec walker cannot turn into graph structure."""
 
 
-@dataclass
-class _Value:
-    """What a traced tensor is, seen from the graph: a node block plus pending pools/flatten."""
+@dataclass(frozen=True)
+class _Term:
+    """Part of a traced tensor: ``channels`` channels from node block ``block``, seen through the
+    pooling windows ``pools``, placed at channel ``offset`` of the tensor."""
 
     block: str
-    pools: list[dict[str, Any]] = field(default_factory=list)
+    channels: int
+    pools: tuple[dict[str, Any], ...] = ()
+    offset: int = 0
+
+
+@dataclass
+class _Value:
+    """What a traced tensor is, seen from the graph: the node blocks its elements come from.
+
+    ``shape`` is the (C, H, W) or (F,) shape before any flatten; ``terms`` tile (cat) or overlay
+    (gating, sums of non-layer tensors) its channels.
+    """
+
+    terms: list[_Term]
+    shape: list[int]
     flatten: bool = False
     fresh_layer: str | None = None  # layer whose raw output this is (no add in between)
+    gate: bool = False  # came out of a sigmoid-like activation
+
+    @property
+    def block(self) -> str:
+        return self.terms[0].block
+
+    @property
+    def simple(self) -> bool:
+        """One term covering the whole tensor: the spec's plain ``in_block`` + ``pools`` form."""
+        t = self.terms[0]
+        return len(self.terms) == 1 and t.offset == 0 and t.channels == self.shape[0]
 
 
 def _pair(v: Any) -> list[int]:
@@ -70,10 +119,8 @@ def _pair(v: Any) -> list[int]:
 
 def _shape(node: fx.Node) -> list[int]:
     meta = node.meta.get("tensor_meta")
-    if meta is None:
-        raise UnsupportedOpError(
-            f"no shape for traced value {node.name!r} ({node.op} {node.target})"
-        )
+    if meta is None or not hasattr(meta, "shape"):
+        raise UnsupportedOpError(f"no single tensor shape for traced value {node.name!r}")
     return [int(s) for s in meta.shape[1:]]
 
 
@@ -92,14 +139,26 @@ def _pool_window(
     }
 
 
-def _adaptive_window(in_shape: list[int], out_shape: list[int]) -> dict[str, Any]:
+def _adaptive_window(kind: str, in_shape: list[int], out_shape: list[int]) -> dict[str, Any]:
+    """Adaptive pooling: equal windows when the sizes divide (the paper models' global pools), else
+    torch's adaptive windows ``[floor(i*H/OH), ceil((i+1)*H/OH))``, which also covers upsampling
+    (a 1x1 map taken to 7x7 replicates each position)."""
     (_, h, w), (_, oh, ow) = in_shape, out_shape
-    if h % oh or w % ow:
-        raise UnsupportedOpError(
-            f"AdaptiveAvgPool2d from {h}x{w} to {oh}x{ow} has unequal windows; "
-            "only divisible sizes are supported"
-        )
-    return _pool_window("avg", (h // oh, w // ow), (h // oh, w // ow), 0, in_shape, out_shape)
+    if h % oh == 0 and w % ow == 0:
+        return _pool_window(kind, (h // oh, w // ow), (h // oh, w // ow), 0, in_shape, out_shape)
+    return {
+        "kind": kind,
+        "adaptive": True,
+        "in_shape": list(in_shape),
+        "out_shape": list(out_shape),
+    }
+
+
+def _module_of(node: fx.Node) -> str:
+    stack = node.meta.get("nn_module_stack") or {}
+    if node.op == "call_module":
+        return str(node.target)
+    return str(list(stack)[-1]) if stack else "<top level>"
 
 
 def layer_spec(
@@ -110,46 +169,206 @@ def layer_spec(
 ) -> dict[str, Any]:
     """Trace ``model`` on an input of shape ``input_shape`` (C, H, W) and return the layer spec.
 
-    The spec format is documented in ``docs/architecture.md``. Layers come in execution order
-    (equal to module order for the bundled models). A conv whose output is added to a main-path
-    conv output is a ``role: "shortcut"`` layer writing into the main conv's block: it is
-    recognised by its name (``shortcut``/``downsample``) or, failing that, structurally as the
-    operand whose input block is older (it skips over the main path). An addend that is not a
-    fresh conv output is an identity shortcut and is recorded in ``identity_shortcuts``.
+    The spec format and the rule for each operation are documented in ``docs/architecture.md``.
+    Layers come in execution order (equal to module order for the bundled models). A conv whose
+    output is added to a main-path conv output is a ``role: "shortcut"`` layer writing into the
+    main conv's block: it is recognised by its name (``shortcut``/``downsample``) or, failing that,
+    structurally as the operand whose input block is older (it skips over the main path). An addend
+    that is not a fresh conv output is an identity shortcut and is recorded in
+    ``identity_shortcuts``. A layer whose input is not one block seen through pools (a channel
+    concatenation, a gated tensor, a sum of non-layer tensors) lists its sources in ``inputs``.
     """
     input_shape = [int(s) for s in input_shape]
+    model_name = arch or type(model).__name__
     was_training = model.training
     model.eval()
     try:
         gm = fx.symbolic_trace(model)
-        with torch.no_grad():
+        # ShapeProp prints a traceback of a failing node itself; the error below says it in a line
+        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
             ShapeProp(gm).propagate(torch.zeros(1, *input_shape))
-    except UnsupportedOpError:
-        raise
     except Exception as exc:  # tracing errors are about the model, say so plainly
-        raise UnsupportedOpError(f"cannot trace model {type(model).__name__}: {exc}") from exc
+        cause = exc.__cause__ or exc
+        text = str(cause).strip()
+        msg = text.splitlines()[0] if text else type(cause).__name__
+        raise UnsupportedOpError(f"cannot trace model {model_name}: {msg}") from exc
     finally:
         model.train(was_training)
 
-    modules = dict(gm.named_modules())
-    blocks: dict[str, list[int]] = {"input": input_shape}
-    layers: list[dict[str, Any]] = []
-    by_name: dict[str, dict[str, Any]] = {}
-    identity: list[dict[str, str]] = []
-    values: dict[fx.Node, Any] = {}
-    seen_modules: set[str] = set()
-    consumed: set[str] = set()
-    num_out: int | None = None
+    walker = _Walker(dict(gm.named_modules()), input_shape)
+    for node in gm.graph.nodes:
+        try:
+            walker.visit(node)
+        except UnsupportedOpError as exc:
+            raise UnsupportedOpError(
+                f"cannot encode model {model_name}: {exc} (node {node.name!r} in module "
+                f"{_module_of(node)!r})"
+            ) from None
 
-    def new_layer(node: fx.Node, name: str, m: nn.Module, src: _Value) -> _Value:
-        if name in seen_modules:
+    layers = walker.layers
+    if not layers:
+        raise UnsupportedOpError(
+            f"cannot encode model {model_name}: it has no conv or linear layer"
+        )
+    blocks = walker.blocks
+    live = ["input"] + [lay["out_block"] for lay in layers if lay["role"] == "main"]
+    spec = {
+        "arch": arch,
+        "input_shape": input_shape,
+        "num_classes": num_classes if num_classes is not None else walker.num_out,
+        "blocks": [{"name": b, "shape": list(blocks[b])} for b in live],
+        "layers": layers,
+        "identity_shortcuts": walker.identity,
+    }
+    validate_spec(spec)
+    return spec
+
+
+def _terms_spec(v: _Value) -> list[dict[str, Any]]:
+    """A value's terms as spec ``inputs``: rows = the element range of the tensor it fills."""
+    area = 1
+    for s in v.shape[1:]:
+        area *= s
+    return [
+        {
+            "block": t.block,
+            "pools": [dict(p) for p in t.pools],
+            "rows": [t.offset * area, (t.offset + t.channels) * area],
+        }
+        for t in v.terms
+    ]
+
+
+class _Walker:
+    """Maps every traced fx node to a :class:`_Value` and collects layers, blocks, shortcuts."""
+
+    def __init__(self, modules: dict[str, nn.Module], input_shape: list[int]) -> None:
+        self.modules = modules
+        self.blocks: dict[str, list[int]] = {"input": input_shape}
+        self.layers: list[dict[str, Any]] = []
+        self.by_name: dict[str, dict[str, Any]] = {}
+        self.identity: list[dict[str, Any]] = []
+        self.values: dict[fx.Node, Any] = {}
+        self.seen_modules: set[str] = set()
+        self.consumed: set[str] = set()
+        self.num_out: int | None = None
+
+    # -- dispatch -------------------------------------------------------------------------------
+    def visit(self, node: fx.Node) -> None:
+        if node.op == "placeholder":
+            shape = list(self.blocks["input"])
+            self.values[node] = _Value([_Term("input", shape[0])], shape)
+            return
+        if node.op == "output":
+            out = node.args[0]
+            if isinstance(out, fx.Node) and isinstance(self.values.get(out), _Value):
+                v = self.values[out]
+                if not v.simple or v.terms[0].pools:
+                    raise UnsupportedOpError("the network output is not the output of a layer")
+                self.num_out = int(torch.Size(self.blocks[v.block]).numel())
+            return
+        if node.op == "get_attr":
+            raise UnsupportedOpError(f"unsupported parameter access {node.target!r}")
+        args = [self.values.get(a) if isinstance(a, fx.Node) else a for a in node.args]
+        tensors = [a for a in args if isinstance(a, _Value)]
+        if node.op == "call_module":
+            self.values[node] = self.module(node, self.modules[str(node.target)], tensors)
+        elif node.op == "call_function":
+            self.values[node] = self.function(node, node.target, tensors)
+        elif node.op == "call_method":
+            self.values[node] = self.method(node, str(node.target), tensors)
+
+    def module(self, node: fx.Node, m: nn.Module, tensors: list[_Value]) -> Any:
+        src = tensors[0]
+        name = str(node.target)
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            return self.new_layer(node, name, m, src)
+        if isinstance(m, _PASS_MODULES):
+            return src
+        if isinstance(m, _GATE_MODULES):
+            return replace(src, gate=True)
+        if isinstance(m, nn.MaxPool2d | nn.AvgPool2d):
+            if isinstance(m, nn.MaxPool2d) and _pair(m.dilation) != [1, 1]:
+                raise UnsupportedOpError(f"MaxPool2d {name!r} with dilation")
+            kind = "max" if isinstance(m, nn.MaxPool2d) else "avg"
+            return self.pooled(src, node, kind, m.kernel_size, m.stride, m.padding)
+        if isinstance(m, nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d):
+            kind = "max" if isinstance(m, nn.AdaptiveMaxPool2d) else "avg"
+            return self.adaptive(src, node, kind)
+        if isinstance(m, nn.Flatten):
+            return self.flattened(src, node)
+        if isinstance(m, nn.Sequential) and len(m) == 0:
+            return src
+        raise UnsupportedOpError(f"unsupported module of type {type(m).__name__}")
+
+    def function(self, node: fx.Node, fn: Any, tensors: list[_Value]) -> Any:
+        fname = getattr(fn, "__name__", str(fn))
+        if fn in _ADD:
+            return self.add(tensors)
+        if fn in _MUL:
+            return self.mul(tensors)
+        if fn in _SCALAR_OPS:
+            if len(tensors) != 1:
+                raise UnsupportedOpError(f"{fname} of {len(tensors)} tensors")
+            return replace(tensors[0], fresh_layer=None)
+        if fn in _PASS_FUNCTIONS or fname in _EVAL_IDENTITY_NAMES:
+            return tensors[0]
+        if fn in _GATE_FUNCTIONS:
+            return replace(tensors[0], gate=True)
+        if fn is torch.flatten:
+            return self.flattened(tensors[0], node)
+        if fn is torch.cat or fn is torch.concat:
+            seq = node.args[0]
+            dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+            return self.cat(node, [self.values[a] for a in seq], dim)
+        if fn in (F.max_pool2d, F.avg_pool2d):
+            names = ("kernel_size", "stride", "padding")
+            kw = dict(zip(names, node.args[1:], strict=False))
+            kw.update({k: v for k, v in node.kwargs.items() if k in names})
+            if fn is F.max_pool2d and _pair(node.kwargs.get("dilation", 1)) != [1, 1]:
+                raise UnsupportedOpError("max_pool2d with dilation")
+            kind = "max" if fn is F.max_pool2d else "avg"
+            return self.pooled(
+                tensors[0], node, kind, kw["kernel_size"], kw.get("stride"), kw.get("padding", 0)
+            )
+        if fn in (F.adaptive_avg_pool2d, F.adaptive_max_pool2d):
+            return self.adaptive(tensors[0], node, "max" if fn is F.adaptive_max_pool2d else "avg")
+        if fn is torch.mean:
+            return self.mean(node, tensors[0])
+        if fn is getattr:
+            return None
+        raise UnsupportedOpError(f"unsupported function {fname!r}")
+
+    def method(self, node: fx.Node, name: str, tensors: list[_Value]) -> Any:
+        if name in _PASS_METHODS:
+            return tensors[0]
+        if name in _GATE_METHODS:
+            return replace(tensors[0], gate=True)
+        if name in ("size", "dim"):
+            return None
+        if name in ("flatten", "view", "reshape"):
+            out = node.meta.get("tensor_meta")
+            if out is None or len(out.shape) != 2:
+                raise UnsupportedOpError(f"{name} that is not a flatten to 2-D")
+            return self.flattened(tensors[0], node)
+        if name in ("add", "add_"):
+            return self.add(tensors)
+        if name in ("mul", "mul_"):
+            return self.mul(tensors)
+        if name == "mean":
+            return self.mean(node, tensors[0])
+        raise UnsupportedOpError(f"unsupported tensor method {name!r}")
+
+    # -- layers -----------------------------------------------------------------------------------
+    def new_layer(self, node: fx.Node, name: str, m: nn.Module, src: _Value) -> _Value:
+        if name in self.seen_modules:
             raise UnsupportedOpError(f"module {name!r} is called twice (shared weights)")
-        seen_modules.add(name)
-        consumed.add(src.block)
-        in_shape = src.pools[-1]["out_shape"] if src.pools else blocks[src.block]
+        self.seen_modules.add(name)
+        for t in src.terms:
+            self.consumed.add(t.block)
+        in_shape = list(src.shape)
         out_shape = _shape(node)
-        param = f"{name}.weight"
-        layer: dict[str, Any] = {"name": name, "param": param}
+        layer: dict[str, Any] = {"name": name, "param": f"{name}.weight"}
         if isinstance(m, nn.Conv2d):
             if src.flatten:
                 raise UnsupportedOpError(f"conv {name!r} applied to a flattened tensor")
@@ -182,188 +401,173 @@ def layer_spec(
                     f"linear {name!r} expects {m.in_features} features, sees {in_shape}"
                 )
             layer.update(kind="linear", flatten=bool(src.flatten or len(in_shape) != 1))
+        simple = src.simple
         layer.update(
             role="main",
             in_block=src.block,
             out_block=name,
-            in_shape=list(in_shape),
+            in_shape=in_shape,
             out_shape=out_shape,
-            pools=[dict(p) for p in src.pools],
+            pools=[dict(p) for p in src.terms[0].pools] if simple else [],
             weight_shape=[int(s) for s in m.weight.shape],
             bias=m.bias is not None,
         )
-        layers.append(layer)
-        by_name[name] = layer
-        blocks[name] = out_shape
-        return _Value(block=name, fresh_layer=name)
+        if not simple:
+            layer["inputs"] = _terms_spec(src)
+        self.layers.append(layer)
+        self.by_name[name] = layer
+        self.blocks[name] = out_shape
+        return _Value([_Term(name, out_shape[0])], list(out_shape), fresh_layer=name)
 
-    for node in gm.graph.nodes:
-        if node.op == "placeholder":
-            values[node] = _Value("input")
-            continue
-        if node.op == "output":
-            out = node.args[0]
-            if isinstance(out, fx.Node) and isinstance(values.get(out), _Value):
-                v = values[out]
-                if v.pools:
-                    raise UnsupportedOpError("the network output is a pooled tensor, not a layer")
-                final = v.block
-                num_out = int(torch.Size(blocks[final]).numel())
-            continue
-        args = [values.get(a) if isinstance(a, fx.Node) else a for a in node.args]
-        tensors = [a for a in args if isinstance(a, _Value)]
-        if node.op == "call_module":
-            m = modules[node.target]
-            src = tensors[0]
-            if isinstance(m, nn.Conv2d | nn.Linear):
-                values[node] = new_layer(node, str(node.target), m, src)
-            elif isinstance(m, _PASS_MODULES):
-                values[node] = src
-            elif isinstance(m, nn.MaxPool2d | nn.AvgPool2d):
-                if isinstance(m, nn.MaxPool2d) and _pair(m.dilation) != [1, 1]:
-                    raise UnsupportedOpError(f"MaxPool2d {node.target!r} with dilation")
-                kind = "max" if isinstance(m, nn.MaxPool2d) else "avg"
-                values[node] = _pooled(src, blocks, node, kind, m.kernel_size, m.stride, m.padding)
-            elif isinstance(m, nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d):
-                in_shape = src.pools[-1]["out_shape"] if src.pools else blocks[src.block]
-                win = _adaptive_window(in_shape, _shape(node))
-                if isinstance(m, nn.AdaptiveMaxPool2d):
-                    win["kind"] = "max"
-                values[node] = replace(src, pools=[*src.pools, win], fresh_layer=None)
-            elif isinstance(m, nn.Flatten):
-                values[node] = replace(src, flatten=True, fresh_layer=None)
-            elif isinstance(m, nn.Sequential) and len(m) == 0:
-                values[node] = src
-            else:
-                raise UnsupportedOpError(
-                    f"unsupported module {node.target!r} of type {type(m).__name__}"
+    # -- shape-only operations ----------------------------------------------------------------------
+    def _windowed(self, src: _Value, out_shape: list[int], make: Any) -> _Value:
+        if src.flatten:
+            raise UnsupportedOpError("pooling of a flattened tensor")
+        if len(out_shape) != 3:
+            raise UnsupportedOpError(f"pooling to shape {out_shape}")
+        terms = [
+            replace(
+                t,
+                pools=(
+                    *t.pools,
+                    make([t.channels, *src.shape[1:]], [t.channels, *out_shape[1:]]),
+                ),
+            )
+            for t in src.terms
+        ]
+        return _Value(terms, out_shape)
+
+    def pooled(
+        self, src: _Value, node: fx.Node, kind: str, kernel: Any, stride: Any, padding: Any
+    ) -> _Value:
+        return self._windowed(
+            src, _shape(node), lambda i, o: _pool_window(kind, kernel, stride, padding, i, o)
+        )
+
+    def adaptive_to(self, src: _Value, out_shape: list[int]) -> _Value:
+        return self._windowed(src, out_shape, lambda i, o: _adaptive_window("avg", i, o))
+
+    def adaptive(self, src: _Value, node: fx.Node, kind: str) -> _Value:
+        return self._windowed(src, _shape(node), lambda i, o: _adaptive_window(kind, i, o))
+
+    def mean(self, node: fx.Node, src: _Value) -> _Value:
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        dims = {int(d) % 4 for d in (dims if isinstance(dims, tuple | list) else [dims])}
+        if len(src.shape) != 3 or dims != {2, 3}:
+            raise UnsupportedOpError("mean over anything but the spatial dimensions")
+        v = self.adaptive_to(src, [src.shape[0], 1, 1])
+        keep = node.kwargs.get("keepdim", node.args[2] if len(node.args) > 2 else False)
+        return v if keep else replace(v, flatten=True)
+
+    def flattened(self, src: _Value, node: fx.Node) -> _Value:
+        return replace(src, flatten=True, fresh_layer=None, gate=False)
+
+    def cat(self, node: fx.Node, parts: list[_Value], dim: int) -> _Value:
+        if not parts or any(not isinstance(p, _Value) for p in parts):
+            raise UnsupportedOpError("cat of non-tensor values")
+        ndim = len(parts[0].shape) + 1
+        if int(dim) % ndim != 1 or any(p.flatten for p in parts):
+            raise UnsupportedOpError(f"cat along dim {dim} (only channels are supported)")
+        terms, off = [], 0
+        for p in parts:
+            terms.extend(replace(t, offset=t.offset + off) for t in p.terms)
+            off += p.shape[0]
+        return _Value(terms, _shape(node))
+
+    def mul(self, tensors: list[_Value]) -> _Value:
+        """Channel-wise gating: the main path passes through; the gate's blocks overlay it."""
+        if len(tensors) == 1:  # scaling by a constant: same structure
+            return replace(tensors[0], fresh_layer=None)
+        if len(tensors) != 2:
+            raise UnsupportedOpError(f"mul of {len(tensors)} tensors")
+        a, b = tensors
+        if a.terms == b.terms and a.shape == b.shape:  # x * f(x) with no layer in f
+            return replace(a, fresh_layer=None, gate=False)
+        if a.gate != b.gate:
+            gate, main = (a, b) if a.gate else (b, a)
+        else:
+            area = [1 if len(v.shape) == 1 else v.shape[1] * v.shape[2] for v in (a, b)]
+            if area[0] == area[1]:
+                raise UnsupportedOpError("mul of two feature maps (only channel-wise gating)")
+            gate, main = (a, b) if area[0] < area[1] else (b, a)
+        if gate.flatten or main.flatten or gate.shape[0] != main.shape[0]:
+            raise UnsupportedOpError(f"mul of shapes {gate.shape} and {main.shape}")
+        if len(main.shape) == 3 and gate.shape[1:] != main.shape[1:]:
+            if gate.shape[1:] != [1, 1]:
+                raise UnsupportedOpError(f"gate of shape {gate.shape} on {main.shape}")
+            gate = _Value(
+                [
+                    replace(
+                        t,
+                        pools=(
+                            *t.pools,
+                            {
+                                "kind": "gate",
+                                "adaptive": True,
+                                "in_shape": [t.channels, 1, 1],
+                                "out_shape": [t.channels, *main.shape[1:]],
+                            },
+                        ),
+                    )
+                    for t in gate.terms
+                ],
+                list(main.shape),
+            )
+        return _Value([*main.terms, *gate.terms], list(main.shape))
+
+    # -- residual sums ------------------------------------------------------------------------------
+    def add(self, tensors: list[_Value]) -> _Value:
+        """Residual sum: fresh layer outputs merge into one block, other addends are identity
+        shortcuts into it; with no fresh layer output the sum is the union of its addends."""
+        if len(tensors) == 1:  # adding a constant
+            return replace(tensors[0], fresh_layer=None)
+        if len(tensors) != 2:
+            raise UnsupportedOpError(f"add of {len(tensors)} tensors")
+        a, b = tensors
+        if a.shape != b.shape or a.flatten != b.flatten:
+            raise UnsupportedOpError(f"add of shapes {a.shape} and {b.shape} (broadcasting)")
+        fresh = [v for v in (a, b) if v.fresh_layer is not None and v.block not in self.consumed]
+        if not fresh:
+            return _Value([*a.terms, *b.terms], list(a.shape), flatten=a.flatten)
+        main = fresh[0]
+        if len(fresh) == 2:
+            main = self.merge(fresh[0], fresh[1])
+        for v in (a, b):
+            if v not in fresh:
+                self.identity.append(
+                    _identity_record(v, main.block)
+                    if not v.simple or v.terms[0].pools
+                    else {"from_block": v.block, "to_block": main.block}
                 )
-        elif node.op == "call_function":
-            fn = node.target
-            if fn in (operator.add, torch.add) or getattr(fn, "__name__", "") == "add":
-                if len(tensors) != 2:
-                    raise UnsupportedOpError(f"add {node.name!r} of {len(tensors)} tensors")
-                values[node] = _merge_add(*tensors, by_name, blocks, identity, consumed)
-            elif fn in _PASS_FUNCTIONS:
-                values[node] = tensors[0]
-            elif fn is torch.flatten:
-                values[node] = replace(tensors[0], flatten=True, fresh_layer=None)
-            elif fn in (F.max_pool2d, F.avg_pool2d):
-                kw = dict(zip(("kernel_size", "stride", "padding"), node.args[1:], strict=False))
-                kw.update({k: v for k, v in node.kwargs.items() if k in kw or k != "input"})
-                kind = "max" if fn is F.max_pool2d else "avg"
-                values[node] = _pooled(
-                    tensors[0],
-                    blocks,
-                    node,
-                    kind,
-                    kw["kernel_size"],
-                    kw.get("stride"),
-                    kw.get("padding", 0),
-                )
-            elif fn is F.adaptive_avg_pool2d:
-                src = tensors[0]
-                in_shape = src.pools[-1]["out_shape"] if src.pools else blocks[src.block]
-                win = _adaptive_window(in_shape, _shape(node))
-                values[node] = replace(src, pools=[*src.pools, win], fresh_layer=None)
-            elif fn is getattr:
-                values[node] = None
-            else:
-                raise UnsupportedOpError(f"unsupported function {getattr(fn, '__name__', fn)!r}")
-        elif node.op == "call_method":
-            name = str(node.target)
-            if name in _PASS_METHODS:
-                values[node] = tensors[0]
-            elif name == "size" or name == "dim":
-                values[node] = None
-            elif name in ("flatten", "view", "reshape"):
-                shp = node.meta.get("tensor_meta")
-                if shp is None or len(shp.shape) != 2:
-                    raise UnsupportedOpError(f"{name} {node.name!r} that is not a flatten to 2-D")
-                values[node] = replace(tensors[0], flatten=True, fresh_layer=None)
-            elif name == "add":
-                values[node] = _merge_add(*tensors[:2], by_name, blocks, identity, consumed)
-            else:
-                raise UnsupportedOpError(f"unsupported tensor method {name!r}")
-        elif node.op == "get_attr":
-            raise UnsupportedOpError(f"unsupported parameter access {node.target!r}")
+        return _Value([_Term(main.block, main.shape[0])], list(main.shape), fresh_layer=main.block)
 
-    if not layers:
-        raise UnsupportedOpError("the model has no conv or linear layer")
-    live = ["input"] + [lay["out_block"] for lay in layers if lay["role"] == "main"]
-    spec = {
-        "arch": arch,
-        "input_shape": input_shape,
-        "num_classes": num_classes if num_classes is not None else num_out,
-        "blocks": [{"name": b, "shape": list(blocks[b])} for b in live],
-        "layers": layers,
-        "identity_shortcuts": identity,
-    }
-    validate_spec(spec)
-    return spec
-
-
-def _pooled(
-    src: _Value,
-    blocks: dict[str, list[int]],
-    node: fx.Node,
-    kind: str,
-    kernel: Any,
-    stride: Any,
-    padding: Any,
-) -> _Value:
-    if src.flatten:
-        raise UnsupportedOpError(f"pooling {node.name!r} of a flattened tensor")
-    in_shape = src.pools[-1]["out_shape"] if src.pools else blocks[src.block]
-    win = _pool_window(kind, kernel, stride, padding, in_shape, _shape(node))
-    return replace(src, pools=[*src.pools, win], fresh_layer=None)
-
-
-def _merge_add(
-    a: _Value,
-    b: _Value,
-    by_name: dict[str, dict[str, Any]],
-    blocks: dict[str, list[int]],
-    identity: list[dict[str, str]],
-    consumed: set[str],
-) -> _Value:
-    """Residual sum: decide which addend is the main path and record the shortcut.
-
-    Name rule first (``shortcut``/``downsample`` in the module name), then structure: of two fresh
-    conv outputs, the shortcut is the one whose input block is older. An addend that is not a fresh
-    conv output (or one another layer has already read) is an identity shortcut from its block.
-    """
-    if a.pools or b.pools or a.flatten or b.flatten:
-        raise UnsupportedOpError("residual add of pooled or flattened tensors")
-    order = list(blocks)
-    # A layer output already read by another layer is an older block (an identity addend).
-    fa = a.fresh_layer if a.block not in consumed else None
-    fb = b.fresh_layer if b.block not in consumed else None
-    if fa is None and fb is None:
-        raise UnsupportedOpError(f"add of two non-layer tensors (blocks {a.block!r}, {b.block!r})")
-    if fa is not None and fb is not None:
-        la, lb = by_name[fa], by_name[fb]
-        na, nb = bool(SHORTCUT_NAME.search(fa)), bool(SHORTCUT_NAME.search(fb))
+    def merge(self, a: _Value, b: _Value) -> _Value:
+        """Two fresh layer outputs are added: the shortcut's block joins the main path's block."""
+        la, lb = self.by_name[a.fresh_layer], self.by_name[b.fresh_layer]
+        na, nb = bool(SHORTCUT_NAME.search(la["name"])), bool(SHORTCUT_NAME.search(lb["name"]))
+        order = list(self.blocks)
         if na != nb:
-            main, short = (lb, la) if na else (la, lb)
+            main, short = (b, a) if na else (a, b)
         else:
             ia, ib = order.index(la["in_block"]), order.index(lb["in_block"])
-            if ia == ib:
-                raise UnsupportedOpError(f"cannot tell main path from shortcut in {fa} + {fb}")
-            main, short = (la, lb) if ia > ib else (lb, la)
-        if short["role"] == "shortcut":
-            raise UnsupportedOpError(f"layer {short['name']!r} is added twice")
-        if blocks[short["out_block"]] != blocks[main["out_block"]]:
-            raise UnsupportedOpError(f"shortcut {short['name']!r} shape differs from main path")
-        blocks.pop(short["out_block"], None)
-        short["role"] = "shortcut"
-        short["out_block"] = main["out_block"]
-        return _Value(block=main["out_block"])
-    main_v, other = (a, b) if fa is not None else (b, a)
-    if blocks[other.block] != blocks[main_v.block]:
-        raise UnsupportedOpError(f"identity shortcut from {other.block!r} changes shape")
-    identity.append({"from_block": other.block, "to_block": main_v.block})
-    return _Value(block=main_v.block)
+            # older input block = the skip; equal inputs (parallel branches): the left operand leads
+            main, short = (a, b) if ia >= ib else (b, a)
+        keep, drop = main.block, short.block
+        if self.blocks[keep] != self.blocks[drop]:
+            raise UnsupportedOpError(f"shortcut {drop!r} shape differs from main path {keep!r}")
+        for lay in self.layers:
+            if lay["out_block"] == drop:
+                lay["out_block"] = keep
+                lay["role"] = "shortcut"
+        for rec in self.identity:
+            if rec["to_block"] == drop:
+                rec["to_block"] = keep
+        self.blocks.pop(drop)
+        return main
+
+
+def _identity_record(v: _Value, to_block: str) -> dict[str, Any]:
+    return {"from_block": v.block, "to_block": to_block, "inputs": _terms_spec(v)}
 
 
 def validate_spec(spec: dict[str, Any]) -> None:
@@ -378,3 +582,10 @@ def validate_spec(spec: dict[str, Any]) -> None:
                 raise SnntopoError(f"layer spec: layer {lay['name']!r} refers to unknown {key}")
         if shapes[lay["out_block"]] != lay["out_shape"]:
             raise SnntopoError(f"layer spec: layer {lay['name']!r} out_shape != its block shape")
+        for term in lay.get("inputs", []):
+            if term["block"] not in shapes:
+                raise SnntopoError(f"layer spec: layer {lay['name']!r} reads unknown block")
+    for rec in spec.get("identity_shortcuts", []):
+        for b in [rec["from_block"], rec["to_block"], *(t["block"] for t in rec.get("inputs", []))]:
+            if b not in shapes:
+                raise SnntopoError(f"layer spec: identity shortcut refers to unknown block {b!r}")

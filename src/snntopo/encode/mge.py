@@ -11,7 +11,10 @@ Edges (``exact`` mode, the default):
   of weight ``|W[o, i, u, v]|``. Zero padding creates no nodes and no edges. Groups are honoured.
 - pooling windows between a layer's input block and the layer fold into the layer: every edge from
   a pooled position q is replicated to each pre-pool position of q's window (same weight; max and
-  avg pooling have the same structure). Overlapping windows (kernel > stride) are rejected.
+  avg pooling have the same structure). With overlapping, adaptive or broadcast (gate) windows a
+  position can reach a target through several windows; the edge then carries the sum of the |w|.
+- a layer with ``inputs`` (channel concatenation, gating, union; see ``docs/architecture.md``)
+  takes each row range of its input from the term's block through the term's windows.
 - linear weight ``W[o, f] != 0`` gives ``in(f) -> out(o)``; after a flatten ``f`` is the channel-major
   index of the (pooled) feature map, which is the block's node order.
 - a conv shortcut (role ``shortcut``) connects its input block to the main block it is added to.
@@ -89,6 +92,12 @@ def build(
         others = [lay for lay in layers[1:] if lay["in_block"] == "input"]
         if others:
             raise ConfigError("reference mode: only the first layer may read the input block")
+        several = [lay["name"] for lay in layers if "inputs" in lay]
+        if several:
+            raise ConfigError(
+                f"reference mode reproduces the paper code's plain conv stacks; layer "
+                f"{several[0]!r} reads several tensors (use mode exact)"
+            )
 
     sizes = [_prod(shapes[n]) for n in names]
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -110,8 +119,18 @@ def build(
             a = _conv_csr(w, lay, geo, dst_base, n_nodes)
         else:
             a = _linear_csr(w, dst_base, n_nodes)
-        a = _unpool(a, lay["pools"], in_size)
-        parts[lay["in_block"]].append(a)
+        if "inputs" in lay:  # cat / gating / union of tensors: each term feeds its own block
+            n_edges = 0
+            for term in lay["inputs"]:
+                t = _unpool(
+                    _row_range(a, *term["rows"]), term["pools"], sizes[index[term["block"]]]
+                )
+                n_edges += int(t.nnz)
+                parts[term["block"]].append(t)
+        else:
+            a = _unpool(a, lay["pools"], in_size)
+            n_edges = int(a.nnz)
+            parts[lay["in_block"]].append(a)
         layer_meta.append(
             {
                 "name": lay["name"],
@@ -120,7 +139,7 @@ def build(
                 "role": lay["role"],
                 "in_block": index[lay["in_block"]],
                 "out_block": index[lay["out_block"]],
-                "edges": int(a.nnz),
+                "edges": n_edges,
                 "numel": int(w.size),
                 "nnz": int(np.count_nonzero(w)),
             }
@@ -128,11 +147,17 @@ def build(
     if identity_edges:
         for sc in spec.get("identity_shortcuts", []):
             f, t = sc["from_block"], sc["to_block"]
-            n = sizes[index[f]]
-            rows = np.arange(n + 1, dtype=np.int64)
+            n = sizes[index[t]]
+            rows = np.arange(n + 2, dtype=np.int64)
+            rows[-1] = n
             cols = (np.arange(n, dtype=np.int64) + starts[index[t]]).astype(np.int32)
-            a = sp.csr_array((np.ones(n, np.float32), cols, rows), shape=(n, n_nodes))
-            parts[f].append(a)
+            a = sp.csr_array((np.ones(n, np.float32), cols, rows), shape=(n + 1, n_nodes))
+            terms = sc.get("inputs") or [{"block": f, "pools": [], "rows": [0, n]}]
+            for term in terms:
+                sub = _row_range(a, *term["rows"])
+                parts[term["block"]].append(
+                    _unpool(sub, term["pools"], sizes[index[term["block"]]])
+                )
 
     indptr, indices, data = _assemble(parts, names, sizes, n_nodes)
     blocks = [
@@ -288,13 +313,60 @@ def _pool_map(pool: dict[str, Any]) -> np.ndarray:
     return np.where(ok, q, -1).ravel()
 
 
+def _row_range(a: sp.csr_array, lo: int, hi: int) -> sp.csr_array:
+    """Rows ``[lo, hi)`` of ``a`` plus one spare empty row (the layout :func:`_unpool` expects)."""
+    ptr = a.indptr[lo : hi + 1]
+    indptr = np.concatenate([ptr - ptr[0], ptr[-1:] - ptr[0]])
+    s, e = int(ptr[0]), int(ptr[-1])
+    return sp.csr_array(
+        (a.data[s:e], a.indices[s:e], indptr), shape=(hi - lo + 1, a.shape[1]), copy=False
+    )
+
+
+def _simple_window(pool: dict[str, Any]) -> bool:
+    return not pool.get("adaptive") and all(
+        k <= s for k, s in zip(pool["kernel"], pool["stride"], strict=True)
+    )
+
+
+def _window_axis(pool: dict[str, Any], d: int) -> sp.csr_array:
+    """[n, n_out] 0/1 membership of input positions in the pooling windows along axis ``d``."""
+    n, n_out = pool["in_shape"][1 + d], pool["out_shape"][1 + d]
+    q = np.arange(n_out)
+    if pool.get("adaptive"):  # torch's adaptive windows (upsampling when n_out > n)
+        lo, hi = (q * n) // n_out, -((-(q + 1) * n) // n_out)
+    else:
+        k, st, p = pool["kernel"][d], pool["stride"][d], pool["padding"][d]
+        lo = q * st - p
+        hi = lo + k
+    y = np.arange(n)[:, None]
+    return sp.csr_array(((y >= lo[None, :]) & (y < hi[None, :])).astype(np.float32))
+
+
+def _membership(pool: dict[str, Any]) -> sp.csr_array:
+    """[pre-pool positions, pooled positions] 0/1 matrix of one pooling window set, channel-major."""
+    c = pool["in_shape"][0]
+    spatial = sp.kron(_window_axis(pool, 0), _window_axis(pool, 1), format="csr")
+    return sp.csr_array(sp.kron(sp.identity(c, dtype=np.float32, format="csr"), spatial, "csr"))
+
+
 def _unpool(a: sp.csr_array, pools: list[dict[str, Any]], in_size: int) -> sp.csr_array:
     """Map the rows of a layer's CSR (positions of its pooled input) back to its input block.
 
     ``a`` has one spare empty last row that absorbs positions outside every window. Without pools
-    it is trimmed (or padded, for reference-mode layouts) to the block size.
+    it is trimmed (or padded, for reference-mode layouts) to the block size. Non-overlapping
+    windows are a row gather; overlapping, adaptive and broadcast (gate) windows multiply by the
+    window membership matrix, so an edge reached through several windows carries the sum of the
+    |w| that make it.
     """
     spare = a.shape[0] - 1
+    if pools and not all(_simple_window(p) for p in pools):
+        out = _take_head(a, spare)
+        for pool in reversed(pools):
+            out = sp.csr_array(_membership(pool) @ out)
+        out.sum_duplicates()
+        out.indices = out.indices.astype(np.int32, copy=False)
+        return out
     if pools:
         rows = np.arange(_prod(pools[-1]["out_shape"]), dtype=np.int64)
         for pool in reversed(pools):

@@ -19,6 +19,7 @@ import importlib
 from typing import Any
 
 from ..registry import Registry
+from . import external
 
 MODELS: Registry = Registry("architecture")
 MODELS.register(
@@ -65,9 +66,18 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def arch_name(name: str) -> str:
+    """argparse type / checker for an architecture: a registered name or an external form
+    (torch-free)."""
+    if external.is_external(name):
+        return external.validate_name(name)
+    MODELS.get(name)
+    return name
+
+
 def arch_facts(arch: str) -> dict[str, Any]:
     """The registry facts of ``arch`` (no torch)."""
     return MODELS.meta(arch)
 
 
-__all__ = ["MODELS", "arch_facts", *_LAZY]
+__all__ = ["MODELS", "arch_facts", "arch_name", *_LAZY]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import MODELS
+from . import MODELS, external
 from .common import init_weights
 
 
@@ -16,14 +16,27 @@ def build_model(
     input_size: int = 32,
     width: float = 1.0,
     seed: int | None = None,
+    kwargs: dict | None = None,
 ) -> nn.Module:
     """Construct ``arch`` and initialise it as the paper does; ``seed`` makes the init reproducible
-    without touching the global RNG state of the caller."""
-    factory = MODELS.get(arch)
+    without touching the global RNG state of the caller.
 
-    def make() -> nn.Module:
-        kwargs = dict(num_classes=num_classes, in_channels=in_channels, input_size=input_size)
-        return init_weights(factory(width=width, **kwargs))
+    ``arch`` may also be ``torchvision:<name>`` or ``module:<path>:<callable>`` (or their path
+    slugs), see :mod:`snntopo.models.external`: those keep their own initialisation, ignore
+    ``width`` and take ``kwargs`` as extra constructor arguments.
+    """
+    if external.is_external(arch):
+
+        def make() -> nn.Module:
+            return external.build(
+                external.unslug(arch), num_classes, in_channels, input_size, kwargs
+            )
+    else:
+        factory = MODELS.get(arch)
+
+        def make() -> nn.Module:
+            kw = dict(num_classes=num_classes, in_channels=in_channels, input_size=input_size)
+            return init_weights(factory(width=width, **kw))
 
     if seed is None:
         return make()

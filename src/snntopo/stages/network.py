@@ -27,7 +27,15 @@ _STAGE_FIELDS: dict[str, tuple[str, ...]] = {
     "mask": ("method", "sparsity", "seed", "device", "data_root", "download", "pai"),
     "train": ("method", "sparsity", "seed", "device", "data_root", "download", "training"),
 }
-_MODEL_FIELDS = ("arch", "dataset", "num_classes", "in_channels", "input_size", "width")
+_MODEL_FIELDS = (
+    "arch",
+    "dataset",
+    "num_classes",
+    "in_channels",
+    "input_size",
+    "width",
+    "model_kwargs",
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,8 @@ class NetworkJob:
     """Settings of ``method`` (the config's ``pai.<method>``)."""
     training: Mapping[str, Any] = field(default_factory=dict)
     """The training recipe of this (dataset, arch) after defaults and overrides."""
+    model_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    """Extra constructor arguments of an external architecture (config ``model.kwargs``)."""
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -65,8 +75,11 @@ class NetworkJob:
         """The job of one grid point of a checked workflow config."""
         from ..config import input_size, training_settings
         from ..data import dataset_shape
+        from ..models.external import unslug
 
+        arch = unslug(arch)  # paths carry the slug of an external name, the job the full name
         num_classes, in_channels, size = dataset_shape(dataset, input_size(dict(config), dataset))
+        kwargs = (config.get("model", {}).get("kwargs") or {}).get(arch) or {}
         return cls(
             arch=arch,
             dataset=dataset,
@@ -82,6 +95,7 @@ class NetworkJob:
             download=bool(config.get("download", False)),
             pai=dict((config.get("pai") or {}).get(method, {}) or {}),
             training=training_settings(dict(config), dataset, arch),
+            model_kwargs=dict(kwargs),
         )
 
     @classmethod
@@ -157,7 +171,7 @@ class NetworkJob:
         """The JSON-able fields ``stage`` depends on (a rule's ``params``)."""
         keys = (*_MODEL_FIELDS, *_STAGE_FIELDS[stage])
         out = {k: getattr(self, k) for k in keys}
-        for k in ("pai", "training"):
+        for k in ("pai", "training", "model_kwargs"):
             if k in out:
                 out[k] = dict(out[k])
         return out
@@ -181,6 +195,7 @@ class NetworkJob:
             input_size=self.input_size,
             width=self.width,
             seed=self.seed if seed is None else seed,
+            kwargs=dict(self.model_kwargs) or None,
         )
 
 
@@ -212,10 +227,16 @@ def _parse_kv(item: str, flag: str) -> tuple[str, Any]:
 def add_network_arguments(parser: argparse.ArgumentParser, *, method_default: str | None) -> None:
     """The options every per-network command shares: the same settings a workflow config has."""
     from ..data import DATASETS
-    from ..models import MODELS
+    from ..models import MODELS, arch_name
     from ..pai import METHODS
 
-    parser.add_argument("--arch", required=True, help=f"architecture: {', '.join(MODELS.names())}")
+    parser.add_argument(
+        "--arch",
+        required=True,
+        type=arch_name,
+        help=f"architecture: {', '.join(MODELS.names())}, torchvision:<name> or "
+        "module:<dotted.path>:<callable>",
+    )
     parser.add_argument("--dataset", required=True, help=f"data set: {', '.join(DATASETS.names())}")
     methods = [*METHODS.names(), DENSE]
     if method_default is None:

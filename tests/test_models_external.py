@@ -1,0 +1,100 @@
+"""torchvision:<name> and module:<path>:<fn> architectures: names, slugs, config, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torchvision
+
+from snntopo.config import check_config, load_config
+from snntopo.errors import ConfigError
+from snntopo.models import build_model
+from snntopo.models.external import TORCHVISION_CLASSIFIERS, slug, unslug, validate_name
+
+TESTS = Path(__file__).parent
+ROOT = TESTS.parent
+
+
+def test_static_list_is_torchvisions_classification_list():
+    assert sorted(TORCHVISION_CLASSIFIERS) == sorted(
+        torchvision.models.list_models(module=torchvision.models)
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "s"),
+    [
+        ("torchvision:resnet18", "torchvision__resnet18"),
+        ("module:pkg.sub.mod:make_net", "module__pkg.sub.mod__make_net"),
+        ("resnet20", "resnet20"),
+    ],
+)
+def test_slug_is_path_safe_and_reversible(name, s):
+    assert slug(name) == s and unslug(s) == name
+    assert ":" not in slug(name) and "/" not in slug(name)
+
+
+def test_unknown_torchvision_name_did_you_mean():
+    with pytest.raises(ConfigError, match="did you mean 'torchvision:resnet18'"):
+        validate_name("torchvision:resnet81")
+    with pytest.raises(ConfigError, match="module:<dotted.module.path>:<callable>"):
+        validate_name("module:no-callable")
+
+
+def test_build_torchvision_and_module():
+    m = build_model("torchvision:resnet18", num_classes=7, in_channels=1, input_size=16, seed=0)
+    assert m.fc.out_features == 7 and m.conv1.in_channels == 1
+    sys.path.insert(0, str(TESTS))
+    try:
+        u = build_model("module:user_models:make", num_classes=5, kwargs={"hidden": 6}, seed=0)
+    finally:
+        sys.path.remove(str(TESTS))
+    assert u[-1].out_features == 5 and u[0].out_channels == 6
+
+
+def test_config_accepts_external_and_rejects_typos():
+    cfg = load_config(ROOT / "config" / "demo.yaml")
+    raw = {k: v for k, v in cfg.items()}
+    raw["architectures"] = ["resnet20", "torchvision:resnet18", "module:user_models:make"]
+    raw["model"] = {
+        **cfg["model"],
+        "kwargs": {"torchvision:resnet18": {"zero_init_residual": True}},
+    }
+    out = check_config(raw, source="x.yaml")
+    assert out["architectures"][1] == "torchvision:resnet18"
+    raw["architectures"] = ["torchvision:vgg16bn"]
+    with pytest.raises(
+        ConfigError, match=r"x.yaml: architectures.*did you mean 'torchvision:vgg16_bn'"
+    ):
+        check_config(raw, source="x.yaml")
+
+
+def test_cli_encode_and_metrics_with_users_module(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(TESTS)])}
+    run = [sys.executable, "-m", "snntopo.cli"]
+    g = tmp_path / "g.npz"
+    out = subprocess.run(
+        [*run, "encode", "--arch", "module:user_models:make", "--dataset", "digits",
+         "--method", "erk", "--sparsity", "0.5", "--encoding", "mge", "--out", str(g)],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    line = json.loads(out.stdout.strip().splitlines()[-1])
+    assert line["nodes"] == 3 * 16 * 16 + 4 * 16 * 16 + 10
+    subprocess.run(
+        [*run, "metrics", str(g), "--families", "local", "strength", "--out", str(tmp_path / "m.json")],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m  # a metrics artifact was written
+    bad = subprocess.run(
+        [*run, "encode", "--arch", "torchvision:convnext_tiny", "--dataset", "cifar10",
+         "--encoding", "mge", "--out", str(tmp_path / "c.npz")],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "permute" in bad.stderr and "torchvision:convnext_tiny" in bad.stderr
