@@ -282,48 +282,189 @@ def test_adding_a_sparsity_plans_only_new_grid_points(finished_run):
     assert jobs["tables"] == jobs["analysis"] == jobs["report"] == 1
 
 
-@pytest.mark.slow
-def test_new_metric_family_is_one_module_and_one_line(finished_run, tmp_path):
-    """Copy the workflow, add a family module + one registry line: only its jobs and the
-    downstream joins/analysis are planned."""
-    code = tmp_path / "code"
-    code.mkdir()
+def copy_workflow(dest: Path) -> Path:
+    """A copy of the workflow and the package (to edit code without touching the checkout)."""
+    dest.mkdir(parents=True, exist_ok=True)
     for item in ("Snakefile", "rules", "workflow", "config", "report", "src"):
         src = REPO / item
         if src.is_dir():
-            shutil.copytree(src, code / item, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__"))
         else:
-            shutil.copy(src, code / item)
-    metrics = code / "src" / "snntopo" / "metrics"
-    # the new family: one module that registers itself ...
-    (metrics / "dummy.py").write_text(
-        '"""A test family: the number of edges again."""\n\n'
-        "from . import FAMILIES\n\n\n"
-        "def dummy(graph, params):\n"
-        '    return {"dummy_edges": float(graph.n_edges)}\n\n\n'
-        'FAMILIES.register("dummy", dummy, encodings=("mge",))\n'
-    )
-    # ... plus one line in the registry's module list
-    init = metrics / "__init__.py"
-    text = init.read_text()
-    assert text.count('    "ramanujan",\n)') == 1
-    init.write_text(text.replace('    "ramanujan",\n)', '    "ramanujan",\n    "dummy",\n)'))
-    cfg = dict(TINY)
-    cfg["metrics"] = {
-        **TINY["metrics"],
-        "families": ["local", "neighbourhood", "strength", "global", "expansion", "ramanujan"]
-        + ["dummy"],
-    }
-    write_config(finished_run, cfg)
+            shutil.copy(src, dest / item)
+    return dest
+
+
+def planned_with(code: Path, workdir: Path, cfg: dict | None = None, *args: str) -> Counter[str]:
+    """Jobs planned on ``workdir`` by the workflow copy ``code`` (its own package first on the
+    path), with ``cfg`` as the config for this plan only."""
+    if cfg is not None:
+        write_config(workdir, cfg)
+    env_path = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(code / "src")
     try:
-        env_path = os.environ.get("PYTHONPATH", "")
-        os.environ["PYTHONPATH"] = str(code / "src")
-        jobs = planned(finished_run, "--rerun-triggers", "mtime", snakefile=code / "Snakefile")
+        jobs = planned(workdir, *args, snakefile=code / "Snakefile")
     finally:
-        os.environ["PYTHONPATH"] = env_path
-        write_config(finished_run, TINY)
+        if env_path is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = env_path
+        write_config(workdir, TINY)
     jobs.pop("all", None)
-    assert jobs == Counter({"metrics_dummy": 8, "tables": 1, "analysis": 1, "report": 1})
+    return jobs
+
+
+def add_registry_line(init: Path, after: str, line: str) -> None:
+    """Append one registration line to a registry module (after the statement starting with
+    ``after``'s last occurrence: the last registration)."""
+    text = init.read_text()
+    assert after in text, (init, after)
+    init.write_text(text.rstrip() + "\n" + line + "\n")
+
+
+NETS = 2 * 2 * 2  # methods x sparsities x seeds of TINY
+FAMILY_JOBS = ("local", "neighbourhood", "strength", "global", "expansion", "ramanujan")
+
+
+@pytest.mark.slow
+def test_new_metric_family_is_one_module_and_one_line(finished_run, tmp_path):
+    """A family module + one registry line: only its jobs and the joins are planned."""
+    code = copy_workflow(tmp_path / "code")
+    metrics = code / "src" / "snntopo" / "metrics"
+    (metrics / "dummy.py").write_text(
+        '"""A test family: the number of edges again."""\n\n\n'
+        "def dummy(graph, params):\n"
+        '    return {"dummy_edges": float(graph.n_edges)}\n'
+    )
+    add_registry_line(
+        metrics / "__init__.py",
+        "FAMILIES.register(",
+        'FAMILIES.register("dummy", "snntopo.metrics.dummy:dummy", kinds=("multipartite",))',
+    )
+    cfg = {**TINY, "metrics": {**TINY["metrics"], "families": [*FAMILY_JOBS, "dummy"]}}
+    jobs = planned_with(code, finished_run, cfg)
+    assert jobs == Counter({"metrics_dummy": NETS, "tables": 1, "analysis": 1, "report": 1})
+
+
+@pytest.mark.slow
+def test_new_pai_method_is_one_module_and_one_line(finished_run, tmp_path):
+    """A PaI method module + one registry line: its masks, trainings, graphs and metrics are
+    planned, a GPU is requested for it because its entry says so, nothing else reruns."""
+    code = copy_workflow(tmp_path / "code")
+    pai = code / "src" / "snntopo" / "pai"
+    (pai / "halfrandom.py").write_text(
+        '"""A test method: the uniform method, registered as data-driven."""\n\n'
+        "from .uniform import compute\n\n"
+        '__all__ = ["compute"]\n'
+    )
+    add_registry_line(
+        pai / "__init__.py",
+        "METHODS.register(",
+        'METHODS.register("halfrandom", "snntopo.pai.halfrandom:compute", needs_data=True, '
+        "wants_gpu=True)",
+    )
+    cfg = {
+        **TINY,
+        "methods": [*TINY["methods"], "halfrandom"],
+        "resources": {**TINY["resources"], "train_gpus": 1},
+    }
+    jobs = planned_with(code, finished_run, cfg, "--rerun-triggers", "mtime", "input")
+    new = 2 * 2  # sparsities x seeds
+    assert jobs["mask"] == jobs["train"] == new
+    assert jobs["encode"] == 3 * new
+    assert all(jobs[f"metrics_{f}"] == new for f in FAMILY_JOBS)
+    assert jobs["spec"] == 0
+    assert jobs["tables"] == jobs["analysis"] == jobs["report"] == 1
+    # its mask jobs ask for a GPU because its registry entry says so
+    write_config(finished_run, cfg)
+    env_path = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(code / "src")
+    try:
+        res = snakemake(finished_run, "-n", "--rerun-triggers", "mtime", "input",
+                        snakefile=code / "Snakefile")  # fmt: skip
+    finally:
+        os.environ.pop("PYTHONPATH") if env_path is None else None
+        if env_path is not None:
+            os.environ["PYTHONPATH"] = env_path
+        write_config(finished_run, TINY)
+    masks = _job_resources(res.stdout + res.stderr)["mask"]
+    assert len(masks) == new and all(j["gpu"] == "1" for j in masks)
+
+
+@pytest.mark.slow
+def test_new_encoding_is_one_module_and_one_line(finished_run, tmp_path):
+    """An encoding module + one registry line: its graphs are built, every family that applies
+    to its kind recomputes (a metric artifact covers all encodings of a network), its table is
+    written; no mask, training or other graph reruns."""
+    code = copy_workflow(tmp_path / "code")
+    enc = code / "src" / "snntopo" / "encode"
+    (enc / "rolled_again.py").write_text(
+        '"""A test encoding: the rolled BGE under another name."""\n\n'
+        "from .rolled import build\n\n"
+        '__all__ = ["build"]\n'
+    )
+    add_registry_line(
+        enc / "__init__.py",
+        "ENCODINGS.register(",
+        'ENCODINGS.register("rolled-again", "snntopo.encode.rolled_again:build", '
+        'kind="bipartite", paper=None, edge_model="weights")',
+    )
+    cfg = {**TINY, "encodings": ["mge", "rolled", "rolled-channel", "rolled-again"]}
+    jobs = planned_with(code, finished_run, cfg)
+    assert jobs["encode"] == NETS
+    assert "mask" not in jobs and "train" not in jobs and "spec" not in jobs
+    assert all(jobs[f"metrics_{f}"] == NETS for f in FAMILY_JOBS)
+    assert jobs["tables"] == jobs["analysis"] == jobs["report"] == 1
+
+
+@pytest.mark.slow
+def test_new_architecture_is_one_module_and_one_line(finished_run, tmp_path):
+    """An architecture module + one registry line: its layer spec, masks, trainings, graphs
+    and metrics are planned; the existing architecture's jobs are not."""
+    code = copy_workflow(tmp_path / "code")
+    models = code / "src" / "snntopo" / "models"
+    (models / "tinynet.py").write_text(
+        '"""A test architecture: two convolutions and a classifier."""\n\n'
+        "from torch import nn\n\n\n"
+        "def tinynet(num_classes, in_channels, input_size, width=1.0):\n"
+        "    c = max(2, int(8 * width))\n"
+        "    return nn.Sequential(\n"
+        "        nn.Conv2d(in_channels, c, 3, padding=1), nn.ReLU(),\n"
+        "        nn.Conv2d(c, c, 3, padding=1), nn.ReLU(),\n"
+        "        nn.Flatten(), nn.Linear(c * input_size * input_size, num_classes),\n"
+        "    )\n"
+    )
+    add_registry_line(
+        models / "__init__.py",
+        "MODELS.register(",
+        'MODELS.register("tinynet", "snntopo.models.tinynet:tinynet", runtime_min_per_epoch=0.01)',
+    )
+    cfg = {**TINY, "architectures": ["resnet20", "tinynet"]}
+    jobs = planned_with(code, finished_run, cfg)
+    assert jobs["spec"] == 1
+    assert jobs["mask"] == jobs["train"] == NETS + 2  # + the dense baselines of 2 seeds
+    assert jobs["encode"] == 3 * NETS
+    assert all(jobs[f"metrics_{f}"] == NETS for f in FAMILY_JOBS)
+
+
+@pytest.mark.slow
+def test_editing_a_module_reruns_only_the_jobs_that_run_it(finished_run, tmp_path):
+    """Code-aware reruns: a code change in one metric family's module plans only that family's
+    jobs plus the joins; one in the analysis plans only the analysis and the report; a docstring
+    or comment edit plans nothing."""
+    code = copy_workflow(tmp_path / "code")
+    pkg = code / "src" / "snntopo"
+    expansion = pkg / "metrics" / "expansion.py"
+    original = expansion.read_text()
+    expansion.write_text(original.replace('"""', '"""Edited docstring. ', 1) + "\n# a comment\n")
+    assert planned_with(code, finished_run) == Counter()
+    expansion.write_text(original + "\n_EDITED = True\n")
+    assert planned_with(code, finished_run) == Counter(
+        {"metrics_expansion": NETS, "tables": 1, "analysis": 1, "report": 1}
+    )
+    expansion.write_text(original)
+    ranking = pkg / "analysis" / "ranking.py"
+    ranking.write_text(ranking.read_text() + "\n_EDITED = True\n")
+    assert planned_with(code, finished_run) == Counter({"analysis": 1, "report": 1})
 
 
 @pytest.mark.slow

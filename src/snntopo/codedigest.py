@@ -11,7 +11,10 @@ reruns.
 What counts as a change: the digest is taken over each module's syntax tree with docstrings
 removed, so editing a comment, a docstring or the formatting reruns nothing; editing code does.
 Registries reference implementations lazily (``"module:attr"`` strings, :mod:`snntopo.registry`),
-so a registry module does not pull every member into the digest of every job. This module uses
+so a registry module does not pull every member into the digest of every job; and its top-level
+``REGISTRY.register(...)`` lines are left out of the module's digest — a job's digest includes
+instead the entry (reference and facts) of each member it runs (:func:`member_digest`), so
+registering a new member, or changing one member's facts, reruns only that member's jobs. This module uses
 only the standard library: planning stays free of torch.
 """
 
@@ -20,8 +23,10 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 PACKAGE = "snntopo"
 ROOT = Path(__file__).resolve().parent
@@ -77,11 +82,30 @@ def _parsed(module: str) -> tuple[str, tuple[str, ...]]:
             and isinstance(node.body[0].value.value, str)
         ):
             node.body[0].value.value = ""  # docstrings do not count
+    # registration lines are per-member facts, digested per job (member_digest)
+    tree.body = [stmt for stmt in tree.body if not _is_registration(stmt)]
     own = tuple(
         sorted(d for d in deps if d != PACKAGE and _module_path(d) is not None and d != module)
     )
     digest = hashlib.sha256(ast.dump(tree, include_attributes=False).encode()).hexdigest()
     return digest, own
+
+
+def _is_registration(stmt: ast.stmt) -> bool:
+    """A top-level ``NAME.register(...)`` call statement."""
+    return (
+        isinstance(stmt, ast.Expr)
+        and isinstance(stmt.value, ast.Call)
+        and isinstance(stmt.value.func, ast.Attribute)
+        and stmt.value.func.attr == "register"
+        and isinstance(stmt.value.func.value, ast.Name)
+    )
+
+
+def member_digest(ref: str | None, facts: Mapping[str, Any]) -> str:
+    """Digest of one registry entry: its implementation reference and its facts."""
+    text = json.dumps({"ref": ref, "facts": facts}, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def closure(modules: Iterable[str]) -> list[str]:
@@ -102,9 +126,12 @@ def closure(modules: Iterable[str]) -> list[str]:
     return sorted(seen)
 
 
-def code_digest(*modules: str | None) -> str:
-    """A short digest of the code of ``modules`` and everything they import from the package."""
+def code_digest(*modules: str | None, extra: Iterable[str] = ()) -> str:
+    """A short digest of the code of ``modules`` and everything they import from the package,
+    plus the strings in ``extra`` (e.g. :func:`member_digest` of the registry entries used)."""
     h = hashlib.sha256()
     for mod in closure(m for m in modules if m):
         h.update(f"{mod}:{_parsed(mod)[0]};".encode())
+    for item in extra:
+        h.update(f"+{item};".encode())
     return h.hexdigest()[:16]

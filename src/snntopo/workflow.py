@@ -8,6 +8,7 @@ planning the paper grid never imports torch and a newly registered member gets t
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -252,6 +253,7 @@ def metrics_mem_mb(graph_paths: list[str], attempt: int, config: dict[str, Any])
 
 
 # --------------------------------------------------------------------------- code-aware reruns
+@functools.lru_cache(maxsize=4096)
 def stage_code(
     stage: str,
     *,
@@ -261,29 +263,26 @@ def stage_code(
     family: str | None = None,
 ) -> str:
     """Digest of the package code one job of ``stage`` runs (a rule ``param``; see
-    :mod:`snntopo.codedigest`): the stage module, plus the implementation of the registry members
-    the job uses — its architecture, PaI method, encoding or metric family — and what they import.
-    """
-    from .codedigest import code_digest
+    :mod:`snntopo.codedigest`): the stage module, plus the implementation and the registry entry
+    of each member the job uses — its architecture, PaI method, encoding or metric family — and
+    what they import."""
+    from .codedigest import code_digest, member_digest
+    from .config import registry
 
     modules: list[str | None] = [f"snntopo.stages.{stage}"]
-    if arch is not None:
-        from .models import MODELS
-
-        modules.append(MODELS.module_of(arch) if arch in MODELS else None)
-    if method is not None and method != DENSE:
-        from .pai import METHODS
-
-        modules.append(METHODS.module_of(method))
-    if encoding is not None:
-        from .encode import ENCODINGS
-
-        modules.append(ENCODINGS.module_of(encoding))
-    if family is not None:
-        from .metrics import FAMILIES
-
-        modules.append(FAMILIES.module_of(family))
-    return code_digest(*modules)
+    entries: list[str] = []
+    for kind, name in (
+        ("architectures", arch),
+        ("methods", None if method == DENSE else method),
+        ("encodings", encoding),
+        ("families", family),
+    ):
+        reg = registry(kind)
+        if name is None or name not in reg:  # e.g. an external architecture
+            continue
+        modules.append(reg.module_of(name))
+        entries.append(member_digest(reg.ref(name), reg.meta(name)))
+    return code_digest(*modules, extra=entries)
 
 
 def table_names() -> list[str]:

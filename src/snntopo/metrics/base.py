@@ -52,6 +52,27 @@ class FamilyResult:
         self.nan_reasons[key] = reason
 
 
+class Undefined(ValueError):
+    """A metric that has no value on this graph (an edgeless layer, a solver that did not
+    converge); the message is the reason, recorded next to the NaN in the metric artifact.
+
+    Why an exception: helpers that compute one value either return a float or raise this, so a
+    reason can never be mistaken for a value (or a value for a reason) on the way up.
+    """
+
+    @property
+    def reason(self) -> str:
+        return str(self.args[0]) if self.args else "undefined"
+
+
+def record(res: FamilyResult, key: str, compute: Callable[[], float]) -> None:
+    """``res.values[key] = compute()``, or NaN with the reason if it raises :class:`Undefined`."""
+    try:
+        res.values[key] = float(compute())
+    except Undefined as exc:
+        res.nan(key, exc.reason)
+
+
 FamilyFn = Callable[[Graph, Mapping[str, Any]], FamilyResult]
 
 

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, TypedDict
 
 from ..errors import ArtifactError
 from ..io import file_digest, provenance, read_json
+from .keys import NetworkKeys
 
 log = logging.getLogger("snntopo.stages")
+
+
+class EncodeParams(TypedDict, total=False):
+    """Settings of one ``encode`` job (the config's ``encode:`` plus the network keys)."""
+
+    mode: str
+    """``exact`` or ``reference`` (the MGE only)."""
+    identity_edges: bool
+    weights: str
+    """``init`` or ``trained``: which weights the rule read (recorded for provenance)."""
+    network: NetworkKeys
+    weights_source: dict[str, Any]
 
 
 def load_weights(path: str) -> dict[str, Any]:
@@ -24,7 +37,7 @@ def load_weights(path: str) -> dict[str, Any]:
 
 
 def encode_network(
-    encoding: str, spec_path: str, weights_path: str, params: dict[str, Any], out: str
+    encoding: str, spec_path: str, weights_path: str, params: EncodeParams, out: str
 ) -> dict[str, Any]:
     """Build one graph encoding from the layer spec and the masked weights; returns its counts
     (``nodes``, ``edges``, ``seconds`` of graph construction)."""

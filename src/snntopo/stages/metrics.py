@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, TypedDict
 
 from ..io import file_digest, provenance, write_json
+from .keys import NetworkKeys
 
 log = logging.getLogger("snntopo.stages")
 
 
+class MetricParams(TypedDict, total=False):
+    """Settings of one ``metrics_<family>`` job: any key of
+    :data:`snntopo.metrics.base.DEFAULT_PARAMS` (seed, threads, eigensolver and motif settings)
+    plus the network keys."""
+
+    seed: int
+    threads: int
+    network: NetworkKeys
+
+
 def family_on_graph(
-    family: str, path: str, params: dict[str, Any], graph: Any = None
+    family: str, path: str, params: MetricParams, graph: Any = None
 ) -> dict[str, Any]:
     """One family on one stored graph: the per-encoding entry of a metric artifact (shared by the
     ``metrics_<family>`` rules and ``snntopo metrics``). ``graph``: the graph at ``path`` if the
@@ -32,7 +43,7 @@ def family_on_graph(
     return res
 
 
-def compute_metrics(family: str, graphs: dict[str, str], params: dict[str, Any], out: str) -> None:
+def compute_metrics(family: str, graphs: dict[str, str], params: MetricParams, out: str) -> None:
     """One metric family on every applicable encoding of one network -> one small JSON."""
     result: dict[str, Any] = {"family": family, "encodings": {}}
     for encoding, path in graphs.items():
