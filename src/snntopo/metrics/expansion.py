@@ -8,6 +8,7 @@ function of the graph and the parameters. Small graphs get exact dense eigenvalu
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,39 +17,111 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
 
 from ..encode.graph import Graph
-from .algorithms import is_simple_dag, symmetric_adjacency
+from .algorithms import index_dtype, is_simple_dag, row_chunks, symmetric_adjacency
 from .base import FamilyResult
 
 
 class _SymmetricOperator(LinearOperator):
     """x -> (A + A^T) x, or (D - A - A^T) x, straight from the directed CSR (no symmetric copy).
 
-    Why: building A + A^T for 25M edges costs more CPU than the whole eigensolve; a CSR matvec plus a
-    CSC (transposed) matvec touch the same 2E entries as the symmetric matrix would.
+    Why: building A + A^T for 1e8 edges costs more CPU and memory than the whole eigensolve; CSR
+    matvecs (A x) plus transposed ones (A^T x) over the same arrays touch the same 2E entries as the
+    symmetric matrix would. The rows are cut into *parts* (row ranges inside one node block, about
+    :data:`PART_EDGES` entries each); part k contributes ``y[rows_k] = A_k x`` and
+    ``z_k = A_k^T x[rows_k]``, and y is the fixed-order sum, so the result does not depend on how
+    many threads computed the parts (scipy's sparse matvecs release the GIL). One float64 copy of
+    the weights (int32 index arrays, shared with the graph) serves the adjacency and the Laplacian
+    operator alike (:meth:`laplacian`); scipy would otherwise convert float32 data on every call.
     """
 
-    def __init__(self, graph: Graph, laplacian: bool = False) -> None:
+    def __init__(self, graph: Graph, threads: int = 1) -> None:
         n = graph.n_nodes
         super().__init__(np.float64, (n, n))
-        w = graph.weights.astype(np.float64)
-        self.a = sp.csr_array((w, graph.indices, graph.indptr), shape=(n, n))
-        self.at = self.a.T  # CSC view, no copy
-        self.deg = (
-            np.bincount(graph.sources(), weights=w, minlength=n)
-            + np.bincount(graph.indices, weights=w, minlength=n)
-            if laplacian
-            else None
+        self.deg: np.ndarray | None = None
+        idx = index_dtype(max(n, graph.n_edges))
+        self.a = sp.csr_array(
+            (
+                graph.weights.astype(np.float64),
+                graph.indices.astype(idx, copy=False),
+                graph.indptr.astype(idx, copy=False),
+            ),
+            shape=(n, n),
+            copy=False,
         )
+        self.threads = max(1, int(threads))
+        cuts = {0, n}
+        if sum(b.size for b in graph.blocks) == n:
+            cuts.update(b.start for b in graph.blocks)
+        cuts.update(lo for lo, _ in row_chunks(graph.indptr, PART_EDGES))
+        bounds = sorted(c for c in cuts if 0 <= c <= n)
+        self.parts: list[tuple[int, int, sp.csr_array]] = []
+        ind, ptr, dat = self.a.indices, self.a.indptr, self.a.data
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            p0, p1 = int(ptr[lo]), int(ptr[hi])
+            sub = sp.csr_array(
+                (dat[p0:p1], ind[p0:p1], (ptr[lo : hi + 1] - p0).astype(ptr.dtype)),
+                shape=(hi - lo, n),
+                copy=False,
+            )
+            self.parts.append((lo, hi, sub))
+        #: block parity of each part (None unless the blocks tile the nodes)
+        self.part_side: np.ndarray | None = None
+        if sum(b.size for b in graph.blocks) == n and graph.blocks:
+            starts = np.array([b.start for b in graph.blocks])
+            block_of = np.searchsorted(starts, [lo for lo, _, _ in self.parts], side="right") - 1
+            self.part_side = block_of % 2 == 1
+        self._pool: Any = None
+
+    def laplacian(self) -> _SymmetricOperator:
+        """The Laplacian D - A - A^T on the same arrays (D = in- plus out-strength)."""
+        lap = copy.copy(self)  # shares the arrays, the parts and the thread pool
+        ones = np.ones(self.shape[0])
+        lap.deg = self.a @ ones + self.a.T @ ones
+        return lap
+
+    def apply(self, x: np.ndarray, side: bool | None = None) -> np.ndarray:
+        """(A + A^T) x; with ``side``, x must vanish off the parts of that block parity (the result
+        then vanishes on them), which skips the half of each product that would read zeros."""
+        n = self.shape[0]
+        tasks = []
+        for k, (lo, hi, sub) in enumerate(self.parts):
+            on = None if side is None else bool(self.part_side[k]) == side
+            tasks.append((k, lo, hi, sub, on is not True, on is not False))
+
+        def run(task: tuple) -> tuple[int, np.ndarray | None, np.ndarray | None]:
+            k, lo, hi, sub, fwd, back = task
+            return (k, sub @ x if fwd else None, sub.T @ x[lo:hi] if back else None)
+
+        if self.threads > 1 and len(tasks) > 1:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(max_workers=self.threads)
+            results = list(self._pool.map(run, tasks))
+        else:
+            results = [run(t) for t in tasks]
+        y = np.zeros(n)
+        for (_k, fwd, _back), (_, lo, hi, _, _, _) in zip(results, tasks, strict=True):
+            if fwd is not None:
+                y[lo:hi] += fwd
+        for _, _, back in results:  # fixed order: the same bits on any number of threads
+            if back is not None:
+                y += back
+        return y
 
     def _matvec(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64).ravel()
-        y = self.a @ x + self.at @ x
+        y = self.apply(x)
         return self.deg * x - y if self.deg is not None else y
 
     def toarray(self) -> np.ndarray:
         a = self.a.toarray()
         a = a + a.T
         return np.diag(self.deg) - a if self.deg is not None else a
+
+
+#: entries per row part of :class:`_SymmetricOperator` (parts are the unit of threading)
+PART_EDGES = 1 << 23
 
 
 def extreme_eigenvalues(
@@ -107,8 +180,11 @@ def block_bipartition(graph: Graph) -> np.ndarray | None:
     if int(sizes.sum()) != graph.n_nodes:
         return None
     side = np.repeat(np.arange(sizes.shape[0]) % 2 == 1, sizes)
-    if bool(np.any(side[graph.sources()] == side[graph.indices])):
-        return None
+    for lo, hi in row_chunks(graph.indptr):
+        a, b = int(graph.indptr[lo]), int(graph.indptr[hi])
+        src_side = np.repeat(side[lo:hi], np.diff(graph.indptr[lo : hi + 1]))
+        if bool(np.any(src_side == side[graph.indices[a:b]])):
+            return None
     return side
 
 
@@ -121,35 +197,46 @@ class _SquaredOnSide(LinearOperator):
     degenerate pair +-sigma_1, which is what makes 'LM' on S slow on bipartite graphs.
     """
 
-    def __init__(self, op: Any, side: np.ndarray) -> None:
+    def __init__(self, op: Any, side: np.ndarray, parity: bool | None = None) -> None:
         self.op = op
         self.idx = np.flatnonzero(side)
+        self.side_parity = parity  # block parity (odd = True) of the nodes in ``side``
         self.n = op.shape[0]
         super().__init__(np.float64, (self.idx.shape[0],) * 2)
 
     def _matvec(self, x: np.ndarray) -> np.ndarray:
         full = np.zeros(self.n)
         full[self.idx] = np.asarray(x, dtype=np.float64).ravel()
-        return (self.op @ (self.op @ full))[self.idx]
+        op = self.op
+        if (
+            isinstance(op, _SymmetricOperator)
+            and op.part_side is not None
+            and self.side_parity is not None
+        ):
+            # x lives on one parity: each product reads every entry once, not twice
+            half = op.apply(full, side=self.side_parity)
+            return op.apply(half, side=not self.side_parity)[self.idx]
+        return (op @ (op @ full))[self.idx]
 
     def toarray(self) -> np.ndarray:
         """Dense M^T M from the sparse columns of S (never the dense n x n S)."""
         op = self.op
-        s = (op.a + op.at).tocsc() if isinstance(op, _SymmetricOperator) else sp.csc_array(op)
+        s = (op.a + op.a.T).tocsc() if isinstance(op, _SymmetricOperator) else sp.csc_array(op)
         cols = s[:, self.idx]
         return np.asarray((cols.T @ cols).toarray(), dtype=np.float64)
 
 
 def bipartite_spectral_gap(op: Any, side: np.ndarray, params: Mapping[str, Any]) -> float | str:
     """|l1| - |l3| of a bipartite symmetric adjacency as sigma_1 - sigma_2 (see _SquaredOnSide)."""
-    small = side if side.sum() <= (~side).sum() else ~side
+    parity = bool(side.sum() <= (~side).sum())  # side marks the odd blocks
+    small = side if parity else ~side
     m = int(small.sum())
     if m == 0:
         return "graph has no edges"
     if m == 1:  # rank 1: eigenvalues +-sigma_1 and zeros, so |l3| = 0
-        vals = extreme_eigenvalues(_SquaredOnSide(op, small), 1, "LA", params)
+        vals = extreme_eigenvalues(_SquaredOnSide(op, small, parity), 1, "LA", params)
         return vals if isinstance(vals, str) else float(np.sqrt(max(float(vals[0]), 0.0)))
-    vals = extreme_eigenvalues(_SquaredOnSide(op, small), 2, "LA", params)
+    vals = extreme_eigenvalues(_SquaredOnSide(op, small, parity), 2, "LA", params)
     if isinstance(vals, str):
         return vals
     sig = np.sqrt(np.clip(np.sort(vals)[::-1], 0.0, None))
@@ -180,8 +267,10 @@ def expansion_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
         res.nan("spectral_gap", "graph has no edges")
         res.nan("spectral_radius", "graph has no edges")
         return res
+    threads = int(params.get("threads", 1))
     if is_simple_dag(graph):
-        ops = (_SymmetricOperator(graph), _SymmetricOperator(graph, laplacian=True))
+        adj = _SymmetricOperator(graph, threads=threads)
+        ops = (adj, adj.laplacian())
     else:  # parallel or reciprocal edges: collapse them first, as the paper does
         a = symmetric_adjacency(graph, weighted=True)
         ops = (a, _laplacian(a))
@@ -197,16 +286,8 @@ def expansion_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
     def radius() -> float | str:
         return laplacian_radius(ops[1], params)
 
-    if int(params.get("threads", 1)) > 1:
-        # the two eigenproblems are independent and their time is in sparse matvecs, which
-        # release the GIL: with threads > 1 they run side by side
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            futures = {"spectral_gap": pool.submit(gap), "spectral_radius": pool.submit(radius)}
-            vals = {k: f.result() for k, f in futures.items()}
-    else:
-        vals = {"spectral_gap": gap(), "spectral_radius": radius()}
+    # sequential: with threads > 1 each matvec runs its row parts on that many threads instead
+    vals = {"spectral_gap": gap(), "spectral_radius": radius()}
     for key, val in vals.items():
         if isinstance(val, str):
             res.nan(key, val)
