@@ -58,12 +58,8 @@ class _SymmetricOperator(LinearOperator):
         ind, ptr, dat = self.a.indices, self.a.indptr, self.a.data
         for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
             p0, p1 = int(ptr[lo]), int(ptr[hi])
-            sub = sp.csr_array(
-                (dat[p0:p1], ind[p0:p1], (ptr[lo : hi + 1] - p0).astype(ptr.dtype)),
-                shape=(hi - lo, n),
-                copy=False,
-            )
-            self.parts.append((lo, hi, sub))
+            local = (ptr[lo : hi + 1] - p0).astype(ptr.dtype)
+            self.parts.append((lo, hi, _csr_view(dat[p0:p1], ind[p0:p1], local, (hi - lo, n))))
         #: block parity of each part (None unless the blocks tile the nodes)
         self.part_side: np.ndarray | None = None
         if sum(b.size for b in graph.blocks) == n and graph.blocks:
@@ -118,6 +114,15 @@ class _SymmetricOperator(LinearOperator):
         a = self.a.toarray()
         a = a + a.T
         return np.diag(self.deg) - a if self.deg is not None else a
+
+
+def _csr_view(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, shape) -> sp.csr_array:
+    """A CSR matrix over *views* of bigger arrays. scipy's constructor copies a slice that is
+    much smaller than its base (``_prune_array``), which for row parts would duplicate the whole
+    matrix; the arrays are therefore set after constructing an empty matrix of the right shape."""
+    m = sp.csr_array(shape, dtype=data.dtype)
+    m.indptr, m.indices, m.data = indptr, indices, data
+    return m
 
 
 #: entries per row part of :class:`_SymmetricOperator` (parts are the unit of threading)
