@@ -23,7 +23,6 @@ from tests.test_metrics_families import layered_graph
 @pytest.fixture(params=[3, 1 << 23], ids=["tiny-chunks", "default-chunks"])
 def chunk(request, monkeypatch):
     monkeypatch.setattr(al, "EDGE_CHUNK", request.param)
-    monkeypatch.setattr(exmod, "PART_EDGES", request.param)
     return request.param
 
 
@@ -120,8 +119,8 @@ def test_part_split_operator_equals_dense_symmetric_matrix(skip, chunk):
     dense[graph.sources(), graph.indices] = graph.weights
     dense = dense + dense.T
     x = np.random.default_rng(0).normal(size=n)
-    for threads in (1, 2):
-        op = exmod._SymmetricOperator(graph, threads=threads)
+    for threads, blocks in ((1, False), (2, False), (3, True)):
+        op = exmod._SymmetricOperator(graph, threads=threads, block_parts=blocks)
         np.testing.assert_allclose(op @ x, dense @ x, rtol=1e-12, atol=1e-12)
         lap = op.laplacian()
         np.testing.assert_allclose(
@@ -132,7 +131,8 @@ def test_part_split_operator_equals_dense_symmetric_matrix(skip, chunk):
         assert side is None
         return
     # x on one block parity: the half products give S x exactly
-    op = exmod._SymmetricOperator(graph)
+    op = exmod._SymmetricOperator(graph, threads=2, block_parts=True)
+    assert len(op.parts) >= len(graph.blocks)
     for parity in (True, False):
         xs = np.where(side == parity, x, 0.0)
         np.testing.assert_allclose(op.apply(xs, side=parity), dense @ xs, rtol=1e-12, atol=1e-12)

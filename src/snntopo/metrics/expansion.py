@@ -20,21 +20,30 @@ from ..encode.graph import Graph
 from .algorithms import index_dtype, is_simple_dag, row_chunks, symmetric_adjacency
 from .base import FamilyResult
 
+try:  # accumulating kernels (y += A x): no output allocation per part
+    from scipy.sparse._sparsetools import csc_matvec as _csc_matvec
+    from scipy.sparse._sparsetools import csr_matvec as _csr_matvec
+except ImportError:  # pragma: no cover - depends on the scipy build
+    _csr_matvec = _csc_matvec = None
+
 
 class _SymmetricOperator(LinearOperator):
     """x -> (A + A^T) x, or (D - A - A^T) x, straight from the directed CSR (no symmetric copy).
 
     Why: building A + A^T for 1e8 edges costs more CPU and memory than the whole eigensolve; CSR
     matvecs (A x) plus transposed ones (A^T x) over the same arrays touch the same 2E entries as the
-    symmetric matrix would. The rows are cut into *parts* (row ranges inside one node block, about
-    :data:`PART_EDGES` entries each); part k contributes ``y[rows_k] = A_k x`` and
-    ``z_k = A_k^T x[rows_k]``, and y is the fixed-order sum, so the result does not depend on how
-    many threads computed the parts (scipy's sparse matvecs release the GIL). One float64 copy of
-    the weights (int32 index arrays, shared with the graph) serves the adjacency and the Laplacian
-    operator alike (:meth:`laplacian`); scipy would otherwise convert float32 data on every call.
+    symmetric matrix would. One float64 copy of the weights (int32 index arrays shared with the
+    graph) serves the adjacency and the Laplacian operator alike (:meth:`laplacian`); scipy would
+    otherwise convert float32 data on every call.
+
+    The rows are cut into *parts*: one per thread (balanced by entries), further cut at node-block
+    starts when ``block_parts`` (the bipartite half products of :meth:`apply` need parts inside one
+    block). Thread t owns a fixed set of parts and computes ``y[rows] = A_k x`` for them plus its
+    own ``z_t = sum_k A_k^T x[rows_k]``; y is then summed in thread order, so a given number of
+    threads always gives the same bits (scipy's sparse kernels release the GIL).
     """
 
-    def __init__(self, graph: Graph, threads: int = 1) -> None:
+    def __init__(self, graph: Graph, threads: int = 1, block_parts: bool = False) -> None:
         n = graph.n_nodes
         super().__init__(np.float64, (n, n))
         self.deg: np.ndarray | None = None
@@ -49,23 +58,32 @@ class _SymmetricOperator(LinearOperator):
             copy=False,
         )
         self.threads = max(1, int(threads))
-        cuts = {0, n}
-        if sum(b.size for b in graph.blocks) == n:
-            cuts.update(b.start for b in graph.blocks)
-        cuts.update(lo for lo, _ in row_chunks(graph.indptr, PART_EDGES))
-        bounds = sorted(c for c in cuts if 0 <= c <= n)
-        self.parts: list[tuple[int, int, sp.csr_array]] = []
-        ind, ptr, dat = self.a.indices, self.a.indptr, self.a.data
-        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-            p0, p1 = int(ptr[lo]), int(ptr[hi])
-            local = (ptr[lo : hi + 1] - p0).astype(ptr.dtype)
-            self.parts.append((lo, hi, _csr_view(dat[p0:p1], ind[p0:p1], local, (hi - lo, n))))
-        #: block parity of each part (None unless the blocks tile the nodes)
-        self.part_side: np.ndarray | None = None
-        if sum(b.size for b in graph.blocks) == n and graph.blocks:
+        ptr = self.a.indptr
+        tiles = sum(b.size for b in graph.blocks) == n and bool(graph.blocks)
+        per_thread = -(-max(graph.n_edges, 1) // self.threads)
+        groups = row_chunks(graph.indptr, per_thread)[: self.threads]
+        if groups:
+            groups[-1] = (groups[-1][0], n)
+        block_starts = sorted({b.start for b in graph.blocks}) if (block_parts and tiles) else []
+        self.groups: list[list[tuple[int, int, sp.csr_array]]] = []
+        ind, dat = self.a.indices, self.a.data
+        for glo, ghi in groups:
+            cuts = sorted({glo, ghi, *(c for c in block_starts if glo < c < ghi)})
+            parts = []
+            for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+                p0, p1 = int(ptr[lo]), int(ptr[hi])
+                local = (ptr[lo : hi + 1] - p0).astype(ptr.dtype)
+                parts.append((lo, hi, _csr_view(dat[p0:p1], ind[p0:p1], local, (hi - lo, n))))
+            self.groups.append(parts)
+        self.parts = [p for g in self.groups for p in g]
+        #: block parity (odd = True) of every part, for the bipartite half products
+        self.part_side: dict[int, bool] | None = None
+        if block_starts:
             starts = np.array([b.start for b in graph.blocks])
-            block_of = np.searchsorted(starts, [lo for lo, _, _ in self.parts], side="right") - 1
-            self.part_side = block_of % 2 == 1
+            self.part_side = {
+                lo: bool((np.searchsorted(starts, lo, side="right") - 1) % 2 == 1)
+                for lo, _, _ in self.parts
+            }
         self._pool: Any = None
 
     def laplacian(self) -> _SymmetricOperator:
@@ -79,34 +97,38 @@ class _SymmetricOperator(LinearOperator):
         """(A + A^T) x; with ``side``, x must vanish off the parts of that block parity (the result
         then vanishes on them), which skips the half of each product that would read zeros."""
         n = self.shape[0]
-        tasks = []
-        for k, (lo, hi, sub) in enumerate(self.parts):
-            on = None if side is None else bool(self.part_side[k]) == side
-            tasks.append((k, lo, hi, sub, on is not True, on is not False))
+        y = np.zeros(n)
 
-        def run(task: tuple) -> tuple[int, np.ndarray | None, np.ndarray | None]:
-            k, lo, hi, sub, fwd, back = task
-            return (k, sub @ x if fwd else None, sub.T @ x[lo:hi] if back else None)
+        def run(parts: list[tuple[int, int, sp.csr_array]]) -> np.ndarray:
+            z = np.zeros(n)
+            for lo, hi, sub in parts:
+                on = None if side is None else self.part_side[lo] == side
+                if on is not True:  # forward: y[rows] = A_k x (disjoint rows per thread)
+                    if _csr_matvec is not None:
+                        _csr_matvec(hi - lo, n, sub.indptr, sub.indices, sub.data, x, y[lo:hi])
+                    else:  # pragma: no cover
+                        y[lo:hi] += sub @ x
+                if on is not False:  # transposed: z += A_k^T x[rows]
+                    if _csc_matvec is not None:
+                        _csc_matvec(n, hi - lo, sub.indptr, sub.indices, sub.data, x[lo:hi], z)
+                    else:  # pragma: no cover
+                        z += sub.T @ x[lo:hi]
+            return z
 
-        if self.threads > 1 and len(tasks) > 1:
+        if self.threads > 1 and len(self.groups) > 1:
             if self._pool is None:
                 from concurrent.futures import ThreadPoolExecutor
 
                 self._pool = ThreadPoolExecutor(max_workers=self.threads)
-            results = list(self._pool.map(run, tasks))
+            zs = list(self._pool.map(run, self.groups))
         else:
-            results = [run(t) for t in tasks]
-        y = np.zeros(n)
-        for (_k, fwd, _back), (_, lo, hi, _, _, _) in zip(results, tasks, strict=True):
-            if fwd is not None:
-                y[lo:hi] += fwd
-        for _, _, back in results:  # fixed order: the same bits on any number of threads
-            if back is not None:
-                y += back
+            zs = [run(g) for g in self.groups]
+        for z in zs:  # thread order: the same bits on every run with this many threads
+            y += z
         return y
 
     def _matvec(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64).ravel()
+        x = np.ascontiguousarray(x, dtype=np.float64).ravel()
         y = self.apply(x)
         return self.deg * x - y if self.deg is not None else y
 
@@ -123,10 +145,6 @@ def _csr_view(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, shape) 
     m = sp.csr_array(shape, dtype=data.dtype)
     m.indptr, m.indices, m.data = indptr, indices, data
     return m
-
-
-#: entries per row part of :class:`_SymmetricOperator` (parts are the unit of threading)
-PART_EDGES = 1 << 23
 
 
 def extreme_eigenvalues(
@@ -273,15 +291,15 @@ def expansion_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
         res.nan("spectral_radius", "graph has no edges")
         return res
     threads = int(params.get("threads", 1))
+    side = None
+    if graph.n_nodes > int(params["dense_eig_max_nodes"]) and params.get("bipartite_svd", True):
+        side = block_bipartition(graph)
     if is_simple_dag(graph):
-        adj = _SymmetricOperator(graph, threads=threads)
+        adj = _SymmetricOperator(graph, threads=threads, block_parts=side is not None)
         ops = (adj, adj.laplacian())
     else:  # parallel or reciprocal edges: collapse them first, as the paper does
         a = symmetric_adjacency(graph, weighted=True)
         ops = (a, _laplacian(a))
-    side = None
-    if graph.n_nodes > int(params["dense_eig_max_nodes"]) and params.get("bipartite_svd", True):
-        side = block_bipartition(graph)
 
     def gap() -> float | str:
         if side is not None:
