@@ -151,3 +151,38 @@ def test_expansion_with_tiny_parts_equals_dense_eigenvalues(chunk):
     net = compute_family("expansion", graph, params)["network"]
     assert net["spectral_gap"] == pytest.approx(mags[0] - mags[2], rel=1e-8)
     assert net["spectral_radius"] == pytest.approx(lap.max(), rel=1e-10)
+
+
+@pytest.mark.slow
+def test_metric_and_encode_jobs_import_no_torch(tmp_path):
+    """What the encode and metrics_<family> rules run imports no torch (1-3 s per process)."""
+    import json
+    import subprocess
+    import sys
+
+    from safetensors.numpy import save_file
+
+    from snntopo.encode.layers import layer_spec
+    from snntopo.models import build_model, prunable_parameters
+
+    model = build_model("resnet20", 10, 3, 8, 0.25, seed=0)
+    spec = layer_spec(model, (3, 8, 8))
+    (tmp_path / "layers.json").write_text(json.dumps(spec))
+    save_file(
+        {n: p.detach().numpy().copy() for n, p in prunable_parameters(model)},
+        str(tmp_path / "init.safetensors"),
+    )
+    code = f"""
+import sys
+from snntopo.stages import compute_metrics, encode_network
+d = {str(tmp_path)!r}
+encode_network("mge", d + "/layers.json", d + "/init.safetensors", {{}}, d + "/mge.npz")
+for fam in ("local", "neighbourhood", "strength", "global", "expansion"):
+    compute_metrics(fam, {{"mge": d + "/mge.npz"}}, {{"seed": 0, "threads": 2}}, d + f"/{{fam}}.json")
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision")))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "expansion.json").exists()
