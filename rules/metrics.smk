@@ -3,6 +3,14 @@
 # the family applies to.
 
 
+def _family_threads(family):
+    """Cores a family's job uses: its registry metadata ``threads`` (default 1); Snakemake lowers
+    it to ``--cores`` where that is smaller."""
+    from snntopo.metrics import FAMILIES
+
+    return int(FAMILIES.meta(family).get("threads", 1))
+
+
 def _metric_graphs(family):
     def graphs(wc):
         return {
@@ -29,7 +37,7 @@ for _family in FAMILIES_ACTIVE:
         retries: 2
         conda:
             "../workflow/envs/graph.yaml"
-        threads: 1
+        threads: _family_threads(_family)
         resources:
             mem_mb=lambda wc, input, attempt: W.metrics_mem_mb(
                 list(input), attempt, config

@@ -68,10 +68,13 @@ def prepare_case(
     model = build_model(arch, num_classes=10, width=width, seed=seed)
     spec = layer_spec(model, (3, 32, 32), arch=arch, num_classes=10)
     params = dict(prunable_parameters(model))
+    mask_seconds = 0.0
     if method == "dense" or sparsity == 0:
         masks = {n: np.ones(tuple(p.shape), dtype=bool) for n, p in params.items()}
     else:
+        t0 = time.perf_counter()
         tmasks, _ = compute_mask(method, model, sparsity, seed=seed)
+        mask_seconds = time.perf_counter() - t0
         masks = {n: m.numpy() for n, m in tmasks.items()}
     weights = {
         n: np.where(masks[n], p.detach().numpy(), 0).astype(np.float32) for n, p in params.items()
@@ -79,6 +82,9 @@ def prepare_case(
     spec_path, w_path = workdir / "spec.json", workdir / "weights.npz"
     spec_path.write_text(json.dumps(spec))
     np.savez(w_path, **weights)
+    (workdir / "prepare.json").write_text(
+        json.dumps({"mask_seconds": mask_seconds, "peak_rss_mb": peak_rss_mb()})
+    )
     return spec_path, w_path
 
 
@@ -136,7 +142,8 @@ def _worker_main(argv: list[str]) -> int:
     if kind == "prepare":
         arch, method, s, seed, width, d = rest
         spec, w = prepare_case(arch, method, float(s), int(seed), float(width), Path(d))
-        print(json.dumps({"spec": str(spec), "weights": str(w)}))
+        stats = json.loads((Path(d) / "prepare.json").read_text())
+        print(json.dumps({"spec": str(spec), "weights": str(w), **stats}))
     elif kind == "encode":
         spec, w, enc, out, mode = rest
         print(json.dumps(encode_case(Path(spec), Path(w), enc, Path(out), mode)))

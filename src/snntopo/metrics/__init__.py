@@ -30,7 +30,8 @@ FAMILIES: Registry[FamilyFn] = Registry("metric family")
 # One line per family. Facts: ``kinds`` (the encoding kinds it applies to, see
 # ``snntopo.encode.ENCODINGS``; or ``encodings``, explicit names), ``layered`` (needs the bipartite
 # layers of a layered encoding), ``normalisers`` (metric -> "nodes" | "edges": the paper's scale),
-# ``metrics`` (the raw metrics it writes, in the order the analysis plots them).
+# ``metrics`` (the raw metrics it writes, in the order the analysis plots them), ``threads`` (cores
+# its workflow job uses, default 1).
 _ALL = ("multipartite", "bipartite")
 FAMILIES.register(
     "local",
@@ -49,6 +50,7 @@ FAMILIES.register(
     "neighbourhood",
     "snntopo.metrics.neighbourhood:neighbourhood_metrics",
     kinds=_ALL,
+    threads=2,  # its job uses two cores (threaded row chunks / matvec parts)
     metrics=("one_hop_nei", "two_hop_nei", "motif"),
     normalisers={"one_hop_nei": "edges", "two_hop_nei": "edges"},
 )
@@ -74,6 +76,7 @@ FAMILIES.register(
     "expansion",
     "snntopo.metrics.expansion:expansion_metrics",
     kinds=_ALL,
+    threads=2,  # its job uses two cores (threaded row chunks / matvec parts)
     metrics=("spectral_gap", "spectral_radius"),
 )
 FAMILIES.register(

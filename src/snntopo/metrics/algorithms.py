@@ -24,6 +24,10 @@ from scipy.sparse import csgraph
 
 from ..encode.graph import Graph
 
+#: entries per chunk of the edge-wise passes: their int64/bool temporaries stay near 100 MB
+#: whatever the graph's size (1.7e8 edges would otherwise need 1.4 GB per int64 temporary)
+EDGE_CHUNK = 1 << 23
+
 
 def gather_rows(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Positions of all CSR entries of ``rows`` (concatenated), without a Python loop."""
@@ -36,31 +40,69 @@ def gather_rows(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return offs + np.arange(total, dtype=np.int64)
 
 
-def undirected_adjacency(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
-    """CSR (indptr, indices) of the undirected multigraph: row v = out-neighbours then in-neighbours.
+def index_dtype(max_value: int) -> type:
+    """int32 while every value fits (half the memory of int64), int64 beyond."""
+    return np.int32 if max_value < 2**31 else np.int64
+
+
+def row_chunks(indptr: np.ndarray, chunk: int = EDGE_CHUNK) -> list[tuple[int, int]]:
+    """Consecutive row ranges ``[lo, hi)`` holding about ``chunk`` CSR entries each.
+
+    A single row longer than ``chunk`` is a chunk of its own; empty graphs give one range.
+    """
+    n = indptr.shape[0] - 1
+    total = int(indptr[-1])
+    cuts = np.searchsorted(indptr, np.arange(chunk, total, chunk, dtype=np.int64), side="right")
+    bounds = np.unique(np.concatenate([[0], cuts - 1, [n]]).astype(np.int64))
+    pairs = [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    return pairs or [(0, n)]
+
+
+def chunk_sources(indptr: np.ndarray, lo: int, hi: int, dtype: type = np.int64) -> np.ndarray:
+    """Source (row) of every CSR entry of rows ``[lo, hi)``."""
+    return np.repeat(np.arange(lo, hi, dtype=dtype), np.diff(indptr[lo : hi + 1]))
+
+
+def _scatter_rows(
+    out: np.ndarray, dest_start: np.ndarray, src_ptr: np.ndarray, src_vals: np.ndarray
+) -> None:
+    """``out[dest_start[v] + k] = src_vals[src_ptr[v] + k]`` for every row v and k < len(row v),
+    in row chunks (bounded temporaries)."""
+    for lo, hi in row_chunks(src_ptr):
+        a, b = int(src_ptr[lo]), int(src_ptr[hi])
+        if a == b:
+            continue
+        shift = dest_start[lo:hi].astype(np.int64) - src_ptr[lo:hi]
+        pos = np.repeat(shift, np.diff(src_ptr[lo : hi + 1]))
+        pos += np.arange(a, b, dtype=np.int64)
+        out[pos] = src_vals[a:b]
+
+
+def undirected_adjacency(graph: Graph, virtual_root: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """CSR (indptr int64, indices) of the undirected multigraph: row v = in-neighbours (ascending)
+    then out-neighbours (in CSR order). The one symmetrised structure of the global algorithms.
 
     Parallel edges keep their multiplicity and a self-loop appears twice in its row, so row lengths
-    equal igraph's ``degree(mode='all')``.
+    equal igraph's ``degree(mode='all')``. For a DAG whose edges all point to higher ids with sorted
+    duplicate-free rows (every MGE), rows come out sorted and duplicate-free, i.e. this is also the
+    simple undirected graph. ``virtual_root`` appends row n listing every node 0..n-1 (a root from
+    which one directed DFS visits every component). Indices are int32 below 2**31 nodes; the
+    building temporaries are chunked, so the peak is the result plus one CSC copy of the targets.
     """
     n = graph.n_nodes
-    src = graph.sources()
-    dst = graph.indices
-    outdeg = np.bincount(src, minlength=n)
-    indeg = np.bincount(dst, minlength=n)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(outdeg + indeg, out=indptr[1:])
-    out = np.empty(int(indptr[-1]), dtype=graph.indices.dtype)
-    # out-neighbours: already grouped by source in CSR order
-    out_ptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(outdeg, out=out_ptr[1:])
-    pos = np.arange(src.shape[0], dtype=np.int64) + np.repeat(indptr[:-1] - out_ptr[:-1], outdeg)
-    out[pos] = dst
-    # in-neighbours: grouped by target (a counting sort in C), sources ascending
+    outdeg = np.diff(graph.indptr)
     in_ptr, in_src = in_neighbour_lists(graph)
-    pos = np.arange(dst.shape[0], dtype=np.int64) + np.repeat(
-        indptr[:-1] + outdeg - in_ptr[:-1], indeg
-    )
-    out[pos] = in_src
+    indeg = np.diff(in_ptr)
+    indptr = np.zeros(n + 2 if virtual_root else n + 1, dtype=np.int64)
+    np.cumsum(outdeg + indeg, out=indptr[1 : n + 1])
+    if virtual_root:
+        indptr[n + 1] = indptr[n] + n
+    out = np.empty(int(indptr[-1]), dtype=index_dtype(n + 1))
+    _scatter_rows(out, indptr[:n], in_ptr, in_src)
+    del in_src
+    _scatter_rows(out, indptr[:n] + indeg, graph.indptr, graph.indices)
+    if virtual_root:
+        out[indptr[n] :] = np.arange(n, dtype=out.dtype)
     return indptr, out
 
 
@@ -68,14 +110,40 @@ def in_neighbour_lists(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
     """CSC view of the graph: (in_ptr, sources grouped by target, ascending within each target).
 
     scipy's csr->csc conversion is a counting sort in C (O(N + E)), several times faster than a
-    stable argsort of the targets, and its output rows come out sorted.
+    stable argsort of the targets, and its output rows come out sorted. Bool data (1 byte/edge)
+    and an int32 ``indptr`` keep scipy from widening the index arrays.
     """
     n = graph.n_nodes
+    idx = index_dtype(max(n, graph.n_edges))
     a = sp.csr_array(
-        (np.ones(graph.n_edges, dtype=bool), graph.indices, graph.indptr), shape=(n, n)
+        (
+            np.ones(graph.n_edges, dtype=bool),
+            graph.indices.astype(idx, copy=False),
+            graph.indptr.astype(idx, copy=False),
+        ),
+        shape=(n, n),
+        copy=False,
     )
     c = a.tocsc()
+    del a
     return c.indptr.astype(np.int64, copy=False), c.indices.astype(graph.indices.dtype, copy=False)
+
+
+def sym_csgraph(indptr: np.ndarray, indices: np.ndarray) -> sp.csr_array:
+    """A scipy csgraph view of an unweighted CSR structure without copying it.
+
+    csgraph routines convert their input to float64 data (8 bytes per entry, plus a transposed
+    copy for ``directed=False``); a zero-stride float64 ``data`` view and int32 index arrays pass
+    through that conversion untouched. Use with ``directed=True`` on a symmetric structure.
+    """
+    n = indptr.shape[0] - 1
+    idx = index_dtype(max(n, int(indptr[-1])))
+    data = np.broadcast_to(np.float64(1.0), indices.shape)
+    return sp.csr_array(
+        (data, indices.astype(idx, copy=False), indptr.astype(idx, copy=False)),
+        shape=(n, n),
+        copy=False,
+    )
 
 
 class _RangeMin:
@@ -126,34 +194,28 @@ def bridges_and_articulation_points(graph: Graph) -> tuple[int, int]:
 
 
 def bridges_articulation_components(graph: Graph) -> tuple[int, int, int]:
-    """Bridges, articulation points and the number of weak components (isolated nodes count),
-    sharing the one component labelling the DFS needs anyway."""
+    """Bridges, articulation points and the number of weak components (isolated nodes count).
+
+    One directed DFS over the symmetric multigraph :func:`undirected_adjacency` plus a virtual root
+    n whose row lists every node: the root's children are the components' DFS roots, so the
+    component count comes out of the same traversal. Self-loops stay in the structure: they are
+    never tree edges and never lower a low point below the node itself, so they change nothing.
+    Memory: the graph, that one symmetric int32 structure and O(n) arrays; every pass over the
+    entries runs in row chunks.
+    """
     n = graph.n_nodes
     if n == 0 or graph.n_edges == 0:
         return 0, 0, n
-    src_all = graph.sources()
-    keep = src_all != graph.indices
-    src, dst = src_all[keep], graph.indices[keep]
-    del src_all
-    a = (
-        sp.csr_array((np.ones(src.shape[0], dtype=np.int8), (src, dst)), shape=(n, n))
-        if not keep.all()
-        else graph.csr(weighted=False)
+    simple = is_simple_dag(graph)  # then no parallel or reciprocal copy of any edge exists
+    s_ptr, s_idx = undirected_adjacency(graph, virtual_root=True)
+    order, pred = csgraph.depth_first_order(
+        sym_csgraph(s_ptr, s_idx), n, directed=True, return_predecessors=True
     )
-    # one DFS over all components: a virtual root joined to one node of every component
-    n_comp, labels = csgraph.connected_components(a, directed=True, connection="weak")
-    reps = np.unique(labels, return_index=True)[1]
-    indptr = np.concatenate([a.indptr.astype(np.int64), [a.indptr[-1] + reps.shape[0]]])
-    indices = np.concatenate([a.indices, reps.astype(a.indices.dtype)])
-    aug = sp.csr_array(
-        (np.ones(indices.shape[0], dtype=np.int8), indices, indptr), shape=(n + 1,) * 2
-    )
-    order, pred = csgraph.depth_first_order(aug, n, directed=False, return_predecessors=True)
-    del aug
     pre = np.empty(n + 1, dtype=np.int64)
     pre[order] = np.arange(order.shape[0])
     parent = pred.astype(np.int64)
     parent[n] = n
+    n_comp = int(np.count_nonzero(parent[:n] == n))
     # depth by pointer jumping (log(depth) vectorised rounds)
     depth = (np.arange(n + 1) != n).astype(np.int64)
     jump = parent.copy()
@@ -166,25 +228,44 @@ def bridges_articulation_components(graph: Graph) -> tuple[int, int, int]:
     seq = depth[order]  # depth along the preorder
     table = _RangeMin(seq)
     end = table.first_not_greater(np.arange(1, order.shape[0] + 1), seq)  # subtree = [pre, end)
-    # every non-tree edge must join an ancestor and a descendant, or this was not a DFS tree
-    pu, pv = pre[src], pre[dst]
-    lo, hi = np.minimum(pu, pv), np.maximum(pu, pv)
-    upper = np.where(pu <= pv, src, dst)
-    if not np.all(hi < end[pre[upper]]):
-        raise RuntimeError("depth-first order is not a DFS tree; bridges would be wrong")
-    del lo, hi, upper
-    # m(w) = min(pre(w), pre of every neighbour except one copy of the tree edge to the parent)
-    is_parent_u = parent[src] == dst  # edge (src->dst) is src's tree edge
-    is_parent_v = parent[dst] == src
-    m = pre.copy()
-    pcount = np.bincount(src[is_parent_u], minlength=n + 1) + np.bincount(
-        dst[is_parent_v], minlength=n + 1
-    )
-    np.minimum.at(m, src[~is_parent_u], pv[~is_parent_u])
-    np.minimum.at(m, dst[~is_parent_v], pu[~is_parent_v])
-    multi = pcount >= 2  # parallel copies of the parent edge are back edges
-    m[multi] = np.minimum(m[multi], pre[parent[multi]])
-    del pu, pv, is_parent_u, is_parent_v, src, dst
+    del table, seq, depth, jump
+    end_of = end[pre].astype(np.int32 if n < 2**31 - 1 else np.int64)
+    pre_c = pre.astype(end_of.dtype)
+    # every non-tree edge must join an ancestor and a descendant, or this was no DFS tree: with
+    # end > pre, that is pre[v] < end[u] and pre[u] < end[v] (checked once per edge)
+    gptr, gind = graph.indptr, graph.indices
+    for lo, hi in row_chunks(gptr):
+        a, b = int(gptr[lo]), int(gptr[hi])
+        lens = np.diff(gptr[lo : hi + 1])
+        nb = gind[a:b]
+        ok = pre_c[nb] < np.repeat(end_of[lo:hi], lens)
+        ok &= np.repeat(pre_c[lo:hi], lens) < end_of[nb]
+        if not ok.all():
+            raise RuntimeError("depth-first order is not a DFS tree; bridges would be wrong")
+    del ok, nb
+    # m(w) = min(pre(w), pre of every neighbour except one copy of the tree edge to the parent).
+    # Only ancestors can lower it below pre(w), and every ancestor but the parent has a smaller
+    # preorder than the parent, so from m' = min over *all* neighbours: m = m' if m' < pre(parent),
+    # else pre(parent) if the parent edge has a parallel copy (a reciprocal edge counts), else pre(w)
+    m_all = pre.copy()
+    pcount = np.ones(n + 1, dtype=np.int64) if simple else np.zeros(n + 1, dtype=np.int64)
+    for lo, hi in row_chunks(s_ptr[: n + 1]):
+        a, b = int(s_ptr[lo]), int(s_ptr[hi])
+        if a == b:
+            continue
+        lens = np.diff(s_ptr[lo : hi + 1])
+        nb = s_idx[a:b]
+        nonempty = np.flatnonzero(lens > 0)
+        starts = (s_ptr[lo:hi] - a)[nonempty]
+        rowmin = np.minimum.reduceat(pre_c[nb], starts)
+        m_all[lo + nonempty] = np.minimum(m_all[lo + nonempty], rowmin)
+        if not simple:
+            is_par = nb == np.repeat(parent[lo:hi].astype(nb.dtype), lens)
+            pcount[lo + nonempty] = np.add.reduceat(is_par, starts, dtype=np.int64)
+    del s_idx, nb
+    pre_par = pre[parent]
+    m = np.where(m_all < pre_par, m_all, np.where((pcount >= 2) & (parent != n), pre_par, pre))
+    m[n] = pre[n]
     low_seq = _RangeMin(m[order])
     nodes = order[1:]  # every real node (order[0] is the virtual root)
     low = low_seq.query(pre[nodes], end[pre[nodes]])
@@ -198,36 +279,57 @@ def bridges_articulation_components(graph: Graph) -> tuple[int, int, int]:
     roots_ap = np.count_nonzero((parent[:n] == n) & (children[:n] >= 2))
     cut = real_parent & ~root_parent & (low >= pre[par])
     n_ap = int(roots_ap) + int(np.unique(par[cut]).shape[0])
-    return n_bridges, n_ap, int(n_comp)
+    return n_bridges, n_ap, n_comp
 
 
-def coreness(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
+def coreness(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    indptr2: np.ndarray | None = None,
+    indices2: np.ndarray | None = None,
+) -> np.ndarray:
     """k-core index of every node of an undirected multigraph in CSR form (igraph ``coreness``).
 
+    The neighbours of v are row v of (``indptr``, ``indices``) plus, if given, row v of
+    (``indptr2``, ``indices2``): a directed graph's CSR and CSC together are its undirected
+    multigraph without building the merged structure.
+
     Peeling in vectorised waves: at level k, all remaining nodes of degree <= k are removed at once
-    and their neighbours' degrees decremented; a Python loop runs over waves and levels only.
+    and their neighbours' degrees decremented; a Python loop runs over waves and levels only. The
+    neighbour gathers of a wave run in chunks of about :data:`EDGE_CHUNK` entries (all removals
+    of a wave are simultaneous, so the order of the decrements does not matter).
     """
     n = indptr.shape[0] - 1
-    deg = np.diff(indptr).astype(np.int64)
+    parts = [(indptr, indices)] + ([(indptr2, indices2)] if indptr2 is not None else [])
+    deg = sum(np.diff(p).astype(np.int64) for p, _ in parts)
     core = np.zeros(n, dtype=np.int64)
     alive = np.ones(n, dtype=bool)
     remaining = n
     k = 0
     cand = np.arange(n)
+    mark = np.zeros(n, dtype=bool)  # neighbours touched in this wave (a set without sorting)
     while remaining:
-        sel = cand[alive[cand] & (deg[cand] <= k)]
+        sel = cand[alive[cand] & (deg[cand] <= k)]  # cand holds no duplicates
         if sel.shape[0] == 0:
             k = int(deg[alive].min())
             cand = np.flatnonzero(alive & (deg <= k))
             continue
-        sel = np.unique(sel)
         core[sel] = k
         alive[sel] = False
         remaining -= sel.shape[0]
-        nb = indices[gather_rows(indptr, sel)]
-        nb = nb[alive[nb]]
-        np.subtract.at(deg, nb, 1)
-        cand = nb
+        for ptr, ind in parts:
+            sel_ptr = np.zeros(sel.shape[0] + 1, dtype=np.int64)
+            np.cumsum(ptr[sel + 1] - ptr[sel], out=sel_ptr[1:])
+            for lo, hi in row_chunks(sel_ptr):
+                nb = ind[gather_rows(ptr, sel[lo:hi])]
+                nb = nb[alive[nb]]
+                if nb.shape[0] > n // 4:
+                    deg -= np.bincount(nb, minlength=n)
+                else:
+                    np.subtract.at(deg, nb, 1)
+                mark[nb] = True
+        cand = np.flatnonzero(mark)
+        mark[cand] = False
     return core
 
 
@@ -235,7 +337,8 @@ def symmetric_adjacency(graph: Graph, weighted: bool = True) -> sp.csr_array:
     """A + A^T of the graph, float64, parallel / reciprocal edges collapsed to the first weight.
 
     That is the matrix of igraph's ``as_undirected(combine_edges='first')`` used by the paper for
-    spectra. A DAG with sorted, duplicate-free rows (every encoding here) takes the fast path.
+    spectra. Used for graphs that are not simple DAGs (the expansion of every encoding here goes
+    through :class:`snntopo.metrics.expansion._SymmetricOperator` instead).
     """
     n = graph.n_nodes
     src = graph.sources()
@@ -253,13 +356,41 @@ def symmetric_adjacency(graph: Graph, weighted: bool = True) -> sp.csr_array:
     return (a + a.T).tocsr()
 
 
+def edge_direction(graph: Graph) -> int:
+    """+1 if every edge points to a higher id, -1 if every edge to a lower id, 0 otherwise.
+
+    Per row only the extreme targets matter (row-wise min / max), so no per-edge temporary.
+    """
+    if graph.n_edges == 0:
+        return 1
+    rows = np.flatnonzero(np.diff(graph.indptr) > 0)
+    starts = graph.indptr[rows]
+    lo = np.minimum.reduceat(graph.indices, starts)
+    if bool(np.all(lo > rows)):
+        return 1
+    hi = np.maximum.reduceat(graph.indices, starts)
+    return -1 if bool(np.all(hi < rows)) else 0
+
+
+def has_parallel_edges(graph: Graph) -> bool:
+    """True if some row repeats a target -- or is not sorted (then conservatively True)."""
+    ind, ptr = graph.indices, graph.indptr
+    for lo, hi in row_chunks(ptr):
+        a, b = int(ptr[lo]), int(ptr[hi])
+        if b - a < 2:
+            continue
+        bad = np.diff(ind[a:b]) <= 0
+        inner = ptr[lo + 1 : hi] - a - 1  # positions where a new row starts (not a violation)
+        bad[inner[(inner >= 0) & (inner < bad.shape[0])]] = False
+        if bad.any():
+            return True
+    return False
+
+
 def is_simple_dag(graph: Graph) -> bool:
     """All edges point the same way between distinct nodes and none is repeated (so A + A^T is
     already the collapsed symmetric adjacency)."""
-    src = graph.sources()
-    dst = graph.indices
-    one_way = bool(np.all(src < dst) or np.all(src > dst))
-    return one_way and not _has_duplicates(src, dst)
+    return edge_direction(graph) != 0 and not has_parallel_edges(graph)
 
 
 def _has_duplicates(src: np.ndarray, dst: np.ndarray) -> bool:
@@ -278,27 +409,14 @@ def simple_undirected_adjacency(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
 
     This is the graph RAND-ESU actually explores (direction, multiplicity and self-loops do not
     change which vertex sets are weakly connected). A DAG whose edges all point to higher ids
-    (every MGE) is assembled directly -- row v is its in-neighbours (all < v) followed by its
-    out-neighbours (all > v), both already sorted -- without a sparse sum or sort.
+    (every MGE) is :func:`undirected_adjacency` itself -- row v is its in-neighbours (all < v)
+    followed by its out-neighbours (all > v), both already sorted -- without a sparse sum or sort.
     """
     n = graph.n_nodes
+    if n and graph.n_edges and edge_direction(graph) == 1 and not has_parallel_edges(graph):
+        return undirected_adjacency(graph)
     src = graph.sources()
     dst = graph.indices
-    if n and graph.n_edges and bool(np.all(src < dst)) and not _has_duplicates(src, dst):
-        outdeg = np.diff(graph.indptr)
-        indeg = np.bincount(dst, minlength=n)
-        indptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(outdeg + indeg, out=indptr[1:])
-        out = np.empty(int(indptr[-1]), dtype=dst.dtype)
-        in_ptr, in_src = in_neighbour_lists(graph)
-        pos = np.arange(dst.shape[0], dtype=np.int64) + np.repeat(indptr[:-1] - in_ptr[:-1], indeg)
-        out[pos] = in_src
-        del in_src, pos
-        pos = np.arange(dst.shape[0], dtype=np.int64) + np.repeat(
-            indptr[:-1] + indeg - graph.indptr[:-1], outdeg
-        )
-        out[pos] = dst
-        return indptr, out
     keep = src != dst  # self-loops never join a vertex set
     a = sp.coo_array(
         (np.ones(int(keep.sum()), dtype=bool), (src[keep], dst[keep])), shape=(n, n)

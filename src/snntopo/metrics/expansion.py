@@ -8,6 +8,7 @@ function of the graph and the parameters. Small graphs get exact dense eigenvalu
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,39 +17,134 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
 
 from ..encode.graph import Graph
-from .algorithms import is_simple_dag, symmetric_adjacency
+from .algorithms import index_dtype, is_simple_dag, row_chunks, symmetric_adjacency
 from .base import FamilyResult
+
+try:  # accumulating kernels (y += A x): no output allocation per part
+    from scipy.sparse._sparsetools import csc_matvec as _csc_matvec
+    from scipy.sparse._sparsetools import csr_matvec as _csr_matvec
+except ImportError:  # pragma: no cover - depends on the scipy build
+    _csr_matvec = _csc_matvec = None
 
 
 class _SymmetricOperator(LinearOperator):
     """x -> (A + A^T) x, or (D - A - A^T) x, straight from the directed CSR (no symmetric copy).
 
-    Why: building A + A^T for 25M edges costs more CPU than the whole eigensolve; a CSR matvec plus a
-    CSC (transposed) matvec touch the same 2E entries as the symmetric matrix would.
+    Why: building A + A^T for 1e8 edges costs more CPU and memory than the whole eigensolve; CSR
+    matvecs (A x) plus transposed ones (A^T x) over the same arrays touch the same 2E entries as the
+    symmetric matrix would. One float64 copy of the weights (int32 index arrays shared with the
+    graph) serves the adjacency and the Laplacian operator alike (:meth:`laplacian`); scipy would
+    otherwise convert float32 data on every call.
+
+    The rows are cut into *parts*: one per thread (balanced by entries), further cut at node-block
+    starts when ``block_parts`` (the bipartite half products of :meth:`apply` need parts inside one
+    block). Thread t owns a fixed set of parts and computes ``y[rows] = A_k x`` for them plus its
+    own ``z_t = sum_k A_k^T x[rows_k]``; y is then summed in thread order, so a given number of
+    threads always gives the same bits (scipy's sparse kernels release the GIL).
     """
 
-    def __init__(self, graph: Graph, laplacian: bool = False) -> None:
+    def __init__(self, graph: Graph, threads: int = 1, block_parts: bool = False) -> None:
         n = graph.n_nodes
         super().__init__(np.float64, (n, n))
-        w = graph.weights.astype(np.float64)
-        self.a = sp.csr_array((w, graph.indices, graph.indptr), shape=(n, n))
-        self.at = self.a.T  # CSC view, no copy
-        self.deg = (
-            np.bincount(graph.sources(), weights=w, minlength=n)
-            + np.bincount(graph.indices, weights=w, minlength=n)
-            if laplacian
-            else None
+        self.deg: np.ndarray | None = None
+        idx = index_dtype(max(n, graph.n_edges))
+        self.a = sp.csr_array(
+            (
+                graph.weights.astype(np.float64),
+                graph.indices.astype(idx, copy=False),
+                graph.indptr.astype(idx, copy=False),
+            ),
+            shape=(n, n),
+            copy=False,
         )
+        self.threads = max(1, int(threads))
+        ptr = self.a.indptr
+        tiles = sum(b.size for b in graph.blocks) == n and bool(graph.blocks)
+        per_thread = -(-max(graph.n_edges, 1) // self.threads)
+        groups = row_chunks(graph.indptr, per_thread)[: self.threads]
+        if groups:
+            groups[-1] = (groups[-1][0], n)
+        block_starts = sorted({b.start for b in graph.blocks}) if (block_parts and tiles) else []
+        self.groups: list[list[tuple[int, int, sp.csr_array]]] = []
+        ind, dat = self.a.indices, self.a.data
+        for glo, ghi in groups:
+            cuts = sorted({glo, ghi, *(c for c in block_starts if glo < c < ghi)})
+            parts = []
+            for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+                p0, p1 = int(ptr[lo]), int(ptr[hi])
+                local = (ptr[lo : hi + 1] - p0).astype(ptr.dtype)
+                parts.append((lo, hi, _csr_view(dat[p0:p1], ind[p0:p1], local, (hi - lo, n))))
+            self.groups.append(parts)
+        self.parts = [p for g in self.groups for p in g]
+        #: block parity (odd = True) of every part, for the bipartite half products
+        self.part_side: dict[int, bool] | None = None
+        if block_starts:
+            starts = np.array([b.start for b in graph.blocks])
+            self.part_side = {
+                lo: bool((np.searchsorted(starts, lo, side="right") - 1) % 2 == 1)
+                for lo, _, _ in self.parts
+            }
+        self._pool: Any = None
+
+    def laplacian(self) -> _SymmetricOperator:
+        """The Laplacian D - A - A^T on the same arrays (D = in- plus out-strength)."""
+        lap = copy.copy(self)  # shares the arrays, the parts and the thread pool
+        ones = np.ones(self.shape[0])
+        lap.deg = self.a @ ones + self.a.T @ ones
+        return lap
+
+    def apply(self, x: np.ndarray, side: bool | None = None) -> np.ndarray:
+        """(A + A^T) x; with ``side``, x must vanish off the parts of that block parity (the result
+        then vanishes on them), which skips the half of each product that would read zeros."""
+        n = self.shape[0]
+        y = np.zeros(n)
+
+        def run(parts: list[tuple[int, int, sp.csr_array]]) -> np.ndarray:
+            z = np.zeros(n)
+            for lo, hi, sub in parts:
+                on = None if side is None else self.part_side[lo] == side
+                if on is not True:  # forward: y[rows] = A_k x (disjoint rows per thread)
+                    if _csr_matvec is not None:
+                        _csr_matvec(hi - lo, n, sub.indptr, sub.indices, sub.data, x, y[lo:hi])
+                    else:  # pragma: no cover
+                        y[lo:hi] += sub @ x
+                if on is not False:  # transposed: z += A_k^T x[rows]
+                    if _csc_matvec is not None:
+                        _csc_matvec(n, hi - lo, sub.indptr, sub.indices, sub.data, x[lo:hi], z)
+                    else:  # pragma: no cover
+                        z += sub.T @ x[lo:hi]
+            return z
+
+        if self.threads > 1 and len(self.groups) > 1:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(max_workers=self.threads)
+            zs = list(self._pool.map(run, self.groups))
+        else:
+            zs = [run(g) for g in self.groups]
+        for z in zs:  # thread order: the same bits on every run with this many threads
+            y += z
+        return y
 
     def _matvec(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64).ravel()
-        y = self.a @ x + self.at @ x
+        x = np.ascontiguousarray(x, dtype=np.float64).ravel()
+        y = self.apply(x)
         return self.deg * x - y if self.deg is not None else y
 
     def toarray(self) -> np.ndarray:
         a = self.a.toarray()
         a = a + a.T
         return np.diag(self.deg) - a if self.deg is not None else a
+
+
+def _csr_view(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, shape) -> sp.csr_array:
+    """A CSR matrix over *views* of bigger arrays. scipy's constructor copies a slice that is
+    much smaller than its base (``_prune_array``), which for row parts would duplicate the whole
+    matrix; the arrays are therefore set after constructing an empty matrix of the right shape."""
+    m = sp.csr_array(shape, dtype=data.dtype)
+    m.indptr, m.indices, m.data = indptr, indices, data
+    return m
 
 
 def extreme_eigenvalues(
@@ -107,8 +203,11 @@ def block_bipartition(graph: Graph) -> np.ndarray | None:
     if int(sizes.sum()) != graph.n_nodes:
         return None
     side = np.repeat(np.arange(sizes.shape[0]) % 2 == 1, sizes)
-    if bool(np.any(side[graph.sources()] == side[graph.indices])):
-        return None
+    for lo, hi in row_chunks(graph.indptr):
+        a, b = int(graph.indptr[lo]), int(graph.indptr[hi])
+        src_side = np.repeat(side[lo:hi], np.diff(graph.indptr[lo : hi + 1]))
+        if bool(np.any(src_side == side[graph.indices[a:b]])):
+            return None
     return side
 
 
@@ -121,35 +220,46 @@ class _SquaredOnSide(LinearOperator):
     degenerate pair +-sigma_1, which is what makes 'LM' on S slow on bipartite graphs.
     """
 
-    def __init__(self, op: Any, side: np.ndarray) -> None:
+    def __init__(self, op: Any, side: np.ndarray, parity: bool | None = None) -> None:
         self.op = op
         self.idx = np.flatnonzero(side)
+        self.side_parity = parity  # block parity (odd = True) of the nodes in ``side``
         self.n = op.shape[0]
         super().__init__(np.float64, (self.idx.shape[0],) * 2)
 
     def _matvec(self, x: np.ndarray) -> np.ndarray:
         full = np.zeros(self.n)
         full[self.idx] = np.asarray(x, dtype=np.float64).ravel()
-        return (self.op @ (self.op @ full))[self.idx]
+        op = self.op
+        if (
+            isinstance(op, _SymmetricOperator)
+            and op.part_side is not None
+            and self.side_parity is not None
+        ):
+            # x lives on one parity: each product reads every entry once, not twice
+            half = op.apply(full, side=self.side_parity)
+            return op.apply(half, side=not self.side_parity)[self.idx]
+        return (op @ (op @ full))[self.idx]
 
     def toarray(self) -> np.ndarray:
         """Dense M^T M from the sparse columns of S (never the dense n x n S)."""
         op = self.op
-        s = (op.a + op.at).tocsc() if isinstance(op, _SymmetricOperator) else sp.csc_array(op)
+        s = (op.a + op.a.T).tocsc() if isinstance(op, _SymmetricOperator) else sp.csc_array(op)
         cols = s[:, self.idx]
         return np.asarray((cols.T @ cols).toarray(), dtype=np.float64)
 
 
 def bipartite_spectral_gap(op: Any, side: np.ndarray, params: Mapping[str, Any]) -> float | str:
     """|l1| - |l3| of a bipartite symmetric adjacency as sigma_1 - sigma_2 (see _SquaredOnSide)."""
-    small = side if side.sum() <= (~side).sum() else ~side
+    parity = bool(side.sum() <= (~side).sum())  # side marks the odd blocks
+    small = side if parity else ~side
     m = int(small.sum())
     if m == 0:
         return "graph has no edges"
     if m == 1:  # rank 1: eigenvalues +-sigma_1 and zeros, so |l3| = 0
-        vals = extreme_eigenvalues(_SquaredOnSide(op, small), 1, "LA", params)
+        vals = extreme_eigenvalues(_SquaredOnSide(op, small, parity), 1, "LA", params)
         return vals if isinstance(vals, str) else float(np.sqrt(max(float(vals[0]), 0.0)))
-    vals = extreme_eigenvalues(_SquaredOnSide(op, small), 2, "LA", params)
+    vals = extreme_eigenvalues(_SquaredOnSide(op, small, parity), 2, "LA", params)
     if isinstance(vals, str):
         return vals
     sig = np.sqrt(np.clip(np.sort(vals)[::-1], 0.0, None))
@@ -180,14 +290,16 @@ def expansion_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
         res.nan("spectral_gap", "graph has no edges")
         res.nan("spectral_radius", "graph has no edges")
         return res
-    if is_simple_dag(graph):
-        ops = (_SymmetricOperator(graph), _SymmetricOperator(graph, laplacian=True))
-    else:  # parallel or reciprocal edges: collapse them first, as the paper does
-        a = symmetric_adjacency(graph, weighted=True)
-        ops = (a, _laplacian(a))
+    threads = int(params.get("threads", 1))
     side = None
     if graph.n_nodes > int(params["dense_eig_max_nodes"]) and params.get("bipartite_svd", True):
         side = block_bipartition(graph)
+    if is_simple_dag(graph):
+        adj = _SymmetricOperator(graph, threads=threads, block_parts=side is not None)
+        ops = (adj, adj.laplacian())
+    else:  # parallel or reciprocal edges: collapse them first, as the paper does
+        a = symmetric_adjacency(graph, weighted=True)
+        ops = (a, _laplacian(a))
 
     def gap() -> float | str:
         if side is not None:
@@ -197,16 +309,8 @@ def expansion_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
     def radius() -> float | str:
         return laplacian_radius(ops[1], params)
 
-    if int(params.get("threads", 1)) > 1:
-        # the two eigenproblems are independent and their time is in sparse matvecs, which
-        # release the GIL: with threads > 1 they run side by side
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            futures = {"spectral_gap": pool.submit(gap), "spectral_radius": pool.submit(radius)}
-            vals = {k: f.result() for k, f in futures.items()}
-    else:
-        vals = {"spectral_gap": gap(), "spectral_radius": radius()}
+    # sequential: with threads > 1 each matvec runs its row parts on that many threads instead
+    vals = {"spectral_gap": gap(), "spectral_radius": radius()}
     for key, val in vals.items():
         if isinstance(val, str):
             res.nan(key, val)

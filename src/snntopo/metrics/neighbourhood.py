@@ -18,7 +18,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..encode.graph import Graph
-from .algorithms import gather_rows
+from .algorithms import (
+    _scatter_rows,
+    edge_direction,
+    gather_rows,
+    has_parallel_edges,
+    index_dtype,
+)
 from .base import FamilyResult, sample_size
 
 try:  # symbolic product: exact nnz of A @ B without computing it
@@ -28,8 +34,21 @@ except ImportError:  # pragma: no cover - depends on the scipy build
 
 
 def _closed_structure(graph: Graph) -> sp.csr_array:
-    """Boolean I + A (duplicates merged, sorted rows)."""
+    """Boolean I + A (duplicates merged, sorted rows), int32 indices where they fit.
+
+    A graph whose rows are sorted, duplicate-free and point to higher ids (every MGE) gets the
+    diagonal prepended to each row directly (no sparse sum, no data array: the structure is all
+    the symbolic product reads); anything else goes through scipy's sum.
+    """
     n = graph.n_nodes
+    if graph.n_edges and edge_direction(graph) == 1 and not has_parallel_edges(graph):
+        idx = index_dtype(n + graph.n_edges)
+        indptr = (graph.indptr + np.arange(n + 1, dtype=np.int64)).astype(idx)
+        indices = np.empty(n + graph.n_edges, dtype=idx)
+        indices[indptr[:-1]] = np.arange(n, dtype=idx)
+        _scatter_rows(indices, indptr[:-1].astype(np.int64) + 1, graph.indptr, graph.indices)
+        data = np.broadcast_to(np.int8(1), indices.shape)
+        return sp.csr_array((data, indices, indptr), shape=(n, n), copy=False)
     a = sp.csr_array(
         (np.ones(graph.n_edges, dtype=np.int8), graph.indices, graph.indptr), shape=(n, n)
     )

@@ -1,8 +1,8 @@
 """Strength (spec D): mean total node strength (in + out, weights |w|) and mean coreness.
 
-Strength is two bincounts over the CSR arrays; coreness is a vectorised peeling over the undirected
-multigraph (see :func:`snntopo.metrics.algorithms.coreness`), equal to igraph's
-``coreness(mode='all')``.
+Strength is one sum over the CSR weights; coreness is a vectorised peeling over the undirected
+multigraph, read as the graph's CSR plus its CSC (never a merged copy; see
+:func:`snntopo.metrics.algorithms.coreness`), equal to igraph's ``coreness(mode='all')``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..encode.graph import Graph
-from .algorithms import coreness, undirected_adjacency
+from .algorithms import coreness, in_neighbour_lists
 from .base import FamilyResult
 
 
@@ -26,6 +26,8 @@ def strength_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
         return res
     # every edge adds |w| to its source's out-strength and its target's in-strength
     res.values["avg_node_strength"] = 2.0 * float(graph.weights.sum(dtype=np.float64)) / n
-    indptr, indices = undirected_adjacency(graph)
-    res.values["k_core"] = float(coreness(indptr, indices).mean())
+    # the undirected multigraph as CSR (out-neighbours) plus CSC (in-neighbours): no merged copy
+    in_ptr, in_src = in_neighbour_lists(graph)
+    core = coreness(graph.indptr, graph.indices, in_ptr, in_src)
+    res.values["k_core"] = float(core.mean())
     return res

@@ -1,0 +1,188 @@
+"""The bounded-memory code paths of the metric kernels give the same numbers as independent
+references (igraph, networkx, dense linear algebra, scipy's own sparse sum).
+
+Every chunked pass is run with tiny chunks (a few entries), so chunk boundaries fall inside rows,
+between rows and on empty rows; the structures and values must not depend on the chunk size.
+"""
+
+from __future__ import annotations
+
+import igraph as ig
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from snntopo.encode.graph import Block, from_edges
+from snntopo.metrics import algorithms as al
+from snntopo.metrics import compute_family
+from snntopo.metrics import expansion as exmod
+from snntopo.metrics import neighbourhood as nbmod
+from tests.test_metrics_families import layered_graph
+
+
+@pytest.fixture(params=[3, 1 << 23], ids=["tiny-chunks", "default-chunks"])
+def chunk(request, monkeypatch):
+    monkeypatch.setattr(al, "EDGE_CHUNK", request.param)
+    return request.param
+
+
+def multigraph(seed: int):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 50))
+    m = int(rng.integers(0, 3 * n))
+    s, d = rng.integers(0, n, m), rng.integers(0, n, m)  # self-loops, parallel, reciprocal
+    graph = from_edges(s, d, np.ones(m), [Block("a", 0, n, (n,))])
+    ref = ig.Graph(n=n, edges=list(zip(s.tolist(), d.tolist(), strict=True)), directed=True)
+    return graph, ref
+
+
+def test_row_chunks_cover_every_row_once():
+    indptr = np.array([0, 0, 5, 5, 6, 20, 20, 21])
+    for c in (1, 2, 3, 7, 100):
+        pairs = al.row_chunks(indptr, c)
+        assert pairs[0][0] == 0 and pairs[-1][1] == 7
+        assert all(a[1] == b[0] and a[0] < a[1] for a, b in zip(pairs, pairs[1:], strict=False))
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_undirected_adjacency_rows_are_the_igraph_neighbour_multisets(seed, chunk):
+    graph, ref = multigraph(seed)
+    indptr, indices = al.undirected_adjacency(graph, virtual_root=True)
+    n = graph.n_nodes
+    assert indices.dtype == np.int32
+    for v in range(n):
+        assert sorted(indices[indptr[v] : indptr[v + 1]].tolist()) == sorted(
+            ref.neighbors(v, mode="all")
+        )
+    assert indices[indptr[n] :].tolist() == list(range(n))
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_chunked_bridges_components_and_coreness_match_igraph(seed, chunk):
+    graph, ref = multigraph(200 + seed)
+    n_b, n_ap, n_c = al.bridges_articulation_components(graph)
+    assert (n_b, n_ap) == (len(ref.bridges()), len(ref.articulation_points()))
+    assert n_c == len(ref.connected_components(mode="weak"))
+    in_ptr, in_src = al.in_neighbour_lists(graph)
+    core = al.coreness(graph.indptr, graph.indices, in_ptr, in_src)
+    np.testing.assert_array_equal(core, ref.coreness(mode="all"))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_simple_dag_paths_match_igraph(seed, chunk):
+    """Layered DAGs (the MGE case) take the fast paths: simple-DAG low points, sorted S."""
+    graph = layered_graph([7, 11, 9, 6, 4], 0.12, seed, skip=0.04)
+    assert al.is_simple_dag(graph)
+    ref = graph.to_igraph()
+    assert al.bridges_articulation_components(graph) == (
+        len(ref.bridges()),
+        len(ref.articulation_points()),
+        len(ref.connected_components(mode="weak")),
+    )
+    indptr, indices = al.simple_undirected_adjacency(graph)
+    dense = np.zeros((graph.n_nodes,) * 2, dtype=bool)
+    dense[graph.sources(), graph.indices] = True
+    dense |= dense.T
+    expect = sp.csr_array(dense)
+    np.testing.assert_array_equal(indptr, expect.indptr)
+    np.testing.assert_array_equal(indices, expect.indices)
+
+
+def test_direction_and_parallel_edge_checks():
+    blocks = [Block("a", 0, 5, (5,))]
+    up = from_edges(np.array([0, 0, 1, 3]), np.array([1, 2, 4, 4]), np.ones(4), blocks)
+    down = from_edges(np.array([4, 3, 2]), np.array([0, 1, 0]), np.ones(3), blocks)
+    mixed = from_edges(np.array([0, 3]), np.array([1, 2]), np.ones(2), blocks)
+    par = from_edges(np.array([0, 0, 2]), np.array([1, 1, 3]), np.ones(3), blocks)
+    assert (al.edge_direction(up), al.edge_direction(down), al.edge_direction(mixed)) == (1, -1, 0)
+    assert not al.has_parallel_edges(up) and al.has_parallel_edges(par)
+    assert al.is_simple_dag(up) and not al.is_simple_dag(par) and not al.is_simple_dag(mixed)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fast_closed_structure_equals_scipy_sum(seed, chunk):
+    graph = layered_graph([6, 9, 9, 7, 3], 0.25, seed, skip=0.05)
+    fast = nbmod._closed_structure(graph)
+    n = graph.n_nodes
+    ref = (graph.csr() + sp.eye_array(n, format="csr")).tocsr()
+    ref.sort_indices()
+    np.testing.assert_array_equal(fast.indptr, ref.indptr)
+    np.testing.assert_array_equal(fast.indices, ref.indices)
+    assert nbmod.two_hop_total(fast, 5) == nbmod.two_hop_total(ref, 5)
+
+
+@pytest.mark.parametrize("skip", [0.0, 0.05])
+def test_part_split_operator_equals_dense_symmetric_matrix(skip, chunk):
+    graph = layered_graph([20, 30, 30, 25, 10], 0.2, 3, skip=skip)
+    n = graph.n_nodes
+    dense = np.zeros((n, n))
+    dense[graph.sources(), graph.indices] = graph.weights
+    dense = dense + dense.T
+    x = np.random.default_rng(0).normal(size=n)
+    for threads, blocks in ((1, False), (2, False), (3, True)):
+        op = exmod._SymmetricOperator(graph, threads=threads, block_parts=blocks)
+        np.testing.assert_allclose(op @ x, dense @ x, rtol=1e-12, atol=1e-12)
+        lap = op.laplacian()
+        np.testing.assert_allclose(
+            lap @ x, np.diag(dense.sum(0)) @ x - dense @ x, rtol=1e-12, atol=1e-12
+        )
+    side = exmod.block_bipartition(graph)
+    if skip:
+        assert side is None
+        return
+    # x on one block parity: the half products give S x exactly
+    op = exmod._SymmetricOperator(graph, threads=2, block_parts=True)
+    assert len(op.parts) >= len(graph.blocks)
+    for parity in (True, False):
+        xs = np.where(side == parity, x, 0.0)
+        np.testing.assert_allclose(op.apply(xs, side=parity), dense @ xs, rtol=1e-12, atol=1e-12)
+
+
+def test_expansion_with_tiny_parts_equals_dense_eigenvalues(chunk):
+    graph = layered_graph([40, 60, 60, 50, 20], 0.15, 5)
+    n = graph.n_nodes
+    dense = np.zeros((n, n))
+    dense[graph.sources(), graph.indices] = graph.weights
+    dense = dense + dense.T
+    ev = np.linalg.eigvalsh(dense)
+    mags = np.sort(np.abs(ev))[::-1]
+    lap = np.linalg.eigvalsh(np.diag(dense.sum(0)) - dense)
+    params = {"dense_eig_max_nodes": 10, "eigsh_tol": 1e-12, "threads": 2}
+    net = compute_family("expansion", graph, params)["network"]
+    assert net["spectral_gap"] == pytest.approx(mags[0] - mags[2], rel=1e-8)
+    assert net["spectral_radius"] == pytest.approx(lap.max(), rel=1e-10)
+
+
+@pytest.mark.slow
+def test_metric_and_encode_jobs_import_no_torch(tmp_path):
+    """What the encode and metrics_<family> rules run imports no torch (1-3 s per process)."""
+    import json
+    import subprocess
+    import sys
+
+    from safetensors.numpy import save_file
+
+    from snntopo.encode.layers import layer_spec
+    from snntopo.models import build_model, prunable_parameters
+
+    model = build_model("resnet20", 10, 3, 8, 0.25, seed=0)
+    spec = layer_spec(model, (3, 8, 8))
+    (tmp_path / "layers.json").write_text(json.dumps(spec))
+    save_file(
+        {n: p.detach().numpy().copy() for n, p in prunable_parameters(model)},
+        str(tmp_path / "init.safetensors"),
+    )
+    code = f"""
+import sys
+from snntopo.stages import compute_metrics, encode_network
+d = {str(tmp_path)!r}
+encode_network("mge", d + "/layers.json", d + "/init.safetensors", {{}}, d + "/mge.npz")
+for fam in ("local", "neighbourhood", "strength", "global", "expansion"):
+    compute_metrics(fam, {{"mge": d + "/mge.npz"}}, {{"seed": 0, "threads": 2}}, d + f"/{{fam}}.json")
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision")))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "expansion.json").exists()
