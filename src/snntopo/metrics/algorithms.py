@@ -16,8 +16,6 @@ remains available for it (``motif_method='igraph'``) via :meth:`Graph.to_igraph`
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse import csgraph
@@ -397,11 +395,6 @@ def _has_duplicates(src: np.ndarray, dst: np.ndarray) -> bool:
     """Parallel edges in a source-grouped edge list whose rows are sorted by target."""
     same = (src[1:] == src[:-1]) & (dst[1:] <= dst[:-1])
     return bool(same.any())
-
-
-def to_igraph(graph: Graph) -> Any:
-    """Directed igraph graph of ``graph`` (kept for callers; see :meth:`Graph.to_igraph`)."""
-    return graph.to_igraph()
 
 
 def simple_undirected_adjacency(graph: Graph) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Global connectivity (spec D, the paper's "global" family): bridges, articulation points,
+"""Global connectivity (the paper's "global" family): bridges, articulation points,
 number of weakly connected components (isolated nodes included) and mean component size.
 
 Why weak components: the paper symmetrises the graph before counting strongly connected components,

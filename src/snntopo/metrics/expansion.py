@@ -1,4 +1,4 @@
-"""Expansion (spec D): spectral gap of the weighted symmetric adjacency (|l1| - |l3|, eigenvalues
+"""Expansion: spectral gap of the weighted symmetric adjacency (|l1| - |l3|, eigenvalues
 ordered by magnitude) and spectral radius (largest eigenvalue) of the weighted Laplacian D - A.
 
 Why a fixed start vector: ARPACK starts from a random vector by default, which makes the last digits
@@ -18,7 +18,7 @@ from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator
 
 from ..encode.graph import Graph
 from .algorithms import index_dtype, is_simple_dag, row_chunks, symmetric_adjacency
-from .base import FamilyResult
+from .base import FamilyResult, Undefined, record
 
 try:  # accumulating kernels (y += A x): no output allocation per part
     from scipy.sparse._sparsetools import csc_matvec as _csc_matvec
@@ -149,8 +149,9 @@ def _csr_view(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, shape) 
 
 def extreme_eigenvalues(
     mat: sp.csr_array | _SymmetricOperator, k: int, which: str, params: Mapping[str, Any]
-) -> np.ndarray | str:
-    """``k`` eigenvalues of a symmetric matrix ('LM' by magnitude, 'LA' largest), or why not.
+) -> np.ndarray:
+    """``k`` eigenvalues of a symmetric matrix ('LM' by magnitude, 'LA' largest); raises
+    :class:`Undefined` with the reason when the solver fails.
 
     Dense ``eigvalsh`` below ``dense_eig_max_nodes`` nodes; ARPACK with a seeded ``v0`` above.
     """
@@ -173,20 +174,18 @@ def extreme_eigenvalues(
             return_eigenvectors=False,
         )
     except ArpackNoConvergence as exc:
-        return f"eigsh did not converge ({exc})"
+        raise Undefined(f"eigsh did not converge ({exc})") from None
     except ArpackError as exc:  # pragma: no cover - ARPACK internal failure
-        return f"eigsh failed ({exc})"
+        raise Undefined(f"eigsh failed ({exc})") from None
     order = np.argsort(-np.abs(vals)) if which == "LM" else np.argsort(-vals)
     return vals[order]
 
 
-def spectral_gap(a: sp.csr_array | _SymmetricOperator, params: Mapping[str, Any]) -> float | str:
+def spectral_gap(a: sp.csr_array | _SymmetricOperator, params: Mapping[str, Any]) -> float:
     """|l1| - |l3| of a symmetric matrix (for a bipartite graph: l1 minus the second distinct)."""
     if a.shape[0] < 3:
-        return "fewer than 3 nodes"
+        raise Undefined("fewer than 3 nodes")
     vals = extreme_eigenvalues(a, 3, "LM", params)
-    if isinstance(vals, str):
-        return vals
     mags = np.sort(np.abs(vals))[::-1]
     return float(mags[0] - mags[2])
 
@@ -249,19 +248,17 @@ class _SquaredOnSide(LinearOperator):
         return np.asarray((cols.T @ cols).toarray(), dtype=np.float64)
 
 
-def bipartite_spectral_gap(op: Any, side: np.ndarray, params: Mapping[str, Any]) -> float | str:
+def bipartite_spectral_gap(op: Any, side: np.ndarray, params: Mapping[str, Any]) -> float:
     """|l1| - |l3| of a bipartite symmetric adjacency as sigma_1 - sigma_2 (see _SquaredOnSide)."""
     parity = bool(side.sum() <= (~side).sum())  # side marks the odd blocks
     small = side if parity else ~side
     m = int(small.sum())
     if m == 0:
-        return "graph has no edges"
+        raise Undefined("graph has no edges")
     if m == 1:  # rank 1: eigenvalues +-sigma_1 and zeros, so |l3| = 0
         vals = extreme_eigenvalues(_SquaredOnSide(op, small, parity), 1, "LA", params)
-        return vals if isinstance(vals, str) else float(np.sqrt(max(float(vals[0]), 0.0)))
+        return float(np.sqrt(max(float(vals[0]), 0.0)))
     vals = extreme_eigenvalues(_SquaredOnSide(op, small, parity), 2, "LA", params)
-    if isinstance(vals, str):
-        return vals
     sig = np.sqrt(np.clip(np.sort(vals)[::-1], 0.0, None))
     return float(sig[0] - sig[1])
 
@@ -272,15 +269,11 @@ def _laplacian(a: sp.csr_array) -> sp.csr_array:
     return (sp.diags_array(deg, format="csr") - a).tocsr()
 
 
-def laplacian_radius(
-    lap: sp.csr_array | _SymmetricOperator, params: Mapping[str, Any]
-) -> float | str:
+def laplacian_radius(lap: sp.csr_array | _SymmetricOperator, params: Mapping[str, Any]) -> float:
     """Largest eigenvalue of the Laplacian D - A (positive semi-definite)."""
     if lap.shape[0] < 2:
-        return "fewer than 2 nodes"
+        raise Undefined("fewer than 2 nodes")
     vals = extreme_eigenvalues(lap, 1, "LA", params)
-    if isinstance(vals, str):
-        return vals
     return float(np.max(vals))
 
 
@@ -301,19 +294,12 @@ def expansion_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
         a = symmetric_adjacency(graph, weighted=True)
         ops = (a, _laplacian(a))
 
-    def gap() -> float | str:
+    def gap() -> float:
         if side is not None:
             return bipartite_spectral_gap(ops[0], side, params)
         return spectral_gap(ops[0], params)
 
-    def radius() -> float | str:
-        return laplacian_radius(ops[1], params)
-
     # sequential: with threads > 1 each matvec runs its row parts on that many threads instead
-    vals = {"spectral_gap": gap(), "spectral_radius": radius()}
-    for key, val in vals.items():
-        if isinstance(val, str):
-            res.nan(key, val)
-        else:
-            res.values[key] = val
+    record(res, "spectral_gap", gap)
+    record(res, "spectral_radius", lambda: laplacian_radius(ops[1], params))
     return res

@@ -1,4 +1,4 @@
-"""Neighbourhood (spec D): mean 1-hop and 2-hop out-neighbourhood sizes (self included) and the
+"""Neighbourhood: mean 1-hop and 2-hop out-neighbourhood sizes (self included) and the
 RAND-ESU estimate of the number of size-4 motifs.
 
 Why the 2-hop sizes are counted with a symbolic sparse product: |N<=2(v)| is the number of nonzeros

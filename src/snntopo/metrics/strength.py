@@ -1,4 +1,4 @@
-"""Strength (spec D): mean total node strength (in + out, weights |w|) and mean coreness.
+"""Strength: mean total node strength (in + out, weights |w|) and mean coreness.
 
 Strength is one sum over the CSR weights; coreness is a vectorised peeling over the undirected
 multigraph, read as the graph's CSR plus its CSC (never a merged copy; see
