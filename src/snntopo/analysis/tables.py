@@ -40,6 +40,10 @@ class Tables:
     ramanujan_layers: pd.DataFrame | None
     source: str
     notes: list[str] = field(default_factory=list)
+    # what the loader changed to read a file ({"file", "column", "action"}) and what it could not
+    # read at all ({"file", "reason"}); both are listed in the summary
+    normalised: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
 
 def find_table(directory: Path, stem: str) -> Path | None:
@@ -165,13 +169,16 @@ def load_canonical_tables(directory: str | os.PathLike[str]) -> Tables:
     return Tables(networks, features, ram, source="canonical", notes=notes)
 
 
-def load_tables(directory: str | os.PathLike[str]) -> Tables:
-    """Autodetect the layout: the paper's (``graph_metrics/``) or ours (``networks.csv``)."""
+def load_tables(directory: str | os.PathLike[str], strict: bool = False) -> Tables:
+    """Autodetect the layout: the paper's (``graph_metrics/``) or ours (``networks.csv``).
+
+    ``strict`` (paper layout): raise on an unusable file instead of skipping it with a reason.
+    """
     from .paper_tables import is_paper_layout, load_paper_tables
 
     d = Path(directory)
     if not d.is_dir():
         raise TableError(f"{d}: tables directory not found")
     if is_paper_layout(d):
-        return load_paper_tables(d)
+        return load_paper_tables(d, strict=strict)
     return load_canonical_tables(d)
