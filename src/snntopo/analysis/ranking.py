@@ -87,7 +87,10 @@ def rank_agreement(
 def summarise_ranking(ranking: pd.DataFrame) -> pd.DataFrame:
     """ranking_summary.csv: mean/std Kendall tau and top-1 rate per predictor, pooled and per arch."""
     pooled = ranking.assign(arch_group="all")
-    per_arch = ranking.assign(arch_group=ranking["arch"])
+    arch = ranking["arch"].astype(str)
+    if ranking["dataset"].nunique() > 1:  # an architecture within one data set
+        arch = ranking["dataset"].astype(str) + "/" + arch
+    per_arch = ranking.assign(arch_group=arch)
     both = pd.concat([pooled, per_arch], ignore_index=True)
     return (
         both.groupby([*PREDICTOR, "arch_group"], sort=False)

@@ -31,17 +31,43 @@ class CVResult:
     importance: pd.DataFrame
 
 
+def group_labels(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The group label of every row in each scope.
+
+    With one data set: ``pooled`` = "all", ``arch`` = the architecture, ``sparsity`` = the level.
+    With several, accuracies of different data sets are not on one scale, so a ``dataset`` scope is
+    added and the architecture and sparsity groups are taken within a data set
+    ("cifar10/resnet20", "cifar100/0.9"); ``pooled`` then spans every data set.
+    """
+    arch = frame["arch"].astype(str).to_numpy()
+    spars = frame["sparsity"].map(lambda s: f"{s:g}").to_numpy().astype(str)
+    out: dict[str, np.ndarray] = {"pooled": np.full(len(frame), "all", dtype=object)}
+    ds = frame["dataset"].astype(str).to_numpy()
+    if len(np.unique(ds)) > 1:
+        out["dataset"] = ds.astype(object)
+        out["arch"] = np.char.add(np.char.add(ds.astype(str), "/"), arch).astype(object)
+        out["sparsity"] = np.char.add(np.char.add(ds.astype(str), "/"), spars).astype(object)
+    else:
+        out["arch"] = arch.astype(object)
+        out["sparsity"] = spars.astype(object)
+    return out
+
+
+def _group_order(label: str) -> tuple[str, float]:
+    """Sparsity groups in numeric order within each data set ("cifar10/0.6" < "cifar10/0.95")."""
+    head, _, level = label.rpartition("/")
+    return head, float(level)
+
+
 def scopes_of(index: pd.MultiIndex) -> list[tuple[str, str, np.ndarray]]:
-    """(scope, group label, boolean mask) for pooled, each architecture and each sparsity."""
+    """(scope, group label, boolean mask) for pooled, each data set (when there are several),
+    each architecture and each sparsity (see :func:`group_labels`)."""
     frame = index.to_frame(index=False)
-    out: list[tuple[str, str, np.ndarray]] = [("pooled", "all", np.ones(len(frame), bool))]
-    out += [
-        ("arch", str(a), (frame["arch"] == a).to_numpy()) for a in sorted(frame["arch"].unique())
-    ]
-    out += [
-        ("sparsity", f"{s:g}", (frame["sparsity"] == s).to_numpy())
-        for s in sorted(frame["sparsity"].unique())
-    ]
+    labels = group_labels(frame)
+    out: list[tuple[str, str, np.ndarray]] = []
+    for scope, lab in labels.items():
+        order = sorted(set(lab), key=_group_order if scope == "sparsity" else str)
+        out += [(scope, str(g), lab == g) for g in order]
     return out
 
 
@@ -161,17 +187,12 @@ def summarise_folds(folds: pd.DataFrame, predictions: pd.DataFrame, target: str)
         folds[folds["repeat"] == 0].groupby(keys, sort=False)["n_test"].sum().rename("n_networks")
     )
     agg = agg.join(sizes, on=keys)
-    pred = predictions.assign(
-        group=np.where(
-            predictions["scope"] == "pooled",
-            "all",
-            np.where(
-                predictions["scope"] == "arch",
-                predictions["arch"].astype(str),
-                predictions["sparsity"].map(lambda s: f"{s:g}"),
-            ),
-        )
-    )
+    labels = group_labels(predictions)
+    group = np.empty(len(predictions), dtype=object)
+    for scope, lab in labels.items():
+        sel = (predictions["scope"] == scope).to_numpy()
+        group[sel] = lab[sel]
+    pred = predictions.assign(group=group)
     oof = pred.groupby(keys, sort=False)["oof_r2_by_repeat"].first().rename("r2_oof")
     n_cfg = pred.groupby(keys, sort=False).apply(
         lambda d: d[["dataset", "arch", "method", "sparsity"]].drop_duplicates().shape[0],
@@ -207,4 +228,12 @@ def summarise_importance(imp: pd.DataFrame) -> pd.DataFrame:
     return agg
 
 
-__all__ = ["CVResult", "KEY_LIST", "cross_validate", "summarise_folds", "summarise_importance"]
+__all__ = [
+    "CVResult",
+    "KEY_LIST",
+    "cross_validate",
+    "group_labels",
+    "scopes_of",
+    "summarise_folds",
+    "summarise_importance",
+]

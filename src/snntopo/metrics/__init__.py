@@ -180,6 +180,7 @@ def compute_family(
     return {
         "family": name,
         "encoding": encoding,
+        "mode": graph.meta.get("mode", "exact"),  # the encoding mode (predictors check it)
         "network": network,
         "layers": rows,
         "nan_reasons": nan_reasons,

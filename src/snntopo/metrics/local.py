@@ -1,8 +1,19 @@
 """Local connectivity (spec D): dead-end and dangling nodes and the edges that lead to them.
 
-Why the real inputs/outputs are excluded by block instead of subtracting their count (as the
-reference does): an input or output node can itself be isolated, and subtracting ``dimL`` would then
-count it wrongly; excluding the first/last block is exact in every case.
+Two definitions, chosen by the graph's encoding mode (``graph.meta["mode"]``):
+
+- ``exact`` (default): the real inputs/outputs are excluded by block instead of subtracting their
+  count. An input or output node can itself be isolated, and subtracting the block size would then
+  count it wrongly; excluding the first/last block is exact in every case.
+- ``reference`` (MGE graphs built with ``--mode reference``): the paper code's definitions, so that a
+  new mask's values land on the scale of the published ``unrolled`` columns. With ``n_in`` the
+  input block's size (the padded input, e.g. 3x34x34) and ``n_out`` the output block's:
+  ``sink_nodes`` = #(out-degree 0, in-degree > 0) - n_out; ``source_nodes`` = #(in-degree 0,
+  out-degree > 0) - n_in; ``r_out`` sums the in-degree of such sinks with node index
+  < N - 1 - n_out (one node more than the output block is left out); ``r_in`` sums the out-degree
+  of such sources with index > n_in (one node more than the input block is left out).
+  ``disc_nodes`` is the same in both. Layer graphs of the BGEs always use the exact definitions
+  (the paper's per-layer tables do not state theirs).
 """
 
 from __future__ import annotations
@@ -15,6 +26,15 @@ import numpy as np
 from ..encode.graph import Graph
 from .base import FamilyResult
 
+DEFINITIONS = ("exact", "reference")
+
+
+def definitions_of(graph: Graph) -> str:
+    """Which local-metric definitions apply: ``reference`` only for a reference-mode MGE."""
+    if graph.meta.get("mode") == "reference" and not graph.layers and len(graph.blocks) > 2:
+        return "reference"
+    return "exact"
+
 
 def local_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
     """nodes, edges, sink/source/disconnected nodes, r_out (edges into sinks), r_in (out of sources)."""
@@ -24,6 +44,21 @@ def local_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
     inp, outp = graph.input_block, graph.output_block
     sink = (outdeg == 0) & (indeg > 0)
     source = (outdeg > 0) & (indeg == 0)
+    disc = float(np.count_nonzero((outdeg == 0) & (indeg == 0)))
+    if definitions_of(graph) == "reference":
+        n_in, n_out = inp.stop - inp.start, outp.stop - outp.start
+        idx = np.arange(n)
+        return FamilyResult(
+            {
+                "nodes": float(n),
+                "edges": float(graph.n_edges),
+                "sink_nodes": float(np.count_nonzero(sink) - n_out),
+                "source_nodes": float(np.count_nonzero(source) - n_in),
+                "disc_nodes": disc,
+                "r_out": float(indeg[sink & (idx < n - 1 - n_out)].sum()),
+                "r_in": float(outdeg[source & (idx > n_in)].sum()),
+            }
+        )
     sink_x = sink.copy()
     sink_x[outp.start : outp.stop] = False  # real outputs are meant to be sinks
     source_x = source.copy()
@@ -34,7 +69,7 @@ def local_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
             "edges": float(graph.n_edges),
             "sink_nodes": float(np.count_nonzero(sink_x)),
             "source_nodes": float(np.count_nonzero(source_x)),
-            "disc_nodes": float(np.count_nonzero((outdeg == 0) & (indeg == 0))),
+            "disc_nodes": disc,
             "r_out": float(indeg[sink_x].sum()),
             "r_in": float(outdeg[source_x].sum()),
         }

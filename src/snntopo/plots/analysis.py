@@ -90,7 +90,7 @@ def importance_figure(importance: pd.DataFrame) -> plt.Figure:
     imp["column"] = np.where(
         imp["scope"] == "pooled",
         "pooled",
-        np.where(imp["scope"] == "arch", imp["group"], "s=" + imp["group"].astype(str)),
+        np.where(imp["scope"] != "sparsity", imp["group"], "s=" + imp["group"].astype(str)),
     )
     fam_rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
     rows = (
