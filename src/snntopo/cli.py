@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "encode": ("snntopo.encode.cli", "build a graph encoding of one network"),
     "metrics": ("snntopo.metrics.cli", "compute metric families of one stored graph"),
     "analyze": ("snntopo.analysis.cli", "regression, importance and ranking on metric tables"),
+    "fit": ("snntopo.analysis.fit_cli", "fit an accuracy predictor on metric tables"),
+    "predict": ("snntopo.analysis.predict_cli", "predict the accuracy of untrained masks"),
     "bench": ("snntopo.bench", "benchmarks: encode and metric time and peak memory"),
 }
 
