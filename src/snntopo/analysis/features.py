@@ -157,7 +157,15 @@ def mask_infinite(tables: Tables) -> tuple[Tables, list[str]]:
     feats = {k: clean(v, k) for k, v in tables.features.items()}
     ram = tables.ramanujan_layers
     ram = clean(ram, "ramanujan_layers") if ram is not None else None
-    cleaned = Tables(tables.networks, feats, ram, tables.source, list(tables.notes))
+    cleaned = Tables(
+        tables.networks,
+        feats,
+        ram,
+        tables.source,
+        list(tables.notes),
+        list(tables.normalised),
+        list(tables.skipped),
+    )
     return cleaned, notes
 
 

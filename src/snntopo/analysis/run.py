@@ -124,6 +124,16 @@ def compute(tables: Tables, params: AnalysisParams, progress: Callable[[str], No
         direct = sets["ramanujan"].assign(y_true=y.loc[index]).reset_index()
     res["ranking"] = rank_agreement(res["predictions"], higher_is_better(target_name), direct)
     res["ranking_summary"] = summarise_ranking(res["ranking"])
+    from .predictor import feature_frames, leave_one_method_out, lomo_verdicts
+
+    if "mge" in sets:
+        progress("leave-one-method-out: MGE predictor vs sparsity and layer-density baselines")
+        frames, y_lomo, _, _ = feature_frames(tables)
+        _, per_method, lomo = leave_one_method_out(frames, y_lomo, target_name)
+        res["lomo_methods"], res["lomo"] = per_method, lomo
+        res["lomo_verdicts"] = lomo_verdicts(lomo)
+    res["normalised"] = pd.DataFrame(tables.normalised, columns=["file", "column", "action"])
+    res["skipped"] = pd.DataFrame(tables.skipped, columns=["file", "reason"])
     if "ramanujan_density" in res:
         reg = res["regression"]
         res["ramanujan_prediction"] = reg[
@@ -159,6 +169,11 @@ def run_analysis(
         "ranking",
         "ranking_summary",
         "predictions",
+        "lomo",
+        "lomo_methods",
+        "lomo_verdicts",
+        "normalised",
+        "skipped",
     ):
         if name in res:
             paths[name] = write_csv(res[name], out / f"{name}.csv")
