@@ -19,6 +19,7 @@ include: "rules/metrics.smk"
 include: "rules/tables.smk"
 include: "rules/analysis.smk"
 include: "rules/report.smk"
+include: "rules/predict.smk"
 
 
 rule all:
