@@ -254,6 +254,8 @@ def build_blocks(res: dict[str, Any], meta: dict[str, Any], params: Any, figs: d
                 "± the 90% quantile of the other methods' held-out absolute errors; coverage is "
                 "measured on the held-out method. Rank: the held-out method's predicted vs true "
                 "place among all methods at each sparsity (mean |error|, 0 = always right). "
+                "Beats = MAE more than 5% below the better baseline / rank error more than 0.1 "
+                "places below it. "
                 f"Topology beats both baselines in MAE in **{len(wins)} of {len(v)}** (dataset, "
                 f"arch) scopes"
                 + (f" ({', '.join(wins['dataset'] + '/' + wins['arch'])})" if len(wins) else "")
