@@ -42,7 +42,8 @@ def _html_table(df: pd.DataFrame) -> str:
 
 
 def _r2_wide(reg: pd.DataFrame, sets: list[str]) -> pd.DataFrame:
-    d = reg[reg["feature_set"].isin(sets) & reg["scope"].isin(["pooled", "arch", "sparsity"])]
+    scopes = ["pooled", "dataset", "arch", "sparsity"]
+    d = reg[reg["feature_set"].isin(sets) & reg["scope"].isin(scopes)]
     wide = d.pivot_table(
         index=["scope", "group", "model"], columns="feature_set", values="r2_oof", sort=False
     )
