@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..io import write_text
+from ..names import encoding_names
 
 MARGIN = 0.02  # R2 / tau differences below this count as a tie
 
@@ -298,7 +299,7 @@ def build_blocks(res: dict[str, Any], meta: dict[str, Any], params: Any, figs: d
 
     # Claim: MGE better than BGEs.
     b.append(("h2", "4. Are MGE topometrics better predictors than BGE metrics? (paper 4.2.1)"))
-    for other in ("rolled", "rolled-channel"):
+    for other in encoding_names("bipartite"):
         b.append(("p", f"MGE vs {other}: " + _verdict(compare(reg, "mge", other), "mge", other)))
     b.append(
         (
@@ -308,13 +309,13 @@ def build_blocks(res: dict[str, Any], meta: dict[str, Any], params: Any, figs: d
             "summaries barely do; the per-architecture scope is the cleanest comparison.",
         )
     )
-    for a in ("mge", "rolled", "rolled-channel", "combined"):
+    topo = [*encoding_names("multipartite"), *encoding_names("bipartite")]
+    for a in (*topo, "combined"):
         b.append(("p", _gain_text(reg, a)))
-    b.append(("table", _r2_wide(reg, ["sparsity", "density", "rolled", "rolled-channel", "mge",
-                                      "combined"])))  # fmt: skip
+    wide = ["sparsity", "density", *encoding_names("bipartite"), *encoding_names("multipartite")]
+    b.append(("table", _r2_wide(reg, [*wide, "combined"])))
     b.append(("p", "ΔR² over the `sparsity`-only model (same scope, group and model):"))
-    b.append(("table", _gain_wide(reg, ["density", "ramanujan", "rolled", "rolled-channel",
-                                        "mge", "combined"])))  # fmt: skip
+    b.append(("table", _gain_wide(reg, ["density", "ramanujan", *topo, "combined"])))
     if "figure_regression_r2_png" in figs:
         b.append(("img", figs["figure_regression_r2_png"]))
 
