@@ -3,24 +3,12 @@
 # The predictor (a directory written by `snntopo fit`) is named by `predict.predictor`.
 
 
-def predictor_file(wc):
-    path = config["predict"]["predictor"]
-    if not path:
-        raise WorkflowError(
-            "the predict target needs predict.predictor in the config "
-            "(a directory written by `snntopo fit`)"
-        )
-    if config["encode"]["weights"] != "init":
-        raise WorkflowError(
-            "the predict target needs encode.weights: init "
-            "(the topology of masks that were never trained)"
-        )
-    return os.path.join(path, "predictor.json") if os.path.isdir(path) else path
+from snntopo.analysis.predict_rule import predictor_input
 
 
 rule predict:
     input:
-        predictor=predictor_file,
+        predictor=lambda wc: predictor_input(config),
         metrics=METRIC_FILES,
     output:
         csv=ensure(f"{RESULTS}/predictions/predictions.csv", non_empty=True),
