@@ -168,9 +168,12 @@ def conformal_q(abs_res: np.ndarray, level: float) -> float:
 
 
 # ------------------------------------------------------------------------------ feature frames
-def feature_frames(tables: Tables) -> tuple[dict[str, pd.DataFrame], pd.Series, str, list[str]]:
-    """The model's and the baselines' features per network (canonical names), and the target."""
-    y, target = target_frame(tables.networks, "auto", "absolute")
+def feature_frames(
+    tables: Tables, target: str = "auto", drop: str = "absolute"
+) -> tuple[dict[str, pd.DataFrame], pd.Series, str, list[str]]:
+    """The model's and the baselines' features per network (canonical names), and the target
+    (``target``/``drop`` as in :func:`snntopo.analysis.features.target_frame`)."""
+    y, target = target_frame(tables.networks, target, drop)
     cleaned, notes = mask_infinite(tables)
     sets, more = build_feature_sets(cleaned)
     if "mge" not in sets:

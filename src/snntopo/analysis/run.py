@@ -128,7 +128,7 @@ def compute(tables: Tables, params: AnalysisParams, progress: Callable[[str], No
 
     if "mge" in sets:
         progress("leave-one-method-out: MGE predictor vs sparsity and layer-density baselines")
-        frames, y_lomo, _, _ = feature_frames(tables)
+        frames, y_lomo, _, _ = feature_frames(tables, params.target, params.drop)
         _, per_method, lomo = leave_one_method_out(frames, y_lomo, target_name)
         res["lomo_methods"], res["lomo"] = per_method, lomo
         res["lomo_verdicts"] = lomo_verdicts(lomo)
