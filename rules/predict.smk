@@ -25,6 +25,7 @@ rule predict:
         mem_mb=2000,
         runtime=10,
     params:
+        code=W.stage_code("predict"),
         out=lambda wc, output: os.path.dirname(output.csv),
     script:
         "../workflow/scripts/predict.py"

@@ -250,3 +250,18 @@ def test_no_list_of_registered_names_outside_the_registries():
                 if len(quoted) >= 2:
                     offenders.append(f"{path.relative_to(REPO)}:{line_no}: {kind} {sorted(quoted)}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_every_rule_that_runs_package_code_carries_its_code_digest():
+    """Each rule with a script has a ``code`` param (its stage's digest), so package edits rerun
+    it; and the stage module the digest names exists."""
+    import re
+
+    for path in sorted((REPO / "rules").glob("*.smk")):
+        text = path.read_text()
+        for block in re.split(r"\n(?=\s*rule\b)", text):
+            if "script:" not in block:
+                continue
+            m = re.search(r'code=(?:lambda wc: )?W\.stage_code\(\s*"(\w+)"', block)
+            assert m, f"{path.name}: a rule without code=W.stage_code(...):\n{block[:200]}"
+            assert (REPO / "src" / "snntopo" / "stages" / f"{m.group(1)}.py").exists(), m.group(1)

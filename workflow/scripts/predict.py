@@ -1,9 +1,9 @@
 """Rule `predict`: predicted accuracy of untrained masks from their metric artifacts.
-Logic: snntopo.analysis.predictor.write_predictions."""
+Logic: snntopo.stages.predict (snntopo.analysis.predictor.write_predictions)."""
 
 import _bootstrap  # noqa: F401  (puts the checkout's src/ on sys.path)
 
-from snntopo.analysis.predictor import write_predictions
+from snntopo.stages.predict import write_predictions
 from snntopo.jobs import run_job
 
 run_job(

@@ -26,6 +26,7 @@ STAGE_FUNCTIONS = {
     "accuracy_table": "report",
     "make_report": "report",
     "plot_graph": "report",
+    "write_predictions": "predict",
 }
 
 
