@@ -228,10 +228,20 @@ def _fill_defaults(obj: dict[str, Any], schema: dict[str, Any]) -> None:
             _fill_defaults(obj[name], sub)
 
 
+#: torch's CPU generator (a Mersenne Twister) keeps only the low 32 bits of a seed, so seeds that
+#: differ by 2**32 would draw identical masks, inits and batches; numpy's legacy RandomState (used
+#: by scikit-learn in the analysis) rejects seeds >= 2**32 outright
+MAX_SEED = 2**32 - 1
+#: the metric family whose per-layer output holds the layer densities the analysis needs
+#: (``tables/ramanujan_layers.csv``, ``analysis/ramanujan_density.csv``)
+LAYER_DENSITY_FAMILY = "ramanujan"
+
+
 def _check_semantics(config: dict[str, Any], source: str) -> None:
-    """Validate the training recipe every (dataset, arch) of the grid will actually get, with the
-    trainer's own rules (e.g. strictly increasing milestones, momentum < 1), so a bad recipe stops
-    before any job runs rather than inside every training job."""
+    """What the schema cannot say but would otherwise fail late (after every training job) or
+    silently: the training recipe every (dataset, arch) of the grid actually gets (with the
+    trainer's own rules), seeds, the results directory, the sparsity path tags, metric families
+    that apply to no configured encoding, and a grid the analysis cannot cross-validate."""
     from .train import TrainConfig
 
     where = f"{source}: " if source else ""
@@ -241,6 +251,101 @@ def _check_semantics(config: dict[str, Any], source: str) -> None:
                 training_settings(config, dataset, arch),
                 where=f"{where}training (dataset {dataset}, arch {arch})",
             )
+    errors = [
+        *_check_seeds(config),
+        *_check_results(config),
+        *_check_sparsities(config),
+        *_check_families(config),
+        *_check_analysis_grid(config),
+    ]
+    if errors:
+        raise ConfigError("\n".join(f"{where}{e}" for e in errors))
+
+
+def check_seed(value: Any, key: str = "seed") -> str | None:
+    """Why ``value`` is not a usable seed (``None`` when it is)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"{key}: {value!r} is not an integer"
+    if not 0 <= value <= MAX_SEED:
+        return (
+            f"{key}: {value} is out of range; must be in [0, {MAX_SEED}] (torch's CPU generator "
+            "keeps only 32 bits of a seed, so larger seeds would repeat smaller ones)"
+        )
+    return None
+
+
+def _check_seeds(config: dict[str, Any]) -> list[str]:
+    found = [check_seed(s, f"seeds[{i}]") for i, s in enumerate(config["seeds"])]
+    found.append(check_seed(config.get("analysis", {}).get("seed", 0), "analysis.seed"))
+    return [e for e in found if e]
+
+
+def _check_results(config: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for key in ("results", "data_root"):
+        value = config.get(key)
+        if value is None:
+            continue
+        if not str(value).strip():
+            out.append(f"{key}: {value!r} is empty; give a directory such as {key!r}")
+        elif key == "results" and Path(str(value)).expanduser().resolve() == Path("/").resolve():
+            out.append(f"{key}: {value!r} is the filesystem root; give a directory of its own")
+    return out
+
+
+def _check_sparsities(config: dict[str, Any]) -> list[str]:
+    from .names import sparsity_tag
+
+    seen: dict[str, float] = {}
+    out = []
+    for i, s in enumerate(config["sparsities"]):
+        tag = sparsity_tag(s)
+        if float(tag) != float(s):  # pragma: no cover - sparsity_tag is exact
+            out.append(f"sparsities[{i}]: {s!r} has no exact path tag")
+        if tag in seen:
+            out.append(f"sparsities[{i}]: {s!r} has the same path tag s{tag} as {seen[tag]!r}")
+        seen[tag] = s
+    return out
+
+
+def _check_families(config: dict[str, Any]) -> list[str]:
+    from .metrics import family_encoding_names
+
+    encodings = list(config["encodings"])
+    families = list(config["metrics"]["families"])
+    out = []
+    for i, fam in enumerate(families):
+        if not family_encoding_names(fam, encodings):
+            fits = family_encoding_names(fam)
+            out.append(
+                f"metrics.families[{i}]: {fam!r} applies to none of encodings {encodings} "
+                f"(it applies to {fits}); add one of those to encodings or drop {fam!r}"
+            )
+    if LAYER_DENSITY_FAMILY not in families or not family_encoding_names(
+        LAYER_DENSITY_FAMILY, encodings
+    ):
+        out.append(
+            f"metrics.families: {families} lacks {LAYER_DENSITY_FAMILY!r} on a layer-wise "
+            f"encoding ({family_encoding_names(LAYER_DENSITY_FAMILY)}); the analysis needs its "
+            "per-layer densities (tables/ramanujan_layers.csv, analysis/ramanujan_density.csv)"
+        )
+    return out
+
+
+def _check_analysis_grid(config: dict[str, Any]) -> list[str]:
+    """The analysis cross-validates over configurations (dataset, arch, method, sparsity), never
+    splitting one configuration's seeds: it needs at least ``n_splits`` (>= 2) of them."""
+    n_splits = int(config.get("analysis", {}).get("n_splits", 5))
+    sizes = {k: len(config[k]) for k in ("datasets", "architectures", "methods", "sparsities")}
+    n = sizes["datasets"] * sizes["architectures"] * sizes["methods"] * sizes["sparsities"]
+    if n >= max(2, n_splits):
+        return []
+    grid = " x ".join(f"{v} {k}" for k, v in sizes.items())
+    return [
+        f"analysis.n_splits: {n_splits} folds need at least {max(2, n_splits)} configurations "
+        f"(dataset, arch, method, sparsity), but the grid has {n} ({grid}); add methods or "
+        "sparsities, or lower analysis.n_splits"
+    ]
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

@@ -84,5 +84,17 @@ def __getattr__(name: str) -> Any:
 
 
 def sparsity_tag(sparsity: float) -> str:
-    """The path form of a sparsity: ``0.9 -> '0.9'``, ``0 -> '0'`` (shortest exact repr)."""
-    return f"{float(sparsity):g}"
+    """The path form of a sparsity: exact and round-trippable, digits and one dot only.
+
+    ``0.9 -> '0.9'``, ``0.9000001 -> '0.9000001'``, ``1e-05 -> '0.00001'``, ``0 -> '0'``: the
+    shortest positional decimal that reads back as the same float (``float(tag) == sparsity``), so
+    two distinct sparsities never share a directory and the tag matches the workflow's
+    ``sparsity`` wildcard (``[0-9.]+``; an exponent would not).
+    """
+    import numpy as np
+
+    value = float(sparsity)
+    tag = np.format_float_positional(value, unique=True, trim="-")
+    if float(tag) != value:  # pragma: no cover - numpy guarantees the round trip
+        raise ValueError(f"sparsity {value!r} has no exact path tag")
+    return tag
