@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import cliargs
 from .models import MODELS
 from .names import DENSE
 from .pai import METHODS
@@ -171,9 +172,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--families", nargs="*", default=None, help="metric families (default: all that apply)"
     )
-    parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--width", type=cliargs.positive_float, default=1.0, help="channel width multiplier"
+    )
+    parser.add_argument("--seed", type=cliargs.seed, default=0)
+    parser.add_argument("--threads", type=cliargs.threads, default=1)
     parser.add_argument(
         "--param", action="append", default=[], help="KEY=VALUE metric parameter (JSON value)"
     )

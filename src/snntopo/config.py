@@ -174,9 +174,16 @@ def _bounds_of(schema: dict[str, Any]) -> str:
 
 
 def check_config(
-    config: dict[str, Any], source: str = "", schema: dict[str, Any] | None = None
+    config: dict[str, Any],
+    source: str = "",
+    schema: dict[str, Any] | None = None,
+    *,
+    grid: bool = True,
 ) -> dict[str, Any]:
     """Validate ``config`` and return a copy with schema defaults filled in.
+
+    ``grid=False`` skips the checks that only concern a whole workflow grid (whether the analysis
+    can cross-validate it): a one-network command line has no analysis.
 
     Raises :class:`ConfigError` listing every problem, one line each, naming ``source`` and the key.
     """
@@ -193,7 +200,7 @@ def check_config(
         raise ConfigError("\n".join(_describe(e, source) for e in errors))
     out = copy.deepcopy(config)
     _fill_defaults(out, schema)
-    _check_semantics(out, source)
+    _check_semantics(out, source, grid=grid)
     return out
 
 
@@ -237,7 +244,7 @@ MAX_SEED = 2**32 - 1
 LAYER_DENSITY_FAMILY = "ramanujan"
 
 
-def _check_semantics(config: dict[str, Any], source: str) -> None:
+def _check_semantics(config: dict[str, Any], source: str, grid: bool = True) -> None:
     """What the schema cannot say but would otherwise fail late (after every training job) or
     silently: the training recipe every (dataset, arch) of the grid actually gets (with the
     trainer's own rules), seeds, the results directory, the sparsity path tags, metric families
@@ -256,7 +263,7 @@ def _check_semantics(config: dict[str, Any], source: str) -> None:
         *_check_results(config),
         *_check_sparsities(config),
         *_check_families(config),
-        *_check_analysis_grid(config),
+        *(_check_analysis_grid(config) if grid else []),
     ]
     if errors:
         raise ConfigError("\n".join(f"{where}{e}" for e in errors))

@@ -14,9 +14,51 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import SnntopoError
+from .errors import ArtifactError, SnntopoError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class OutputError(ArtifactError):
+    """An output cannot be written: its directory is not writable, or the disk is full."""
+
+
+class NonFiniteError(ArtifactError):
+    """Weights or metrics that must be finite hold NaN or Inf."""
+
+
+def check_writable(path: str | os.PathLike[str], what: str = "output") -> None:
+    """Fail before any work if ``path`` cannot be written: its directory cannot be created, or a
+    file cannot be created in it (read-only directory, read-only file system). Leaves nothing
+    behind but the directories the job would create anyway."""
+    import errno
+    import tempfile
+
+    target = Path(path)
+    parent = target.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        why = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        raise OutputError(f"{what} {target}: cannot write to {parent} ({why})") from None
+    if target.is_dir():
+        raise OutputError(f"{what} {target}: is a directory, expected a file path")
+
+
+def check_outputs_writable(kwargs: dict[str, Any]) -> None:
+    """:func:`check_writable` for every ``out*`` keyword argument of a stage call (a path, or a
+    list of paths)."""
+    for key, value in kwargs.items():
+        if not key.startswith("out"):
+            continue
+        paths = value if isinstance(value, list | tuple) else [value]
+        for p in paths:
+            if isinstance(p, str | os.PathLike):
+                # an ``out_dir`` names a directory: probe a file inside it
+                check_writable(Path(p) / ".probe" if key.endswith("dir") else p, key)
 
 
 def setup_logging(log_path: str | os.PathLike[str] | None, level: int = logging.INFO) -> None:
@@ -71,6 +113,7 @@ def run_job(
     log = logging.getLogger("snntopo.job")
     log.info("start %s", func.__name__)
     try:
+        check_outputs_writable(kwargs)  # before the work, not after it
         func(**kwargs)
     except SnntopoError as exc:
         log.error("%s: %s", type(exc).__name__, exc)
@@ -78,11 +121,33 @@ def run_job(
     except MemoryError:
         log.error("%s", _oom_message(func.__name__, kwargs, job_context or {}))
         sys.exit(1)
+    except OSError as exc:
+        msg = _os_error_message(exc)
+        if msg is None:
+            log.exception("unexpected error in %s (please report this as a bug)", func.__name__)
+        else:
+            log.error("%s: %s", func.__name__, msg)
+        sys.exit(1)
     except Exception:
         # a bug, not a user mistake: keep the traceback, in the log file too
         log.exception("unexpected error in %s (please report this as a bug)", func.__name__)
         sys.exit(1)
     log.info("done %s", func.__name__)
+
+
+def _os_error_message(exc: OSError) -> str | None:
+    """One line for the OS errors a user (or a full disk) causes; ``None`` for anything else."""
+    import errno
+
+    where = f"{exc.filename}: " if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"{where}no space left on device (disk full or quota exceeded); free space and rerun "
+            "(artifacts are written atomically: nothing half-written was left behind)"
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{where}permission denied or read-only file system ({exc.strerror})"
+    return None
 
 
 def limit_threads(threads: int) -> None:

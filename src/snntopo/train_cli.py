@@ -15,6 +15,8 @@ import json
 import logging
 from pathlib import Path
 
+from . import cliargs
+
 FLAG_KEYS = ("epochs", "lr", "batch_size", "weight_decay", "amp", "num_workers", "limit_batches")
 
 
@@ -23,13 +25,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     add_network_arguments(parser, method_default="dense")
     parser.add_argument("--mask", default=None, help="mask.safetensors (default: dense)")
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=None)
-    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--epochs", type=cliargs.non_negative_int, default=None)
+    parser.add_argument("--lr", type=cliargs.positive_float, default=None)
+    parser.add_argument("--batch-size", type=cliargs.positive_int, default=None)
     parser.add_argument("--weight-decay", type=float, default=None)
     parser.add_argument("--amp", default=None, choices=["auto", "off", "bf16", "fp16"])
-    parser.add_argument("--num-workers", type=int, default=None)
-    parser.add_argument("--limit-batches", type=int, default=None, help="smoke tests only")
+    parser.add_argument("--num-workers", type=cliargs.non_negative_int, default=None)
+    parser.add_argument(
+        "--limit-batches", type=cliargs.positive_int, default=None, help="smoke tests only"
+    )
     parser.add_argument("--out", required=True, help="output directory")
 
 
@@ -49,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     TrainConfig.from_dict({**training, "device": job.device}, where="command line")
     job = dataclasses.replace(job, training=training)
     out = Path(args.out)
+    cliargs.check_out_not_input(out / "model.safetensors", [args.mask, args.config])
+    cliargs.check_out_writable(out / "model.safetensors", "--out")
     with measure() as m:
         result = train_network(
             job,

@@ -16,6 +16,8 @@ import json
 import tempfile
 from pathlib import Path
 
+from .. import cliargs
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     from ..stages.network import add_network_arguments
@@ -28,7 +30,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--identity-edges", action="store_true", help="MGE: weight-1 identity edges"
     )
-    parser.add_argument("--batch-size", type=int, default=None, help="PaI batch size override")
+    parser.add_argument(
+        "--batch-size", type=cliargs.positive_int, default=None, help="PaI batch size override"
+    )
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--mask", type=Path, help="mask .safetensors (bool tensors by param name)")
     src.add_argument("--checkpoint", type=Path, help="trained masked model.safetensors")
@@ -46,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from ..stages.spec import make_spec
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cliargs.check_out_not_input(args.out, [args.mask, args.checkpoint, args.spec, args.config])
+    cliargs.check_out_writable(args.out)
     job = NetworkJob.from_args(args)
     with tempfile.TemporaryDirectory(prefix="snntopo-encode-") as tmp:
         spec = str(args.spec) if args.spec is not None else f"{tmp}/layers.json"

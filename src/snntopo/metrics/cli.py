@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import cliargs
 from ..errors import ConfigError
 
 
@@ -29,8 +30,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="FAMILY",
         help=f"families to compute (default: all that apply); one of {', '.join(FAMILIES.names())}",
     )
-    parser.add_argument("--seed", type=int, default=0, help="motif sample and eigensolver start")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--seed", type=cliargs.seed, default=0, help="motif sample and eigensolver start"
+    )
+    parser.add_argument("--threads", type=cliargs.threads, default=1)
     parser.add_argument(
         "--param",
         action="append",
@@ -55,6 +58,10 @@ def parse_params(args: argparse.Namespace) -> dict[str, Any]:
             params[key] = json.loads(raw)
         except json.JSONDecodeError:
             params[key] = raw
+    cliargs.check_params(
+        {k: v for k, v in params.items() if k not in ("seed", "threads")},
+        cliargs.metric_params_schema(),
+    )
     return params
 
 
@@ -66,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     from . import applicable_families
 
     params = parse_params(args)
+    cliargs.check_out_not_input(args.out, [args.graph])
+    cliargs.check_out_writable(args.out)
     graph = load_graph(args.graph)
     encoding = graph.meta.get("encoding")
     if args.families:

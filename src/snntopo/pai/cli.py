@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from .. import cliargs
 from ..perf import measure
 
 
@@ -18,7 +19,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     from ..stages.network import add_network_arguments
 
     add_network_arguments(parser, method_default=None)
-    parser.add_argument("--batch-size", type=int, default=None, help="override the method's")
+    parser.add_argument(
+        "--batch-size", type=cliargs.positive_int, default=None, help="override the method's"
+    )
     parser.add_argument("--out", required=True, help="output mask.safetensors")
     parser.add_argument(
         "--init", default=None, help="also write the masked initial weights (.safetensors)"
@@ -32,6 +35,11 @@ def run(args: argparse.Namespace) -> int:
     from ..stages.network import NetworkJob
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cliargs.check_out_not_input(args.out, [args.config])
+    cliargs.check_out_writable(args.out)
+    if args.init is not None:
+        cliargs.check_out_not_input(args.init, [args.config, args.out], "--init")
+        cliargs.check_out_writable(args.init, "--init")
     job = NetworkJob.from_args(args)
     with measure() as m:
         meta = make_mask(job, args.out, args.init)

@@ -123,6 +123,7 @@ class NetworkJob:
                     "seeds": [0],
                 },
                 source="command line",
+                grid=False,
             )
             base["training"] = {**base["training"], **paper_recipe(args.dataset, args.arch)}
         if flag("width") is not None:
@@ -226,6 +227,7 @@ def _parse_kv(item: str, flag: str) -> tuple[str, Any]:
 
 def add_network_arguments(parser: argparse.ArgumentParser, *, method_default: str | None) -> None:
     """The options every per-network command shares: the same settings a workflow config has."""
+    from .. import cliargs
     from ..data import DATASETS
     from ..models import MODELS, arch_name
     from ..pai import METHODS
@@ -241,16 +243,22 @@ def add_network_arguments(parser: argparse.ArgumentParser, *, method_default: st
     methods = [*METHODS.names(), DENSE]
     if method_default is None:
         parser.add_argument("--method", required=True, choices=methods)
-        parser.add_argument("--sparsity", required=True, type=float)
+        parser.add_argument("--sparsity", required=True, type=cliargs.sparsity)
     else:
         parser.add_argument("--method", default=method_default, choices=methods)
-        parser.add_argument("--sparsity", type=float, default=0.0, help="0: dense")
-    parser.add_argument("--seed", type=int, default=0, help="initialisation and PaI randomness")
+        parser.add_argument("--sparsity", type=cliargs.sparsity, default=0.0, help="0: dense")
+    parser.add_argument(
+        "--seed", type=cliargs.seed, default=0, help="initialisation and PaI randomness"
+    )
     parser.add_argument(
         "--config", default=None, help="workflow config YAML whose settings to use as defaults"
     )
-    parser.add_argument("--width", type=float, default=None, help="channel width multiplier")
-    parser.add_argument("--input-size", type=int, default=None, help="default: the data set's")
+    parser.add_argument(
+        "--width", type=cliargs.positive_float, default=None, help="channel width multiplier"
+    )
+    parser.add_argument(
+        "--input-size", type=cliargs.input_size, default=None, help="default: the data set's"
+    )
     parser.add_argument("--data-root", default=None, help="where the data sets live (data)")
     parser.add_argument("--download", action="store_true", help="download missing data sets")
     parser.add_argument("--device", default=None, help="auto (CUDA if present), cpu, cuda:1")
