@@ -41,6 +41,13 @@ def write_fake_cifar(
     return base
 
 
+def fixture_sums(base: Path) -> dict[str, str]:
+    """md5 of every fixture file, computed here (hashlib), standing in for the published list."""
+    import hashlib
+
+    return {f.name: hashlib.md5(f.read_bytes()).hexdigest() for f in base.iterdir()}
+
+
 def write_fake_tiny(root: Path, wnids=("n01443537", "n01629819"), per_class: int = 3) -> Path:
     """The ``tiny-imagenet-200`` layout with 64x64 JPEGs."""
     from PIL import Image
@@ -74,10 +81,10 @@ def test_registry_facts():
 
 @pytest.mark.parametrize("cifar100", [False, True])
 def test_cifar_layout_reads_without_download(tmp_path, cifar100):
-    write_fake_cifar(tmp_path, n_train=10, n_test=6, cifar100=cifar100)
+    sums = fixture_sums(write_fake_cifar(tmp_path, n_train=10, n_test=6, cifar100=cifar100))
     name = "cifar100" if cifar100 else "cifar10"
-    train = load_dataset(name, tmp_path, train=True, download=False)
-    test = load_dataset(name, tmp_path, train=False, download=False)
+    train = load_dataset(name, tmp_path, train=True, download=False, checksums=sums)
+    test = load_dataset(name, tmp_path, train=False, download=False, checksums=sums)
     assert len(train) == 10 and len(test) == 6
     x, y = train[0]
     assert x.shape == (3, 32, 32) and x.dtype == torch.float32
@@ -93,7 +100,8 @@ def test_cifar_test_split_matches_manual_normalisation(tmp_path):
         raw = pickle.load(fh)["data"][2].reshape(3, 32, 32).astype(np.float32) / 255
     info = dataset_info("cifar10")
     want = (raw - np.array(info.mean)[:, None, None]) / np.array(info.std)[:, None, None]
-    got = load_dataset("cifar10", tmp_path, train=False)[2][0].numpy()
+    sums = fixture_sums(base)
+    got = load_dataset("cifar10", tmp_path, train=False, checksums=sums)[2][0].numpy()
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
@@ -108,8 +116,9 @@ def test_missing_cifar_names_path(tmp_path):
 def test_corrupt_cifar_batch_is_data_error(tmp_path):
     base = write_fake_cifar(tmp_path)
     (base / "test_batch").write_bytes(b"not a pickle")
+    sums = fixture_sums(base)  # even with a matching checksum the bytes must parse
     with pytest.raises(DataError, match="cifar-10-batches-py"):
-        load_dataset("cifar10", tmp_path, train=False)
+        load_dataset("cifar10", tmp_path, train=False, checksums=sums)
 
 
 def test_tinyimagenet_layout(tmp_path):

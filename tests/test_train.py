@@ -275,13 +275,13 @@ def test_cuda_amp_channels_last_keeps_masks():
 
 def test_trains_on_cifar_files_through_torchvision_loader(tmp_path):
     """End to end through the real on-disk layout (tiny fake CIFAR-10 batches)."""
-    from test_data import write_fake_cifar
+    from test_data import fixture_sums, write_fake_cifar
 
     from snntopo.data import load_dataset
 
-    write_fake_cifar(tmp_path, n_train=20, n_test=6)
-    train_set = load_dataset("cifar10", tmp_path, train=True)
-    test_set = load_dataset("cifar10", tmp_path, train=False)
+    sums = fixture_sums(write_fake_cifar(tmp_path, n_train=20, n_test=6))
+    train_set = load_dataset("cifar10", tmp_path, train=True, checksums=sums)
+    test_set = load_dataset("cifar10", tmp_path, train=False, checksums=sums)
     model = build_model("resnet20", width=0.25, seed=0)
     masks = random_masks(model)
     res = train_masked(model, masks, train_set, test_set, dict(SMALL, epochs=1), seed=0)
