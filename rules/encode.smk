@@ -6,6 +6,8 @@ rule encode:
     input:
         spec=f"{RESULTS}/{{dataset}}/{{arch}}/layers.json",
         weights=weights_for_encoding,
+        # the weights are checked against the network's mask (same grid point, same digest)
+        mask=f"{NET}/mask.safetensors",
     output:
         ensure(f"{NET}/graphs/{{encoding}}.npz", non_empty=True),
     log:

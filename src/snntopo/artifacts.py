@@ -138,8 +138,186 @@ def load_trained_into(model: Any, path: str | os.PathLike[str]) -> Any:
     return model
 
 
+# --------------------------------------------------------------------------- artifacts vouch
+#: the parameters that identify a grid point, as every artifact records them
+NETWORK_KEYS = ("dataset", "arch", "method", "sparsity", "seed")
+#: model-shape parameters recorded by masks and inits (and under ``params`` by trained models)
+SHAPE_KEYS = ("width", "input_size")
+
+
+def _same(key: str, got: Any, want: Any) -> bool:
+    if key in ("sparsity", "width"):
+        try:
+            return float(got) == float(want)
+        except (TypeError, ValueError):
+            return False
+    if key in ("seed", "input_size"):
+        try:
+            return int(got) == int(want) and float(got) == float(want)
+        except (TypeError, ValueError):
+            return False
+    return str(got) == str(want)
+
+
+def check_recorded(
+    meta: Mapping[str, Any],
+    expected: Mapping[str, Any],
+    source: str,
+    keys: tuple[str, ...] = NETWORK_KEYS + SHAPE_KEYS,
+    against: str = "this grid point",
+) -> None:
+    """Raise ``ArtifactError`` unless every key of ``keys`` that ``expected`` gives is recorded in
+    ``meta`` with the same value; the message names the file, the key and both values.
+
+    Why: every artifact carries the parameters that made it, so an artifact of another grid point
+    copied into a network's directory (a 0.98 mask at the 0.9 path) is caught where it is read,
+    instead of running to a finished report with the wrong network in the 0.9 row.
+    """
+    from .errors import ArtifactError
+
+    for key in keys:
+        if key not in expected or expected[key] is None:
+            continue
+        want = expected[key]
+        if key not in meta or meta[key] is None:
+            raise ArtifactError(
+                f"{source}: records no {key!r}; cannot vouch for {against} ({key} {want!r})"
+            )
+        if not _same(key, meta[key], want):
+            raise ArtifactError(
+                f"{source}: {key} is {meta[key]!r} but {against} has {key} {want!r} "
+                "(an artifact of another network?)"
+            )
+
+
+def read_safetensors_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``snntopo`` JSON metadata of any snntopo safetensors artifact (mask, init, model)."""
+    from safetensors import safe_open
+
+    from .errors import ArtifactError
+
+    p = Path(path)
+    try:
+        with safe_open(str(p), framework="numpy") as fh:
+            header = fh.metadata() or {}
+    except Exception as exc:
+        raise ArtifactError(f"{p}: unreadable safetensors file ({exc})") from None
+    try:
+        meta = json.loads(header[META_KEY])
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{p}: missing or invalid {META_KEY!r} metadata ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ArtifactError(f"{p}: {META_KEY!r} metadata is not a JSON object")
+    return meta
+
+
+def weights_network(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The grid-point parameters recorded by an init (flat) or a trained model (network keys flat,
+    ``width``/``input_size`` under ``params``)."""
+    out = {k: meta[k] for k in (*NETWORK_KEYS, *SHAPE_KEYS) if k in meta}
+    params = meta.get("params") if isinstance(meta.get("params"), Mapping) else {}
+    for k in SHAPE_KEYS:
+        if k not in out and k in params:
+            out[k] = params[k]
+    return out
+
+
+def mask_digest(masks: Mapping[str, Any]) -> str:
+    """Content digest of a set of masks (names, shapes and bits), independent of the file bytes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(masks):
+        m = np.asarray(masks[name].numpy() if hasattr(masks[name], "numpy") else masks[name])
+        m = m.astype(bool)
+        h.update(f"{name}:{m.shape};".encode())
+        h.update(np.packbits(m, axis=None).tobytes())
+    return h.hexdigest()[:16]
+
+
+def check_mask_content(masks: Mapping[str, Any], meta: Mapping[str, Any], source: str) -> None:
+    """Raise ``ArtifactError`` for a mask that keeps nothing, or whose bits disagree with its own
+    record (realised sparsity, content digest): tensors replaced behind intact metadata."""
+    from .errors import ArtifactError
+
+    arrays = {
+        n: np.asarray(m.numpy() if hasattr(m, "numpy") else m).astype(bool)
+        for n, m in masks.items()
+    }
+    total = sum(a.size for a in arrays.values())
+    kept = sum(int(np.count_nonzero(a)) for a in arrays.values())
+    if total and kept == 0:
+        raise ArtifactError(
+            f"{source}: all-zero mask (keeps 0 of {total} weights; records sparsity "
+            f"{meta.get('sparsity')!r}): it would give a network without edges"
+        )
+    realised = 1.0 - kept / total if total else 0.0
+    recorded = meta.get("realised_sparsity")
+    if recorded is not None and abs(float(recorded) - realised) > 1e-9:
+        raise ArtifactError(
+            f"{source}: realised_sparsity is recorded as {float(recorded):.6g} but the mask's bits "
+            f"give {realised:.6g} (tensors replaced?)"
+        )
+    digest = meta.get("mask_digest")
+    if digest is not None and digest != mask_digest(arrays):
+        raise ArtifactError(
+            f"{source}: mask_digest is recorded as {digest} but the bits give "
+            f"{mask_digest(arrays)} (tensors replaced?)"
+        )
+
+
+def check_weights_within_mask(
+    weights: Mapping[str, np.ndarray],
+    masks: Mapping[str, Any],
+    weights_source: str,
+    mask_source: str,
+) -> None:
+    """Raise ``ArtifactError`` if any nonzero weight sits where the mask prunes (weights of
+    another mask), naming both files, the parameter and the count."""
+    from .errors import ArtifactError
+
+    for name, m in masks.items():
+        if name not in weights:
+            continue
+        keep = np.asarray(m.numpy() if hasattr(m, "numpy") else m).astype(bool)
+        w = np.asarray(weights[name])
+        if w.shape != keep.shape:
+            raise ArtifactError(
+                f"{weights_source}: {name!r} has shape {list(w.shape)} but {mask_source} has "
+                f"{list(keep.shape)}"
+            )
+        stray = int(np.count_nonzero(w[~keep]))
+        if stray:
+            raise ArtifactError(
+                f"{weights_source}: {stray} nonzero weights of {name!r} are pruned by "
+                f"{mask_source} (weights of another mask?)"
+            )
+
+
+def check_finite(weights: Mapping[str, np.ndarray], source: str) -> None:
+    """Raise ``NonFiniteError`` naming the file, the tensor and the count of NaN/Inf values."""
+    from .jobs import NonFiniteError
+
+    for name, w in weights.items():
+        a = np.asarray(w)
+        if a.dtype.kind == "f":
+            bad = int(np.count_nonzero(~np.isfinite(a)))
+            if bad:
+                raise NonFiniteError(
+                    f"{source}: tensor {name!r} holds {bad} NaN/Inf value(s) of {a.size}"
+                )
+
+
 __all__ = [
     "MASK_PREFIX",
+    "NETWORK_KEYS",
+    "check_finite",
+    "check_mask_content",
+    "check_recorded",
+    "check_weights_within_mask",
+    "mask_digest",
+    "read_safetensors_meta",
+    "weights_network",
     "load_trained_into",
     "load_trained_masks",
     "load_trained_meta",

@@ -31,12 +31,69 @@ def _keys(d: dict[str, Any], source: str) -> dict[str, Any]:
     }
 
 
+def path_keys(path: str) -> dict[str, Any] | None:
+    """The network keys a per-network artifact's path names (``.../{dataset}/{arch}/{method}/
+    s{sparsity}/seed{seed}/train.json`` or ``.../metrics/{family}.json``), or ``None`` for a path
+    outside that layout (e.g. files given on the command line)."""
+    parts = Path(path).parts
+    end = len(parts) - (2 if len(parts) >= 2 and parts[-2] == "metrics" else 1)
+    if end < 5:
+        return None
+    d, a, m, s, seed = parts[end - 5 : end]
+    if not (s.startswith("s") and seed.startswith("seed")):
+        return None
+    try:
+        return {
+            "dataset": d,
+            "arch": a,
+            "method": m,
+            "sparsity": float(s[1:]),
+            "seed": int(seed[4:]),
+        }
+    except ValueError:
+        return None
+
+
+def _check_belongs(keys: dict[str, Any], path: str, seen: dict[tuple, str], what: str) -> None:
+    """An artifact must describe the network of the directory it sits in, and no network may be
+    joined twice (a copied file would otherwise replace another network's row)."""
+    from .artifacts import check_recorded
+    from .errors import ArtifactError
+
+    where = path_keys(path)
+    if where is not None:
+        try:
+            check_recorded(keys, where, path, keys=KEYS, against="its directory")
+        except ArtifactError as exc:
+            raise TableError(str(exc)) from None
+    key = (what, *(keys[k] for k in KEYS))
+    if key in seen:
+        raise TableError(
+            f"{path}: describes the same network {dict(zip(KEYS, key[1:], strict=True))} as "
+            f"{seen[key]} ({what})"
+        )
+    seen[key] = path
+
+
+def _number(value: Any, path: str, where: str) -> float | None:
+    """A metric value: a number or null; anything else is a ``TableError`` naming the file."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TableError(f"{path}: {where} is {value!r}, not a number")
+    return float(value)
+
+
 def networks_table(train_summaries: list[str]) -> pd.DataFrame:
     """One row per trained network with its accuracy and its dense baseline's accuracy."""
     rows = []
+    seen: dict[tuple, str] = {}
     for path in train_summaries:
         s = read_json(path, required=("accuracy",))
-        rows.append({**_keys(s, path), "accuracy": float(s["accuracy"])})
+        keys = _keys(s, path)
+        _check_belongs(keys, path, seen, "train summary")
+        acc = _number(s["accuracy"], path, "accuracy")
+        rows.append({**keys, "accuracy": float("nan") if acc is None else acc})
     df = pd.DataFrame(rows, columns=[*KEYS, "accuracy"])
     dense = df[df.method == DENSE]
     sparse = df[df.method != DENSE].copy()
@@ -57,14 +114,22 @@ def metric_tables(metric_files: list[str]) -> tuple[dict[str, pd.DataFrame], pd.
     """Per-encoding network-level feature tables and the per-layer Ramanujan table."""
     per_encoding: dict[str, dict[tuple, dict[str, Any]]] = defaultdict(dict)
     layer_rows: list[dict[str, Any]] = []
+    seen: dict[tuple, str] = {}
     for path in metric_files:
         art = read_json(path, required=("family", "encodings", "network"))
         keys = _keys(art["network"], path)
+        if Path(path).parent.name == "metrics" and Path(path).stem != art["family"]:
+            raise TableError(
+                f"{path}: family is {art['family']!r} but the file is named for {Path(path).stem!r}"
+            )
+        _check_belongs(keys, path, seen, f"family {art['family']}")
         key = tuple(keys[k] for k in KEYS)
+        if not isinstance(art["encodings"], dict):
+            raise TableError(f"{path}: 'encodings' is not a mapping")
         for encoding, res in art["encodings"].items():
             row = per_encoding[encoding].setdefault(key, dict(keys))
             for metric, value in (res.get("network") or {}).items():
-                row[metric] = value
+                row[metric] = _number(value, path, f"{encoding} metric {metric!r}")
             if art["family"] == "ramanujan":
                 for layer in res.get("layers") or []:
                     out = {**keys, "encoding": encoding}

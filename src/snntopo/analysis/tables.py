@@ -88,6 +88,22 @@ def check_table(
             )
 
 
+def check_numeric(df: pd.DataFrame, name: str, columns: list[str]) -> None:
+    """Raise TableError naming the file, the column and a value for a non-numeric cell (empty
+    cells are NaN and allowed)."""
+    for c in columns:
+        if c not in df.columns or pd.api.types.is_numeric_dtype(df[c]):
+            continue
+        vals = pd.to_numeric(df[c], errors="coerce")
+        bad = df[c].notna() & vals.isna()
+        if bad.any():
+            first = df[c][bad].iloc[0]
+            raise TableError(
+                f"{name}: column {c!r} holds non-numeric value {first!r} "
+                f"({int(bad.sum())} row(s), first at row {int(bad.idxmax()) + 2} of the file)"
+            )
+
+
 def normalise_keys(df: pd.DataFrame) -> pd.DataFrame:
     """Give the key columns one dtype everywhere so merges never silently miss (str/float/int)."""
     out = df.copy()
@@ -150,6 +166,7 @@ def load_canonical_tables(directory: str | os.PathLike[str]) -> Tables:
             continue
         df = read_csv(p)
         check_table(df, str(p), KEYS, KEYS, unique=KEYS)
+        check_numeric(df, str(p), [c for c in df.columns if c not in KEYS])
         features[enc] = select_features(normalise_keys(df), enc)
     rpath = find_table(d, RAMANUJAN_FILE)
     ram = None
@@ -165,6 +182,7 @@ def load_canonical_tables(directory: str | os.PathLike[str]) -> Tables:
             no_nan,
             unique=[*KEYS, "encoding", "layer_id"],
         )
+        check_numeric(ram, str(rpath), ["layer_id", "layer_density", *RAMANUJAN_METRICS])
         ram = normalise_keys(ram)
     return Tables(networks, features, ram, source="canonical", notes=notes)
 

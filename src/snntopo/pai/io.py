@@ -34,6 +34,7 @@ def save_mask(
     dict of ``compute_mask`` plus arch/dataset); per-layer densities, realised sparsity and a
     provenance block are added here from the masks themselves so they can never disagree.
     """
+    from ..artifacts import mask_digest
     from . import mask_info
 
     tensors = {n: m.detach().to("cpu", torch.bool).contiguous() for n, m in masks.items()}
@@ -42,6 +43,7 @@ def save_mask(
     full["densities"] = summary["densities"]
     full["realised_sparsity"] = summary["realised_sparsity"]
     full["emptied_layers"] = summary["emptied_layers"]
+    full["mask_digest"] = mask_digest(tensors)
     full.setdefault(
         "provenance",
         provenance(**{k: meta.get(k) for k in ("method", "sparsity", "seed", "arch", "dataset")}),
@@ -52,12 +54,18 @@ def save_mask(
 
 
 def load_mask(
-    path: str | os.PathLike[str], model: nn.Module | None = None
+    path: str | os.PathLike[str],
+    model: nn.Module | None = None,
+    expected: dict[str, Any] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a mask artifact; with ``model``, check it has exactly the model's prunable weights.
+    """Read a mask artifact; with ``model``, check it has exactly the model's prunable weights;
+    with ``expected`` (grid-point parameters), check the mask records the same ones.
 
     Raises ``MaskError`` naming the file for a missing, unreadable or truncated file, a non-bool
-    tensor or bad metadata, and naming file, parameter and both shapes for a mismatch.
+    tensor or bad metadata, and naming file, parameter and both shapes for a mismatch. The bits
+    must agree with the mask's own record (an all-zero mask, or tensors replaced behind intact
+    metadata, are refused); with ``expected``, a mask of another grid point is refused naming
+    the key and both values.
     """
     p = Path(path)
     if not p.exists():
@@ -75,6 +83,17 @@ def load_mask(
     for name, m in masks.items():
         if m.dtype != torch.bool:
             raise MaskError(f"{p}: tensor {name!r} has dtype {m.dtype}, expected torch.bool")
+    if not isinstance(meta, dict):
+        raise MaskError(f"{p}: '{META_KEY}' metadata is not a JSON object")
+    from ..artifacts import check_mask_content, check_recorded
+    from ..errors import ArtifactError
+
+    try:
+        if expected is not None:
+            check_recorded(meta, expected, str(p))
+        check_mask_content(masks, meta, str(p))
+    except ArtifactError as exc:
+        raise MaskError(str(exc)) from None
     if model is not None:
         check_mask(masks, model, source=str(p))
     order = [n for n, _ in prunable_parameters(model)] if model is not None else sorted(masks)

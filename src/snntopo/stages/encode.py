@@ -36,11 +36,80 @@ def load_weights(path: str) -> dict[str, Any]:
         raise ArtifactError(f"{path}: unreadable weights file ({exc})") from None
 
 
+def check_inputs(
+    spec: dict[str, Any],
+    spec_path: str,
+    weights: dict[str, Any],
+    weights_path: str,
+    network: dict[str, Any],
+    mask_path: str | None = None,
+    strict: bool = True,
+) -> None:
+    """The weights (an init or a trained model) must be those of the grid point they are encoded
+    for, fit the layer spec, be finite, and — given the network's mask — sit inside that mask and
+    record its digest. Each failure names the files, the key and both values. ``strict=False``
+    (``snntopo encode``, whose files may be made by hand) compares only what the files record."""
+    from ..artifacts import (
+        check_finite,
+        check_recorded,
+        check_weights_within_mask,
+        read_safetensors_meta,
+        weights_network,
+    )
+
+    if strict and (network or mask_path is not None):
+        meta = read_safetensors_meta(weights_path)
+    else:  # a file made outside the workflow (e.g. by hand) may carry no record
+        try:
+            meta = read_safetensors_meta(weights_path)
+        except ArtifactError:
+            meta = {}
+    recorded = weights_network(meta)
+    if network:
+        check_recorded(recorded, network, weights_path, require=strict)
+    # the spec was built for one (arch, input size, width): the weights must share them
+    spec_params = (spec.get("provenance") or {}).get("params") or {}
+    spec_rec = {
+        "arch": spec.get("arch"),
+        "input_size": (spec.get("input_shape") or [None])[-1],
+        "width": spec_params.get("width"),
+    }
+    # what the weights record must agree with the spec (a record they lack was checked above
+    # against the grid point when there is one)
+    spec_rec = {k: v for k, v in spec_rec.items() if v is not None and k in recorded}
+    check_recorded(
+        recorded,
+        spec_rec,
+        weights_path,
+        keys=("arch", "input_size", "width"),
+        against=f"the layer spec {spec_path}",
+    )
+    check_finite(weights, weights_path)
+    if mask_path is not None:
+        from ..pai.io import load_mask
+
+        masks, mask_meta = load_mask(mask_path, expected=network or None, require=strict)
+        sha = meta.get("mask_sha256")
+        if sha is not None and sha != file_digest(mask_path):
+            raise ArtifactError(
+                f"{weights_path}: mask_sha256 is {sha} but {mask_path} has "
+                f"{file_digest(mask_path)} (made with another mask)"
+            )
+        check_weights_within_mask(weights, masks, weights_path, mask_path)
+
+
 def encode_network(
-    encoding: str, spec_path: str, weights_path: str, params: EncodeParams, out: str
+    encoding: str,
+    spec_path: str,
+    weights_path: str,
+    params: EncodeParams,
+    out: str,
+    mask_path: str | None = None,
+    strict: bool = True,
 ) -> dict[str, Any]:
-    """Build one graph encoding from the layer spec and the masked weights; returns its counts
-    (``nodes``, ``edges``, ``seconds`` of graph construction)."""
+    """Build one graph encoding from the layer spec and the masked weights (checked against the
+    grid point ``params["network"]`` and, given ``mask_path``, against the network's mask);
+    returns its counts (``nodes``, ``edges``, ``seconds`` of graph construction)."""
     from ..encode import build_graph
     from ..encode.graph import save_graph
 
@@ -52,6 +121,8 @@ def encode_network(
             f"{weights_path}: no weights for {missing[:3]} required by {spec_path}"
             + (f" (+{len(missing) - 3} more)" if len(missing) > 3 else "")
         )
+    network = params.get("network") or {}
+    check_inputs(spec, spec_path, weights, weights_path, network, mask_path, strict)
     t0 = time.perf_counter()
     graph = build_graph(
         encoding,

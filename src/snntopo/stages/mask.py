@@ -67,7 +67,13 @@ def make_mask(
     # layers from the masks themselves (compute_mask already logged any emptied layer)
     meta = {**info, **meta, "seconds": time.perf_counter() - t0}
     meta["provenance"] = provenance(**job.params("mask"))
+    from ..artifacts import mask_digest
+    from ..io import file_digest
+
+    meta["mask_digest"] = mask_digest({n: m.cpu() for n, m in masks.items()})
     save_mask(out_mask, masks, meta)
+    # the init vouches for the mask it was made with (checked by the encode stage)
+    meta["mask_sha256"] = file_digest(out_mask)
     log.info(
         "%s at sparsity %s: realised sparsity %.5f",
         job.method,
@@ -100,5 +106,8 @@ def mask_model_weights(params: NetworkJob | Mapping[str, Any], mask_path: str, o
 
     job = NetworkJob.coerce(params)
     model = job.build_model()
+    from ..io import file_digest
+
     masks, meta = load_mask(mask_path, model)
-    write_masked_init(model, masks, {**meta, "mask_path": mask_path}, out)
+    meta = {**meta, "mask_path": mask_path, "mask_sha256": file_digest(mask_path)}
+    write_masked_init(model, masks, meta, out)

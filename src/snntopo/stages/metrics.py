@@ -28,11 +28,13 @@ def family_on_graph(
     """One family on one stored graph: the per-encoding entry of a metric artifact (shared by the
     ``metrics_<family>`` rules and ``snntopo metrics``). ``graph``: the graph at ``path`` if the
     caller has already loaded it (several families of one graph load it once)."""
+    from ..artifacts import check_finite
     from ..encode.graph import load_graph
     from ..metrics import compute_family
 
     t0 = time.perf_counter()
     graph = load_graph(path) if graph is None else graph
+    check_finite({"weights": graph.weights}, path)
     res = compute_family(family, graph, params)
     res["seconds"] = time.perf_counter() - t0
     res["provenance"]["graph"] = {"path": str(path), "digest": file_digest(path)}
@@ -44,10 +46,26 @@ def family_on_graph(
 
 
 def compute_metrics(family: str, graphs: dict[str, str], params: MetricParams, out: str) -> None:
-    """One metric family on every applicable encoding of one network -> one small JSON."""
+    """One metric family on every applicable encoding of one network -> one small JSON. Each
+    graph must be this network's (``params["network"]``) and of the encoding it is read for."""
+    from ..artifacts import NETWORK_KEYS, check_recorded
+    from ..encode.graph import load_graph
+
     result: dict[str, Any] = {"family": family, "encodings": {}}
+    network = dict(params.get("network") or {})
     for encoding, path in graphs.items():
-        result["encodings"][encoding] = family_on_graph(family, path, params)
+        graph = load_graph(path)
+        if network:
+            check_recorded(dict(graph.meta.get("network") or {}), network, path, keys=NETWORK_KEYS)
+        if graph.meta.get("encoding") is not None:  # hand-built graphs may not say
+            check_recorded(
+                {"encoding": graph.meta["encoding"]},
+                {"encoding": encoding},
+                path,
+                keys=("encoding",),
+                against="this job",
+            )
+        result["encodings"][encoding] = family_on_graph(family, path, params, graph)
     result["network"] = params.get("network", {})
     result["provenance"] = provenance(**params)
     write_json(out, result)
