@@ -469,7 +469,10 @@ def test_editing_a_module_reruns_only_the_jobs_that_run_it(finished_run, tmp_pat
 
 @pytest.mark.slow
 def test_killed_training_job_resumes(tmp_path):
-    cfg = {**TINY, "methods": ["erk"], "sparsities": [0.6], "seeds": [0], "dense_baseline": False}
+    # two sparsities: the config check wants a grid the analysis can cross-validate; only the
+    # 0.6 network is built (the target below)
+    cfg = {**TINY, "methods": ["erk"], "sparsities": [0.6, 0.9], "seeds": [0]}
+    cfg["dense_baseline"] = False
     cfg["training"] = {**TINY["training"], "epochs": 40, "batch_size": 16, "milestones": [30]}
     write_config(tmp_path, cfg)
     target = "results/digits/resnet20/erk/s0.6/seed0/train.json"
