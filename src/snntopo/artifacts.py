@@ -169,9 +169,12 @@ def check_recorded(
     source: str,
     keys: tuple[str, ...] = NETWORK_KEYS + SHAPE_KEYS,
     against: str = "this grid point",
+    require: bool = True,
 ) -> None:
     """Raise ``ArtifactError`` unless every key of ``keys`` that ``expected`` gives is recorded in
     ``meta`` with the same value; the message names the file, the key and both values.
+    ``require=False`` (files a user hands to a CLI command, which may be made by hand) checks only
+    the keys the file records.
 
     Why: every artifact carries the parameters that made it, so an artifact of another grid point
     copied into a network's directory (a 0.98 mask at the 0.9 path) is caught where it is read,
@@ -184,6 +187,8 @@ def check_recorded(
             continue
         want = expected[key]
         if key not in meta or meta[key] is None:
+            if not require:
+                continue
             raise ArtifactError(
                 f"{source}: records no {key!r}; cannot vouch for {against} ({key} {want!r})"
             )

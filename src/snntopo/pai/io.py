@@ -57,6 +57,7 @@ def load_mask(
     path: str | os.PathLike[str],
     model: nn.Module | None = None,
     expected: dict[str, Any] | None = None,
+    require: bool = True,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a mask artifact; with ``model``, check it has exactly the model's prunable weights;
     with ``expected`` (grid-point parameters), check the mask records the same ones.
@@ -65,7 +66,7 @@ def load_mask(
     tensor or bad metadata, and naming file, parameter and both shapes for a mismatch. The bits
     must agree with the mask's own record (an all-zero mask, or tensors replaced behind intact
     metadata, are refused); with ``expected``, a mask of another grid point is refused naming
-    the key and both values.
+    the key and both values (``require=False``: only the keys the mask records are compared).
     """
     p = Path(path)
     if not p.exists():
@@ -90,7 +91,7 @@ def load_mask(
 
     try:
         if expected is not None:
-            check_recorded(meta, expected, str(p))
+            check_recorded(meta, expected, str(p), require=require)
         check_mask_content(masks, meta, str(p))
     except ArtifactError as exc:
         raise MaskError(str(exc)) from None

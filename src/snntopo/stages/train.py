@@ -179,6 +179,7 @@ def train_network(
     out_summary: str,
     checkpoint: str,
     log: Any = None,
+    strict: bool = True,
 ) -> Any:
     """Train one network under the mask at ``mask_path`` (dense without one) and write
     ``model.safetensors`` and ``train.json``; returns the ``TrainResult`` (``None`` when a kept
@@ -188,7 +189,8 @@ def train_network(
     network keys (method and sparsity from the mask, ``dense``/0 without one), accuracy, history,
     device, parameter counts and the realised sparsity of the mask. Resumes from ``checkpoint`` if
     a previous attempt left one, and removes it once the artifacts are written. See the module
-    docstring for what protects a finished training.
+    docstring for what protects a finished training. ``strict=False`` (``snntopo train``, whose
+    mask may be made by hand) compares only the parameters the mask records.
     """
     from ..artifacts import NETWORK_KEYS, SHAPE_KEYS, mask_digest, save_trained
     from ..data import load_dataset
@@ -206,7 +208,7 @@ def train_network(
         if job.is_dense:
             keys = ("dataset", "arch", "seed", *SHAPE_KEYS)
         expected = {k: stage_params[k] for k in keys if k in stage_params}
-        masks, mask_meta = load_mask(mask_path, model, expected=expected)
+        masks, mask_meta = load_mask(mask_path, model, expected=expected, require=strict)
         mask_meta = {**mask_meta, "mask_sha256": file_digest(mask_path)}
     cfg = TrainConfig.from_dict({**job.training, "device": job.device})
     bits = mask_digest(masks) if masks else None
