@@ -191,7 +191,7 @@ def test_graph_of_another_network_is_refused_by_metrics(copy_grid, tmp_path):
 
 
 def test_nan_init_weights_are_one_line(copy_grid):
-    from snntopo.jobs import NonFiniteError
+    from snntopo.errors import NonFiniteError
 
     p = net_dir(copy_grid, 0.9) / "init.safetensors"
     from safetensors import safe_open

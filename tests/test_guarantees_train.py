@@ -159,7 +159,7 @@ def test_earlier_attempts_log_lines_survive_the_rerun(tmp_path):
 
 
 def test_nan_weights_after_training_write_nothing(tmp_path, monkeypatch):
-    from snntopo.jobs import NonFiniteError
+    from snntopo.errors import NonFiniteError
     from snntopo.train import loop
 
     p = _net(tmp_path)

@@ -305,7 +305,7 @@ def check_weights_within_mask(
 
 def check_finite(weights: Mapping[str, np.ndarray], source: str) -> None:
     """Raise ``NonFiniteError`` naming the file, the tensor and the count of NaN/Inf values."""
-    from .jobs import NonFiniteError
+    from .errors import NonFiniteError
 
     for name, w in weights.items():
         a = np.asarray(w)

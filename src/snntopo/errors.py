@@ -36,6 +36,14 @@ class CheckpointError(ArtifactError):
     """A checkpoint or trained-model artifact cannot be used."""
 
 
+class OutputError(ArtifactError):
+    """An output cannot be written: its directory is not writable, or the disk is full."""
+
+
+class NonFiniteError(ArtifactError):
+    """Weights or metrics that must be finite hold NaN or Inf."""
+
+
 class DataError(SnntopoError):
     """A data set is missing or malformed."""
 

@@ -14,17 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import ArtifactError, SnntopoError
+from .errors import OutputError, SnntopoError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-class OutputError(ArtifactError):
-    """An output cannot be written: its directory is not writable, or the disk is full."""
-
-
-class NonFiniteError(ArtifactError):
-    """Weights or metrics that must be finite hold NaN or Inf."""
 
 
 def check_writable(path: str | os.PathLike[str], what: str = "output") -> None:

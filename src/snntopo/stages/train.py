@@ -160,7 +160,7 @@ def _restore_final_state(
 def _check_trained_finite(model: Any, checkpoint: str) -> None:
     import torch
 
-    from ..jobs import NonFiniteError
+    from ..errors import NonFiniteError
 
     for name, t in model.state_dict().items():
         if t.is_floating_point():
