@@ -93,6 +93,7 @@ def test_corrupt_mask_never_costs_the_finished_training(tmp_path, caplog):
     assert json.loads(Path(p["summary"]).read_text()) == summary
 
 
+@pytest.mark.slow
 def test_another_recipe_retrains_and_supersedes_the_kept_state(tmp_path):
     p = _net(tmp_path)
     _make_mask(p, tmp_path)
@@ -134,6 +135,7 @@ def test_one_training_at_a_time_two_processes(tmp_path):
         pass
 
 
+@pytest.mark.slow
 def test_earlier_attempts_log_lines_survive_the_rerun(tmp_path):
     p = _net(tmp_path)
     _make_mask(p, tmp_path)
