@@ -177,7 +177,8 @@ def test_dummy_family_registered_in_registry_is_computable():
     def plain(graph, params):
         return {"plain": float(params["seed"])}
 
-    FAMILIES.register("dummy_test", dummy, encodings=("mge",))
+    # its normalisers are its own registry fact: cut_nodes on the paper's per-edge scale
+    FAMILIES.register("dummy_test", dummy, encodings=("mge",), normalisers={"cut_nodes": "edges"})
     FAMILIES.register("plain_test", plain)
     try:
         g = from_edges(np.array([0, 1]), np.array([1, 2]), np.ones(2), [Block("a", 0, 3, (3,))])
