@@ -1,0 +1,182 @@
+"""Whole-process cost of one network's MGE encode job and its metric-family jobs, as the workflow
+runs them, optionally alternating with another command (e.g. a reference implementation).
+
+    python benchmarks/bench_jobs.py --spec layers.json --weights init.safetensors --out DIR
+        [--families local neighbourhood ...] [--cores 2] [--rounds 3]
+        [--other-cmd 'SHELL COMMAND' --other-name NAME]
+
+Each job is a fresh interpreter that does what the workflow's ``encode`` / ``metrics_<family>``
+scripts do (``limit_threads`` to the rule's threads, then ``run_job`` of the stage function with
+the same arguments): imports, reading the inputs, the work, writing the artifact. Seconds are the
+process's wall time from the parent's side; memory is its peak RSS (``ru_maxrss`` from
+``os.wait4``). Jobs run one after another (the sum is the sequential cost of the network; the
+workflow may overlap them on more cores). Rounds alternate ``ours`` and the other command, so
+both see the same load; the summary gives medians and the per-round ratio.
+
+Writes ``DIR/jobs.csv`` (one row per job per round) and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ENCODE = """
+import sys
+sys.path.insert(0, {src!r})
+from snntopo.jobs import limit_threads, run_job
+limit_threads(1)
+from snntopo.stages.encode import encode_network
+run_job(encode_network, {log!r}, encoding="mge", spec_path={spec!r}, weights_path={weights!r},
+        params={params!r}, out={out!r})
+"""
+
+FAMILY = """
+import sys
+sys.path.insert(0, {src!r})
+from snntopo.jobs import limit_threads, run_job
+limit_threads({threads})
+from snntopo.stages.metrics import compute_metrics
+run_job(compute_metrics, {log!r}, family={family!r}, graphs={{"mge": {graph!r}}},
+        params={params!r}, out={out!r})
+"""
+
+
+def timed(cmd: list[str] | str, shell: bool = False) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS MB, exit status) of one child process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd if shell else cmd[-1][:200]} failed:\n{err[-3000:]}")
+    return wall, usage.ru_maxrss / 1024.0, proc.returncode
+
+
+def family_threads(family: str, cores: int) -> int:
+    sys.path.insert(0, str(ROOT / "src"))
+    from snntopo.metrics import FAMILIES
+
+    return max(1, min(cores, int(FAMILIES.meta(family).get("threads", 1))))
+
+
+def run_ours(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    src = str(ROOT / "src")
+    graph = str(work / "mge.npz")
+    rows = []
+    code = ENCODE.format(
+        src=src,
+        log=str(work / "encode.log"),
+        spec=str(args.spec),
+        weights=str(args.weights),
+        params={"mode": "exact", "identity_edges": False, "weights": "init"},
+        out=graph,
+    )
+    wall, rss, _ = timed([sys.executable, "-c", code])
+    rows.append({"job": "encode", "threads": 1, "seconds": wall, "peak_rss_mb": rss})
+    for fam in args.families:
+        t = family_threads(fam, args.cores)
+        params = {"seed": args.seed, "threads": t}
+        code = FAMILY.format(
+            src=src,
+            threads=t,
+            log=str(work / f"{fam}.log"),
+            family=fam,
+            graph=graph,
+            params=params,
+            out=str(work / f"{fam}.json"),
+        )
+        wall, rss, _ = timed([sys.executable, "-c", code])
+        rows.append({"job": fam, "threads": t, "seconds": wall, "peak_rss_mb": rss})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--spec", type=Path, required=True, help="layers.json of the network")
+    ap.add_argument("--weights", type=Path, required=True, help="masked init.safetensors")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument(
+        "--families",
+        nargs="+",
+        default=["local", "neighbourhood", "strength", "global", "expansion"],
+    )
+    ap.add_argument("--cores", type=int, default=2, help="cap on a family's threads")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--other-cmd", default=None, help="shell command timed in alternation")
+    ap.add_argument("--other-name", default="other")
+    args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    totals: dict[str, list[float]] = {"ours": [], args.other_name: []}
+    peaks: dict[str, list[float]] = {"ours": [], args.other_name: []}
+    for r in range(args.rounds):
+        load = os.getloadavg()[0]
+        jobs = run_ours(args, args.out)
+        for j in jobs:
+            rows.append({"round": r, "who": "ours", **j, "load1": round(load, 2)})
+            print(
+                f"round {r} ours  {j['job']:14s} {j['seconds']:8.2f} s {j['peak_rss_mb']:8.0f} MB"
+            )
+        totals["ours"].append(sum(j["seconds"] for j in jobs))
+        peaks["ours"].append(max(j["peak_rss_mb"] for j in jobs))
+        print(f"round {r} ours  total {totals['ours'][-1]:.2f} s (load {load:.1f})", flush=True)
+        if args.other_cmd:
+            load = os.getloadavg()[0]
+            wall, rss, _ = timed(args.other_cmd, shell=True)
+            rows.append(
+                {
+                    "round": r,
+                    "who": args.other_name,
+                    "job": "all",
+                    "threads": "",
+                    "seconds": wall,
+                    "peak_rss_mb": rss,
+                    "load1": round(load, 2),
+                }
+            )
+            totals[args.other_name].append(wall)
+            peaks[args.other_name].append(rss)
+            print(
+                f"round {r} {args.other_name} total {wall:.2f} s {rss:.0f} MB (load {load:.1f})",
+                flush=True,
+            )
+    import csv
+
+    with open(args.out / "jobs.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    summary = {
+        "ours_total_s_median": statistics.median(totals["ours"]),
+        "ours_peak_mb": max(peaks["ours"]),
+    }
+    if args.other_cmd:
+        ratios = [o / s for o, s in zip(totals[args.other_name], totals["ours"], strict=True)]
+        summary.update(
+            {
+                f"{args.other_name}_total_s_median": statistics.median(totals[args.other_name]),
+                f"{args.other_name}_peak_mb": max(peaks[args.other_name]),
+                "time_ratio_per_round": [round(x, 2) for x in ratios],
+                "time_ratio_median": statistics.median(ratios),
+            }
+        )
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
