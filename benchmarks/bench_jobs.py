@@ -71,23 +71,36 @@ def family_threads(family: str, cores: int) -> int:
     return max(1, min(cores, int(FAMILIES.meta(family).get("threads", 1))))
 
 
+def recorded_network(weights: Path) -> dict[str, Any]:
+    """The grid point the init records (the workflow hands it to every job as ``network``)."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from snntopo.artifacts import read_safetensors_meta, weights_network
+    from snntopo.errors import ArtifactError
+
+    try:
+        return weights_network(read_safetensors_meta(weights))
+    except ArtifactError:
+        return {}
+
+
 def run_ours(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     src = str(ROOT / "src")
     graph = str(work / "mge.npz")
+    network = recorded_network(args.weights)
     rows = []
     code = ENCODE.format(
         src=src,
         log=str(work / "encode.log"),
         spec=str(args.spec),
         weights=str(args.weights),
-        params={"mode": "exact", "identity_edges": False, "weights": "init"},
+        params={"mode": "exact", "identity_edges": False, "weights": "init", "network": network},
         out=graph,
     )
     wall, rss, _ = timed([sys.executable, "-c", code])
     rows.append({"job": "encode", "threads": 1, "seconds": wall, "peak_rss_mb": rss})
     for fam in args.families:
         t = family_threads(fam, args.cores)
-        params = {"seed": args.seed, "threads": t}
+        params = {"seed": args.seed, "threads": t, "network": network}
         code = FAMILY.format(
             src=src,
             threads=t,

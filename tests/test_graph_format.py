@@ -1,0 +1,64 @@
+"""Graph files: written uncompressed by default, compressed on request, and both (plus files
+written by the earlier compressed-only ``save_graph``) read back identically."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+
+from snntopo.encode.graph import Block, from_edges, load_graph, save_graph
+
+
+def _graph():
+    rng = np.random.default_rng(0)
+    s, d = rng.integers(0, 30, 200), rng.integers(0, 30, 200)
+    return from_edges(
+        s, d, rng.random(200) + 0.1, [Block("a", 0, 10, (1, 2, 5)), Block("b", 10, 30, (20,))]
+    )
+
+
+def _same(a, b):
+    assert np.array_equal(a.indptr, b.indptr) and a.indptr.dtype == b.indptr.dtype
+    assert np.array_equal(a.indices, b.indices) and a.indices.dtype == b.indices.dtype
+    assert np.array_equal(a.weights, b.weights) and a.weights.dtype == b.weights.dtype
+    assert a.blocks == b.blocks and a.layers == b.layers and a.meta == b.meta
+
+
+def test_default_file_is_stored_and_compressed_file_is_deflated(tmp_path):
+    g = _graph()
+    save_graph(tmp_path / "plain.npz", g)
+    save_graph(tmp_path / "small.npz", g, compress=True)
+    with zipfile.ZipFile(tmp_path / "plain.npz") as z:
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_STORED}
+        assert sorted(z.namelist()) == sorted(
+            f"{k}.npy" for k in ("indptr", "indices", "weights", "block_offsets", "meta")
+        )
+    with zipfile.ZipFile(tmp_path / "small.npz") as z:
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_DEFLATED}
+    plain, small = load_graph(tmp_path / "plain.npz"), load_graph(tmp_path / "small.npz")
+    _same(plain, small)
+    _same(plain, load_graph(tmp_path / "plain.npz"))
+    assert plain.n_edges == g.n_edges and np.array_equal(plain.indices, g.indices)
+
+
+def test_a_file_in_the_earlier_compressed_layout_loads(tmp_path):
+    g = _graph()
+    meta = {
+        "encoding": "mge",
+        "blocks": [{"name": b.name, "shape": list(b.shape)} for b in g.blocks],
+        "layers": [],
+        "format_version": 1,
+    }
+    np.savez_compressed(
+        tmp_path / "old.npz",
+        indptr=g.indptr,
+        indices=g.indices,
+        weights=g.weights,
+        block_offsets=np.array([0, 10, 30], dtype=np.int64),
+        meta=np.array(json.dumps(meta)),
+    )
+    old = load_graph(tmp_path / "old.npz")
+    assert np.array_equal(old.indices, g.indices) and np.array_equal(old.weights, g.weights)
+    assert [b.shape for b in old.blocks] == [(1, 2, 5), (20,)]
