@@ -1,19 +1,10 @@
 """Neighbourhood: mean 1-hop and 2-hop out-neighbourhood sizes (self included) and the
 RAND-ESU estimate of the number of size-4 motifs.
 
-How the 2-hop sizes are counted: |N<=2(v)| is the number of nonzeros in row v of the boolean
-(I + A)^2, and only the *total* is needed for the mean, so the product is never stored.
-
-- A simple DAG whose edges point to higher ids (every MGE and BGE) goes through
-  :func:`two_hop_total_tiled`: rows are grouped into tiles (all channels of a small patch of
-  positions of an activation map, which reach nearly the same nodes), and each tile is counted by
-  the cheaper of scipy's symbolic product (one step per 2-path) and packed bitsets over the tile's
-  2-hop targets (one word operation per 64 candidate targets). No ``I + A`` copy is built.
-- Any other graph (self-loops, parallel or backward edges) builds ``I + A`` and counts row chunks
-  of its symbolic square (:func:`two_hop_total`).
-
-Both run their parts on ``threads`` threads (the C and numpy kernels release the GIL) and give the
-same integer, whatever the thread count or the per-tile choice (tests check both against networkx).
+Why the 2-hop sizes are counted with a symbolic sparse product: |N<=2(v)| is the number of nonzeros
+in row v of the boolean (I + A)^2, and only the *total* is needed for the mean, so the product is
+never stored: scipy's symbolic pass (a per-row column mask, O(flops) time, O(n) memory) counts the
+nonzeros of row chunks, and chunks run on ``threads`` threads (the C routine releases the GIL).
 """
 
 from __future__ import annotations
@@ -40,14 +31,6 @@ try:  # symbolic product: exact nnz of A @ B without computing it
     from scipy.sparse._sparsetools import csr_matmat_maxnnz as _maxnnz
 except ImportError:  # pragma: no cover - depends on the scipy build
     _maxnnz = None
-
-
-#: rows per tile of the 2-hop count (all channels of a patch of positions; see _row_tiles)
-TILE_ROWS = 64
-#: bitsets are used for a tile when they are this many times less work than the symbolic product
-BITSET_GAIN = 1.5
-#: bytes of bitsets one tile may allocate (beyond it, the tile uses the symbolic product)
-TILE_BUDGET = 1 << 26
 
 
 def _closed_structure(graph: Graph) -> sp.csr_array:
@@ -98,188 +81,6 @@ def two_hop_total(b: sp.csr_array, chunk_rows: int = 16384, threads: int = 1) ->
         with ThreadPoolExecutor(max_workers=int(threads)) as pool:
             return sum(pool.map(lambda p: chunk(*p), pairs))
     return sum(chunk(lo, hi) for lo, hi in pairs)
-
-
-def _popcount_rows(x: np.ndarray) -> int:
-    """Number of set bits in a uint64 array."""
-    if hasattr(np, "bitwise_count"):
-        return int(np.bitwise_count(x).sum(dtype=np.int64))
-    table = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)  # numpy < 2
-    return int(table[x.view(np.uint8)].sum())
-
-
-def _row_tiles(graph: Graph, tile_rows: int) -> list[np.ndarray]:
-    """Groups of source rows that share their 1- and 2-hop neighbourhoods as much as possible.
-
-    A block of shape (C, H, W) (an activation map, channel-major ids) is cut into square patches
-    of positions, all channels of a patch in one group: neighbouring pixels reach nearly the same
-    nodes. Patches are as small as keeps about ``tile_rows`` rows per group. Other blocks (and
-    nodes outside any block) are cut into consecutive ranges of ``tile_rows`` rows. The grouping
-    only decides speed and memory; the count does not depend on it.
-    """
-    tiles: list[np.ndarray] = []
-    covered = 0
-    for b in graph.blocks:
-        if b.start > covered:
-            tiles += _ranges(covered, b.start, tile_rows)
-        shape = tuple(int(s) for s in b.shape)
-        if len(shape) == 3 and shape[1] * shape[2] > 1 and shape[0] * shape[1] * shape[2] == b.size:
-            c, h, w = shape
-            t = 1
-            while c * t * t < tile_rows and t < min(4, max(h, w)):
-                t *= 2
-            chan = np.arange(c, dtype=np.int64) * (h * w) + b.start
-            for y0 in range(0, h, t):
-                yy = np.arange(y0, min(y0 + t, h), dtype=np.int64)
-                for x0 in range(0, w, t):
-                    xx = np.arange(x0, min(x0 + t, w), dtype=np.int64)
-                    pos = (yy[:, None] * w + xx[None, :]).ravel()
-                    tiles.append((chan[:, None] + pos[None, :]).ravel())
-        else:
-            tiles += _ranges(b.start, b.stop, tile_rows)
-        covered = max(covered, b.stop)
-    if covered < graph.n_nodes:
-        tiles += _ranges(covered, graph.n_nodes, tile_rows)
-    return tiles
-
-
-def _ranges(lo: int, hi: int, step: int) -> list[np.ndarray]:
-    return [np.arange(a, min(a + step, hi), dtype=np.int64) for a in range(lo, hi, max(1, step))]
-
-
-def _compact(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(x, return_inverse=True)`` for integers in a narrow range, by a mark array over
-    ``[min, max]`` instead of a sort (the values of one tile lie within a few blocks)."""
-    lo = int(x.min())
-    span = int(x.max()) - lo + 1
-    if span > 8 * x.shape[0] + 4096:
-        return np.unique(x, return_inverse=True)
-    off = (x - lo).astype(np.int64)
-    mark = np.zeros(span, dtype=bool)
-    mark[off] = True
-    loc = np.cumsum(mark, dtype=np.int64) - 1
-    return np.flatnonzero(mark) + lo, loc[off]
-
-
-def _bit_test(x: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarray:
-    """Bit ``col`` of packed row ``row`` of ``x`` (uint64 words, little-endian bit order)."""
-    word = x[row, col >> 6]
-    return ((word >> (col & 63).astype(np.uint64)) & np.uint64(1)).astype(bool)
-
-
-def _tile_two_hop(
-    indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, gain: float, budget: int
-) -> int:
-    """Sum over ``rows`` of |{v} + C(v) + X(v)| (X(v): the union of C(u) over u in C(v)) for a
-    graph whose edges all point to higher ids (so v is in neither C(v) nor X(v)).
-
-    Two exact ways, chosen per tile by their work: the symbolic product of the tile's rows of
-    ``I + C`` with ``C`` pays one step per path v -> u -> w (``sym`` steps); the bitset way numbers
-    the tile's 2-hop targets W, packs each C(u) into a bit row over W and ORs v's intermediate
-    rows (``bitwise_or.reduceat``), paying about ``|F| + |E| words + |U| words * 8`` (F: the
-    intermediates' entries, E: the tile's entries, words = |W| / 64). Bitsets are used when they
-    are ``gain`` times cheaper by that count; they win where one word covers many targets that
-    a node reaches (the dense 2-hop windows of small feature maps). A tile whose bitsets would
-    take more than ``budget`` bytes uses the symbolic product.
-    """
-    deg = indptr[rows + 1] - indptr[rows]
-    e_pos = gather_rows(indptr, rows)
-    u = indices[e_pos]
-    del e_pos
-    n_rows = int(rows.shape[0])
-    if u.shape[0] == 0:
-        return n_rows
-    fdeg_e = indptr[u + 1] - indptr[u]
-    sym = int(fdeg_e.sum()) + u.shape[0]
-    if sym == u.shape[0]:
-        return n_rows + int(u.shape[0])  # no 2-hop targets; C(v) has no duplicates
-    uniq_u, uloc = _compact(u)
-    f_pos = gather_rows(indptr, uniq_u)
-    targets, wloc = _compact(indices[f_pos])
-    words = (targets.shape[0] + 63) // 64
-    cost = f_pos.shape[0] + u.shape[0] * words + uniq_u.shape[0] * words * 8
-    if gain * cost > sym or max(uniq_u.shape[0] * words * 64, u.shape[0] * words * 8) > budget:
-        del f_pos, wloc, targets
-        return n_rows + _symbolic_tile(indptr, indices, rows, deg, u)
-    fdeg = indptr[uniq_u + 1] - indptr[uniq_u]
-    dense = np.zeros((uniq_u.shape[0], words * 64), dtype=bool)
-    dense[np.repeat(np.arange(uniq_u.shape[0]), fdeg), wloc] = True
-    del f_pos, wloc
-    bits = np.packbits(dense, axis=1, bitorder="little").view(np.uint64)
-    del dense
-    nz = deg > 0
-    dnz = deg[nz]
-    starts = np.zeros(dnz.shape[0], dtype=np.int64)
-    np.cumsum(dnz[:-1], out=starts[1:])
-    x = np.bitwise_or.reduceat(bits[uloc], starts, axis=0)
-    del bits
-    total = n_rows + _popcount_rows(x)
-    # the entries of C(v) that X(v) does not already hold
-    j = np.minimum(np.searchsorted(targets, u), targets.shape[0] - 1)
-    inside = targets[j] == u
-    vrow = np.repeat(np.arange(dnz.shape[0]), dnz)
-    inside[inside] = _bit_test(x, vrow[inside], j[inside])
-    return total + int(u.shape[0] - np.count_nonzero(inside))
-
-
-def _symbolic_tile(
-    indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, deg: np.ndarray, u: np.ndarray
-) -> int:
-    """sum over ``rows`` of |C(v) + X(v)|: nnz of (rows of I + C) @ C by scipy's symbolic pass."""
-    n = indptr.shape[0] - 1
-    lp = np.zeros(rows.shape[0] + 1, dtype=np.int64)
-    np.cumsum(deg + 1, out=lp[1:])
-    lj = np.empty(int(lp[-1]), dtype=indices.dtype)
-    lj[lp[:-1]] = rows
-    mask = np.ones(lj.shape[0], dtype=bool)
-    mask[lp[:-1]] = False
-    lj[mask] = u
-    idx = np.int64 if indptr[-1] >= 2**31 or lj.shape[0] >= 2**31 else np.int32
-    if _maxnnz is not None:
-        return int(
-            _maxnnz(
-                idx(rows.shape[0]),
-                idx(n),
-                lp.astype(idx),
-                lj.astype(idx, copy=False),
-                indptr.astype(idx, copy=False),
-                indices.astype(idx, copy=False),
-            )
-        )
-    left = sp.csr_array((np.ones(lj.shape[0], dtype=bool), lj, lp), shape=(rows.shape[0], n))
-    right = sp.csr_array((np.ones(indices.shape[0], dtype=bool), indices, indptr), shape=(n, n))
-    return int((left @ right).nnz)
-
-
-def two_hop_total_tiled(
-    graph: Graph,
-    tile_rows: int = TILE_ROWS,
-    threads: int = 1,
-    gain: float = BITSET_GAIN,
-    budget: int = TILE_BUDGET,
-) -> int:
-    """sum over nodes v of |N<=2(v)| (v, its out-neighbours and theirs) for a graph whose rows are
-    sorted, duplicate-free and point to higher ids (every MGE), exactly.
-
-    Equals :func:`two_hop_total` of ``I + A`` (the tests check both against networkx) without
-    building ``I + A``: rows are processed in :func:`_row_tiles` groups, each by the cheaper of
-    the symbolic product and packed bitsets (:func:`_tile_two_hop`). Groups run on ``threads``
-    threads (numpy's and scipy's kernels release the GIL); the sum is an integer, so neither the
-    thread count nor the per-tile choice changes it.
-    """
-    n = graph.n_nodes
-    if n == 0:
-        return 0
-    indptr, indices = graph.indptr, graph.indices
-    tiles = _row_tiles(graph, int(tile_rows))
-
-    def one(rows: np.ndarray) -> int:
-        return _tile_two_hop(indptr, indices, rows, float(gain), int(budget))
-
-    if threads > 1 and len(tiles) > 1:
-        with ThreadPoolExecutor(max_workers=int(threads)) as pool:
-            return sum(pool.map(one, tiles))
-    return sum(one(t) for t in tiles)
 
 
 def _first_greater(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, v) -> np.ndarray:
@@ -427,16 +228,10 @@ def neighbourhood_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResu
         for key in ("one_hop_nei", "two_hop_nei", "motif"):
             res.nan(key, "graph has no nodes")
         return res
-    threads = int(params["threads"])
-    if graph.n_edges and edge_direction(graph) == 1 and not has_parallel_edges(graph):
-        # a simple DAG (every MGE): |N<=1(v)| = 1 + outdeg(v), and no I + A to build
-        res.values["one_hop_nei"] = (n + graph.n_edges) / n
-        total = two_hop_total_tiled(graph, threads=threads)
-    else:
-        b = _closed_structure(graph)
-        res.values["one_hop_nei"] = b.nnz / n
-        total = two_hop_total(b, int(params["two_hop_chunk_rows"]), threads)
-        del b
+    b = _closed_structure(graph)
+    res.values["one_hop_nei"] = b.nnz / n
+    total = two_hop_total(b, int(params["two_hop_chunk_rows"]), int(params["threads"]))
+    del b
     res.values["two_hop_nei"] = total / n
     if sample_size(n, params) == 0:
         res.nan("motif", "motif sample is empty")
