@@ -1,0 +1,139 @@
+"""The 2-hop count (scipy's symbolic product of ``I + A``, in row chunks on threads) against
+networkx on random layered DAGs with spatial blocks, on real MGEs (pooling, residual shortcuts,
+identity edges, reference mode) and on BGE layers; chunk size, threads and the fallback without
+scipy's symbolic routine must not change it.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from snntopo.encode import build_graph
+from snntopo.encode.graph import Block, from_edges
+from snntopo.metrics import compute_family
+from snntopo.metrics import neighbourhood as nbmod
+
+STRATEGIES = [
+    dict(chunk_rows=16384, threads=1),  # the default
+    dict(chunk_rows=1, threads=2),
+    dict(chunk_rows=7, threads=1),
+]
+
+
+def two_hop(graph, **kw) -> int:
+    return nbmod.two_hop_total(nbmod._closed_structure(graph), **kw)
+
+
+def nx_two_hop_total(graph) -> int:
+    g = nx.DiGraph()
+    g.add_nodes_from(range(graph.n_nodes))
+    g.add_edges_from(zip(graph.sources().tolist(), graph.indices.tolist(), strict=True))
+    return sum(len(nx.single_source_shortest_path_length(g, v, cutoff=2)) for v in g)
+
+
+def random_layered_dag(seed: int):
+    """Blocks of random (C, H, W) shapes plus a flat one; edges between any lower and higher id."""
+    rng = np.random.default_rng(seed)
+    shapes = [tuple(int(x) for x in rng.integers(1, [4, 5, 5])) for _ in range(rng.integers(1, 5))]
+    shapes.append((int(rng.integers(1, 6)),))
+    blocks, o = [], 0
+    for i, sh in enumerate(shapes):
+        size = int(np.prod(sh))
+        blocks.append(Block(f"b{i}", o, o + size, sh))
+        o += size
+    n = o
+    m = int(rng.integers(0, 6 * n + 1))
+    a, b = rng.integers(0, n, m), rng.integers(0, n, m)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    key = np.unique(lo[lo < hi] * n + hi[lo < hi])
+    return from_edges(key // n, key % n, np.ones(key.shape[0]), blocks)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_two_hop_equals_networkx_on_layered_dags(seed):
+    graph = random_layered_dag(seed)
+    truth = nx_two_hop_total(graph)
+    for kw in STRATEGIES:
+        assert two_hop(graph, **kw) == truth, kw
+
+
+def _masked(model, density, seed=0):
+    import torch
+
+    from snntopo.models import prunable_parameters
+
+    gen = torch.Generator().manual_seed(seed)
+    out = {}
+    for name, p in prunable_parameters(model):
+        w = (torch.rand(p.shape, generator=gen) + 0.1) * (
+            torch.rand(p.shape, generator=gen) < density
+        )
+        out[name] = w.numpy().astype(np.float32)
+    return out
+
+
+MGE_CASES = [
+    ("conv6", dict(input_size=16, width=0.125), (3, 16, 16), {}),  # max pooling between convs
+    ("resnet20", dict(width=0.25), (3, 16, 16), {}),  # 1x1 stride-2 shortcuts
+    ("resnet20", dict(width=0.25), (3, 16, 16), {"identity_edges": True}),  # identity shortcuts
+    ("resnet20", dict(width=0.25), (3, 16, 16), {"mode": "reference"}),  # padded input block
+]
+
+
+def test_two_hop_on_a_small_resnet_mge(monkeypatch):
+    """ResNet-20 at width 1/8 on 8x8 inputs: shortcuts, stride 2, every strategy, networkx."""
+    from snntopo.encode.layers import layer_spec
+    from snntopo.models import build_model
+
+    model = build_model("resnet20", width=0.125, seed=0)
+    graph = build_graph("mge", layer_spec(model, (3, 8, 8)), _masked(model, 0.4))
+    truth = nx_two_hop_total(graph)
+    for s in STRATEGIES:
+        assert two_hop(graph, **s) == truth, s
+    monkeypatch.setattr(nbmod, "_maxnnz", None)  # scipy without the symbolic routine
+    assert two_hop(graph, chunk_rows=100) == truth
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", MGE_CASES, ids=lambda c: f"{c[0]}-{c[3]}")
+def test_two_hop_on_real_mges(case):
+    from snntopo.encode.layers import layer_spec
+    from snntopo.models import build_model
+
+    arch, kw, shape, enc = case
+    model = build_model(arch, seed=0, **kw)
+    spec = layer_spec(model, shape)
+    graph = build_graph("mge", spec, _masked(model, 0.3), **enc)
+    truth = nx_two_hop_total(graph)
+    for s in STRATEGIES:
+        assert two_hop(graph, **s) == truth, s
+    net = compute_family("neighbourhood", graph, {"motif_min_sample": 2})["network"]
+    assert net["two_hop_nei"] == truth / graph.n_nodes
+    assert net["one_hop_nei"] == nbmod._closed_structure(graph).nnz / graph.n_nodes
+
+
+@pytest.mark.parametrize("encoding", ["rolled", "rolled-channel"])
+def test_neighbourhood_on_bge_layers_equals_networkx(encoding):
+    from snntopo.encode.layers import layer_spec
+    from snntopo.metrics.base import DEFAULT_PARAMS
+    from snntopo.models import build_model
+
+    model = build_model("resnet20", width=0.25, seed=0)
+    graph = build_graph(encoding, layer_spec(model, (3, 16, 16)), _masked(model, 0.3))
+    params = {**DEFAULT_PARAMS, "seed": 0, "threads": 2, "motif_min_sample": 1}
+    checked = 0
+    for _, layer in graph.layer_graphs():
+        res = nbmod.neighbourhood_metrics(layer, params)
+        assert res.values["two_hop_nei"] == nx_two_hop_total(layer) / layer.n_nodes
+        checked += 1
+    assert checked > 10
+
+
+def test_graphs_with_loops_parallel_and_back_edges():
+    # a self-loop, a parallel edge and a back edge: networkx agrees with the family's value
+    s, d = np.array([0, 0, 1, 2, 2, 3]), np.array([1, 1, 2, 0, 2, 3])
+    graph = from_edges(s, d, np.ones(6), [Block("a", 0, 4, (1, 2, 2))])
+    net = compute_family("neighbourhood", graph, {"motif_min_sample": 1})["network"]
+    assert net["two_hop_nei"] == nx_two_hop_total(graph) / 4
