@@ -96,7 +96,6 @@ def test_two_hop_on_a_small_resnet_mge(monkeypatch):
     assert two_hop(graph, chunk_rows=100) == truth
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", MGE_CASES, ids=lambda c: f"{c[0]}-{c[3]}")
 def test_two_hop_on_real_mges(case):
     from snntopo.encode.layers import layer_spec
