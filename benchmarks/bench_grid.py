@@ -37,6 +37,17 @@ from typing import Any
 STAGES_FAMILIES = ("local", "neighbourhood", "strength", "global", "expansion")
 
 
+def layer_spec_of(dataset: str, arch: str, input_side: int, width: float) -> dict[str, Any]:
+    """The layer spec of one (data set, architecture) cell, built here (imports torch)."""
+    from snntopo.data import dataset_shape
+    from snntopo.encode.layers import layer_spec
+    from snntopo.models import build_model
+
+    classes, channels, side = dataset_shape(dataset, input_side)
+    model = build_model(arch, classes, channels, side, width, seed=0)
+    return layer_spec(model, (channels, side, side))
+
+
 def _worker(argv: list[str]) -> tuple[dict[str, Any], float]:
     t0 = time.perf_counter()
     proc = subprocess.run(
@@ -110,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     from snntopo.data import dataset_shape
     from snntopo.io import write_csv
     from snntopo.metrics import FAMILIES
-    from snntopo.workflow import _spec_in_process, estimate_graph_edges
+    from snntopo.workflow import estimate_graph_edges
 
     cfg = yaml.safe_load(args.config.read_text())
     threads = {f: int(FAMILIES.meta(f).get("threads", 1)) for f in STAGES_FAMILIES}
@@ -136,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         _, _, side = dataset_shape(ds)
         side = int(sizes.get(ds, side))
         for arch in cfg["architectures"]:
-            spec = _spec_in_process(ds, arch, side, width)
+            spec = layer_spec_of(ds, arch, side, width)
             for s in cfg["sparsities"]:
                 nnz = {
                     lay["param"]: (1 - float(s)) * math.prod(lay["weight_shape"])
