@@ -183,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     summ = pd.DataFrame(summary)
     write_csv(summ, args.out / "grid_summary.csv")
     print(summ.to_string(index=False))
+    # graph files are uncompressed: 4 B index + 4 B weight per edge (indptr: 8 B per node, small)
+    disk_gb = float(cells["edges"].sum()) * n_jobs * 8 / 1e9
+    print(f"MGE graph files on disk (uncompressed, 8 B/edge): {disk_gb:,.0f} GB in all")
     print(
         f"node: {args.node_cores} cores, {args.node_mem_gb:g} GB; measured cells: "
         f"{', '.join(args.measure)} (cifar10); every other cell extrapolated by edges"
