@@ -4,6 +4,12 @@ runs them, optionally alternating with another command (e.g. a reference impleme
     python benchmarks/bench_jobs.py --spec layers.json --weights init.safetensors --out DIR
         [--families local neighbourhood ...] [--cores 2] [--rounds 3]
         [--other-cmd 'SHELL COMMAND' --other-name NAME]
+    python benchmarks/bench_jobs.py --prepare cifar10:resnet20:erk:0.6 --out DIR ...
+
+``--prepare DATASET:ARCH:METHOD:SPARSITY`` first makes ``DIR/layers.json`` and
+``DIR/init.safetensors`` with the workflow's own ``spec`` and ``mask`` stages (settings of
+``--config``, default ``config/config.yaml``; seed ``--seed``; a data-free method needs no data
+set on disk), untimed, so the benchmark runs from a fresh clone.
 
 Each job is a fresh interpreter that does what the workflow's ``encode`` / ``metrics_<family>``
 scripts do (``limit_threads`` to the rule's threads, then ``run_job`` of the stage function with
@@ -83,6 +89,38 @@ def recorded_network(weights: Path) -> dict[str, Any]:
         return {}
 
 
+PREPARE = """
+import sys
+sys.path.insert(0, {src!r})
+from snntopo.config import load_config
+from snntopo.stages.mask import make_mask
+from snntopo.stages.network import NetworkJob
+from snntopo.stages.spec import make_spec
+job = NetworkJob.from_config(load_config({config!r}), {dataset!r}, {arch!r}, {method!r},
+                             {sparsity!r}, {seed!r})
+make_spec(job, {spec!r})
+make_mask(job, {mask!r}, {init!r})
+"""
+
+
+def prepare(args: argparse.Namespace) -> None:
+    dataset, arch, method, sparsity = args.prepare.split(":")
+    args.spec, args.weights = args.out / "layers.json", args.out / "init.safetensors"
+    code = PREPARE.format(
+        src=str(ROOT / "src"),
+        config=str(args.config),
+        dataset=dataset,
+        arch=arch,
+        method=method,
+        sparsity=float(sparsity),
+        seed=args.seed,
+        spec=str(args.spec),
+        mask=str(args.out / "mask.safetensors"),
+        init=str(args.weights),
+    )
+    timed([sys.executable, "-c", code])
+
+
 def run_ours(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     src = str(ROOT / "src")
     graph = str(work / "mge.npz")
@@ -117,8 +155,10 @@ def run_ours(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--spec", type=Path, required=True, help="layers.json of the network")
-    ap.add_argument("--weights", type=Path, required=True, help="masked init.safetensors")
+    ap.add_argument("--spec", type=Path, help="layers.json of the network")
+    ap.add_argument("--weights", type=Path, help="masked init.safetensors")
+    ap.add_argument("--prepare", metavar="DATASET:ARCH:METHOD:SPARSITY", default=None)
+    ap.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument(
         "--families",
@@ -132,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--other-name", default="other")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.prepare:
+        prepare(args)
+    elif args.spec is None or args.weights is None:
+        ap.error("give --spec and --weights, or --prepare")
     rows: list[dict[str, Any]] = []
     totals: dict[str, list[float]] = {"ours": [], args.other_name: []}
     peaks: dict[str, list[float]] = {"ours": [], args.other_name: []}
