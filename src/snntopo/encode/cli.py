@@ -37,6 +37,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--mask", type=Path, help="mask .safetensors (bool tensors by param name)")
     src.add_argument("--checkpoint", type=Path, help="trained masked model.safetensors")
     parser.add_argument("--spec", type=Path, help="layers.json to use instead of tracing the model")
+    parser.add_argument(
+        "--compress", action="store_true", help="deflate the .npz (~7x smaller, slower I/O)"
+    )
     parser.add_argument("--out", type=Path, required=True)
 
 
@@ -72,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         params = {
             "mode": args.mode,
             "identity_edges": bool(args.identity_edges),
+            "compress": bool(args.compress),
             "network": {
                 "dataset": job.dataset,
                 "arch": job.arch,

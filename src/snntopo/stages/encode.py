@@ -19,6 +19,8 @@ class EncodeParams(TypedDict, total=False):
     mode: str
     """``exact`` or ``reference`` (the MGE only)."""
     identity_edges: bool
+    compress: bool
+    """Deflate the ``.npz`` (about 7x smaller for an MGE, about 15x slower to write and read)."""
     weights: str
     """``init`` or ``trained``: which weights the rule read (recorded for provenance)."""
     network: NetworkKeys
@@ -138,5 +140,5 @@ def encode_network(
         provenance=provenance(**params),
     )
     log.info("%s: %d nodes, %d edges", encoding, graph.n_nodes, graph.n_edges)
-    save_graph(out, graph)
+    save_graph(out, graph, compress=bool(params.get("compress", False)))
     return {"nodes": graph.n_nodes, "edges": graph.n_edges, "seconds": graph.meta["build_seconds"]}
