@@ -1,17 +1,23 @@
 # snntopo: grid -> mask -> train -> encode -> metrics -> tables -> analysis -> report.
 # Run the demo with `make demo`, the paper grid with `snakemake --cores 8 --use-conda`
 # (config/config.yaml), a cluster with `--profile profiles/slurm`. See README.md.
+import os
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
 
-if not config:
+# Defaults: the paper grid. `--configfile FILE` overlays it (a second one overlays the first) and
+# `--config key=value` overrides single keys; see rules/common.smk.
+DEFAULT_CONFIG = os.path.join(workflow.basedir, "config", "config.yaml")
 
-    configfile: "config/config.yaml"
+
+configfile: DEFAULT_CONFIG
 
 
 include: "rules/common.smk"
+include: "rules/data.smk"
 include: "rules/mask.smk"
 include: "rules/train.smk"
 include: "rules/encode.smk"
@@ -20,6 +26,16 @@ include: "rules/tables.smk"
 include: "rules/analysis.smk"
 include: "rules/report.smk"
 include: "rules/predict.smk"
+
+
+# Cheap joins and small single jobs run on the submitting machine, not as cluster jobs.
+localrules:
+    all,
+    spec,
+    tables,
+    analysis,
+    graph_figure,
+    report,
 
 
 rule all:

@@ -8,16 +8,27 @@ _SRC = str(Path(workflow.basedir) / "src")
 if _SRC not in sys.path:
     sys.path.insert(0, _SRC)
 
-from snakemake.exceptions import WorkflowError
 from snntopo.config import check_config, write_effective_schema
 from snntopo.errors import ConfigError
+from snntopo.overrides import layered_config
 from snntopo import workflow as W
 
-_CONFIG_SOURCE = ", ".join(str(p) for p in workflow.configfiles) or "config"
+# The configuration, layered the Snakemake way: DEFAULT_CONFIG (the Snakefile's `configfile:`),
+# then each --configfile, then --config key=value (re-typed as YAML reads it: download=true is a
+# boolean). Every error names the layer that set the bad value, and is printed once, without a
+# traceback.
 try:
-    config.update(check_config(dict(config), source=_CONFIG_SOURCE))
+    _raw, _source = layered_config(
+        (None if workflow.config_settings.replace_workflow_config else DEFAULT_CONFIG),
+        workflow.config_settings.configfiles,
+        dict(workflow.config_settings.config),
+    )
+    _checked = check_config(_raw, source=_source)
 except ConfigError as exc:
-    raise WorkflowError(f"invalid configuration:\n{exc}") from None
+    print(f"invalid configuration:\n{exc}", file=sys.stderr)
+    sys.exit(1)
+config.clear()
+config.update(_checked)
 
 # the schema with the registries' names, written under the working directory's .snakemake/
 validate(

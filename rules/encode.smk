@@ -15,6 +15,10 @@ rule encode:
     benchmark:
         f"{BENCH}/encode/{NETWORK_ID}_{{encoding}}.tsv"
     retries: 2
+    # a network's encodings and metric families run in one cluster submission, and the profile
+    # batches several networks into it (group-components)
+    group:
+        "graphs"
     conda:
         "../workflow/envs/graph.yaml"
     threads: 1

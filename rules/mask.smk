@@ -22,6 +22,9 @@ rule spec:
 
 
 rule mask:
+    input:
+        # the data set's node, for the PaI methods that read training batches
+        data=mask_data_input,
     output:
         mask=ensure(f"{NET}/mask.safetensors", non_empty=True),
         init=ensure(f"{NET}/init.safetensors", non_empty=True),
@@ -29,6 +32,9 @@ rule mask:
         f"{LOGS}/mask/{NETWORK_ID}.log",
     benchmark:
         f"{BENCH}/mask/{NETWORK_ID}.tsv"
+    # one cluster submission per network: its mask, then its training (rules/train.smk)
+    group:
+        "network"
     conda:
         "../workflow/envs/torch.yaml"
     threads: 1
@@ -38,7 +44,6 @@ rule mask:
         gpu=lambda wc: (
             config["resources"]["train_gpus"] if W.wants_gpu(wc.method) else 0
         ),
-        slurm_partition=lambda wc: W.partition(config, W.wants_gpu(wc.method)),
     params:
         code=lambda wc: W.stage_code("mask", arch=wc.arch, method=wc.method),
         mask=lambda wc: W.mask_params(config, wc),

@@ -35,6 +35,8 @@ for _family in FAMILIES_ACTIVE:
         benchmark:
             f"{BENCH}/metrics_{_family}/{NETWORK_ID}.tsv"
         retries: 2
+        group:
+            "graphs"
         conda:
             "../workflow/envs/graph.yaml"
         threads: _family_threads(_family)

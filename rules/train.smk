@@ -4,6 +4,7 @@
 rule train:
     input:
         mask=f"{NET}/mask.safetensors",
+        data=data_input,
     output:
         model=ensure(f"{NET}/model.safetensors", non_empty=True),
         summary=ensure(f"{NET}/train.json", non_empty=True),
@@ -11,6 +12,8 @@ rule train:
         f"{LOGS}/train/{NETWORK_ID}.log",
     benchmark:
         f"{BENCH}/train/{NETWORK_ID}.tsv"
+    group:
+        "network"
     conda:
         "../workflow/envs/torch.yaml"
     threads: lambda wc: config["resources"]["train_cpus"]
@@ -18,7 +21,6 @@ rule train:
         mem_mb=lambda wc, attempt: config["resources"]["train_mem_mb"] * attempt,
         runtime=lambda wc: W.train_runtime_min(config, wc.dataset, wc.arch),
         gpu=config["resources"]["train_gpus"],
-        slurm_partition=W.partition(config, True),
         cpus_per_task=config["resources"]["train_cpus"],
     params:
         code=lambda wc: W.stage_code("train", arch=wc.arch),

@@ -31,7 +31,8 @@ TINY = {
     "seeds": [0, 1],
     "dense_baseline": True,
     "model": {"width": 0.25, "input_size": {"digits": 8}},
-    "training": {"epochs": 1, "batch_size": 128, "milestones": [1], "lr": 0.05},
+    # (the defaults underneath are config/config.yaml's, whose loaders use 4 workers)
+    "training": {"epochs": 1, "batch_size": 128, "milestones": [1], "lr": 0.05, "num_workers": 0},
     "pai": {"snip": {"batch_size": 32}},
     "metrics": {"motif_sample_fraction": 0.01},
     "analysis": {"n_splits": 2, "n_repeats": 1, "n_permutation_repeats": 2},
@@ -106,12 +107,14 @@ def test_bad_config_stops_before_any_job(tmp_path, change, fragments):
 
 
 def test_missing_key_stops_before_any_job(tmp_path):
+    """Without the defaults underneath (--replace-workflow-config), a config file must be whole."""
     cfg = dict(TINY)
     del cfg["methods"]
     write_config(tmp_path, cfg)
-    res = snakemake(tmp_path, "--cores", "1")
+    res = snakemake(tmp_path, "--cores", "1", "--replace-workflow-config")
     assert res.returncode != 0
-    assert "missing required key methods" in res.stdout + res.stderr
+    out = res.stdout + res.stderr
+    assert out.count("missing required key methods") == 1, out[-2000:]
     assert not (tmp_path / "results").exists()
 
 
@@ -120,6 +123,105 @@ def test_a_grid_without_the_mge_plans_without_its_figure(tmp_path):
     jobs = planned(tmp_path)
     assert jobs["encode"] == 2 * 8 and "graph_figure" not in jobs
     assert jobs["report"] == 1
+
+
+# --------------------------------------------------------------------------- config layers
+def _nets(counts: Counter[str]) -> int:
+    return counts["mask"]
+
+
+def test_command_line_overrides_layer_over_the_defaults(tmp_path):
+    """`--config` and a second `--configfile` overlay the config the Snakemake way, with YAML
+    types: 2 methods x 2 sparsities x 2 seeds + 2 dense = 10 networks in TINY."""
+    write_config(tmp_path, TINY)
+    assert _nets(planned(tmp_path)) == 10
+    assert _nets(planned(tmp_path, "--config", "seeds=[0]")) == 2 * 2 + 1
+    assert _nets(planned(tmp_path, "--config", "download=true", "dense_baseline=false")) == 8
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("sparsities: [0.6]\ntraining: {epochs: 2, milestones: [1]}\n")
+    assert _nets(planned(tmp_path, "--configfile", str(overlay))) == 2 * 1 * 2 + 2
+
+
+def test_the_defaults_are_config_yaml_without_any_configfile(tmp_path):
+    """No --configfile: the paper grid of config/config.yaml, and --config overrides it."""
+    res = subprocess.run(
+        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "-n"]
+        + ["--config", "download=true", "datasets=[cifar10]", "architectures=[conv6]"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", res.stdout + res.stderr, re.M))
+    # 7 methods x 5 sparsities x 3 seeds + 3 dense baselines; one data job for CIFAR-10
+    assert int(counts["train"]) == 7 * 5 * 3 + 3
+    assert int(counts["data_cifar10"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "source", "fragment"),
+    [
+        (["--config", "download=maybe"], "--config download=maybe", "'maybe' is not of type"),
+        (["--config", "sparsites=[0.5]"], "--config sparsites=[0.5]", "did you mean 'sparsities'"),
+        ("overlay", "overlay.yaml", "training.momentum: 1.5 is out of range"),
+    ],
+)
+def test_a_bad_override_fails_once_naming_its_source(tmp_path, args, source, fragment):
+    write_config(tmp_path, TINY)
+    if args == "overlay":
+        (tmp_path / "overlay.yaml").write_text("training: {momentum: 1.5}\n")
+        args = ["--configfile", str(tmp_path / "overlay.yaml")]
+    res = snakemake(tmp_path, "-n", *args)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    lines = [line for line in out.splitlines() if fragment in line]
+    assert len(lines) == 1, out[-2000:]
+    assert source in lines[0] and "config.yaml" not in lines[0].replace("overlay.yaml", "")
+    assert "Traceback" not in out and 'File "' not in out, out[-2000:]
+
+
+# --------------------------------------------------------------------------- data-set nodes
+NO_DATA = {
+    **TINY,
+    "datasets": ["cifar10", "cifar100"],
+    "methods": ["snip", "erk"],
+    "download": False,
+    "data_root": "nodata",
+}
+
+
+def test_each_data_set_is_one_node(tmp_path):
+    """Missing CIFAR: one data job per data set; the data-driven masks and every training wait
+    for it, the data-free masks do not; digits (no files) has no node."""
+    write_config(tmp_path, NO_DATA)
+    jobs = planned(tmp_path)
+    assert jobs["data_cifar10"] == jobs["data_cifar100"] == 1
+    assert not any(r.startswith("data_") and r not in ("data_cifar10", "data_cifar100") for r in jobs)
+    res = snakemake(tmp_path, "-n", "--dag")
+    dag = res.stdout
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "data_cifar10" in dag
+    write_config(tmp_path, TINY)
+    assert not any(r.startswith("data_") for r in planned(tmp_path))
+
+
+def test_missing_data_fails_once_per_data_set_with_its_message(tmp_path):
+    cfg = {**NO_DATA, "methods": ["snip"], "sparsities": [0.9], "dense_baseline": False}
+    write_config(tmp_path, cfg)
+    targets = [
+        f"results/{d}/resnet20/snip/s0.9/seed{s}/train.json"
+        for d in ("cifar10", "cifar100")
+        for s in (0, 1)
+    ]
+    res = snakemake(tmp_path, "--cores", "2", "--keep-going", "--show-failed-logs", *targets)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert out.count("Error in rule data_") == 2, out[-4000:]
+    assert "Error in rule mask" not in out and "Error in rule train" not in out
+    # the message of each failed job, on the console (not just a pointer at its log)
+    for name, folder in (("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python")):
+        assert f"{name} not found: looked in nodata/{folder}" in out, out[-4000:]
+    assert not (tmp_path / "results" / "cifar10" / "resnet20" / "snip").exists()
 
 
 @pytest.fixture(scope="module")

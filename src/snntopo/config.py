@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import difflib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,8 @@ import yaml
 from .errors import ConfigError
 from .names import registry
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = REPO_ROOT / "config" / "schema.yaml"
+#: the config schema ships inside the package, so a non-editable install finds it
+SCHEMA_PATH = Path(__file__).resolve().with_name("schema.yaml")
 
 #: schema locations whose allowed values come from a registry: path -> registry
 _REGISTRY_ENUMS: dict[tuple[str, ...], str] = {
@@ -114,16 +114,28 @@ def _key(path: Iterator[Any] | list[Any]) -> str:
     return out or "<top level>"
 
 
-def _describe(error: Any, source: str) -> str:
+Source = str | Callable[[list[Any]], str]
+
+
+def _where(source: Source, path: list[Any]) -> str:
+    """``"<file>: "`` for a message about the key at ``path``; ``source`` may name the file
+    itself or be a function of the key path (layered configs: the layer that set that key)."""
+    name = source(path) if callable(source) else source
+    return f"{name}: " if name else ""
+
+
+def _describe(error: Any, source: Source) -> str:
     """Turn one jsonschema error into a one-line message naming the file and the key."""
-    key = _key(list(error.absolute_path))
-    where = f"{source}: " if source else ""
+    path = list(error.absolute_path)
+    key = _key(path)
+    where = _where(source, path)
     validator = error.validator
     if validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         extra = sorted(set(error.instance) - set(allowed))
         msgs = []
         for name in extra:
+            where = _where(source, [*path, name])
             full = f"{key}.{name}" if key != "<top level>" else name
             close = difflib.get_close_matches(name, allowed, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -136,7 +148,7 @@ def _describe(error: Any, source: str) -> str:
             if isinstance(error.instance, dict) and k not in error.instance
         ]
         parent = "" if key == "<top level>" else f"{key}."
-        return f"{where}missing required key {parent}{missing[0] if missing else '?'}"
+        return "\n".join(f"{where}missing required key {parent}{k}" for k in missing or ["?"])
     if validator == "enum":
         allowed = [str(v) for v in error.validator_value]
         close = difflib.get_close_matches(str(error.instance), allowed, n=1)
@@ -175,7 +187,7 @@ def _bounds_of(schema: dict[str, Any]) -> str:
 
 def check_config(
     config: dict[str, Any],
-    source: str = "",
+    source: Source = "",
     schema: dict[str, Any] | None = None,
     *,
     grid: bool = True,
@@ -185,19 +197,24 @@ def check_config(
     ``grid=False`` skips the checks that only concern a whole workflow grid (whether the analysis
     can cross-validate it): a one-network command line has no analysis.
 
-    Raises :class:`ConfigError` listing every problem, one line each, naming ``source`` and the key.
+    Raises :class:`ConfigError` listing every problem, one line each (each once), naming the source
+    and the key. ``source`` is a file name, or a function of the key path naming the layer that set
+    the key (see :mod:`snntopo.overrides`).
     """
     import jsonschema
 
     schema = schema if schema is not None else load_schema()
     if not isinstance(config, dict) or not config:
-        raise ConfigError(f"{source or 'config'}: the configuration is empty or not a mapping")
+        raise ConfigError(
+            f"{_where(source, []) or 'config: '}the configuration is empty or not a mapping"
+        )
     schema = _accept_external_archs(config, schema, source)
     validator_cls = jsonschema.validators.validator_for(schema)
     validator = validator_cls(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
-        raise ConfigError("\n".join(_describe(e, source) for e in errors))
+        lines = [line for e in errors for line in _describe(e, source).splitlines()]
+        raise ConfigError("\n".join(dict.fromkeys(lines)))
     out = copy.deepcopy(config)
     _fill_defaults(out, schema)
     _check_semantics(out, source, grid=grid)
@@ -205,7 +222,7 @@ def check_config(
 
 
 def _accept_external_archs(
-    config: dict[str, Any], schema: dict[str, Any], source: str
+    config: dict[str, Any], schema: dict[str, Any], source: Source
 ) -> dict[str, Any]:
     """``torchvision:<name>`` / ``module:<path>:<fn>`` architectures: checked here without torch
     (unknown torchvision names get a "did you mean"), then allowed by the schema's enum."""
@@ -214,7 +231,7 @@ def _accept_external_archs(
     archs = config.get("architectures")
     if not isinstance(archs, list):
         return schema
-    where = f"{source}: architectures" if source else "architectures"
+    where = f"{_where(source, ['architectures'])}architectures"
     ext = [a for a in archs if isinstance(a, str) and is_external(a)]
     if not ext:
         return schema
@@ -244,14 +261,14 @@ MAX_SEED = 2**32 - 1
 LAYER_DENSITY_FAMILY = "ramanujan"
 
 
-def _check_semantics(config: dict[str, Any], source: str, grid: bool = True) -> None:
+def _check_semantics(config: dict[str, Any], source: Source, grid: bool = True) -> None:
     """What the schema cannot say but would otherwise fail late (after every training job) or
     silently: the training recipe every (dataset, arch) of the grid actually gets (with the
     trainer's own rules), seeds, the results directory, the sparsity path tags, metric families
     that apply to no configured encoding, and a grid the analysis cannot cross-validate."""
     from .train import TrainConfig
 
-    where = f"{source}: " if source else ""
+    where = _where(source, ["training"])
     for dataset in config["datasets"]:
         for arch in config["architectures"]:
             TrainConfig.from_dict(
@@ -266,7 +283,17 @@ def _check_semantics(config: dict[str, Any], source: str, grid: bool = True) -> 
         *(_check_analysis_grid(config) if grid else []),
     ]
     if errors:
-        raise ConfigError("\n".join(f"{where}{e}" for e in errors))
+        raise ConfigError("\n".join(f"{_where(source, _key_path(e))}{e}" for e in errors))
+
+
+def _key_path(message: str) -> list[Any]:
+    """The key path a ``"key.sub[0]: ..."`` message is about (for naming the layer that set it)."""
+    import re
+
+    key = message.split(":", 1)[0].strip()
+    if not re.fullmatch(r"[A-Za-z_][\w-]*(\.[\w-]+|\[\d+\])*", key):
+        return []
+    return [int(p[1:-1]) if p.startswith("[") else p for p in re.findall(r"[\w-]+|\[\d+\]", key)]
 
 
 def check_seed(value: Any, key: str = "seed") -> str | None:

@@ -34,6 +34,15 @@ def needs_data(method: str) -> bool:
     return method != DENSE and bool(METHODS.fact(method, "needs_data", False))
 
 
+def dataset_file(config: dict[str, Any], dataset: str) -> str | None:
+    """Output of a data set's DAG node (its extracted index file under ``data_root``), or ``None``
+    when the data set has no files (the bundled digits)."""
+    from .data import extracted_index
+
+    index = extracted_index(dataset)
+    return None if index is None else f"{config['data_root']}/{index}"
+
+
 @dataclass(frozen=True)
 class Network:
     """One grid point; ``method == 'dense'`` with sparsity 0 is a dense baseline."""
@@ -115,15 +124,6 @@ def mask_params(config: dict[str, Any], wc: Any) -> dict[str, Any]:
 def train_params(config: dict[str, Any], wc: Any) -> dict[str, Any]:
     """Params of the ``train`` rule."""
     return network_job(config, wc).params("train")
-
-
-def partition(config: dict[str, Any], wants_gpu: bool) -> str:
-    """SLURM partition for a job: the GPU partition when it asks for a GPU (and GPUs are
-    configured), else the CPU partition. Ignored by local execution."""
-    res = config["resources"]
-    if wants_gpu and res.get("train_gpus", 0) > 0:
-        return res.get("gpu_partition", "gpu")
-    return res.get("cpu_partition", "cpu")
 
 
 def train_runtime_min(config: dict[str, Any], dataset: str, arch: str) -> int:

@@ -50,6 +50,7 @@ DATASETS.register(
     "cifar10",
     DatasetInfo("cifar10", 10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), True, 32),
     paper="CIFAR-10",
+    index_file="cifar-10-batches-py/batches.meta",
 )
 DATASETS.register(
     "cifar100",
@@ -57,6 +58,7 @@ DATASETS.register(
         "cifar100", 100, 3, 32, (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761), True, 32
     ),
     paper="CIFAR-100",
+    index_file="cifar-100-python/meta",
 )
 DATASETS.register(
     "tinyimagenet",
@@ -73,6 +75,7 @@ DATASETS.register(
         "tinyimagenet",
     ),
     paper="Tiny-ImageNet",
+    index_file="tiny-imagenet-200/wnids.txt",
 )
 # Demo: scikit-learn's bundled 8x8 digits (no download). Mean/std are those of the pixel values
 # (scaled to [0, 1]) after the bilinear resize to the default 16x16; identical for all 3 channels.
@@ -98,6 +101,18 @@ def dataset_shape(name: str, input_size: int | None = None) -> tuple[int, int, i
     return int(info.num_classes), int(info.in_channels), int(input_size or info.input_size)
 
 
+def extracted_index(name: str) -> str | None:
+    """The file (relative to ``data_root``) whose presence says the data set is extracted — the
+    output of the workflow's data-set node (registry fact ``index_file``); ``None`` for a data set
+    with nothing on disk (digits).
+
+    An index file of the extracted archive rather than a stamp of our own: it keeps the archive's
+    old modification time, so a data set found already in place never makes Snakemake rerun the
+    jobs that read it.
+    """
+    return DATASETS.fact(name, "index_file", None)
+
+
 _LOADERS = "snntopo.data.loaders"
 
 
@@ -109,7 +124,14 @@ def __getattr__(name: str) -> Any:
 
 
 _LOADER_NAMES = frozenset(
-    {"TensorImageDataset", "TinyImageNet", "load_dataset", "make_loader", "pai_loader_factory"}
+    {
+        "TensorImageDataset",
+        "TinyImageNet",
+        "load_dataset",
+        "make_loader",
+        "pai_loader_factory",
+        "prepare_dataset",
+    }
 )
 
 __all__ = [
@@ -117,5 +139,6 @@ __all__ = [
     "DatasetInfo",
     "dataset_info",
     "dataset_shape",
+    "extracted_index",
     *sorted(_LOADER_NAMES),
 ]

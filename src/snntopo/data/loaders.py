@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import logging
 import os
 import pickle
 from collections.abc import Callable, Mapping, Sequence
@@ -155,6 +156,16 @@ _CIFAR_FILES = {
     ),
     "cifar100": ("cifar-100-python", ["train"], ["test"], "meta", "cifar-100-python.tar.gz"),
 }
+
+
+def prepare_dataset(name: str, root: str | os.PathLike[str], download: bool) -> None:
+    """Fetch (when ``download``) and check both splits of a data set: what the workflow's data-set
+    node runs, so a missing data set fails once, with :func:`_missing_message`, not in every job."""
+    for train in (True, False):
+        ds = load_dataset(name, root, train=train, download=download and train)
+        logging.getLogger("snntopo.data").info(
+            "%s %s split: %d images in %s", name, "train" if train else "test", len(ds), root
+        )
 
 
 def _missing_message(name: str, where: Path, missing: Sequence[str], how: str) -> str:
@@ -362,12 +373,13 @@ class TinyImageNet(Dataset):
 
 
 TINY_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
+TINY_FOLDER = "tiny-imagenet-200"
 
 
 def _tinyimagenet(
     info: DatasetInfo, root: Path, train: bool, download: bool, size: int, augment: bool
 ) -> Dataset:
-    base = root / "tiny-imagenet-200"
+    base = root / TINY_FOLDER
     needed = ["wnids.txt", "train" if train else "val/val_annotations.txt"]
     if download and any(not (base / f).exists() for f in needed):
         from torchvision.datasets.utils import download_and_extract_archive

@@ -1,0 +1,47 @@
+# Stage 0: one node per data set that lives on disk (CIFAR-10/100, Tiny-ImageNet): its output is
+# the extracted data set's index file under `data_root`. The node fetches the data set through
+# torchvision when `download: true`, else fails once with a message saying where it looked and how
+# to fix it; the data-driven mask jobs and the training jobs of that data set wait for it. The
+# bundled digits have no files, hence no node. Local: a cluster's compute nodes often have no
+# internet, and checking a data set is cheap.
+
+
+def data_input(wc):
+    """The data set's node output, for the jobs that read the data ([] for digits)."""
+    path = W.dataset_file(config, wc.dataset)
+    return [path] if path else []
+
+
+def mask_data_input(wc):
+    return data_input(wc) if W.needs_data(wc.method) else []
+
+
+DATA_FILES = {
+    d: W.dataset_file(config, d)
+    for d in config["datasets"]
+    if W.dataset_file(config, d)
+}
+
+
+for _dataset, _index in DATA_FILES.items():
+
+    rule:
+        name:
+            f"data_{_dataset}"
+        output:
+            _index,
+        log:
+            f"{LOGS}/data/{_dataset}.log",
+        localrule: True
+        conda:
+            "../workflow/envs/torch.yaml"
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=60,
+        params:
+            dataset=_dataset,
+            root=config["data_root"],
+            download=bool(config["download"]),
+        script:
+            "../workflow/scripts/data.py"
