@@ -16,6 +16,10 @@ DEFAULT_CONFIG = os.path.join(workflow.basedir, "config", "config.yaml")
 configfile: DEFAULT_CONFIG
 
 
+# `snakemake --report`: this page describes the workflow; every figure and table has its own caption
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/mask.smk"

@@ -1,16 +1,50 @@
 # Stage 6: which topology predicts accuracy, which metrics matter, how PaI methods rank.
 
 
+# Every file the analysis writes is declared (nothing untracked under results/): the figures
+# (PNG with its own caption in the Snakemake report, SVG beside it), the key tables as report
+# items, the per-fold and per-network CSVs, the summary and its metadata.
+def _analysis_file(name):
+    return f"{RESULTS}/analysis/{name}"
+
+
+def _table_item(name):
+    return report(
+        _analysis_file(f"{name}.csv"),
+        category="Tables",
+        caption=f"../report/tables/{name}.rst",
+    )
+
+
 rule analysis:
     input:
         TABLES,
     output:
-        csv=[ensure(f, non_empty=True) for f in ANALYSIS_CSV],
+        csv=[
+            ensure(
+                _table_item(Path(f).stem) if Path(f).stem == "regression" else f,
+                non_empty=True,
+            )
+            for f in ANALYSIS_CSV
+        ],
+        more_csv=[
+            _analysis_file(f"{t}.csv")
+            for t in ("ramanujan_prediction", "regression_folds", "predictions")
+        ],
+        ranking_summary=_table_item("ranking_summary"),
         figures=[
-            report(f, category="Analysis", caption="../report/analysis.rst")
+            report(
+                f,
+                category="Analysis",
+                subcategory="Figures",
+                caption=f"../report/figures/{Path(f).stem}.rst",
+            )
             for f in FIGURES
         ],
+        svg=[f.removesuffix(".png") + ".svg" for f in FIGURES],
         summary=f"{RESULTS}/analysis/summary.html",
+        summary_md=_analysis_file("summary.md"),
+        meta=_analysis_file("analysis.json"),
     log:
         f"{LOGS}/analysis.log",
     benchmark:

@@ -8,7 +8,7 @@ rule graph_figure:
         report(
             f"{RESULTS}/figures/mge.png",
             category="Encodings",
-            caption="../report/mge.rst",
+            caption="../report/figures/mge.rst",
         ),
     log:
         f"{LOGS}/graph_figure.log",
@@ -33,7 +33,12 @@ rule report:
         ),
         networks=f"{RESULTS}/tables/networks.csv",
     output:
-        ensure(f"{RESULTS}/report.html", non_empty=True),
+        html=ensure(f"{RESULTS}/report.html", non_empty=True),
+        accuracy=report(
+            f"{RESULTS}/tables/pai_accuracy.csv",
+            category="Tables",
+            caption="../report/tables/pai_accuracy.rst",
+        ),
     log:
         f"{LOGS}/report.log",
     conda:

@@ -37,7 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     requested = sys.argv[1] if len(sys.argv) > 1 else None
     for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
         # Only import the module of the command actually asked for (keeps start-up light).
         if name == requested:
             importlib.import_module(module).configure(p)

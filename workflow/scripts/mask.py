@@ -13,4 +13,6 @@ run_job(
     params=snakemake.params.mask,
     out_mask=snakemake.output.mask,
     out_init=snakemake.output.init,
+    # the GPUs this job was granted: a job given one that finds no CUDA stops (device: auto)
+    gpus=int(getattr(snakemake.resources, "gpu", 0) or 0),
 )

@@ -12,6 +12,7 @@ run_job(
     figures=list(snakemake.input.figures),
     graph_figures=list(snakemake.input.graph_figure),
     networks_csv=snakemake.input.networks,
-    out=snakemake.output[0],
+    out=snakemake.output.html,
+    out_accuracy=snakemake.output.accuracy,
     meta=dict(snakemake.params.grid),
 )

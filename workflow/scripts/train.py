@@ -16,4 +16,6 @@ run_job(
     out_model=snakemake.output.model,
     out_summary=snakemake.output.summary,
     checkpoint=snakemake.params.checkpoint,
+    # the GPUs this job was granted: a job given one that finds no CUDA stops (device: auto)
+    gpus=int(getattr(snakemake.resources, "gpu", 0) or 0),
 )

@@ -15,16 +15,20 @@ log = logging.getLogger("snntopo.stages")
 
 
 def make_mask(
-    params: NetworkJob | Mapping[str, Any], out_mask: str, out_init: str | None = None
+    params: NetworkJob | Mapping[str, Any],
+    out_mask: str,
+    out_init: str | None = None,
+    gpus: int = 0,
 ) -> dict[str, Any]:
     """Compute one PaI mask (or the all-ones dense mask) and the masked initial weights
-    (``out_init``; skipped when ``None``). Returns the mask's metadata."""
+    (``out_init``; skipped when ``None``). Returns the mask's metadata. ``gpus``: what the job was
+    granted (see :func:`snntopo.train.job_device`)."""
     import torch
 
     from ..data import pai_loader_factory
     from ..models import prunable_parameters
     from ..pai.io import save_mask
-    from ..train import resolve_device
+    from ..train import job_device
 
     job = NetworkJob.coerce(params)
     model = job.build_model()
@@ -61,7 +65,7 @@ def make_mask(
             else None,
             # the real input shape: SynFlow's all-ones input must match the data's size
             params={**job.pai, "input_shape": list(job.input_shape)},
-            device=resolve_device(job.device),
+            device=job_device(job.device, gpus),
         )
     # flat, like `snntopo mask` writes it; save_mask adds densities, realised sparsity and emptied
     # layers from the masks themselves (compute_mask already logged any emptied layer)

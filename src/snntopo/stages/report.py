@@ -35,45 +35,20 @@ def make_report(
     networks_csv: str,
     out: str,
     meta: dict[str, Any],
+    out_accuracy: str | None = None,
 ) -> None:
-    """A single HTML page: the grid, the accuracies of the PaI methods side by side, a drawing of
-    one MGE and the analysis figures, linking to the full analysis summary (relative links)."""
-    from html import escape
+    """``report.html`` (self-contained: images embedded, see :mod:`snntopo.plots.report_html`)
+    and, with ``out_accuracy``, the accuracy table as CSV (a Snakemake report item)."""
+    import os
 
-    out_dir = Path(out).parent
+    from ..io import write_csv
+    from ..plots.report_html import render_report
 
-    def rel(path: str) -> str:
-        return escape(str(Path(path).resolve().relative_to(out_dir.resolve())))
-
-    imgs = "\n".join(
-        f'<figure><img src="{rel(f)}" style="max-width:100%"><figcaption>'
-        f"{escape(Path(f).stem)}</figcaption></figure>"
-        for f in figures
-        if f.endswith(".png")
-    )
-    acc = accuracy_table(networks_csv).to_html(index=False, border=0, classes="acc")
-    mge = "".join(
-        "<h2>The multipartite graph encoding (MGE) of one network</h2>\n"
-        f'<img src="{rel(f)}" style="max-width:100%">\n'
-        for f in graph_figures
-    )
-    grid = "".join(f"<li><b>{escape(k)}</b>: {escape(str(v))}</li>" for k, v in meta.items())
-    html = f"""<!doctype html><html><head><meta charset="utf-8"><title>snntopo report</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}
-table.acc td,table.acc th{{padding:2px 8px;text-align:right}}</style></head>
-<body>
-<h1>snntopo report</h1>
-<ul>{grid}</ul>
-<p>Protocol, numbers and verdicts on the paper's claims:
-<a href="{rel(summary_html)}">analysis summary</a>.</p>
-<h2>Test accuracy of the PaI methods (mean ± std over seeds)</h2>
-{acc}
-{mge}
-<h2>Analysis figures</h2>
-{imgs}
-</body></html>
-"""
-    write_text(out, html)
+    acc = accuracy_table(networks_csv)
+    href = os.path.relpath(Path(summary_html).resolve(), Path(out).resolve().parent)
+    write_text(out, render_report(acc, figures, graph_figures, meta, summary_href=href))
+    if out_accuracy:
+        write_csv(acc, out_accuracy)
 
 
 def plot_graph(graph_path: str, out: str) -> None:

@@ -180,6 +180,7 @@ def train_network(
     checkpoint: str,
     log: Any = None,
     strict: bool = True,
+    gpus: int = 0,
 ) -> Any:
     """Train one network under the mask at ``mask_path`` (dense without one) and write
     ``model.safetensors`` and ``train.json``; returns the ``TrainResult`` (``None`` when a kept
@@ -190,14 +191,16 @@ def train_network(
     device, parameter counts and the realised sparsity of the mask. Resumes from ``checkpoint`` if
     a previous attempt left one, and removes it once the artifacts are written. See the module
     docstring for what protects a finished training. ``strict=False`` (``snntopo train``, whose
-    mask may be made by hand) compares only the parameters the mask records.
+    mask may be made by hand) compares only the parameters the mask records. ``gpus`` is what the
+    job was granted (the rule's ``gpu`` resource): see :func:`snntopo.train.job_device`.
     """
     from ..artifacts import NETWORK_KEYS, SHAPE_KEYS, mask_digest, save_trained
     from ..data import load_dataset
     from ..pai.io import load_mask
-    from ..train import TrainConfig, train_masked
+    from ..train import TrainConfig, job_device, train_masked
 
     job = NetworkJob.coerce(params)
+    device = job_device(job.device, gpus)  # before any data is read: fail fast
     model = job.build_model()
     stage_params = job.params("train")
     # inputs first: a bad mask stops here, before anything is trained, written or removed
@@ -210,7 +213,7 @@ def train_network(
         expected = {k: stage_params[k] for k in keys if k in stage_params}
         masks, mask_meta = load_mask(mask_path, model, expected=expected, require=strict)
         mask_meta = {**mask_meta, "mask_sha256": file_digest(mask_path)}
-    cfg = TrainConfig.from_dict({**job.training, "device": job.device})
+    cfg = TrainConfig.from_dict({**job.training, "device": str(device)})
     bits = mask_digest(masks) if masks else None
     keyed = final_state_path(checkpoint, final_state_key(stage_params, bits))
     expected_out = {

@@ -41,6 +41,7 @@ _LAZY = {
     "train_masked": "loop",
     "evaluate": "loop",
     "resolve_device": "device",
+    "job_device": "device",
     "resolve_amp": "device",
     "prepare_masks": "masks",
     "apply_masks": "masks",

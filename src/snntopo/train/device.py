@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import os
+
 import torch
 
 from ..errors import ConfigError, DeviceError
+
+log = logging.getLogger("snntopo.device")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -33,6 +38,35 @@ def resolve_device(name: str = "auto") -> torch.device:
             raise DeviceError(f"device {name!r} requested but MPS is not available")
     elif dev.type != "cpu":
         raise DeviceError(f"device {name!r}: unsupported device type {dev.type!r}")
+    return dev
+
+
+def job_device(name: str = "auto", gpus: int = 0) -> torch.device:
+    """The device of a workflow job that was granted ``gpus`` GPUs (its ``gpu`` resource), logged.
+
+    ``auto`` takes CUDA when present; but a job granted a GPU that finds no CUDA stops with a
+    ``DeviceError`` instead of quietly training on the CPU (a CPU-only PyTorch in the job's
+    environment, or a scheduler that did not expose the GPU). ``device: cpu`` is the opt-in.
+    """
+    name = str(name or "auto").strip().lower()
+    dev = resolve_device(name)
+    if name == "auto" and gpus > 0 and dev.type != "cuda":
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        raise DeviceError(
+            f"this job was given {gpus} GPU(s) (resources.train_gpus) but CUDA is not available "
+            f"(torch {torch.__version__}, built for CUDA {torch.version.cuda or 'none'}; "
+            f"CUDA_VISIBLE_DEVICES={visible if visible is not None else 'unset'}): "
+            "install a CUDA build of PyTorch in the job's environment, or set `device: cpu` to "
+            "run on the CPU anyway (or `resources.train_gpus: 0` to ask for no GPU)"
+        )
+    if dev.type == "cpu" and gpus > 0:
+        log.warning("device: cpu although this job holds %d GPU(s) (device: %s)", gpus, name)
+    detail = ""
+    if dev.type == "cuda":
+        detail = f" ({torch.cuda.get_device_name(dev)})"
+    elif name == "auto":
+        detail = " (auto: CUDA is not available)"
+    log.info("device: %s%s", dev, detail)
     return dev
 
 
