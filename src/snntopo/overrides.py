@@ -36,10 +36,9 @@ class Layer:
         for key in path:
             if isinstance(node, Mapping) and key in node:
                 node = node[key]
-            elif isinstance(node, list) and isinstance(key, int):
-                return True  # a list is replaced whole: whoever set it set its items
-            else:
-                return False
+                continue
+            # a list is replaced whole: whoever set the list set its items
+            return isinstance(node, list) and isinstance(key, int)
         return True
 
 
