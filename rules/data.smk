@@ -6,6 +6,14 @@
 # internet, and checking a data set is cheap.
 
 
+# PyTorch's conda env of the torch rules: a CUDA build where the config asks for GPUs
+TORCH_ENV = (
+    "../workflow/envs/torch-cuda.yaml"
+    if config["resources"]["train_gpus"] > 0
+    else "../workflow/envs/torch.yaml"
+)
+
+
 def data_input(wc):
     """The data set's node output, for the jobs that read the data ([] for digits)."""
     path = W.dataset_file(config, wc.dataset)

@@ -9,7 +9,7 @@ rule spec:
     benchmark:
         f"{BENCH}/spec/{{dataset}}_{{arch}}.tsv"
     conda:
-        "../workflow/envs/torch.yaml"
+        TORCH_ENV
     threads: 1
     resources:
         mem_mb=2000,
@@ -36,7 +36,7 @@ rule mask:
     group:
         "network"
     conda:
-        "../workflow/envs/torch.yaml"
+        TORCH_ENV
     threads: 1
     resources:
         mem_mb=lambda wc: 4000 if W.wants_gpu(wc.method) else 2000,

@@ -15,7 +15,7 @@ rule train:
     group:
         "network"
     conda:
-        "../workflow/envs/torch.yaml"
+        TORCH_ENV
     threads: lambda wc: config["resources"]["train_cpus"]
     resources:
         mem_mb=lambda wc, attempt: config["resources"]["train_mem_mb"] * attempt,

@@ -256,13 +256,19 @@ def test_slurm_submissions_carry_the_profile_and_rule_resources(tmp_path):
         os.killpg(proc.pid, 9)
         proc.wait()
     calls = log.read_text().splitlines() if log.exists() else []
-    assert len(calls) == 2, calls
+    assert len(calls) >= 2, calls  # (the fake status query makes the plugin resubmit later)
+    flags = {}
     for call in calls:
         assert "--comment rule_network_mask_train" in call  # the group, not single rules
-        assert " -p gpu " in f"{call} " and "--gpus=1" in call
-        assert "--cpus-per-task=3" in call and "--mem 4000" in call  # max over mask, train
-        runtime = int(re.search(r" -t (\d+)", call).group(1))
-        assert runtime >= 10 + 15  # mask then train: runtimes add up
+        assert " -p gpu " in call and "--gpus=1" in call and "--cpus-per-task=3" in call
+        flags[re.search(r"--target-jobs (.*?) --", call).group(1).count("erk") > 0] = (
+            int(re.search(r" -t (\d+)", call).group(1)),
+            int(re.search(r" --mem (\d+)", call).group(1)),
+        )
+    # by hand from the rules: a mask job asks for 15 min / 2000 MB (data-free ERK) or
+    # 60 min / 4000 MB (SNIP wants a GPU), training for 10 min (the minimum) and train_mem_mb 3000;
+    # one submission runs them one after the other: runtimes add up, memory is the larger one
+    assert flags == {True: (15 + 10, 3000), False: (60 + 10, 4000)}
 
 
 # --------------------------------------------------------------------------- packaging
@@ -290,7 +296,8 @@ def test_a_non_editable_install_runs_from_another_directory(tmp_path):
     )
     (pth / "zz_parent_site.pth").write_text(site + "\n")
     res = subprocess.run(
-        [str(py), "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q", str(REPO)],
+        # build isolation: pip builds with the setuptools the project asks for (>=77), not the venv's
+        [str(py), "-m", "pip", "install", "--no-deps", "-q", str(REPO)],
         capture_output=True,
         text=True,
         timeout=600,

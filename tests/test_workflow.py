@@ -280,6 +280,18 @@ def test_paper_grid_plans_every_job_with_cluster_resources(paper_dry_run):
     for family in ("local", "neighbourhood", "strength", "global", "expansion", "ramanujan"):
         assert counts[f"metrics_{family}"] == 1260
     assert counts["tables"] == counts["analysis"] == counts["report"] == 1
+    assert counts["data_cifar10"] == counts["data_cifar100"] == counts["data_tinyimagenet"] == 1
+
+    # cluster submissions: one per network (mask + training), one per 10 networks' graphs; every
+    # other job is local (data sets, layer specs, joins)
+    groups = Counter(re.findall(r"Group job (\w+)", paper_dry_run))
+    assert groups == Counter({"network": 1296, "graphs": 126})
+    assert sum(groups.values()) <= 1500
+    top_level = re.findall(r"^rule (\w+):$", paper_dry_run, re.M)  # jobs outside any group
+    assert set(top_level) <= {"all", "spec", "tables", "analysis", "graph_figure", "report"} | {
+        f"data_{d}" for d in ("cifar10", "cifar100", "tinyimagenet")
+    }
+    assert "partition" not in (REPO / "config" / "config.yaml").read_text()
 
     jobs = _job_resources(paper_dry_run)
     assert len(jobs["train"]) == 1296
@@ -675,5 +687,36 @@ def test_reports_render_in_a_browser(finished_run, tmp_path):
     text = report.read_text(errors="replace")
     for figure in ("regression_r2", "importance", "ranking_tau", "mge"):
         assert figure in text, figure
-    _screenshot(finished_run / "results" / "report.html", tmp_path / "report.png")
-    _screenshot(report, tmp_path / "snakemake-report.png")
+    # every figure and table its own caption, and the workflow description page
+    for item in (
+        "How well does each feature set predict accuracy?",
+        "Which MGE metrics matter?",
+        "Does the topology rank the PaI methods correctly?",
+        "Are the Ramanujan metrics more than layer density?",
+        "What an MGE looks like.",
+        "Test accuracy of the PaI methods side by side.",
+        "Regression scores.",
+        "Ranking agreement.",
+        "Protocol",
+    ):
+        assert item in text, item
+    for table in ("pai_accuracy.csv", "regression.csv", "ranking_summary.csv"):
+        assert table in text, table
+    # nothing the workflow writes under results/ goes undeclared
+    res = snakemake(finished_run, "--list-untracked")
+    assert res.returncode == 0, res.stderr[-2000:]
+    untracked = [
+        line.strip()
+        for line in (res.stdout + res.stderr).splitlines()
+        if line.strip().startswith("results/")
+    ]
+    assert untracked == [], untracked
+    # the hand-made page, copied alone elsewhere, still shows its images
+    copied = tmp_path / "copied" / "report.html"
+    copied.parent.mkdir()
+    shutil.copy(finished_run / "results" / "report.html", copied)
+    assert "data:image/png;base64," in copied.read_text()
+    shots = Path(os.environ.get("SNNTOPO_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    _screenshot(copied, shots / "report.png")
+    _screenshot(report, shots / "snakemake-report.png")
