@@ -4,34 +4,32 @@
 # Every file the analysis writes is declared (nothing untracked under results/): the figures
 # (PNG with its own caption in the Snakemake report, SVG beside it), the key tables as report
 # items, the per-fold and per-network CSVs, the summary and its metadata.
-def _analysis_file(name):
-    return f"{RESULTS}/analysis/{name}"
-
-
-def _table_item(name):
-    return report(
-        _analysis_file(f"{name}.csv"),
-        category="Tables",
-        caption=f"../report/tables/{name}.rst",
-    )
-
-
 rule analysis:
     input:
         TABLES,
     output:
         csv=[
             ensure(
-                _table_item(Path(f).stem) if Path(f).stem == "regression" else f,
+                (
+                    report(
+                        f, category="Tables", caption="../report/tables/regression.rst"
+                    )
+                    if Path(f).stem == "regression"
+                    else f
+                ),
                 non_empty=True,
             )
             for f in ANALYSIS_CSV
         ],
         more_csv=[
-            _analysis_file(f"{t}.csv")
+            f"{RESULTS}/analysis/{t}.csv"
             for t in ("ramanujan_prediction", "regression_folds", "predictions")
         ],
-        ranking_summary=_table_item("ranking_summary"),
+        ranking_summary=report(
+            f"{RESULTS}/analysis/ranking_summary.csv",
+            category="Tables",
+            caption="../report/tables/ranking_summary.rst",
+        ),
         figures=[
             report(
                 f,
@@ -43,8 +41,8 @@ rule analysis:
         ],
         svg=[f.removesuffix(".png") + ".svg" for f in FIGURES],
         summary=f"{RESULTS}/analysis/summary.html",
-        summary_md=_analysis_file("summary.md"),
-        meta=_analysis_file("analysis.json"),
+        summary_md=f"{RESULTS}/analysis/summary.md",
+        meta=f"{RESULTS}/analysis/analysis.json",
     log:
         f"{LOGS}/analysis.log",
     benchmark:
