@@ -23,7 +23,19 @@ rule analysis:
         ],
         more_csv=[
             f"{RESULTS}/analysis/{t}.csv"
-            for t in ("ramanujan_prediction", "regression_folds", "predictions")
+            for t in (
+                "ramanujan_prediction",
+                "regression_folds",
+                "predictions",
+                "normalised",
+                "skipped",
+            )
+        ],
+        # leave-one-method-out: the MGE predictor, so only when the MGE is computed
+        lomo=[
+            f"{RESULTS}/analysis/{t}.csv"
+            for t in ("lomo", "lomo_methods", "lomo_verdicts")
+            if "mge" in config["encodings"]
         ],
         ranking_summary=report(
             f"{RESULTS}/analysis/ranking_summary.csv",

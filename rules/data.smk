@@ -48,6 +48,7 @@ for _dataset, _index in DATA_FILES.items():
             mem_mb=4000,
             runtime=60,
         params:
+            code=W.stage_code("data"),
             dataset=_dataset,
             root=config["data_root"],
             download=bool(config["download"]),

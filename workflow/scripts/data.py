@@ -1,12 +1,12 @@
 """Rules `data_<dataset>`: fetch (with `download: true`) and check one data set.
-Logic: snntopo.data.prepare_dataset."""
+Logic: snntopo.stages.data.prepare_dataset."""
 
 import _bootstrap  # noqa: F401  (puts the checkout's src/ on sys.path)
 
 from snntopo.jobs import limit_threads, run_job
 
 limit_threads(snakemake.threads)
-from snntopo.data import prepare_dataset  # noqa: E402
+from snntopo.stages.data import prepare_dataset  # noqa: E402
 
 run_job(
     prepare_dataset,

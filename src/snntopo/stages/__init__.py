@@ -14,6 +14,7 @@ from typing import Any
 
 #: stage function -> module
 STAGE_FUNCTIONS = {
+    "prepare_dataset": "data",
     "make_spec": "spec",
     "make_mask": "mask",
     "write_masked_init": "mask",
