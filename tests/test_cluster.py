@@ -117,7 +117,8 @@ def test_the_train_rule_script_stops_a_gpu_job_without_cuda(tmp_path):
                 "seeds": [0],
                 "model": {"width": 0.25, "input_size": {"digits": 8}},
                 "training": {"epochs": 1, "milestones": [1]},
-            }
+            },
+            grid=False,  # one network, no analysis
         ),
         "digits",
         "resnet20",

@@ -3,8 +3,8 @@ Logic: snntopo.stages.predict (snntopo.analysis.predictor.write_predictions)."""
 
 import _bootstrap  # noqa: F401  (puts the checkout's src/ on sys.path)
 
-from snntopo.stages.predict import write_predictions
 from snntopo.jobs import run_job
+from snntopo.stages.predict import write_predictions
 
 run_job(
     write_predictions,
