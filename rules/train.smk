@@ -26,6 +26,8 @@ rule train:
         code=lambda wc: W.stage_code("train", arch=wc.arch),
         train=lambda wc: W.train_params(config, wc),
         # not an output: it must survive a killed job so the rerun resumes from it
-        checkpoint=f"{NET}/checkpoint.pt",
+        # in a hidden folder with the lock, the attempts' log and the kept final state: training
+        # state, not results (snakemake --list-untracked skips hidden folders)
+        checkpoint=f"{NET}/.train/checkpoint.pt",
     script:
         "../workflow/scripts/train.py"

@@ -614,7 +614,7 @@ def test_killed_training_job_resumes(tmp_path):
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
-    ckpt = tmp_path / "results/digits/resnet20/erk/s0.6/seed0/checkpoint.pt"
+    ckpt = tmp_path / "results/digits/resnet20/erk/s0.6/seed0/.train/checkpoint.pt"
     deadline = time.time() + 300
     while time.time() < deadline and not ckpt.exists():
         time.sleep(0.5)
@@ -711,7 +711,8 @@ def test_reports_render_in_a_browser(finished_run, tmp_path):
         if line.strip().startswith("results/")
     ]
     # Snakemake 9's --list-untracked counts inputs, outputs and logs but not `benchmark:` files,
-    # which every rule declares: those are the only ones it may list
+    # which every rule declares: those are the only ones it may list (training state lives in
+    # each network's hidden .train/ folder, which it skips)
     assert [p for p in listed if not p.startswith("results/benchmarks/")] == [], listed
     assert all(p.endswith(".tsv") for p in listed), listed
     # the hand-made page, copied alone elsewhere, still shows its images
