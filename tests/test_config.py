@@ -31,7 +31,7 @@ def test_paper_config_is_the_paper_grid():
     assert cfg["architectures"] == ["conv6", "resnet20", "resnet32", "wrn28_2"]
     assert cfg["sparsities"] == [0.6, 0.8, 0.9, 0.95, 0.98]
     assert len(cfg["methods"]) == 7 and len(cfg["datasets"]) == 3 and cfg["seeds"] == [0, 1, 2]
-    # the paper's recipe, with the per-architecture / per-data set exceptions of spec A
+    # the paper's recipe, with the per-architecture / per-data set exceptions of the paper
     assert training_settings(cfg, "cifar10", "resnet20")["weight_decay"] == 1e-4
     assert training_settings(cfg, "cifar10", "wrn28_2")["weight_decay"] == 5e-4
     tiny_conv6 = training_settings(cfg, "tinyimagenet", "conv6")

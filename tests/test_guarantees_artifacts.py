@@ -1,4 +1,4 @@
-"""Issue 17, artifacts that vouch for themselves: an artifact of another grid point copied into a
+"""Guarantees, artifacts that vouch for themselves: an artifact of another grid point copied into a
 network's directory, an all-zero mask, a mask whose bits were replaced, weights of another mask,
 a metrics file of another network in the join, NaN/Inf weights and non-numeric table cells each
 stop with one line naming the file, the key and both values; nothing downstream is written."""

@@ -1,4 +1,4 @@
-"""Issue 17, CLI arguments: bad values stop at parse time with one line naming the argument; an
+"""Guarantees, CLI arguments: bad values stop at parse time with one line naming the argument; an
 output that is one of the inputs is refused before anything is written."""
 
 from __future__ import annotations

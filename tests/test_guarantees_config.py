@@ -1,4 +1,4 @@
-"""Issue 17, config-time rejection: configs that used to pass the check and then fail after every
+"""Guarantees, config-time rejection: configs that used to pass the check and then fail after every
 training job (or silently merge / overwrite things) now stop before the first job, with one line
 naming the file, the key and the value."""
 

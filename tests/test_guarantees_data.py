@@ -1,4 +1,4 @@
-"""Issue 17, data files: a CIFAR batch cannot run code, and every batch is checked against its
+"""Guarantees, data files: a CIFAR batch cannot run code, and every batch is checked against its
 published md5 before it is read."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 17, lost work: a corrupt mask never costs a finished training (the final state is kept
+"""Guarantees, lost work: a corrupt mask never costs a finished training (the final state is kept
 beside the checkpoint, keyed by the mask's bits, and retraining the same mask is instant), one
 network's training never runs twice at once (a lock on its checkpoint, tested with two
 processes), earlier attempts' log lines survive a rerun, and full disks, NaN weights and

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -103,3 +104,27 @@ def test_every_rule_script_calls_an_existing_stage():
                     assert hasattr(module, alias.name), (script.name, alias.name)
                     seen += 1
     assert seen >= 9
+
+
+@pytest.mark.parametrize("method", ["uniform", "er", "erk", "snip", "grasp", "synflow", "prospr"])
+def test_every_pai_method_encodes_from_the_cli_on_the_demo_data(tmp_path, method, capsys):
+    """``snntopo encode`` runs the mask stage with the data the method needs (the bundled digits
+    for the data-driven ones): the graph has the budget's edges in its rolled BGE."""
+    import json
+
+    from snntopo.cli import main
+    from snntopo.encode.graph import load_graph
+
+    out = tmp_path / "g.npz"
+    argv = ["encode", "--arch", "resnet20", "--dataset", "digits", "--method", method]
+    argv += ["--sparsity", "0.9", "--width", "0.25", "--input-size", "8", "--device", "cpu"]
+    argv += ["--encoding", "rolled", "--out", str(out)]
+    if method in ("snip", "prospr"):
+        argv += ["--pai-param", "batch_size=32"]
+    assert main(argv) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    graph = load_graph(out)
+    assert graph.meta["network"]["method"] == method
+    total = sum(int(lay["numel"]) for lay in graph.layers)
+    # one rolled edge per kept weight: 10% of the prunable weights (to rounding)
+    assert abs(line["edges"] - 0.1 * total) <= 0.01 * total

@@ -44,7 +44,7 @@ from .tables import (
     read_csv,
 )
 
-# Paper MGE columns that are metrics (spec D). `nodes` is constant per (arch, dataset) and `edges`
+# Paper MGE columns that are metrics. `nodes` is constant per (arch, dataset) and `edges`
 # is the number of kept weights, i.e. density in disguise: both stay out of the topometric set.
 MGE_METRICS = (
     "sink_nodes",

@@ -131,7 +131,7 @@ def select_features(df: pd.DataFrame, encoding: str) -> pd.DataFrame:
     """The analysed columns of a pipeline feature table, matching the paper's tables.
 
     The pipeline writes every metric raw *and* normalised (``x`` and ``x_norm``); the paper's
-    tables hold one of the two, the normalised one where spec D defines a normalisation, so only
+    tables hold one of the two, the normalised one where the paper normalises it, so only
     that one is kept. For the MGE, ``nodes`` (constant per architecture) and ``edges`` (the number
     of kept weights: density in disguise) are dropped, as the paper-layout loader does.
     """

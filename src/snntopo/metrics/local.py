@@ -1,4 +1,4 @@
-"""Local connectivity (spec D): dead-end and dangling nodes and the edges that lead to them.
+"""Local connectivity: dead-end and dangling nodes and the edges that lead to them.
 
 Two definitions, chosen by the graph's encoding mode (``graph.meta["mode"]``):
 
