@@ -17,6 +17,7 @@ from snntopo.cli import main as cli_main
 from snntopo.encode.graph import Block, Graph, from_edges, load_graph, save_graph
 from snntopo.errors import ConfigError
 from snntopo.metrics import FAMILIES, FamilyResult, compute_family
+from snntopo.metrics import ramanujan as ram
 
 
 def bge(layers: list[tuple[np.ndarray, np.ndarray]], encoding: str = "rolled") -> Graph:
@@ -214,3 +215,61 @@ def test_cli_writes_artifact_and_prints_one_json_line(tmp_path, capsys):
     assert cli_main(["metrics", str(path), "--out", str(out2)]) == 0
     assert set(json.loads(out2.read_text())) == set(FAMILIES.names())
     assert load_graph(path).n_edges == graph.n_edges
+
+
+def _sparse(b: np.ndarray):
+    import scipy.sparse as sp
+
+    return sp.csr_array(b)
+
+
+@pytest.mark.parametrize(
+    "shape, density, weighted",
+    [
+        ((300, 40), 0.1, False),
+        ((40, 300), 0.3, True),
+        ((576, 64), 0.05, True),
+        ((9, 7), 0.8, False),
+    ],
+)
+def test_gram_top2_equals_dense_svd(shape, density, weighted):
+    """The fast path (Gram eigenvalues) against the exact one (numpy's dense SVD of the layer)."""
+    rng = np.random.default_rng(sum(shape))
+    b = (rng.random(shape) < density) * (rng.random(shape) if weighted else 1.0)
+    fast = ram.top2_singular(_sparse(b))
+    exact = np.linalg.svd(b, compute_uv=False)[:2]
+    assert ram.top2_gram(_sparse(b)) is not None  # the Gram path was taken
+    assert fast == pytest.approx(tuple(exact), rel=1e-10)
+    assert ram.top2_singular(_sparse(b), gram=False) == pytest.approx(tuple(exact), rel=1e-12)
+
+
+def test_gram_path_falls_back_when_s2_is_tiny():
+    """A rank-1 layer (every left node reaches the same right nodes): s2 = 0 exactly; squaring
+    would give ~1e-8 * s1, so the exact SVD is used and s2 stays at rounding level."""
+    b = np.zeros((50, 20))
+    b[:, 3:11] = 1.0
+    assert ram.top2_gram(_sparse(b)) is None
+    s1, s2 = ram.top2_singular(_sparse(b))
+    assert s1 == pytest.approx(math.sqrt(50 * 8), rel=1e-12)
+    assert s2 < 1e-12
+    # an empty layer and a single row or column
+    assert ram.top2_singular(_sparse(np.zeros((4, 6)))) == (0.0, 0.0)
+    assert ram.top2_singular(_sparse(np.array([[3.0, 4.0]]))) == pytest.approx((5.0, 0.0))
+    assert ram.top2_singular(_sparse(np.array([[3.0], [4.0]]))) == pytest.approx((5.0, 0.0))
+
+
+def test_ramanujan_fast_path_equals_slow_path(monkeypatch):
+    """Every Ramanujan value of a rolled-like layer with many distinct left degrees, Gram path vs
+    dense SVD everywhere (GRAM_MAX_DIM = 0 disables the Gram path)."""
+    rng = np.random.default_rng(7)
+    n_r, n_l = 48, 400
+    dens = rng.uniform(0.02, 0.3, size=(1, n_l))  # heterogeneous left degrees
+    w = rng.normal(size=(n_r, n_l)) * (rng.random((n_r, n_l)) < dens)
+    graph = bge([(w, None)])
+    fast = compute_family("ramanujan", graph)["layers"][0]
+    monkeypatch.setattr(ram, "GRAM_MAX_DIM", 0)
+    slow = compute_family("ramanujan", graph)["layers"][0]
+    assert len(np.unique((w != 0).sum(0))) > 10
+    for key in ("degree_bound", "iterative_spectral_gap", "iterative_degree_bound"):
+        assert fast[key] == pytest.approx(slow[key], rel=1e-10), key
+    assert fast["weighted_spectral_gap"] == pytest.approx(slow["weighted_spectral_gap"], rel=1e-9)

@@ -11,8 +11,14 @@
 
 Why singular values: the symmetric adjacency of a bipartite graph with biadjacency B has eigenvalues
 +-s_i (the singular values of B) plus zeros, so |l1| = s1 and the third-largest |eigenvalue| is s2
-(0 if B has a single row or column). A dense SVD of the small biadjacency is exact and deterministic
-where ARPACK on the 2x larger adjacency struggles with the +-s pairs; very large layers use svds.
+(0 if B has a single row or column). They are the square roots of the top two eigenvalues of the
+Gram matrix of B's smaller side (B^T B or B B^T, at most ``GRAM_MAX_DIM`` square): a sparse product
+plus a partial symmetric eigensolve (LAPACK, two eigenvalues only), deterministic and ~20x faster
+than a dense SVD of B on the rolled layers of torchvision models (a 4608 x 512 layer: 0.03 s against
+0.7 s, and the family makes two such calls per distinct left degree). Squaring costs digits only in
+s2 when s2 << s1 (absolute error ~ eps * s1^2 / s2); below ``GRAM_MIN_RATIO`` (lambda2 / lambda1) the
+family falls back to the exact path: a dense SVD of B when it is small, else ARPACK ``svds`` (which
+avoids the +-s pairs that trouble ARPACK on the 2x larger adjacency).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 from scipy.sparse.linalg import ArpackNoConvergence, svds
 
@@ -29,6 +36,10 @@ from ..encode.graph import Graph
 from .base import FamilyResult
 
 DENSE_SVD_MAX_CELLS = 4_000_000
+# Gram path: smaller side up to this many nodes (a dense GRAM_MAX_DIM^2 float64 matrix, 32 MB)
+GRAM_MAX_DIM = 2048
+# lambda2 / lambda1 of the Gram below this: s2 would lose more than ~1e-12 of its relative accuracy
+GRAM_MIN_RATIO = 1e-4
 
 
 def biadjacency(graph: Graph) -> tuple[sp.csr_array, sp.csr_array]:
@@ -51,11 +62,37 @@ def biadjacency(graph: Graph) -> tuple[sp.csr_array, sp.csr_array]:
     return bw, bm
 
 
-def top2_singular(b: sp.csr_array, seed: int = 0) -> tuple[float, float] | str:
-    """(s1, s2) of ``b`` (s2 = 0 if it has one row or column), or why they could not be computed."""
+def top2_gram(b: sp.csr_array) -> tuple[float, float] | None:
+    """(s1, s2) of ``b`` from the top two eigenvalues of its smaller-side Gram matrix, or None if
+    ``b`` is too ill-conditioned there (lambda2 < GRAM_MIN_RATIO * lambda1) for s2 to be accurate."""
+    rows, cols = b.shape
+    gram = (b.T @ b) if cols <= rows else (b @ b.T)
+    g = gram.toarray() if sp.issparse(gram) else np.asarray(gram)
+    n = g.shape[0]
+    if n == 1:
+        return math.sqrt(max(float(g[0, 0]), 0.0)), 0.0
+    lam = scipy.linalg.eigh(
+        g, eigvals_only=True, subset_by_index=[n - 2, n - 1], check_finite=False
+    )
+    l2, l1 = float(lam[0]), float(lam[1])
+    if l1 <= 0.0:
+        return 0.0, 0.0  # b == 0
+    if l2 < GRAM_MIN_RATIO * l1:
+        return None
+    return math.sqrt(l1), math.sqrt(l2)
+
+
+def top2_singular(b: sp.csr_array, seed: int = 0, gram: bool = True) -> tuple[float, float] | str:
+    """(s1, s2) of ``b`` (s2 = 0 if it has one row or column), or why they could not be computed.
+
+    ``gram=False`` skips the Gram path (the exact dense SVD / svds; tests compare the two)."""
     rows, cols = b.shape
     if min(rows, cols) == 0:
         return 0.0, 0.0
+    if gram and min(rows, cols) <= GRAM_MAX_DIM:
+        s_gram = top2_gram(b)
+        if s_gram is not None:
+            return s_gram
     if rows * cols <= DENSE_SVD_MAX_CELLS or min(rows, cols) <= 3:
         s = np.linalg.svd(b.toarray(), compute_uv=False)
     else:
