@@ -98,3 +98,51 @@ def test_cli_encode_and_metrics_with_users_module(tmp_path):
     )  # fmt: skip
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert "permute" in bad.stderr and "torchvision:convnext_tiny" in bad.stderr
+
+
+def _job(argv):
+    import argparse
+
+    from snntopo.stages.network import NetworkJob, add_network_arguments
+
+    parser = argparse.ArgumentParser()
+    add_network_arguments(parser, method_default="erk")
+    return NetworkJob.from_args(parser.parse_args(argv))
+
+
+def test_cli_model_kwargs_reach_the_constructor(tmp_path):
+    sys.path.insert(0, str(TESTS))
+    try:
+        job = _job(["--arch", "module:user_models:make", "--dataset", "digits",
+                    "--model-kwargs", "hidden=6"])  # fmt: skip
+        assert job.model_kwargs == {"hidden": 6}
+        assert job.params("spec")["model_kwargs"] == {"hidden": 6}
+        assert job.build_model()[0].out_channels == 6
+    finally:
+        sys.path.remove(str(TESTS))
+    tv = _job(["--arch", "torchvision:mobilenet_v2", "--dataset", "digits",
+               "--model-kwargs", "dropout=0.3", "--model-kwargs", "width_mult=0.5"])  # fmt: skip
+    assert tv.model_kwargs == {"dropout": 0.3, "width_mult": 0.5}
+    m = tv.build_model()
+    assert m.classifier[0].p == 0.3 and m.features[0][0].out_channels == 16  # 32 * 0.5
+    # flags override the config's model.kwargs key by key
+    cfg = tmp_path / "c.yaml"
+    raw = load_config(ROOT / "config" / "examples" / "torchvision.yaml")
+    raw["model"]["kwargs"] = {"torchvision:resnet18": {"zero_init_residual": True, "groups": 1}}
+    import yaml
+
+    cfg.write_text(yaml.safe_dump(raw))
+    job = _job(["--config", str(cfg), "--arch", "torchvision:resnet18", "--dataset", "digits",
+                "--model-kwargs", "groups=1", "--model-kwargs", "zero_init_residual=false"])  # fmt: skip
+    assert job.model_kwargs == {"zero_init_residual": False, "groups": 1}
+
+
+def test_cli_model_kwargs_errors():
+    with pytest.raises(ConfigError, match="--model-kwargs: architecture 'resnet20' is bundled"):
+        _job(["--arch", "resnet20", "--dataset", "digits", "--model-kwargs", "x=1"])
+    with pytest.raises(ConfigError, match="--model-kwargs 'dropout': expected KEY=VALUE"):
+        _job(["--arch", "torchvision:resnet18", "--dataset", "digits", "--model-kwargs", "dropout"])
+    job = _job(["--arch", "torchvision:resnet18", "--dataset", "digits",
+                "--model-kwargs", "no_such_arg=1"])  # fmt: skip
+    with pytest.raises(ConfigError, match="torchvision:resnet18.*no_such_arg"):
+        job.build_model()

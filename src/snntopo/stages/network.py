@@ -154,7 +154,20 @@ class NetworkJob:
             settings["batch_size"] = int(flag("batch_size"))
         if method != DENSE and settings != dict(job.pai):
             _check_pai_settings(method, settings)
-        return dataclasses.replace(job, pai=settings)
+        kwargs = dict(job.model_kwargs)
+        items = flag("model_kwargs") or []
+        if items:
+            from ..models.external import is_external
+
+            if not is_external(job.arch):
+                raise ConfigError(
+                    f"--model-kwargs: architecture {job.arch!r} is bundled; constructor "
+                    "arguments apply to torchvision:<name> and module:<path>:<fn> only"
+                )
+            for item in items:
+                key, value = _parse_kv(item, "--model-kwargs")
+                kwargs[key] = value
+        return dataclasses.replace(job, pai=settings, model_kwargs=kwargs)
 
     @classmethod
     def coerce(cls, params: NetworkJob | Mapping[str, Any]) -> NetworkJob:
@@ -268,4 +281,12 @@ def add_network_arguments(parser: argparse.ArgumentParser, *, method_default: st
         default=[],
         metavar="KEY=VALUE",
         help="a setting of the PaI method (the config's pai.<method>), e.g. rounds=20",
+    )
+    parser.add_argument(
+        "--model-kwargs",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra constructor argument of a torchvision:/module: architecture (value "
+        "parsed as JSON; the config's model.kwargs), e.g. dropout=0.2",
     )
