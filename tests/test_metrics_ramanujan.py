@@ -273,3 +273,27 @@ def test_ramanujan_fast_path_equals_slow_path(monkeypatch):
     for key in ("degree_bound", "iterative_spectral_gap", "iterative_degree_bound"):
         assert fast[key] == pytest.approx(slow[key], rel=1e-10), key
     assert fast["weighted_spectral_gap"] == pytest.approx(slow["weighted_spectral_gap"], rel=1e-9)
+
+
+def test_cli_limits_blas_threads_to_threads_option(tmp_path):
+    """``snntopo metrics --threads 1`` runs the families with 1-thread BLAS pools (the rules'
+    limit): the recorded pool sizes are read from inside a family while it runs."""
+    from threadpoolctl import threadpool_info
+
+    seen: list[int] = []
+
+    def probe(graph, params):
+        np.linalg.eigvalsh(np.eye(3))  # make sure the BLAS library is loaded
+        seen.extend(p["num_threads"] for p in threadpool_info())
+        return FamilyResult({"x": 1.0})
+
+    FAMILIES.register("probe_test", probe, encodings=("rolled",))
+    try:
+        path = tmp_path / "rolled.npz"
+        save_graph(path, bge([(LAYERS[0], None)]))
+        argv = ["metrics", str(path), "--families", "probe_test", "--out", str(tmp_path / "p.json")]
+        assert cli_main([*argv, "--threads", "1"]) == 0
+    finally:
+        FAMILIES._items.pop("probe_test", None)
+        FAMILIES._meta.pop("probe_test", None)
+    assert seen and set(seen) == {1}

@@ -82,8 +82,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         families = applicable_families(encoding, layered=bool(graph.layers))
     t0 = time.perf_counter()
-    # the same per-graph function as the workflow's metrics_<family> rules
-    artifacts = {fam: family_on_graph(fam, str(args.graph), params, graph) for fam in families}
+    # BLAS/OpenMP pools follow --threads, as the workflow's rules do (jobs.limit_threads): numpy is
+    # already imported here, so the pools are resized at run time. OpenBLAS's default (one thread
+    # per core) spin-waits on a busy machine: a 1280 x 1280 eigvalsh took 23 s with 2 threads on
+    # the 2-core box against 0.5 s with 1, which made the BGE families take many minutes.
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=max(1, int(args.threads))):
+        # the same per-graph function as the workflow's metrics_<family> rules
+        artifacts = {fam: family_on_graph(fam, str(args.graph), params, graph) for fam in families}
     seconds = time.perf_counter() - t0
     write_json(args.out, artifacts[families[0]] if len(families) == 1 else artifacts)
     line = {
