@@ -12,6 +12,7 @@ from snntopo.config import check_config, write_effective_schema
 from snntopo.errors import ConfigError
 from snntopo.overrides import layered_config
 from snntopo import workflow as W
+from snntopo.models.external import unslug
 
 # The configuration, layered the Snakemake way: DEFAULT_CONFIG (the Snakefile's `configfile:`),
 # then each --configfile, then --config key=value (re-typed as YAML reads it: download=true is a
@@ -65,9 +66,10 @@ def net_paths(nets, template):
 
 
 def network_keys(wc):
+    # the full architecture name (paths carry its slug): artifacts and tables name it as train.json does
     return {
         "dataset": wc.dataset,
-        "arch": wc.arch,
+        "arch": unslug(wc.arch),
         "method": wc.method,
         "sparsity": float(wc.sparsity),
         "seed": int(wc.seed),

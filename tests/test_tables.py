@@ -111,3 +111,25 @@ def test_analysis_uses_the_papers_normalised_columns():
         "motif",
         "mean_density",
     ]
+
+
+def test_external_arch_slug_and_full_name_join_as_one_network(tmp_path):
+    """train.json names the architecture in full, metric artifacts written before the full name
+    was recorded carry the path slug: the join treats them as one network, named in full."""
+    keys = dict(dataset="digits", method="erk", sparsity=0.9, seed=0)
+    write_json(tmp_path / "t.json", {**keys, "arch": "module:pkg.mod:make", "accuracy": 0.5})
+    for arch, fam, val in (("module__pkg.mod__make", "local", 3.0), ("module:pkg.mod:make", "strength", 4.0)):  # fmt: skip
+        write_json(
+            tmp_path / f"{fam}.json",
+            {"family": fam, "encodings": {"mge": {"network": {fam: val}, "layers": []}},
+             "network": {**keys, "arch": arch}},
+        )  # fmt: skip
+    out = tmp_path / "tables"
+    write_tables(
+        [str(tmp_path / "t.json")],
+        [str(tmp_path / "local.json"), str(tmp_path / "strength.json")],
+        str(out),
+    )
+    nets, mge = pd.read_csv(out / "networks.csv"), pd.read_csv(out / "mge.csv")
+    assert nets["arch"].tolist() == mge["arch"].tolist() == ["module:pkg.mod:make"]
+    assert mge[["local", "strength"]].values.tolist() == [[3.0, 4.0]]

@@ -15,6 +15,7 @@ import pandas as pd
 
 from .errors import TableError
 from .io import read_json, write_csv
+from .models.external import unslug
 from .names import DENSE, KEYS, RAMANUJAN_LAYER_COLUMNS, RAMANUJAN_METRICS, encoding_names
 
 
@@ -24,7 +25,8 @@ def _keys(d: dict[str, Any], source: str) -> dict[str, Any]:
         raise TableError(f"{source}: missing network keys {missing}")
     return {
         "dataset": d["dataset"],
-        "arch": d["arch"],
+        # the full name (artifacts written from a path carry its slug, e.g. torchvision__resnet18)
+        "arch": unslug(str(d["arch"])),
         "method": d["method"],
         "sparsity": float(d["sparsity"]),
         "seed": int(d["seed"]),
