@@ -277,23 +277,32 @@ def test_ramanujan_fast_path_equals_slow_path(monkeypatch):
 
 def test_cli_limits_blas_threads_to_threads_option(tmp_path):
     """``snntopo metrics --threads 1`` runs the families with 1-thread BLAS pools (the rules'
-    limit): the recorded pool sizes are read from inside a family while it runs."""
+    limit), including scipy's own OpenBLAS that the families load lazily: a probe family reads
+    the pool sizes while it runs, in a fresh process."""
+    import os
+    import subprocess
+    import sys
+
+    path, out = tmp_path / "rolled.npz", tmp_path / "p.json"
+    save_graph(path, bge([(LAYERS[0], None)]))
+    code = f"""
+import sys
+from snntopo.metrics import FAMILIES, FamilyResult
+def probe(graph, params):
+    import numpy as np, scipy.linalg
     from threadpoolctl import threadpool_info
-
-    seen: list[int] = []
-
-    def probe(graph, params):
-        np.linalg.eigvalsh(np.eye(3))  # make sure the BLAS library is loaded
-        seen.extend(p["num_threads"] for p in threadpool_info())
-        return FamilyResult({"x": 1.0})
-
-    FAMILIES.register("probe_test", probe, encodings=("rolled",))
-    try:
-        path = tmp_path / "rolled.npz"
-        save_graph(path, bge([(LAYERS[0], None)]))
-        argv = ["metrics", str(path), "--families", "probe_test", "--out", str(tmp_path / "p.json")]
-        assert cli_main([*argv, "--threads", "1"]) == 0
-    finally:
-        FAMILIES._items.pop("probe_test", None)
-        FAMILIES._meta.pop("probe_test", None)
-    assert seen and set(seen) == {1}
+    scipy.linalg.eigh(np.eye(3))
+    np.linalg.eigvalsh(np.eye(3))
+    print("POOLS", len(threadpool_info()), sorted({{p["num_threads"] for p in threadpool_info()}}))
+    return FamilyResult({{"x": 1.0}})
+FAMILIES.register("probe_test", probe, encodings=("rolled",))
+from snntopo.cli import main
+sys.exit(main(["metrics", {str(path)!r}, "--families", "probe_test", "--threads", "1",
+               "--out", {str(out)!r}]))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    line = next(ln for ln in res.stdout.splitlines() if ln.startswith("POOLS"))
+    assert line.endswith("[1]"), line

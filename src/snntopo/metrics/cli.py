@@ -86,6 +86,10 @@ def run(args: argparse.Namespace) -> int:
     # already imported here, so the pools are resized at run time. OpenBLAS's default (one thread
     # per core) spin-waits on a busy machine: a 1280 x 1280 eigvalsh took 23 s with 2 threads on
     # the 2-core box against 0.5 s with 1, which made the BGE families take many minutes.
+    # threadpoolctl resizes only the libraries already loaded: scipy bundles its own OpenBLAS,
+    # loaded by scipy.linalg, so load it first.
+    import scipy.linalg  # noqa: F401
+    import scipy.sparse.linalg  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=max(1, int(args.threads))):
