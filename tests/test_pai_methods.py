@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 
@@ -255,3 +256,67 @@ def test_synflow_input_shape():
         "synflow", conv6, 0.9, seed=0, params={"rounds": 2, "input_shape": [3, 16, 16]}
     )
     assert abs(info["realised_sparsity"] - 0.9) < 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["torchvision:mobilenet_v3_small", "torchvision:resnet18"])
+@pytest.mark.parametrize("method", list(METHODS))
+def test_torchvision_bn_models(method, arch):
+    """Every method on BatchNorm-heavy torchvision models (SE gates, hardswish, 1x1 maps deep in
+    the net at 8x8 inputs): the exact budget, bit-identical reruns, and the model's parameters
+    and BN running statistics untouched (scoring runs on a copy)."""
+    model = build_model(arch, 10, 3, 8, seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    a, info = run(method, model, 0.9, seed=1)
+    check_budget(method, a, info, 0.9)
+    assert list(a) == [n for n, _ in prunable_parameters(model)]
+    assert all(m.any() for m in a.values()) or info["emptied_layers"]
+    b, _ = run(method, model, 0.9, seed=1)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+class _SE(nn.Module):
+    """conv -> squeeze-and-excitation gate (hardsigmoid, as in MobileNetV3) -> linear."""
+
+    def __init__(self, gate: nn.Module) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1, bias=False)
+        self.fc1, self.fc2 = nn.Conv2d(6, 3, 1), nn.Conv2d(3, 6, 1)
+        self.gate = gate
+        self.out = nn.Linear(6 * 4 * 4, 10)
+
+    def forward(self, x):
+        h = F.relu(self.conv(x))
+        s = self.gate(self.fc2(F.relu(self.fc1(F.adaptive_avg_pool2d(h, 1)))))
+        return self.out(F.avg_pool2d(h * s, 2).flatten(1))
+
+
+class _ClampGate(nn.Module):
+    def forward(self, x):
+        return torch.clamp(x / 6.0 + 0.5, 0.0, 1.0)  # hardsigmoid's definition
+
+
+def test_grasp_through_hardsigmoid_gate_equals_the_same_function_written_with_clamp():
+    """torch has no double backward for hardsigmoid: GraSP scores it as relu6(x+3)/6, and its
+    Hessian-gradient scores equal those of the model whose gate is hardsigmoid's definition."""
+    torch.manual_seed(0)
+    net = _SE(nn.Hardsigmoid())
+    ref = _SE(_ClampGate())
+    ref.load_state_dict(net.state_dict())
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(40, 3, 8, 8, generator=g), torch.randint(0, 10, (40,), generator=g)
+    from snntopo.pai import grasp
+
+    a = grasp.scores(grasp.twice_differentiable(copy.deepcopy(net)), x, y)
+    b = grasp.scores(ref, x, y)
+    for k in b:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-10)
+    assert any(float(v.abs().max()) > 0 for v in a.values())
+    masks, info = compute_mask(
+        "grasp", net, 0.8, seed=0, loader_factory=lambda bs: iter([(x, y)]),
+        params={"samples_per_class": 2, "batch_size": 40},
+    )  # fmt: skip
+    check_budget("grasp", masks, info, 0.8)
+    assert isinstance(net.gate, nn.Hardsigmoid)  # the caller's model keeps its module

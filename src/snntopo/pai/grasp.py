@@ -10,6 +10,25 @@ from ..models import prunable_parameters
 from .base import Masks, PaiContext, global_topk, need_samples_per_class, num_classes_of
 
 
+class _Hardsigmoid(nn.Module):
+    """``hardsigmoid(x) = relu6(x + 3) / 6`` written with ops torch can differentiate twice
+    (``hardsigmoid_backward`` has no derivative, so double backprop through MobileNetV3's or
+    EfficientNet-style squeeze-and-excitation gates fails)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu6(x + 3.0) / 6.0
+
+
+def twice_differentiable(model: nn.Module) -> nn.Module:
+    """Replace, in place, activation modules whose backward torch cannot differentiate
+    (``nn.Hardsigmoid``) by equal functions it can; returns ``model``."""
+    for m in list(model.modules()):
+        for child_name, child in list(m.named_children()):
+            if isinstance(child, nn.Hardsigmoid):
+                setattr(m, child_name, _Hardsigmoid())
+    return model
+
+
 def scores(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, temperature: float = 200.0
 ) -> dict[str, torch.Tensor]:
@@ -48,6 +67,8 @@ def compute(model: nn.Module, density: float, ctx: PaiContext) -> Masks:
     * No re-initialisation: the reference re-draws all conv/linear weights before scoring, so its
       scores belong to a different network than the one kept and trained. We score the weights we
       keep (the model passed in, on a copy).
+    * Hardsigmoid modules (SE gates of MobileNetV3) are scored as ``relu6(x + 3) / 6``, the same
+      function, because torch cannot differentiate ``hardsigmoid``'s backward (Hessian product).
     * The kept count is exactly ``round(N d)`` (the reference keeps every score <= threshold, so
       ties can keep extra weights); the normalisation by ``|sum|`` is skipped (positive scale, no
       effect on the ranking). Runs on the model's device instead of a hard-coded CUDA device.
@@ -56,4 +77,5 @@ def compute(model: nn.Module, density: float, ctx: PaiContext) -> Masks:
     temperature = float(ctx.param("temperature", 200.0))
     bs = int(ctx.param("batch_size", 128))
     x, y = need_samples_per_class(ctx, bs, num_classes_of(model), per_class)
+    twice_differentiable(model)  # the model is compute_mask's copy
     return global_topk(scores(model, x, y, temperature), density, largest=False)
