@@ -10,6 +10,7 @@ as they finish, so an interrupted run keeps what it measured.
     python benchmarks/bench_torchvision.py --out bench.csv [--models resnet18 vgg16_bn]
         [--inputs 32 64] [--encodings mge rolled rolled-channel] [--families local ...]
         [--sparsity 0.9] [--timeout 600] [--max-edges 200000000] [--mem-gb 14] [--keep-graphs]
+    python benchmarks/bench_torchvision.py --markdown bench.csv   # the table of docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -82,7 +83,34 @@ def last_json(stdout: str) -> dict:
     return {}
 
 
+def markdown(path: Path) -> str:
+    """One row per (model, input, encoding): edges, then ``wall s / peak MB`` per step."""
+    with path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    steps = ["encode", "local", "neighbourhood", "strength", "global", "expansion", "ramanujan"]
+    graphs: dict[tuple[str, str, str], dict[str, str]] = {}
+    for r in rows:
+        g = graphs.setdefault((r["model"], r["input"], r["encoding"]), {"edges": r["edges"]})
+        if r["status"] == "ok":
+            g[r["step"]] = f"{float(r['wall_s']):.1f} / {float(r['peak_rss_mb']):,.0f}"
+        else:
+            g[r["step"]] = r["status"].split(":")[0]
+        g["edges"] = g["edges"] or r["edges"]
+    head = "| model | input | encoding | edges | " + " | ".join(steps) + " |"
+    lines = [head, "|" + "---|" * 4 + "---:|" * len(steps)]
+    for (model, size, enc), g in graphs.items():
+        edges = f"{int(g['edges']):,}" if g.get("edges") else ""
+        cells = [g.get(s, "" if (s == "ramanujan" and enc == "mge") else "n/a") for s in steps]
+        lines.append(f"| {model} | {size} | {enc} | {edges} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["--markdown"]:
+        print(markdown(Path(argv[1])))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--models", nargs="+", default=list(MODELS))
