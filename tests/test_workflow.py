@@ -289,7 +289,7 @@ def test_users_module_grid_runs_end_to_end(tmp_path):
     r = tmp_path / "results"
     spec = json.loads((r / "digits" / "module__user_models__make" / "layers.json").read_text())
     assert spec["arch"] == "module:user_models:make"
-    assert spec["provenance"]["model_kwargs"] == {"hidden": 3}
+    assert spec["provenance"]["params"]["model_kwargs"] == {"hidden": 3}
     # hidden=3 channels at 8x8, then the classifier from the 3 x 2 x 2 pooled map
     assert [b["shape"] for b in spec["blocks"]] == [[3, 8, 8], [3, 8, 8], [10]]
     nets = pd.read_csv(r / "tables" / "networks.csv")
