@@ -65,7 +65,8 @@ def _output_numels(name: str, kwargs: dict) -> int:
 def test_encode_and_every_family(masked, encoding, capsys):
     name, common, work, masks = masked
     g = work / f"{encoding}.npz"
-    assert cli_main(["encode", *common, "--mask", str(work / "mask.safetensors"),
+    assert cli_main(["encode", *common, "--method", "erk", "--sparsity", "0.9",
+                     "--mask", str(work / "mask.safetensors"),
                      "--encoding", encoding, "--out", str(g)]) == 0  # fmt: skip
     graph = load_graph(g)
     kept = {k: v.numpy() for k, v in masks.items() if v.dim() in (2, 4)}
