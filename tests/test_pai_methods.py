@@ -14,7 +14,7 @@ from torch import nn
 from snntopo.errors import ConfigError
 from snntopo.models import build_model, prunable_parameters
 from snntopo.pai import METHODS, compute_mask, snip
-from snntopo.pai.base import erk_densities
+from snntopo.pai.base import erk_densities, twice_differentiable
 
 SPARSITIES = (0.6, 0.8, 0.9, 0.95, 0.98)
 RANDOM_METHODS = ("uniform", "er", "erk")
@@ -309,7 +309,7 @@ def test_grasp_through_hardsigmoid_gate_equals_the_same_function_written_with_cl
     x, y = torch.randn(40, 3, 8, 8, generator=g), torch.randint(0, 10, (40,), generator=g)
     from snntopo.pai import grasp
 
-    a = grasp.scores(grasp.twice_differentiable(copy.deepcopy(net)), x, y)
+    a = grasp.scores(twice_differentiable(copy.deepcopy(net)), x, y)
     b = grasp.scores(ref, x, y)
     for k in b:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-10)
@@ -320,3 +320,18 @@ def test_grasp_through_hardsigmoid_gate_equals_the_same_function_written_with_cl
     )  # fmt: skip
     check_budget("grasp", masks, info, 0.8)
     assert isinstance(net.gate, nn.Hardsigmoid)  # the caller's model keeps its module
+
+
+def test_prospr_through_hardsigmoid_gate():
+    """ProsPr differentiates through its inner SGD steps (second order) like GraSP: it runs on a
+    hardsigmoid-gated model, hits the budget, and leaves the caller's module in place."""
+    torch.manual_seed(0)
+    net = _SE(nn.Hardsigmoid())
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(16, 3, 8, 8, generator=g), torch.randint(0, 10, (16,), generator=g)
+    masks, info = compute_mask(
+        "prospr", net, 0.8, seed=0, loader_factory=lambda bs: iter([(x, y)] * 4),
+        params={"batch_size": 16, "steps": 2},
+    )  # fmt: skip
+    check_budget("prospr", masks, info, 0.8)
+    assert isinstance(net.gate, nn.Hardsigmoid)

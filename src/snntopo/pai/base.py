@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..determinism import deterministic_mode
 from ..errors import ConfigError, DataError
@@ -280,3 +281,22 @@ def layerwise_random(
     dens = erk_densities({k: raw(tuple(s)) for k, s in shapes.items()}, counts, density)
     keep = apportion(counts, dens, n_keep(sum(counts.values()), density))
     return random_layer_masks(shapes, keep, ctx.generator())
+
+
+class _Hardsigmoid(nn.Module):
+    """``hardsigmoid(x) = relu6(x + 3) / 6`` written with ops torch can differentiate twice
+    (``hardsigmoid_backward`` has no derivative, so the second-order methods, GraSP and ProsPr,
+    fail through MobileNetV3's squeeze-and-excitation gates)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu6(x + 3.0) / 6.0
+
+
+def twice_differentiable(model: nn.Module) -> nn.Module:
+    """Replace, in place, activation modules whose backward torch cannot differentiate
+    (``nn.Hardsigmoid``) by equal functions it can; returns ``model``."""
+    for m in list(model.modules()):
+        for child_name, child in list(m.named_children()):
+            if isinstance(child, nn.Hardsigmoid):
+                setattr(m, child_name, _Hardsigmoid())
+    return model

@@ -7,26 +7,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models import prunable_parameters
-from .base import Masks, PaiContext, global_topk, need_samples_per_class, num_classes_of
-
-
-class _Hardsigmoid(nn.Module):
-    """``hardsigmoid(x) = relu6(x + 3) / 6`` written with ops torch can differentiate twice
-    (``hardsigmoid_backward`` has no derivative, so double backprop through MobileNetV3's or
-    EfficientNet-style squeeze-and-excitation gates fails)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu6(x + 3.0) / 6.0
-
-
-def twice_differentiable(model: nn.Module) -> nn.Module:
-    """Replace, in place, activation modules whose backward torch cannot differentiate
-    (``nn.Hardsigmoid``) by equal functions it can; returns ``model``."""
-    for m in list(model.modules()):
-        for child_name, child in list(m.named_children()):
-            if isinstance(child, nn.Hardsigmoid):
-                setattr(m, child_name, _Hardsigmoid())
-    return model
+from .base import (
+    Masks,
+    PaiContext,
+    global_topk,
+    need_samples_per_class,
+    num_classes_of,
+    twice_differentiable,
+)
 
 
 def scores(

@@ -12,7 +12,7 @@ from torch.func import functional_call
 
 from ..errors import DataError
 from ..models import prunable_parameters
-from .base import Masks, PaiContext, global_topk
+from .base import Masks, PaiContext, global_topk, twice_differentiable
 
 
 def _stream(ctx: PaiContext, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -75,10 +75,13 @@ def compute(model: nn.Module, density: float, ctx: PaiContext) -> Masks:
       stores ``clone(grad).detach()``, which silently drops the second-order path through the
       first gradient for every later step; the method differentiates the whole trajectory.
     * Runs on the model's device (the reference moves the model to the CPU).
+    * Hardsigmoid modules are differentiated as ``relu6(x + 3) / 6`` (the same function; torch
+      has no double backward for hardsigmoid).
     * Keeps ``round(N d)`` rather than ``ceil(N d)``, ties broken by index.
     """
     bs = int(ctx.param("batch_size", 512))
     stream = _stream(ctx, bs)
+    twice_differentiable(model)  # the model is compute_mask's copy; hardsigmoid -> relu6 form
     sc = scores(
         model,
         stream,
