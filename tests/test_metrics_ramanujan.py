@@ -306,3 +306,16 @@ sys.exit(main(["metrics", {str(path)!r}, "--families", "probe_test", "--threads"
     )
     line = next(ln for ln in res.stdout.splitlines() if ln.startswith("POOLS"))
     assert line.endswith("[1]"), line
+
+
+def test_undefined_values_carry_their_reason_not_a_string_value():
+    """A perfect matching (every node of degree 1) has no degree bound: the helper raises
+    ``Undefined`` and the family records NaN with that reason; a solver that fails does too."""
+    from snntopo.metrics.base import Undefined
+
+    with pytest.raises(Undefined, match="degree bound is 0"):
+        ram._delta_r(1.0, 1.0, 0.5)
+    graph = bge([(np.eye(4), None)])
+    art = compute_family("ramanujan", graph)
+    assert art["layers"][0]["degree_bound"] is None or np.isnan(art["layers"][0]["degree_bound"])
+    assert "degree bound is 0" in art["nan_reasons"]["conv0/degree_bound"]

@@ -33,7 +33,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import ArpackNoConvergence, svds
 
 from ..encode.graph import Graph
-from .base import FamilyResult
+from .base import FamilyResult, Undefined, record
 
 DENSE_SVD_MAX_CELLS = 4_000_000
 # Gram path: smaller side up to this many nodes (a dense GRAM_MAX_DIM^2 float64 matrix, 32 MB)
@@ -82,8 +82,9 @@ def top2_gram(b: sp.csr_array) -> tuple[float, float] | None:
     return math.sqrt(l1), math.sqrt(l2)
 
 
-def top2_singular(b: sp.csr_array, seed: int = 0, gram: bool = True) -> tuple[float, float] | str:
-    """(s1, s2) of ``b`` (s2 = 0 if it has one row or column), or why they could not be computed.
+def top2_singular(b: sp.csr_array, seed: int = 0, gram: bool = True) -> tuple[float, float]:
+    """(s1, s2) of ``b`` (s2 = 0 if it has one row or column); raises :class:`Undefined` with the
+    reason when they cannot be computed.
 
     ``gram=False`` skips the Gram path (the exact dense SVD / svds; tests compare the two)."""
     rows, cols = b.shape
@@ -100,15 +101,15 @@ def top2_singular(b: sp.csr_array, seed: int = 0, gram: bool = True) -> tuple[fl
         try:
             s = svds(b, k=2, v0=v0, return_singular_vectors=False)
         except ArpackNoConvergence as exc:
-            return f"svds did not converge ({exc})"
+            raise Undefined(f"svds did not converge ({exc})") from None
     s = np.sort(np.asarray(s, dtype=np.float64))[::-1]
     return float(s[0]), float(s[1]) if s.shape[0] > 1 else 0.0
 
 
-def _delta_r(d_l: float, d_r: float, l3: float) -> float | str:
+def _delta_r(d_l: float, d_r: float, l3: float) -> float:
     ub = math.sqrt(d_l - 1.0) + math.sqrt(d_r - 1.0)
     if ub == 0.0:
-        return "degree bound is 0 (every node has degree 1)"
+        raise Undefined("degree bound is 0 (every node has degree 1)")
     return (ub - l3) / ub
 
 
@@ -127,14 +128,14 @@ def ramanujan_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
     if nl == 0 or nr == 0 or nl + nr <= 3:
         res.nan("degree_bound", "fewer than 4 non-isolated nodes or an empty side")
     else:
-        s = top2_singular(bu[keep_l][:, keep_r], seed)
-        val = (
-            s if isinstance(s, str) else _delta_r(deg_l[keep_l].mean(), deg_r[keep_r].mean(), s[1])
+        sub = bu[keep_l][:, keep_r]
+        record(
+            res,
+            "degree_bound",
+            lambda: _delta_r(
+                deg_l[keep_l].mean(), deg_r[keep_r].mean(), top2_singular(sub, seed)[1]
+            ),
         )
-        if isinstance(val, str):
-            res.nan("degree_bound", val)
-        else:
-            res.values["degree_bound"] = float(val)
 
     # iterative means over d-left-regular subgraphs (loop over distinct left degrees)
     gaps, bounds = [], []
@@ -145,12 +146,11 @@ def ramanujan_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
         cols = np.flatnonzero(dr > 0)
         if cols.size == 0 or dr[cols].mean() < 3:
             continue
-        sw = top2_singular(bw[rows][:, cols], seed)
-        su = top2_singular(sub_u[:, cols], seed)
-        if isinstance(sw, str) or isinstance(su, str):
-            continue
-        d = _delta_r(float(k), float(dr[cols].mean()), su[1])
-        if isinstance(d, str):
+        try:
+            sw = top2_singular(bw[rows][:, cols], seed)
+            su = top2_singular(sub_u[:, cols], seed)
+            d = _delta_r(float(k), float(dr[cols].mean()), su[1])
+        except Undefined:  # this degree class has no value: the means skip it
             continue
         gaps.append(sw[0] - sw[1])
         bounds.append(d)
@@ -162,11 +162,8 @@ def ramanujan_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
         res.nan("iterative_spectral_gap", reason)
         res.nan("iterative_degree_bound", reason)
 
-    sw = top2_singular(bw, seed)
-    if isinstance(sw, str):
-        res.nan("weighted_spectral_gap", sw)
-    elif graph.n_edges == 0:
+    if graph.n_edges == 0:
         res.nan("weighted_spectral_gap", "layer has no edges")
     else:
-        res.values["weighted_spectral_gap"] = sw[0] - sw[1]
+        record(res, "weighted_spectral_gap", lambda: float(np.subtract(*top2_singular(bw, seed))))
     return res
