@@ -223,6 +223,8 @@ def test_slurm_submissions_carry_the_profile_and_rule_resources(tmp_path):
         "model": {"width": 0.25, "input_size": {"digits": 8}},
         "training": {"epochs": 2, "milestones": [1], "num_workers": 0},
         "resources": {"train_gpus": 1, "train_cpus": 3, "train_mem_mb": 3000},
+        # two configurations: the analysis' folds must not outnumber them (config check)
+        "analysis": {"n_splits": 2},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     log = tmp_path / "sbatch.log"
@@ -249,10 +251,14 @@ def test_slurm_submissions_carry_the_profile_and_rule_resources(tmp_path):
     )
     try:
         deadline = time.time() + 240
-        while time.time() < deadline and (
-            not log.exists() or len(log.read_text().splitlines()) < 2
+        while (
+            time.time() < deadline
+            and proc.poll() is None
+            and (not log.exists() or len(log.read_text().splitlines()) < 2)
         ):
             time.sleep(1)
+        if proc.poll() is not None and not log.exists():  # Snakemake stopped by itself
+            pytest.fail(proc.stdout.read().decode(errors="replace")[-3000:])
     finally:
         os.killpg(proc.pid, 9)
         proc.wait()
