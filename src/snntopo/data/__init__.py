@@ -1,29 +1,17 @@
-"""Data sets: CIFAR-10/100 and Tiny-ImageNet (the paper's), and the bundled ``digits`` demo.
+"""Data sets: the registry (``DATASETS``, torch-free) of CIFAR-10/100 and Tiny-ImageNet (the
+paper's) and the bundled ``digits`` demo; the loaders live in :mod:`snntopo.data.loaders`.
 
-Why this module looks the way it does:
-
-- One registry (``DATASETS``) holds what the rest of the package needs to know about a data set
-  without loading it (classes, channels, input size, normalisation), so the config schema, the
-  model builder and the CLI never hard-code those numbers.
-- torchvision is imported lazily and only for the real data sets: importing it costs seconds, and
-  the demo, the tests and the graph stages never need it.
-- The test split is never augmented. The reference applies RandomCrop/HFlip to the CIFAR-100 *test*
-  set as well (a copy-paste quirk); we do not reproduce that, so test accuracy is a deterministic
-  function of the weights.
-- A missing data set is a ``DataError`` that says where we looked and how to fix it, instead of
-  torchvision's generic "Dataset not found or corrupted".
-- Loaded files are checked for presence, not for torchvision's md5 sums: checksums are verified on
-  download (by torchvision), and a truncated/corrupt batch file still fails loudly on unpickling.
-  This lets byte-different but valid copies (and the small fixtures of the tests) load.
+Why a registry of facts: it holds what the rest of the package needs to know about a data set
+without loading it (classes, channels, input size, normalisation, training-split size, on-disk
+format), so the config schema, the model builder, the planner's runtime estimates and the CLI
+never hard-code those numbers, and importing it (planning) never imports torch.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from typing import Any
 
-from ..registry import Registry
+from ..registry import Registry, lazy_attributes
 
 
 @dataclass(frozen=True)
@@ -113,26 +101,16 @@ def extracted_index(name: str) -> str | None:
     return DATASETS.fact(name, "index_file", None)
 
 
-_LOADERS = "snntopo.data.loaders"
-
-
-def __getattr__(name: str) -> Any:
-    """The loaders (torch) load on first use: the registry above is all planning needs."""
-    if name in _LOADER_NAMES or name.startswith("_CheckedCIFAR"):
-        return getattr(importlib.import_module(_LOADERS), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-_LOADER_NAMES = frozenset(
-    {
-        "TensorImageDataset",
-        "TinyImageNet",
-        "load_dataset",
-        "make_loader",
-        "pai_loader_factory",
-        "prepare_dataset",
-    }
+_LOADER_NAMES = (
+    "TensorImageDataset",
+    "TinyImageNet",
+    "load_dataset",
+    "make_loader",
+    "pai_loader_factory",
+    "prepare_dataset",
 )
+# the loaders (torch) load on first use: the registry above is all planning needs
+__getattr__ = lazy_attributes(__name__, dict.fromkeys(_LOADER_NAMES, "loaders"))
 
 __all__ = [
     "DATASETS",

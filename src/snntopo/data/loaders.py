@@ -1,10 +1,8 @@
-"""Data sets: CIFAR-10/100 and Tiny-ImageNet (the paper's), and the bundled ``digits`` demo.
+"""Loaders of the registered data sets (:mod:`snntopo.data`): CIFAR-10/100, Tiny-ImageNet and
+the bundled ``digits`` demo.
 
 Why this module looks the way it does:
 
-- One registry (``DATASETS``) holds what the rest of the package needs to know about a data set
-  without loading it (classes, channels, input size, normalisation), so the config schema, the
-  model builder and the CLI never hard-code those numbers.
 - torchvision is imported lazily and only for the real data sets: importing it costs seconds, and
   the demo, the tests and the graph stages never need it.
 - The test split is never augmented. The reference applies RandomCrop/HFlip to the CIFAR-100 *test*
@@ -18,8 +16,6 @@ Why this module looks the way it does:
   (torchvision's lists); a batch that fails either check is a ``DataError`` and nothing in it
   runs. ``checksums=`` replaces the published list (the tests pass the sums of their fixtures).
 """
-# The loaders (torch, torchvision). Facts about data sets live in the torch-free registry in
-# ``snntopo.data`` (``__init__``).
 
 from __future__ import annotations
 

@@ -15,10 +15,9 @@ input_size, width`` plus one ``MODELS.register`` line below. The facts on each e
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from ..registry import Registry
+from ..registry import Registry, lazy_attributes
 from . import external
 
 MODELS: Registry = Registry("architecture")
@@ -60,10 +59,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 def arch_name(name: str) -> str:

@@ -13,10 +13,9 @@ one ``METHODS.register`` line below. The facts on each entry drive everything el
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from ..registry import Registry
+from ..registry import Registry, lazy_attributes
 
 METHODS: Registry = Registry("PaI method")
 METHODS.register(
@@ -66,10 +65,7 @@ METHODS.register(
 )
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("compute_mask", "mask_info"):
-        return getattr(importlib.import_module(f"{__name__}.compute"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, {"compute_mask": "compute", "mask_info": "compute"})
 
 
 def params_schema(method: str) -> dict[str, Any]:

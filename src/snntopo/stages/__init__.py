@@ -9,8 +9,7 @@ therefore imports nothing eagerly; ``snntopo.stages.<function>`` loads its modul
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..registry import lazy_attributes
 
 #: stage function -> module
 STAGE_FUNCTIONS = {
@@ -31,10 +30,7 @@ STAGE_FUNCTIONS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in STAGE_FUNCTIONS:
-        return getattr(importlib.import_module(f"{__name__}.{STAGE_FUNCTIONS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, STAGE_FUNCTIONS)
 
 
 __all__ = sorted(STAGE_FUNCTIONS)

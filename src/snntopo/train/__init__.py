@@ -29,9 +29,7 @@ Design decisions (and why):
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from ..registry import lazy_attributes
 from .config import AMP_CHOICES, TrainConfig, paper_recipe
 
 # torch-using parts load on first use, so ``from snntopo.train import TrainConfig`` (the config
@@ -52,10 +50,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [
