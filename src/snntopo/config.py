@@ -23,6 +23,16 @@ from .names import registry
 #: the config schema ships inside the package, so a non-editable install finds it
 SCHEMA_PATH = Path(__file__).resolve().with_name("schema.yaml")
 
+#: schema location of a training override's ``match`` keys
+_OVERRIDE_MATCH = (
+    "training",
+    "properties",
+    "overrides",
+    "items",
+    "properties",
+    "match",
+    "properties",
+)
 #: schema locations whose allowed values come from a registry: path -> registry
 _REGISTRY_ENUMS: dict[tuple[str, ...], str] = {
     ("datasets", "items"): "datasets",
@@ -31,26 +41,8 @@ _REGISTRY_ENUMS: dict[tuple[str, ...], str] = {
     ("encodings", "items"): "encodings",
     ("metrics", "properties", "families", "items"): "families",
     ("model", "properties", "input_size", "propertyNames"): "datasets",
-    (
-        "training",
-        "properties",
-        "overrides",
-        "items",
-        "properties",
-        "match",
-        "properties",
-        "dataset",
-    ): "datasets",
-    (
-        "training",
-        "properties",
-        "overrides",
-        "items",
-        "properties",
-        "match",
-        "properties",
-        "arch",
-    ): "architectures",
+    (*_OVERRIDE_MATCH, "dataset"): "datasets",
+    (*_OVERRIDE_MATCH, "arch"): "architectures",
     ("resources", "properties", "train_runtime_min_per_epoch", "propertyNames"): "architectures",
 }
 #: list-valued keys whose default is every registered name
@@ -384,14 +376,10 @@ def _check_analysis_grid(config: dict[str, Any]) -> list[str]:
 
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file and validate it (errors name the file)."""
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"{p}: config file not found")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc})") from None
-    return check_config(raw, source=str(p))
+    from .overrides import load_layer_file  # the one reader of config files
+
+    layer = load_layer_file(path)
+    return check_config(layer.values, source=layer.name)
 
 
 def training_settings(config: dict[str, Any], dataset: str, arch: str) -> dict[str, Any]:
