@@ -11,7 +11,7 @@
 2. Fits each stage as ``fixed + per_edge * edges`` (least squares over the measured cells; one
    cell: proportional beyond the smallest process), and extrapolates to every (dataset,
    architecture, sparsity) cell of the config by the MGE's estimated edge count
-   (:func:`snntopo.workflow.estimate_graph_edges` with uniform density: an upper estimate).
+   (:func:`snntopo.encode.estimate_edges` with uniform density: an upper estimate).
    The expensive cells (Conv-6 and WRN at low sparsity, Tiny-ImageNet's 64x64 inputs) are
    therefore *extrapolated*, not measured; the table says which cells were measured.
 3. Prints and writes ``DIR/grid_cells.csv`` (per cell) and ``DIR/grid_summary.csv``: CPU-hours
@@ -119,12 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
 
     from snntopo.data import dataset_shape
+    from snntopo.encode import estimate_edges
     from snntopo.io import write_csv
-    from snntopo.metrics import FAMILIES
-    from snntopo.workflow import estimate_graph_edges
+    from snntopo.workflow import family_threads
 
     cfg = yaml.safe_load(args.config.read_text())
-    threads = {f: int(FAMILIES.meta(f).get("threads", 1)) for f in STAGES_FAMILIES}
+    threads = {f: family_threads(f) for f in STAGES_FAMILIES}
     with tempfile.TemporaryDirectory() as tmp:
         measured = []
         for cell in args.measure:
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                     lay["param"]: (1 - float(s)) * math.prod(lay["weight_shape"])
                     for lay in spec["layers"]
                 }
-                e = estimate_graph_edges(spec, nnz, "mge")
+                e = estimate_edges(spec, nnz, "mge")
                 row: dict[str, Any] = {"dataset": ds, "arch": arch, "sparsity": s, "edges": e}
                 row["measured"] = ds == "cifar10" and (arch, float(s)) in done
                 for st in stages:

@@ -3,14 +3,6 @@
 # the family applies to.
 
 
-def _family_threads(family):
-    """Cores a family's job uses: its registry metadata ``threads`` (default 1); Snakemake lowers
-    it to ``--cores`` where that is smaller."""
-    from snntopo.metrics import FAMILIES
-
-    return int(FAMILIES.meta(family).get("threads", 1))
-
-
 def _metric_graphs(family):
     def graphs(wc):
         return {
@@ -39,7 +31,7 @@ for _family in FAMILIES_ACTIVE:
             "graphs"
         conda:
             "../workflow/envs/graph.yaml"
-        threads: _family_threads(_family)
+        threads: W.family_threads(_family)
         resources:
             mem_mb=lambda wc, input, attempt: W.metrics_mem_mb(
                 list(input), attempt, config

@@ -15,7 +15,7 @@ import pytest
 from snntopo import workflow as W
 from snntopo.codedigest import closure, code_digest
 from snntopo.config import check_config, load_config, registry, training_settings
-from snntopo.encode import ENCODINGS
+from snntopo.encode import ENCODINGS, estimate_edges
 from snntopo.metrics import FAMILIES, family_encoding_names
 from snntopo.models import MODELS
 from snntopo.pai import METHODS
@@ -137,7 +137,7 @@ def test_dense_edge_facts_match_the_real_layer_specs():
             spec = layer_spec(model, (3, side, side))
             nnz = {lay["param"]: float(math.prod(lay["weight_shape"])) for lay in spec["layers"]}
             for enc in ENCODINGS.names():
-                truth = W.estimate_graph_edges(spec, nnz, enc)
+                truth = estimate_edges(spec, nnz, enc)
                 planned = W.planned_edges(arch, enc, 1.0, width, side)
                 if width == 1.0:
                     assert planned == truth, (arch, enc)

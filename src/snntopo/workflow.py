@@ -90,6 +90,14 @@ def family_encodings(config: dict[str, Any], family: str) -> list[str]:
     return family_encoding_names(family, config["encodings"])
 
 
+def family_threads(family: str) -> int:
+    """Cores a family's job uses: its registry fact ``threads`` (default 1); Snakemake lowers it to
+    ``--cores`` where that is smaller."""
+    from .metrics import FAMILIES
+
+    return int(FAMILIES.fact(family, "threads", 1))
+
+
 def active_families(config: dict[str, Any]) -> list[str]:
     """Families asked for in the config that apply to at least one configured encoding."""
     return [f for f in config["metrics"]["families"] if family_encodings(config, f)]
@@ -166,13 +174,6 @@ def graph_edges_from_file(path: str) -> int | None:
         return None
 
 
-def estimate_graph_edges(spec: dict[str, Any], nnz: dict[str, float], encoding: str) -> float:
-    """Edge estimate of ``encoding`` from a layer spec (see :func:`snntopo.encode.estimate_edges`)."""
-    from .encode import estimate_edges
-
-    return estimate_edges(spec, nnz, encoding)
-
-
 #: edges assumed for a graph planned before its layer spec exists, when the architecture has no
 #: ``dense_edges`` fact (an external model): a generous figure, corrected once the spec exists
 UNKNOWN_DENSE_EDGES = {"weights": 5e6, "unrolled": 5e8}
@@ -215,9 +216,11 @@ def encode_mem_mb(
             import numpy as np
             from safetensors.numpy import load_file
 
+            from .encode import estimate_edges
+
             spec = json.loads(Path(spec_path).read_text())
             nnz = {k: float(np.count_nonzero(v)) for k, v in load_file(weights_path).items()}
-            edges = estimate_graph_edges(spec, nnz, encoding)
+            edges = estimate_edges(spec, nnz, encoding)
         except Exception:  # a corrupt input fails in the job itself, with a clear message
             edges = None
     if edges is None:
