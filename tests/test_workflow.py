@@ -4,6 +4,7 @@ sparsity or a metric family plans only the new jobs, and bad configs stop before
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -62,13 +64,8 @@ def write_config(workdir: Path, cfg: dict) -> None:
     (workdir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 
-def planned(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile") -> Counter[str]:
-    """Jobs a dry run would execute, per rule (parsed from Snakemake's job-stats table)."""
-    res = snakemake(workdir, "-n", *args, snakefile=snakefile)
-    assert res.returncode == 0, res.stderr[-3000:]
-    text = res.stdout + res.stderr
-    if "Nothing to be done" in text:
-        return Counter()
+def job_counts(text: str) -> Counter[str]:
+    """Jobs per rule in Snakemake's job-stats table of a dry run's output."""
     counts: Counter[str] = Counter()
     in_table = False
     for line in text.splitlines():
@@ -76,11 +73,22 @@ def planned(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile") -> 
             in_table = True
             continue
         if in_table:
-            m = re.match(r"^([A-Za-z_][\w]*)\s+(\d+)$", line.strip())
+            m = re.match(r"^([A-Za-z_]\w*)\s+(\d+)$", line.strip())
             if m and m.group(1) != "total":
                 counts[m.group(1)] = int(m.group(2))
             elif line.strip().startswith("total"):
                 break
+    return counts
+
+
+def planned(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile") -> Counter[str]:
+    """Jobs a dry run would execute, per rule (parsed from Snakemake's job-stats table)."""
+    res = snakemake(workdir, "-n", *args, snakefile=snakefile)
+    assert res.returncode == 0, res.stderr[-3000:]
+    text = res.stdout + res.stderr
+    if "Nothing to be done" in text:
+        return Counter()
+    counts = job_counts(text)
     assert counts, text[-3000:]
     return counts
 
@@ -233,19 +241,6 @@ def test_missing_data_fails_once_per_data_set_with_its_message(tmp_path):
     assert not (tmp_path / "results" / "cifar10" / "resnet20" / "snip").exists()
 
 
-def _job_counts(text: str) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    in_table = False
-    for line in text.splitlines():
-        if re.match(r"^job\s+count", line.strip()):
-            in_table = True
-            continue
-        m = re.match(r"^([A-Za-z_]\w*)\s+(\d+)$", line.strip())
-        if in_table and m and m.group(1) != "total":
-            counts[m.group(1)] = int(m.group(2))
-    return counts
-
-
 USER_GRID = {
     **TINY,
     "architectures": ["resnet20", "module:user_models:make", "torchvision:resnet18"],
@@ -260,7 +255,7 @@ def test_users_module_and_torchvision_model_in_a_grid_plan_their_jobs(tmp_path):
     res = snakemake(tmp_path, "-n")
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     text = res.stdout + res.stderr
-    jobs = _job_counts(text)
+    jobs = job_counts(text)
     nets = 2 * 2 * 2  # methods x sparsities x seeds, per architecture
     assert jobs["spec"] == 3
     assert jobs["mask"] == jobs["train"] == 3 * (nets + 2)  # + dense baselines
@@ -332,15 +327,7 @@ def _job_resources(text: str) -> dict[str, list[dict[str, str]]]:
 def test_paper_grid_plans_every_job_with_cluster_resources(paper_dry_run):
     """1,260 sparse trainings plus 36 dense baselines; GPUs only where they are used; memory of
     graph jobs scaled by the graph they will build."""
-    counts = Counter()
-    in_table = False
-    for line in paper_dry_run.splitlines():
-        if re.match(r"^job\s+count", line.strip()):
-            in_table = True
-            continue
-        m = re.match(r"^([A-Za-z_]\w*)\s+(\d+)$", line.strip())
-        if in_table and m:
-            counts[m.group(1)] = int(m.group(2))
+    counts = job_counts(paper_dry_run)
     assert counts["train"] == 1260 + 36
     assert counts["mask"] == 1260 + 36
     assert counts["encode"] == 1260 * 3
@@ -485,21 +472,28 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def planned_with(code: Path, workdir: Path, cfg: dict | None = None, *args: str) -> Counter[str]:
-    """Jobs planned on ``workdir`` by the workflow copy ``code`` (its own package first on the
-    path), with ``cfg`` as the config for this plan only."""
+@contextlib.contextmanager
+def using_copy(code: Path, workdir: Path, cfg: dict | None = None) -> Iterator[None]:
+    """Run Snakemake on ``workdir`` with the workflow copy ``code``'s package first on the path and
+    ``cfg`` as the config, both for the duration of the block only."""
     if cfg is not None:
         write_config(workdir, cfg)
     env_path = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = str(code / "src")
     try:
-        jobs = planned(workdir, *args, snakefile=code / "Snakefile")
+        yield
     finally:
         if env_path is None:
             os.environ.pop("PYTHONPATH", None)
         else:
             os.environ["PYTHONPATH"] = env_path
         write_config(workdir, TINY)
+
+
+def planned_with(code: Path, workdir: Path, cfg: dict | None = None, *args: str) -> Counter[str]:
+    """Jobs planned on ``workdir`` by the workflow copy ``code``, with ``cfg`` for this plan only."""
+    with using_copy(code, workdir, cfg):
+        jobs = planned(workdir, *args, snakefile=code / "Snakefile")
     jobs.pop("all", None)
     return jobs
 
@@ -558,25 +552,18 @@ def test_new_pai_method_is_one_module_and_one_line(finished_run, tmp_path):
         "methods": [*TINY["methods"], "halfrandom"],
         "resources": {**TINY["resources"], "train_gpus": 1},
     }
-    jobs = planned_with(code, finished_run, cfg, "--rerun-triggers", "mtime", "input")
+    with using_copy(code, finished_run, cfg):
+        res = snakemake(finished_run, "-n", "--rerun-triggers", "mtime", "input",
+                        snakefile=code / "Snakefile")  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    jobs = job_counts(res.stdout + res.stderr)
     new = 2 * 2  # sparsities x seeds
     assert jobs["mask"] == jobs["train"] == new
     assert jobs["encode"] == 3 * new
     assert all(jobs[f"metrics_{f}"] == new for f in FAMILY_JOBS)
     assert jobs["spec"] == 0
     assert jobs["tables"] == jobs["analysis"] == jobs["report"] == 1
-    # its mask jobs ask for a GPU because its registry entry says so
-    write_config(finished_run, cfg)
-    env_path = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = str(code / "src")
-    try:
-        res = snakemake(finished_run, "-n", "--rerun-triggers", "mtime", "input",
-                        snakefile=code / "Snakefile")  # fmt: skip
-    finally:
-        os.environ.pop("PYTHONPATH") if env_path is None else None
-        if env_path is not None:
-            os.environ["PYTHONPATH"] = env_path
-        write_config(finished_run, TINY)
+    # its mask jobs ask for a GPU because its registry entry says so (same plan)
     masks = _job_resources(res.stdout + res.stderr)["mask"]
     assert len(masks) == new and all(j["gpu"] == "1" for j in masks)
 
