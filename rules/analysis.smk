@@ -57,6 +57,7 @@ rule analysis:
         meta=f"{RESULTS}/analysis/analysis.json",
     log:
         f"{LOGS}/analysis.log",
+        benchmark=f"{BENCH}/analysis.tsv",
     benchmark:
         f"{BENCH}/analysis.tsv"
     conda:

@@ -42,6 +42,9 @@ validate(
 RESULTS = config["results"]
 NET = f"{RESULTS}/{{dataset}}/{{arch}}/{{method}}/s{{sparsity}}/seed{{seed}}"
 LOGS = f"{RESULTS}/logs"
+# A job's benchmark file is named twice, by the benchmark directive (Snakemake writes it) and as
+# the named log `benchmark=` (Snakemake 9's --list-untracked counts inputs, outputs and logs, not
+# benchmark files; without it every benchmark would be listed as untracked).
 BENCH = f"{RESULTS}/benchmarks"
 NETWORK_ID = "{dataset}/{arch}/{method}/s{sparsity}/seed{seed}"
 SPARSE = W.sparse_grid(config)

@@ -12,6 +12,7 @@ rule encode:
         ensure(f"{NET}/graphs/{{encoding}}.npz", non_empty=True),
     log:
         f"{LOGS}/encode/{NETWORK_ID}_{{encoding}}.log",
+        benchmark=f"{BENCH}/encode/{NETWORK_ID}_{{encoding}}.tsv",
     benchmark:
         f"{BENCH}/encode/{NETWORK_ID}_{{encoding}}.tsv"
     retries: 2

@@ -6,6 +6,7 @@ rule spec:
         ensure(f"{RESULTS}/{{dataset}}/{{arch}}/layers.json", non_empty=True),
     log:
         f"{LOGS}/spec/{{dataset}}_{{arch}}.log",
+        benchmark=f"{BENCH}/spec/{{dataset}}_{{arch}}.tsv",
     benchmark:
         f"{BENCH}/spec/{{dataset}}_{{arch}}.tsv"
     conda:
@@ -30,6 +31,7 @@ rule mask:
         init=ensure(f"{NET}/init.safetensors", non_empty=True),
     log:
         f"{LOGS}/mask/{NETWORK_ID}.log",
+        benchmark=f"{BENCH}/mask/{NETWORK_ID}.tsv",
     benchmark:
         f"{BENCH}/mask/{NETWORK_ID}.tsv"
     # one cluster submission per network: its mask, then its training (rules/train.smk)

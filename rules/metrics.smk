@@ -24,6 +24,7 @@ for _family in FAMILIES_ACTIVE:
             ensure(f"{NET}/metrics/{_family}.json", non_empty=True),
         log:
             f"{LOGS}/metrics_{_family}/{NETWORK_ID}.log",
+            benchmark=f"{BENCH}/metrics_{_family}/{NETWORK_ID}.tsv",
         benchmark:
             f"{BENCH}/metrics_{_family}/{NETWORK_ID}.tsv"
         retries: 2

@@ -16,6 +16,7 @@ rule predict:
         section=f"{RESULTS}/predictions/predictions.html",
     log:
         f"{LOGS}/predict.log",
+        benchmark=f"{BENCH}/predict.tsv",
     benchmark:
         f"{BENCH}/predict.tsv"
     conda:

@@ -9,6 +9,7 @@ rule tables:
         [ensure(t, non_empty=True) for t in TABLES],
     log:
         f"{LOGS}/tables.log",
+        benchmark=f"{BENCH}/tables.tsv",
     benchmark:
         f"{BENCH}/tables.tsv"
     conda:

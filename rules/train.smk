@@ -10,6 +10,7 @@ rule train:
         summary=ensure(f"{NET}/train.json", non_empty=True),
     log:
         f"{LOGS}/train/{NETWORK_ID}.log",
+        benchmark=f"{BENCH}/train/{NETWORK_ID}.tsv",
     benchmark:
         f"{BENCH}/train/{NETWORK_ID}.tsv"
     group:
