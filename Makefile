@@ -47,7 +47,7 @@ paper-dry-run: venv
 
 ## Snakemake's own self-contained report of the finished demo run
 report: venv
-	$(BIN)/snakemake --configfile config/demo.yaml --report results/snakemake-report.html
+	$(BIN)/snakemake --configfile config/demo.yaml --report snakemake-report.html
 
 clean-demo:
 	rm -rf results/digits results/tables results/analysis results/figures results/report.html results/logs results/benchmarks

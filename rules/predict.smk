@@ -14,6 +14,8 @@ rule predict:
         csv=ensure(f"{RESULTS}/predictions/predictions.csv", non_empty=True),
         ranks=f"{RESULTS}/predictions/ranks.csv",
         section=f"{RESULTS}/predictions/predictions.html",
+        section_md=f"{RESULTS}/predictions/predictions.md",
+        meta=f"{RESULTS}/predictions/predictions.json",
     log:
         f"{LOGS}/predict.log",
         benchmark=f"{BENCH}/predict.tsv",
