@@ -1,7 +1,8 @@
 """The 2-hop count (scipy's symbolic product of ``I + A``, in row chunks on threads) against
 networkx on random layered DAGs with spatial blocks, on real MGEs (pooling, residual shortcuts,
-identity edges, reference mode) and on BGE layers; chunk size, threads and the fallback without
-scipy's symbolic routine must not change it.
+identity edges, reference mode) and on BGE layers; chunk size, threads, counting one row per
+translation class (with forced hash collisions too) and the fallback without scipy's symbolic
+routine must not change it.
 """
 
 from __future__ import annotations
@@ -14,16 +15,21 @@ from snntopo.encode import build_graph
 from snntopo.encode.graph import Block, from_edges
 from snntopo.metrics import compute_family
 from snntopo.metrics import neighbourhood as nbmod
+from snntopo.metrics import translation
 
 STRATEGIES = [
     dict(chunk_rows=16384, threads=1),  # the default
     dict(chunk_rows=1, threads=2),
     dict(chunk_rows=7, threads=1),
+    dict(chunk_rows=16384, threads=1, classes=True),  # one row per translation class
+    dict(chunk_rows=3, threads=2, classes=True, class_chunk=5),
 ]
 
 
-def two_hop(graph, **kw) -> int:
-    return nbmod.two_hop_total(nbmod._closed_structure(graph), **kw)
+def two_hop(graph, classes=False, class_chunk=translation.CHUNK, **kw) -> int:
+    b = nbmod._closed_structure(graph)
+    cl = translation.translation_classes(b, graph, chunk=class_chunk) if classes else None
+    return nbmod.two_hop_total(b, classes=cl, **kw)
 
 
 def nx_two_hop_total(graph) -> int:
@@ -136,3 +142,75 @@ def test_graphs_with_loops_parallel_and_back_edges():
     graph = from_edges(s, d, np.ones(6), [Block("a", 0, 4, (1, 2, 2))])
     net = compute_family("neighbourhood", graph, {"motif_min_sample": 1})["network"]
     assert net["two_hop_nei"] == nx_two_hop_total(graph) / 4
+
+
+def _conv1d_chain(width: int, layers: int):
+    """``layers`` + 1 blocks of shape (1, 1, width), each joined to the next by a full 3-tap
+    convolution with zero padding: node x feeds x-1, x, x+1 of the next block."""
+    blocks = [Block(f"b{i}", i * width, (i + 1) * width, (1, 1, width)) for i in range(layers + 1)]
+    src, dst = [], []
+    for i in range(layers):
+        for x in range(width):
+            for t in (x - 1, x, x + 1):
+                if 0 <= t < width:
+                    src.append(i * width + x)
+                    dst.append((i + 1) * width + t)
+    return from_edges(np.array(src), np.array(dst), np.ones(len(src)), blocks)
+
+
+def test_translation_classes_of_a_conv_chain_by_hand():
+    # 2 hops from block 0 reach 5 positions of block 2 in the interior, fewer near a border:
+    # rows 0, 1, [2 .. w-3], w-2, w-1 of block 0 form 5 classes (w = 10, 6 interior rows)
+    w = 10
+    graph = _conv1d_chain(w, 3)
+    b = nbmod._closed_structure(graph)
+    reps, sizes = translation.translation_classes(b, graph)
+    in_block0 = reps < w
+    assert sorted(sizes[in_block0].tolist()) == [1, 1, 1, 1, w - 4]
+    assert int(sizes.sum()) == graph.n_nodes
+    assert two_hop(graph, classes=True) == nx_two_hop_total(graph)
+
+
+def test_classes_merge_rows_of_real_mges_and_keep_the_count():
+    from snntopo.encode.layers import layer_spec
+    from snntopo.models import build_model
+
+    model = build_model("conv6", seed=0, input_size=16, width=0.125)
+    graph = build_graph("mge", layer_spec(model, (3, 16, 16)), _masked(model, 0.3))
+    b = nbmod._closed_structure(graph)
+    reps, sizes = translation.translation_classes(b, graph)
+    # the stencils repeat (16x16 maps of 8 channels: borders and the classifier stay apart)
+    assert reps.shape[0] < 0.75 * graph.n_nodes
+    assert int(sizes.sum()) == graph.n_nodes
+    assert nbmod.two_hop_total(b, classes=(reps, sizes)) == nx_two_hop_total(graph)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_hash_collisions_are_caught_by_the_exact_check(monkeypatch, seed):
+    # every row hashes alike: only the entry-by-entry comparison separates the classes
+    monkeypatch.setattr(translation, "_mix", lambda x: np.zeros(np.shape(x), dtype=np.uint64))
+    graph = random_layered_dag(seed) if seed < 3 else _conv1d_chain(6 + seed, 3)
+    assert two_hop(graph, classes=True, class_chunk=4) == nx_two_hop_total(graph)
+
+
+def test_family_uses_the_classes_where_they_pay(monkeypatch):
+    from snntopo.encode.layers import layer_spec
+    from snntopo.models import build_model
+
+    model = build_model("resnet20", width=0.25, seed=0)
+    graph = build_graph("mge", layer_spec(model, (3, 16, 16)), _masked(model, 0.3))
+    calls = []
+    real = translation.translation_classes
+
+    def spy(b, g, **kw):
+        calls.append(1)
+        return real(b, g, **kw)
+
+    monkeypatch.setattr(nbmod, "translation_classes", spy)
+    monkeypatch.setattr(nbmod, "CLASS_MIN_STEPS_PER_ENTRY", 0)
+    net = compute_family("neighbourhood", graph, {"motif_min_sample": 2})["network"]
+    assert calls and net["two_hop_nei"] == nx_two_hop_total(graph) / graph.n_nodes
+    monkeypatch.setattr(nbmod, "CLASS_MIN_STEPS_PER_ENTRY", 10**9)
+    calls.clear()
+    net2 = compute_family("neighbourhood", graph, {"motif_min_sample": 2})["network"]
+    assert not calls and net2["two_hop_nei"] == net["two_hop_nei"]
