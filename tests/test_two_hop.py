@@ -13,9 +13,8 @@ import pytest
 
 from snntopo.encode import build_graph
 from snntopo.encode.graph import Block, from_edges
-from snntopo.metrics import compute_family
+from snntopo.metrics import compute_family, translation
 from snntopo.metrics import neighbourhood as nbmod
-from snntopo.metrics import translation
 
 STRATEGIES = [
     dict(chunk_rows=16384, threads=1),  # the default
