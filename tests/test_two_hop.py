@@ -206,10 +206,10 @@ def test_family_uses_the_classes_where_they_pay(monkeypatch):
         return real(b, g, **kw)
 
     monkeypatch.setattr(nbmod, "translation_classes", spy)
-    monkeypatch.setattr(nbmod, "CLASS_MIN_STEPS_PER_ENTRY", 0)
+    monkeypatch.setattr(nbmod, "CLASS_MIN_MEAN_DEGREE", 0)
     net = compute_family("neighbourhood", graph, {"motif_min_sample": 2})["network"]
     assert calls and net["two_hop_nei"] == nx_two_hop_total(graph) / graph.n_nodes
-    monkeypatch.setattr(nbmod, "CLASS_MIN_STEPS_PER_ENTRY", 10**9)
+    monkeypatch.setattr(nbmod, "CLASS_MIN_MEAN_DEGREE", 10**9)
     calls.clear()
     net2 = compute_family("neighbourhood", graph, {"motif_min_sample": 2})["network"]
     assert not calls and net2["two_hop_nei"] == net["two_hop_nei"]
