@@ -5,8 +5,9 @@ Why the 2-hop sizes are counted with a symbolic sparse product: |N<=2(v)| is the
 in row v of the boolean (I + A)^2, and only the *total* is needed for the mean, so the product is
 never stored: scipy's symbolic pass (a per-row column mask, O(flops) time, O(n) memory) counts the
 nonzeros of row chunks, and chunks run on ``threads`` threads (the C routine releases the GIL).
-Only one row per translation class is counted (:mod:`snntopo.metrics.translation`: rows that are
-the same stencil at another position have equally large 2-hop rows; exact, each class verified).
+Where I + A is dense enough for it to pay (mean degree > ``CLASS_MIN_MEAN_DEGREE``), only one
+row per translation class is counted (:mod:`snntopo.metrics.translation`: rows that are the same
+stencil at another position have equally large 2-hop rows; exact, every class verified).
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ def _closed_structure(graph: Graph) -> sp.csr_array:
     return b
 
 
-#: translation classes cost ~4 numpy passes over B's entries (~60 ns each here); the symbolic
-#: product ~0.5 ns per step, sum_u indeg(u) outdeg(u) steps in all. On layered graphs with even
+#: translation classes cost 4 numpy passes over B's entries (~60 ns per entry in all, here); the
+#: symbolic product ~0.5 ns per step, sum_u indeg(u) outdeg(u) steps. On layered graphs with even
 #: degrees that is about the mean degree per entry (ResNet-20's MGE: 131 per node, 133 steps per
 #: entry, break-even; Conv-6's: 741 and 825, 2-hop count 2.5x faster with the classes), so the
 #: classes are used where B has more entries per row than this.
