@@ -206,8 +206,13 @@ def test_cli_writes_artifact_and_prints_one_json_line(tmp_path, capsys):
         ["metrics", str(path), "--families", "ramanujan", "--seed", "1", "--out", str(out)]
     )
     assert rc == 0
-    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    captured = capsys.readouterr()
+    assert len(captured.out.strip().splitlines()) == 1  # stdout: the JSON line alone
+    line = json.loads(captured.out)
     assert set(line) >= {"families", "seconds", "peak_rss_mb", "nan_reasons"}
+    # progress on stderr: the family starting (with the graph's size) and finishing
+    assert f"ramanujan (1/1) on {graph.n_nodes:,} nodes" in captured.err
+    assert "ramanujan done in" in captured.err
     art = json.loads(out.read_text())
     assert art["family"] == "ramanujan" and len(art["layers"]) == 3
     assert line["families"]["ramanujan"] == art["network"]

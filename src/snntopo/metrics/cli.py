@@ -3,13 +3,14 @@
 With one family the output file is exactly that family's metric artifact
 (``metrics/{encoding}/{family}.json``); with several it maps family name -> artifact. Prints one
 JSON line: the network-level values per family, NaN reasons, seconds (metrics only, graph loading
-excluded) and the process's peak RSS.
+excluded) and the process's peak RSS; a line per family starting and finishing goes to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,10 @@ def parse_params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
+def say(message: str) -> None:
+    print(f"snntopo metrics: {message}", file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..encode.graph import load_graph
     from ..io import write_json
@@ -92,9 +97,15 @@ def run(args: argparse.Namespace) -> int:
     import scipy.sparse.linalg  # noqa: F401
     from threadpoolctl import threadpool_limits
 
+    artifacts = {}
     with threadpool_limits(limits=max(1, int(args.threads))):
-        # the same per-graph function as the workflow's metrics_<family> rules
-        artifacts = {fam: family_on_graph(fam, str(args.graph), params, graph) for fam in families}
+        for i, fam in enumerate(families, 1):
+            # progress on stderr (a large MGE's family can take minutes); stdout stays one line
+            say(f"{fam} ({i}/{len(families)}) on {graph.n_nodes:,} nodes, {graph.n_edges:,} edges")
+            t = time.perf_counter()
+            # the same per-graph function as the workflow's metrics_<family> rules
+            artifacts[fam] = family_on_graph(fam, str(args.graph), params, graph)
+            say(f"{fam} done in {time.perf_counter() - t:.1f} s")
     seconds = time.perf_counter() - t0
     write_json(args.out, artifacts[families[0]] if len(families) == 1 else artifacts)
     line = {
