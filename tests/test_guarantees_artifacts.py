@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from tiny_job import TINY_DIGITS_JOB
 
 from snntopo.errors import ArtifactError, MaskError, TableError
 from snntopo.stages.encode import encode_network
@@ -20,18 +21,7 @@ from snntopo.stages.mask import make_mask
 from snntopo.stages.metrics import compute_metrics
 from snntopo.stages.spec import make_spec
 
-BASE = {
-    "arch": "resnet20",
-    "dataset": "digits",
-    "num_classes": 10,
-    "in_channels": 3,
-    "input_size": 8,
-    "width": 0.25,
-    "method": "erk",
-    "device": "cpu",
-    "download": False,
-    "pai": {},
-}
+BASE = {**TINY_DIGITS_JOB, "method": "erk"}
 
 
 def net_dir(root: Path, sparsity: float, seed: int = 0) -> Path:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_job import TINY_DIGITS_JOB
 
 from snntopo.errors import MaskError
 from snntopo.jobs import run_job
@@ -22,20 +23,7 @@ from snntopo.stages.mask import make_mask
 from snntopo.stages.train import TrainingBusy, train_network, training_lock
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-PARAMS = {
-    "arch": "resnet20",
-    "dataset": "digits",
-    "num_classes": 10,
-    "in_channels": 3,
-    "input_size": 8,
-    "width": 0.25,
-    "method": "erk",
-    "sparsity": 0.9,
-    "seed": 0,
-    "device": "cpu",
-    "download": False,
-    "pai": {},
-}
+PARAMS = {**TINY_DIGITS_JOB, "method": "erk", "sparsity": 0.9, "seed": 0}
 TRAINING = {"epochs": 1, "batch_size": 256, "milestones": [1], "lr": 0.05, "limit_batches": 2}
 
 

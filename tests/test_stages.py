@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny_job import TINY_DIGITS_JOB
 
 from snntopo.cli import main
 from snntopo.stages import make_mask
@@ -13,18 +14,11 @@ from snntopo.stages import make_mask
 def test_cli_mask_equals_workflow_mask(tmp_path):
     """SNIP reads data: both paths must draw the same seeded batches and keep the same weights."""
     params = {
-        "arch": "resnet20",
-        "dataset": "digits",
-        "num_classes": 10,
-        "in_channels": 3,
-        "input_size": 8,
-        "width": 0.25,
+        **TINY_DIGITS_JOB,
         "method": "snip",
         "sparsity": 0.9,
         "seed": 4,
-        "device": "cpu",
         "data_root": str(tmp_path),
-        "download": False,
         "pai": {"batch_size": 32},
     }
     dag_mask = tmp_path / "dag" / "mask.safetensors"
