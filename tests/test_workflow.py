@@ -498,11 +498,12 @@ def planned_with(code: Path, workdir: Path, cfg: dict | None = None, *args: str)
     return jobs
 
 
-def add_registry_line(init: Path, after: str, line: str) -> None:
-    """Append one registration line to a registry module (after the statement starting with
-    ``after``'s last occurrence: the last registration)."""
+def add_registry_line(init: Path, line: str) -> None:
+    """Append one registration line (``REGISTRY.register(...)``) at the end of a registry module,
+    which must already make that registry's calls."""
+    call = line[: line.index("(") + 1]
     text = init.read_text()
-    assert after in text, (init, after)
+    assert call in text, (init, call)
     init.write_text(text.rstrip() + "\n" + line + "\n")
 
 
@@ -522,7 +523,6 @@ def test_new_metric_family_is_one_module_and_one_line(finished_run, tmp_path):
     )
     add_registry_line(
         metrics / "__init__.py",
-        "FAMILIES.register(",
         'FAMILIES.register("dummy", "snntopo.metrics.dummy:dummy", kinds=("multipartite",))',
     )
     cfg = {**TINY, "metrics": {**TINY["metrics"], "families": [*FAMILY_JOBS, "dummy"]}}
@@ -543,7 +543,6 @@ def test_new_pai_method_is_one_module_and_one_line(finished_run, tmp_path):
     )
     add_registry_line(
         pai / "__init__.py",
-        "METHODS.register(",
         'METHODS.register("halfrandom", "snntopo.pai.halfrandom:compute", needs_data=True, '
         "wants_gpu=True)",
     )
@@ -582,7 +581,6 @@ def test_new_encoding_is_one_module_and_one_line(finished_run, tmp_path):
     )
     add_registry_line(
         enc / "__init__.py",
-        "ENCODINGS.register(",
         'ENCODINGS.register("rolled-again", "snntopo.encode.rolled_again:build", '
         'kind="bipartite", paper=None, edge_model="weights")',
     )
@@ -613,7 +611,6 @@ def test_new_architecture_is_one_module_and_one_line(finished_run, tmp_path):
     )
     add_registry_line(
         models / "__init__.py",
-        "MODELS.register(",
         'MODELS.register("tinynet", "snntopo.models.tinynet:tinynet", runtime_min_per_epoch=0.01)',
     )
     cfg = {**TINY, "architectures": ["resnet20", "tinynet"]}
