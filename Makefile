@@ -50,7 +50,7 @@ report: venv
 	$(BIN)/snakemake --configfile config/demo.yaml --report snakemake-report.html
 
 clean-demo:
-	rm -rf results/digits results/tables results/analysis results/figures results/report.html results/logs results/benchmarks
+	rm -rf results/digits results/tables results/analysis results/figures results/report.html results/logs results/benchmarks results/predictions snakemake-report.html
 
 ## Regenerate the rule graph shown in the README (needs graphviz's `dot`)
 dag: venv
