@@ -88,6 +88,21 @@ def test_simple_dag_paths_match_igraph(seed, chunk):
     np.testing.assert_array_equal(indices, expect.indices)
 
 
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("virtual_root", [False, True])
+def test_upward_dag_merge_gives_the_scatter_paths_arrays(seed, virtual_root, chunk, monkeypatch):
+    """The row merge used for upward DAGs (every MGE) equals the general scatter, empty rows
+    included (sparse blocks leave some)."""
+    graph = layered_graph([9, 14, 12, 8, 5], 0.08, 50 + seed, skip=0.05)
+    assert al.is_simple_dag(graph) and (np.diff(graph.indptr) == 0).any()
+    fast = al.undirected_adjacency(graph, virtual_root=virtual_root)
+    monkeypatch.setattr(al, "edge_direction", lambda g: 0)  # forces the general scatter
+    slow = al.undirected_adjacency(graph, virtual_root=virtual_root)
+    for f, s in zip(fast, slow, strict=True):
+        assert f.dtype == s.dtype
+        np.testing.assert_array_equal(f, s)
+
+
 def test_direction_and_parallel_edge_checks():
     blocks = [Block("a", 0, 5, (5,))]
     up = from_edges(np.array([0, 0, 1, 3]), np.array([1, 2, 4, 4]), np.ones(4), blocks)

@@ -109,6 +109,8 @@ def build(
     # One CSR (rows = nodes of a block, columns = global node ids) per consumer of each block.
     parts: dict[str, list[sp.csr_array]] = {n: [] for n in names}
     layer_meta = []
+    writers: dict[tuple[int, int], int] = {}  # layers (and shortcuts) adding edges to a block pair
+    conv_terms: list[tuple[dict[str, Any], np.ndarray]] = []
     for lay in layers:
         w = layer_weight(weights, lay)
         in_size = sizes[index[lay["in_block"]]]
@@ -117,8 +119,13 @@ def build(
             geo = _conv_geometry(lay, mode, is_first=lay is layers[0] and padded_input)
             dst_base -= geo["dst_shift"]
             a = _conv_csr(w, lay, geo, dst_base, n_nodes)
+            if mode == "exact" and "inputs" not in lay and not lay["pools"]:
+                conv_terms.append((lay, w))
         else:
             a = _linear_csr(w, dst_base, n_nodes)
+        for term in lay.get("inputs") or [{"block": lay["in_block"]}]:
+            pair = (index[term["block"]], index[lay["out_block"]])
+            writers[pair] = writers.get(pair, 0) + 1
         if "inputs" in lay:  # cat / gating / union of tensors: each term feeds its own block
             n_edges = 0
             for term in lay["inputs"]:
@@ -154,6 +161,8 @@ def build(
             a = sp.csr_array((np.ones(n, np.float32), cols, rows), shape=(n + 1, n_nodes))
             terms = sc.get("inputs") or [{"block": f, "pools": [], "rows": [0, n]}]
             for term in terms:
+                pair = (index[term["block"]], index[t])
+                writers[pair] = writers.get(pair, 0) + 1
                 sub = _row_range(a, *term["rows"])
                 parts[term["block"]].append(
                     _unpool(sub, term["pools"], sizes[index[term["block"]]])
@@ -166,7 +175,43 @@ def build(
     meta = base_meta(
         "mge", spec, weights, mode=mode, identity_edges=bool(identity_edges), mge_layers=layer_meta
     )
-    return Graph(indptr=indptr, indices=indices, weights=data, blocks=blocks, meta=meta)
+    terms, kernels = _operator_terms(conv_terms, writers, index)
+    if terms:
+        meta["conv_terms"] = terms
+    return Graph(
+        indptr=indptr, indices=indices, weights=data, blocks=blocks, meta=meta, kernels=kernels
+    )
+
+
+def _operator_terms(
+    convs: list[tuple[dict[str, Any], np.ndarray]],
+    writers: dict[tuple[int, int], int],
+    index: dict[str, int],
+) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """The convs whose edges are, alone, all edges between their two blocks: those block pairs
+    of the adjacency are the conv itself (``|W|`` applied as a cross-correlation), which the
+    spectral metrics apply as a dense convolution instead of reading every edge
+    (:mod:`snntopo.metrics.conv_operator`). Only plain convs qualify (no pooling folded in, no
+    concatenated input, one group, exact mode); every other edge stays in the CSR alone."""
+    terms, kernels = [], {}
+    for lay, w in convs:
+        pair = (index[lay["in_block"]], index[lay["out_block"]])
+        if writers.get(pair) != 1 or int(lay.get("groups", 1)) != 1:
+            continue
+        name = f"kernel_{len(terms)}"
+        kernels[name] = np.abs(w).astype(np.float32)
+        terms.append(
+            {
+                "layer": lay["name"],
+                "in_block": pair[0],
+                "out_block": pair[1],
+                "kernel": name,
+                "stride": list(lay["stride"]),
+                "padding": list(lay["padding"]),
+                "dilation": list(lay["dilation"]),
+            }
+        )
+    return terms, kernels
 
 
 def _reference_side(h: int, k: int, s: int, p: int, out: int) -> int:

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse import csgraph
 
-from ..encode.graph import Graph
+from ..encode.graph import Graph, count_ids
 
 #: entries per chunk of the edge-wise passes: their int64/bool temporaries stay near 100 MB
 #: whatever the graph's size (1.7e8 edges would otherwise need 1.4 GB per int64 temporary)
@@ -88,6 +88,8 @@ def undirected_adjacency(graph: Graph, virtual_root: bool = False) -> tuple[np.n
     building temporaries are chunked, so the peak is the result plus one CSC copy of the targets.
     """
     n = graph.n_nodes
+    if n and graph.n_edges and edge_direction(graph) == 1 and not has_parallel_edges(graph):
+        return _upward_dag_adjacency(graph, virtual_root)
     outdeg = np.diff(graph.indptr)
     in_ptr, in_src = in_neighbour_lists(graph)
     indeg = np.diff(in_ptr)
@@ -102,6 +104,36 @@ def undirected_adjacency(graph: Graph, virtual_root: bool = False) -> tuple[np.n
     if virtual_root:
         out[indptr[n] :] = np.arange(n, dtype=out.dtype)
     return indptr, out
+
+
+def _upward_dag_adjacency(graph: Graph, virtual_root: bool) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`undirected_adjacency` of a DAG whose edges all point to higher ids, with sorted
+    duplicate-free rows: then row v (in-neighbours, all < v, then out-neighbours, all > v) is the
+    sorted row v of A + A^T, which scipy's row merge of two canonical CSRs builds in one C pass
+    (~3x faster than the general scatter, which spends its time in ``np.repeat``; same arrays)."""
+    n = graph.n_nodes
+    idx = index_dtype(max(n + 1, 2 * graph.n_edges + n))
+    a = sp.csr_array(
+        (
+            np.ones(graph.n_edges, dtype=np.int8),
+            graph.indices.astype(idx, copy=False),
+            graph.indptr.astype(idx, copy=False),
+        ),
+        shape=(n, n),
+        copy=False,
+    )
+    a.has_sorted_indices = True  # rows sorted and duplicate-free: checked by the caller
+    a.has_canonical_format = True
+    at = a.T.tocsr()
+    s = a + at
+    del a, at
+    indptr = s.indptr.astype(np.int64)
+    indices = s.indices.astype(index_dtype(n + 1), copy=False)
+    del s
+    if virtual_root:
+        indptr = np.append(indptr, indptr[-1] + n)
+        indices = np.concatenate([indices, np.arange(n, dtype=indices.dtype)])
+    return indptr, indices
 
 
 def in_neighbour_lists(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
@@ -322,7 +354,7 @@ def coreness(
                 nb = ind[gather_rows(ptr, sel[lo:hi])]
                 nb = nb[alive[nb]]
                 if nb.shape[0] > n // 4:
-                    deg -= np.bincount(nb, minlength=n)
+                    deg -= count_ids(nb, n)
                 else:
                     np.subtract.at(deg, nb, 1)
                 mark[nb] = True

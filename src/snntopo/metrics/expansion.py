@@ -19,6 +19,7 @@ from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator
 from ..encode.graph import Graph
 from .algorithms import index_dtype, is_simple_dag, row_chunks, symmetric_adjacency
 from .base import FamilyResult, Undefined, record
+from .conv_operator import conv_adjacency
 
 try:  # accumulating kernels (y += A x): no output allocation per part
     from scipy.sparse._sparsetools import csc_matvec as _csc_matvec
@@ -85,6 +86,11 @@ class _SymmetricOperator(LinearOperator):
                 for lo, _, _ in self.parts
             }
         self._pool: Any = None
+
+    @property
+    def supports_side(self) -> bool:
+        """Whether :meth:`apply` takes ``side`` (its parts lie inside blocks)."""
+        return self.part_side is not None
 
     def laplacian(self) -> _SymmetricOperator:
         """The Laplacian D - A - A^T on the same arrays (D = in- plus out-strength)."""
@@ -237,11 +243,7 @@ class _SquaredOnSide(LinearOperator):
         full = np.zeros(self.n)
         full[self.idx] = np.asarray(x, dtype=np.float64).ravel()
         op = self.op
-        if (
-            isinstance(op, _SymmetricOperator)
-            and op.part_side is not None
-            and self.side_parity is not None
-        ):
+        if getattr(op, "supports_side", False) and self.side_parity is not None:
             # x lives on one parity: each product reads every entry once, not twice
             half = op.apply(full, side=self.side_parity)
             return op.apply(half, side=not self.side_parity)[self.idx]
@@ -250,7 +252,7 @@ class _SquaredOnSide(LinearOperator):
     def toarray(self) -> np.ndarray:
         """Dense M^T M from the sparse columns of S (never the dense n x n S)."""
         op = self.op
-        s = (op.a + op.a.T).tocsc() if isinstance(op, _SymmetricOperator) else sp.csc_array(op)
+        s = (op.a + op.a.T).tocsc() if hasattr(op, "a") else sp.csc_array(op)
         cols = s[:, self.idx]
         return np.asarray((cols.T @ cols).toarray(), dtype=np.float64)
 
@@ -295,7 +297,15 @@ def expansion_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
     if graph.n_nodes > int(params["dense_eig_max_nodes"]) and params.get("bipartite_svd", True):
         side = block_bipartition(graph)
     if is_simple_dag(graph):
-        adj = _SymmetricOperator(graph, threads=threads, block_parts=side is not None)
+
+        def csr_operator(g: Graph) -> _SymmetricOperator:
+            return _SymmetricOperator(g, threads=threads, block_parts=side is not None)
+
+        adj: Any = None
+        if graph.n_nodes > int(params["dense_eig_max_nodes"]):  # MGE convs as dense products
+            adj = conv_adjacency(graph, csr_operator, int(params["seed"]), threads=threads)
+        if adj is None:
+            adj = csr_operator(graph)
         ops = (adj, adj.laplacian())
     else:  # parallel or reciprocal edges: collapse them first, as the paper does
         a = symmetric_adjacency(graph, weighted=True)

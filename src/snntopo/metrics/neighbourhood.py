@@ -22,7 +22,6 @@ import scipy.sparse as sp
 
 from ..encode.graph import Graph
 from .algorithms import (
-    _scatter_rows,
     edge_direction,
     gather_rows,
     has_parallel_edges,
@@ -48,9 +47,11 @@ def _closed_structure(graph: Graph) -> sp.csr_array:
     if graph.n_edges and edge_direction(graph) == 1 and not has_parallel_edges(graph):
         idx = index_dtype(n + graph.n_edges)
         indptr = (graph.indptr + np.arange(n + 1, dtype=np.int64)).astype(idx)
-        indices = np.empty(n + graph.n_edges, dtype=idx)
-        indices[indptr[:-1]] = np.arange(n, dtype=idx)
-        _scatter_rows(indices, indptr[:-1].astype(np.int64) + 1, graph.indptr, graph.indices)
+        # v goes in front of row v (its targets are all > v); np.insert does that in one masked
+        # copy (~20x faster than scattering the rows to their shifted places)
+        indices = np.insert(
+            graph.indices.astype(idx, copy=False), graph.indptr[:-1], np.arange(n, dtype=idx)
+        )
         data = np.broadcast_to(np.int8(1), indices.shape)
         return sp.csr_array((data, indices, indptr), shape=(n, n), copy=False)
     a = sp.csr_array(

@@ -1,0 +1,278 @@
+"""The MGE's symmetric adjacency as an operator that applies its convolutions densely.
+
+An MGE block pair made by one plain conv holds, for every output position, the same ``|W|``
+stencil: the product ``A^T x`` over that pair is the conv itself applied to ``x``'s input block and
+``A x`` its transpose. The encoder stores those kernels beside the edges (``conv_terms`` of
+:mod:`snntopo.encode.graph`); here each such pair is applied as an im2col matrix product and only
+the remaining edges (pool-folded layers, linear layers, concatenations) are read from the CSR.
+
+Why: an ARPACK matvec over the CSR is memory-bound -- every product reads each edge's index and
+weight twice (``A x`` and ``A^T x``), ~12 bytes per edge per pass -- while the dense products read
+the input vector and a few KB of kernel and run at BLAS speed. On a ResNet-20 ERK 0.6 MGE (25M
+edges) one symmetric product costs ~38 ms from the CSR and a few ms this way (see
+``docs/benchmarks.md``). Layers sparser than :data:`MIN_DENSITY` stay in the CSR: there the dense
+product multiplies mostly zeros and loses.
+
+The operator is exact -- the same matrix, summed in another order (values move in the last digits
+only) -- and checks that it is: before it is used, its product with a seeded random vector is
+compared with the CSR's (:func:`conv_adjacency` falls back to the CSR operator and logs why if the
+two differ beyond rounding, e.g. a hand-made graph file whose kernels do not match its edges).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+from scipy.sparse.linalg import LinearOperator
+
+from ..encode.graph import Block, Graph
+from .algorithms import EDGE_CHUNK, row_chunks
+
+log = logging.getLogger("snntopo.metrics")
+
+#: a conv whose kernel keeps less than this fraction of its weights stays in the CSR: the dense
+#: product costs ~1/8 of a CSR edge per kernel entry (measured on the ResNet-20 MGE)
+MIN_DENSITY = 0.125
+
+#: largest relative difference, entry by entry, tolerated between the dense and the CSR product
+#: in the self-check (rounding of float64 sums is ~1e-15; one missing edge is orders above)
+CHECK_RTOL = 1e-9
+
+
+class _ConvTerm:
+    """One conv block pair: ``forward`` adds ``A^T x`` (the conv), ``backward`` adds ``A x``."""
+
+    def __init__(self, term: dict[str, Any], kernel: np.ndarray, src: Block, dst: Block) -> None:
+        cout, cin, kh, kw = kernel.shape
+        self.src, self.dst = src, dst
+        self.cin, self.h, self.w = (int(v) for v in src.shape)
+        self.cout, self.ho, self.wo = (int(v) for v in dst.shape)
+        (self.sh, self.sw), (self.ph, self.pw) = term["stride"], term["padding"]
+        self.dh, self.dw = term["dilation"]
+        self.kh, self.kw = kh, kw
+        self.k = kernel.astype(np.float64).reshape(cout, cin * kh * kw)
+        self.kt = np.ascontiguousarray(self.k.T)
+        # padded input buffer: its border stays zero (padding makes no edges)
+        self.xp = np.zeros((self.cin, self.h + 2 * self.ph, self.w + 2 * self.pw))
+        self.cols = np.empty((self.cin, kh, kw, self.ho, self.wo))
+        self.gp = np.zeros_like(self.xp)
+        self.n_edges = self._edge_count(kernel)
+
+    def _edge_count(self, kernel: np.ndarray) -> int:
+        """Edges the conv makes: each nonzero tap times the outputs whose tap is a real input."""
+
+        def valid(out: int, k: int, s: int, p: int, d: int, side: int) -> np.ndarray:
+            pos = np.arange(out)[None, :] * s - p + np.arange(k)[:, None] * d
+            return ((pos >= 0) & (pos < side)).sum(axis=1)
+
+        vy = valid(self.ho, self.kh, self.sh, self.ph, self.dh, self.h)
+        vx = valid(self.wo, self.kw, self.sw, self.pw, self.dw, self.w)
+        taps = np.count_nonzero(kernel, axis=(0, 1)).astype(np.int64)  # (kh, kw)
+        return int((taps * vy[:, None] * vx[None, :]).sum())
+
+    def _windows(self, a: np.ndarray) -> np.ndarray:
+        """(cin, kh, kw, ho, wo) strided view: the input position each tap of each output reads."""
+        s = a.strides
+        return as_strided(
+            a,
+            shape=(self.cin, self.kh, self.kw, self.ho, self.wo),
+            strides=(s[0], self.dh * s[1], self.dw * s[2], self.sh * s[1], self.sw * s[2]),
+            writeable=False,
+        )
+
+    def forward(self, x: np.ndarray, y: np.ndarray) -> None:
+        ph, pw = self.ph, self.pw
+        self.xp[:, ph : ph + self.h, pw : pw + self.w] = x[self.src.start : self.src.stop].reshape(
+            self.cin, self.h, self.w
+        )
+        np.copyto(self.cols, self._windows(self.xp))
+        cols = self.cols.reshape(self.k.shape[1], self.ho * self.wo)
+        y[self.dst.start : self.dst.stop] += (self.k @ cols).ravel()
+
+    def backward(self, x: np.ndarray, y: np.ndarray) -> None:
+        g = (self.kt @ x[self.dst.start : self.dst.stop].reshape(self.cout, -1)).reshape(
+            self.cin, self.kh, self.kw, self.ho, self.wo
+        )
+        gp = self.gp
+        gp.fill(0.0)
+        ey, ex = (self.ho - 1) * self.sh + 1, (self.wo - 1) * self.sw + 1
+        for u in range(self.kh):  # a loop over the kernel's taps, not over nodes or edges
+            for v in range(self.kw):
+                oy, ox = u * self.dh, v * self.dw
+                gp[:, oy : oy + ey : self.sh, ox : ox + ex : self.sw] += g[:, u, v]
+        ph, pw = self.ph, self.pw
+        y[self.src.start : self.src.stop] += gp[:, ph : ph + self.h, pw : pw + self.w].ravel()
+
+
+def _dense_enough(kernel: np.ndarray) -> bool:
+    return kernel.size > 0 and np.count_nonzero(kernel) >= MIN_DENSITY * kernel.size
+
+
+def residual_graph(graph: Graph, terms: list[_ConvTerm]) -> Graph:
+    """The graph without the edges of the terms' (source block, target block) pairs.
+
+    A source block whose rows hold exactly as many edges as its terms make (the usual case: a
+    block read only by plain convs) is dropped whole, one whose rows feed no term is kept whole;
+    only a block read by both a term and another layer is filtered entry by entry (rows are sorted
+    by target and a block is a contiguous id range: two comparisons per entry, in chunks). If the
+    counts agree but the edges do not, the product self-check of :func:`conv_adjacency` fails.
+    """
+    ptr, ind = graph.indptr, graph.indices
+    by_src: dict[int, list[_ConvTerm]] = {}
+    for t in terms:
+        by_src.setdefault(t.src.start, []).append(t)
+    pieces: list[tuple[int, np.ndarray | None]] = []  # (block start, keep mask or None = all)
+    counts = np.zeros(graph.n_nodes, dtype=np.int64)  # kept entries per row
+    for b in graph.blocks:
+        lo, hi = b.start, b.stop
+        a, z = int(ptr[lo]), int(ptr[hi])
+        ts = by_src.get(lo, [])
+        if not ts:
+            counts[lo:hi] = np.diff(ptr[lo : hi + 1])
+            pieces.append((lo, None))
+        elif sum(t.n_edges for t in ts) == z - a:
+            pieces.append((lo, np.zeros(0, dtype=bool)))
+        else:
+            keep = np.ones(z - a, dtype=bool)
+            for c0 in range(0, z - a, EDGE_CHUNK):
+                seg = ind[a + c0 : min(z, a + c0 + EDGE_CHUNK)]
+                k = keep[c0 : c0 + EDGE_CHUNK]
+                for t in ts:
+                    k &= (seg < t.dst.start) | (seg >= t.dst.stop)
+            pieces.append((lo, keep))
+            cs = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+            counts[lo:hi] = np.diff(cs[ptr[lo : hi + 1] - a])
+    indptr = np.zeros_like(ptr)
+    np.cumsum(counts, out=indptr[1:])
+    indices = np.empty(int(indptr[-1]), dtype=ind.dtype)
+    weights = np.empty(int(indptr[-1]), dtype=graph.weights.dtype)
+    for b, (lo, keep) in zip(graph.blocks, pieces, strict=True):
+        a, z = int(ptr[lo]), int(ptr[b.stop])
+        o, e = int(indptr[lo]), int(indptr[b.stop])
+        if keep is None:
+            indices[o:e], weights[o:e] = ind[a:z], graph.weights[a:z]
+        elif keep.shape[0]:
+            indices[o:e], weights[o:e] = ind[a:z][keep], graph.weights[a:z][keep]
+    return Graph(indptr=indptr, indices=indices, weights=weights, blocks=graph.blocks, meta={})
+
+
+class ConvAdjacency(LinearOperator):
+    """x -> (A + A^T) x, or (D - A - A^T) x after :meth:`laplacian`: the conv block pairs as
+    dense convolutions (:class:`_ConvTerm`), the rest through the CSR operator ``rest`` (any
+    object with ``apply(x, side)``, e.g. ``expansion._SymmetricOperator`` over the residual
+    edges). ``side`` (block parity of the nodes where x may be nonzero, or None) lets both halves
+    skip the products that would read zeros, as the CSR operator does."""
+
+    def __init__(self, terms: list[_ConvTerm], rest: Any, graph: Graph, threads: int = 1) -> None:
+        n, blocks = graph.n_nodes, graph.blocks
+        super().__init__(np.float64, (n, n))
+        self.rest, self.graph = rest, graph
+        self.deg: np.ndarray | None = None
+        parity = {b.start: i % 2 == 1 for i, b in enumerate(blocks)}
+        # terms dealt to threads by size (largest first onto the least loaded), each thread
+        # summing into its own vector, added in thread order: the same bits on every run
+        groups: list[list[tuple[_ConvTerm, bool, bool]]] = [[] for _ in range(max(1, threads))]
+        load = [0] * len(groups)
+        for t in sorted(terms, key=lambda t: -t.k.size * t.ho * t.wo):
+            g = load.index(min(load))
+            groups[g].append((t, parity[t.src.start], parity[t.dst.start]))
+            load[g] += t.k.size * t.ho * t.wo
+        self.groups = [g for g in groups if g]
+        self.supports_side = getattr(rest, "part_side", None) is not None
+        self._pool: Any = None
+
+    @staticmethod
+    def _run(group: list[tuple[_ConvTerm, bool, bool]], x: np.ndarray, y: np.ndarray, side: Any):
+        for term, src_odd, dst_odd in group:
+            if side is None or src_odd == side:
+                term.forward(x, y)
+            if side is None or dst_odd == side:
+                term.backward(x, y)
+        return y
+
+    def apply(self, x: np.ndarray, side: bool | None = None) -> np.ndarray:
+        y = self.rest.apply(x, side=side) if side is not None else self.rest.apply(x)
+        if len(self.groups) == 1:
+            return self._run(self.groups[0], x, y, side)
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=len(self.groups))
+        n = self.shape[0]
+        for z in self._pool.map(lambda g: self._run(g, x, np.zeros(n), side), self.groups):
+            y += z
+        return y
+
+    @property
+    def a(self) -> Any:
+        """The directed adjacency as a float64 CSR (for the dense fallbacks of small problems)."""
+        return self.graph.csr().astype(np.float64)
+
+    def laplacian(self) -> ConvAdjacency:
+        import copy
+
+        lap = copy.copy(self)
+        lap.deg = self.apply(np.ones(self.shape[0]))  # in- plus out-strength of every node
+        return lap
+
+    def _matvec(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float64).ravel()
+        y = self.apply(x)
+        return self.deg * x - y if self.deg is not None else y
+
+
+def conv_terms(graph: Graph) -> list[_ConvTerm]:
+    """The graph's stored conv terms that are dense enough to pay (:data:`MIN_DENSITY`)."""
+    out = []
+    for t in graph.meta.get("conv_terms", []):
+        k = graph.kernels.get(t["kernel"])
+        if k is not None and _dense_enough(k):
+            out.append(_ConvTerm(t, k, graph.blocks[t["in_block"]], graph.blocks[t["out_block"]]))
+    return out
+
+
+def csr_symmetric_product(graph: Graph, x: np.ndarray) -> np.ndarray:
+    """(A + A^T) x from the CSR in float64, in row chunks (bounded temporaries)."""
+    from scipy.sparse._sparsetools import csc_matvec, csr_matvec
+
+    n = graph.n_nodes
+    y = np.zeros(n)
+    ptr, ind = graph.indptr, graph.indices
+    chunks = row_chunks(ptr, 1 << 20)
+    buf = np.empty(max(int(ptr[hi] - ptr[lo]) for lo, hi in chunks))  # faulted in once, reused
+    for lo, hi in chunks:
+        a, b = int(ptr[lo]), int(ptr[hi])
+        local = (ptr[lo : hi + 1] - a).astype(ind.dtype)
+        data = buf[: b - a]
+        data[...] = graph.weights[a:b]
+        csr_matvec(hi - lo, n, local, ind[a:b], data, x, y[lo:hi])
+        csc_matvec(n, hi - lo, local, ind[a:b], data, x[lo:hi], y)
+    return y
+
+
+def conv_adjacency(
+    graph: Graph, make_rest: Any, seed: int, threads: int = 1
+) -> ConvAdjacency | None:
+    """The operator for ``graph``, or None when it has no conv term worth applying densely or its
+    terms fail the self-check. ``make_rest(residual_graph)`` builds the CSR operator of the
+    other edges."""
+    terms = conv_terms(graph)
+    if not terms:
+        return None
+    rest = make_rest(residual_graph(graph, terms))
+    op = ConvAdjacency(terms, rest, graph, threads=threads)
+    x = np.random.default_rng(seed).uniform(0.5, 1.5, size=graph.n_nodes)
+    want = csr_symmetric_product(graph, x)
+    got = op.apply(x)
+    bad = np.abs(got - want) > CHECK_RTOL * np.abs(want) + 1e-300
+    if bad.any():
+        log.warning(
+            "conv terms of this graph do not reproduce its edges at %d nodes; "
+            "the spectral metrics read the CSR instead",
+            int(bad.sum()),
+        )
+        return None
+    return op
