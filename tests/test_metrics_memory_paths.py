@@ -201,3 +201,13 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision
     ).stdout
     assert out.strip().splitlines()[-1] == "[]"
     assert (tmp_path / "expansion.json").exists()
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1 << 20])
+def test_count_ids_in_chunks_is_bincount(chunk):
+    from snntopo.encode.graph import count_ids
+
+    rng = np.random.default_rng(chunk)
+    for n, m in ((1, 0), (7, 5), (50, 1001)):
+        ids = rng.integers(0, n, m).astype(np.int32)
+        np.testing.assert_array_equal(count_ids(ids, n, chunk), np.bincount(ids, minlength=n))

@@ -29,11 +29,22 @@ graph construction itself; a stored member is read with one copy. The price is d
 edge (a compressed file was ~1.1 bytes per edge, because MGE weights repeat per position).
 ``save_graph(..., compress=True)`` writes the deflated variant; both read back identically
 (files written before this change are compressed and stay readable).
+
+The stored members are also *aligned*: each member's data starts on a 64-byte boundary of the file
+(a padding record in the zip entry's extra field, which zip readers skip), so ``load_graph`` maps
+``indptr``, ``indices`` and ``weights`` from the file (private, copy-on-write) instead of reading
+them into new memory. Why: a metric job reads only parts of them again and again, and copying
+8 bytes per edge into fresh memory cost 0.25-0.45 s per job on a 25M-edge graph here (the page
+cache already holds the file). Mapped members skip the zip's CRC check (a truncated file still
+fails: its central directory is gone); unaligned, deflated or older files are read as before.
 """
 
 from __future__ import annotations
 
 import json
+import mmap
+import os
+import struct
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -168,13 +179,23 @@ class Graph:
             yield layer, self.subgraph(lo, hi, blocks=blocks)
 
 
-def count_ids(ids: np.ndarray, n: int) -> np.ndarray:
-    """``np.bincount(ids, minlength=n)`` that casts to ``intp`` first.
+def count_ids(ids: np.ndarray, n: int, chunk: int = 1 << 20) -> np.ndarray:
+    """``np.bincount(ids, minlength=n)``, cast to ``intp`` chunk by chunk.
 
     Why: numpy 2.4's bincount of an int32 array takes ~5x longer than a cast plus a bincount of
-    the intp copy (25M ids: 0.34 s against 0.12 s measured), and node ids are int32 throughout.
+    the intp copy (25M ids: 0.34 s against 0.12 s measured), and node ids are int32 throughout;
+    casting through one small reused buffer, not a copy of all ids, also keeps a fresh process
+    from faulting in 8 bytes per edge of new memory (0.29 s of a 0.35 s ResNet-20 ``local`` job).
     """
-    return np.bincount(ids.astype(np.intp, copy=False), minlength=n)
+    if ids.dtype == np.intp or ids.shape[0] <= chunk:
+        return np.bincount(ids.astype(np.intp, copy=False), minlength=n)
+    out = np.zeros(n, dtype=np.intp)
+    buf = np.empty(chunk, dtype=np.intp)
+    for lo in range(0, ids.shape[0], chunk):
+        part = buf[: min(chunk, ids.shape[0] - lo)]
+        part[...] = ids[lo : lo + chunk]
+        out += np.bincount(part, minlength=n)
+    return out
 
 
 def from_edges(
@@ -225,16 +246,83 @@ def save_graph(path: str | Path, graph: Graph, compress: bool = False) -> None:
     meta["blocks"] = [{"name": b.name, "shape": list(b.shape)} for b in graph.blocks]
     meta["layers"] = graph.layers
     meta.setdefault("format_version", 1)
+    arrays = {
+        "indptr": graph.indptr,
+        "indices": graph.indices,
+        "weights": graph.weights,
+        "block_offsets": offsets,
+        "meta": np.array(json.dumps(meta)),
+        **graph.kernels,
+    }
     with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
-        (np.savez_compressed if compress else np.savez)(
-            fh,
-            indptr=graph.indptr,
-            indices=graph.indices,
-            weights=graph.weights,
-            block_offsets=offsets,
-            meta=np.array(json.dumps(meta)),
-            **graph.kernels,
-        )
+        if compress:
+            np.savez_compressed(fh, **arrays)
+        else:
+            _savez_aligned(fh, arrays)
+
+
+#: zip extra-field id of the padding record (the one Android's zipalign uses); readers skip it
+_PAD_ID = 0xD935
+_ALIGN = 64
+
+
+def _savez_aligned(fh: Any, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez`` (stored members, zip64) with every member's data on a 64-byte boundary.
+
+    A local zip header is 30 bytes, the name, the extra field (here: the padding record, then the
+    20-byte zip64 record ``force_zip64`` adds); numpy pads its own ``.npy`` header to a multiple of
+    64, so the array data is aligned when the member's data is."""
+    with zipfile.ZipFile(fh, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, arr in arrays.items():
+            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_STORED
+            fixed = fh.tell() + 30 + len(info.filename.encode()) + 4 + 20
+            pad = -fixed % _ALIGN
+            info.extra = struct.pack("<HH", _PAD_ID, pad) + bytes(pad)
+            with zf.open(info, "w", force_zip64=True) as out:
+                np.lib.format.write_array(out, np.asanyarray(arr), allow_pickle=False)
+
+
+def _mapped_members(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The stored, aligned ``.npy`` members ``names`` as arrays over a private (copy-on-write)
+    map of the file; a member that is deflated, unaligned or absent is left out (read normally)."""
+    out: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as zf:
+        infos = {i.filename: i for i in zf.infolist()}
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            return out
+        try:
+            mm = mmap.mmap(
+                fh.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE
+            )
+        except OSError:  # a file system without mmap: read every member instead
+            return out
+        for name in names:
+            info = infos.get(name + ".npy")
+            if info is None or info.compress_type != zipfile.ZIP_STORED:
+                continue
+            head = mm[info.header_offset : info.header_offset + 30]
+            if len(head) < 30 or head[:4] != b"PK\x03\x04":
+                continue
+            name_len, extra_len = struct.unpack("<HH", head[26:30])
+            fh.seek(info.header_offset + 30 + name_len + extra_len)
+            version = np.lib.format.read_magic(fh)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran, dtype = read_header(fh)
+            start = fh.tell()
+            count = int(np.prod(shape, dtype=np.int64))
+            if fortran or dtype.hasobject or start % dtype.alignment:
+                continue
+            if start + count * dtype.itemsize > size:
+                raise ValueError(f"member {name} runs past the end of the file")
+            out[name] = np.frombuffer(mm, dtype=dtype, count=count, offset=start).reshape(shape)
+    return out
 
 
 def load_graph(path: str | Path) -> Graph:
@@ -243,8 +331,11 @@ def load_graph(path: str | Path) -> Graph:
     if not p.exists():
         raise GraphError(f"{p}: graph file not found")
     try:
+        arrays = _mapped_members(p, ("indptr", "indices", "weights"))
         with np.load(p, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in ("indptr", "indices", "weights", "block_offsets", "meta")}
+            for k in ("indptr", "indices", "weights", "block_offsets", "meta"):
+                if k not in arrays:
+                    arrays[k] = z[k]
             kernels = {k: z[k] for k in z.files if k.startswith("kernel_")}
     except KeyError as exc:
         raise GraphError(f"{p}: not a snntopo graph file (missing array {exc})") from None
