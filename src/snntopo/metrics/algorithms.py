@@ -76,7 +76,9 @@ def _scatter_rows(
         out[pos] = src_vals[a:b]
 
 
-def undirected_adjacency(graph: Graph, virtual_root: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def undirected_adjacency(
+    graph: Graph, virtual_root: bool = False, upward_simple: bool | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """CSR (indptr int64, indices) of the undirected multigraph: row v = in-neighbours (ascending)
     then out-neighbours (in CSR order). The one symmetrised structure of the global algorithms.
 
@@ -86,9 +88,13 @@ def undirected_adjacency(graph: Graph, virtual_root: bool = False) -> tuple[np.n
     simple undirected graph. ``virtual_root`` appends row n listing every node 0..n-1 (a root from
     which one directed DFS visits every component). Indices are int32 below 2**31 nodes; the
     building temporaries are chunked, so the peak is the result plus one CSC copy of the targets.
+    ``upward_simple``: whether every edge points to a higher id with sorted duplicate-free rows,
+    if the caller knows (None: checked here); such graphs take :func:`_upward_dag_adjacency`.
     """
     n = graph.n_nodes
-    if n and graph.n_edges and edge_direction(graph) == 1 and not has_parallel_edges(graph):
+    if upward_simple is None:
+        upward_simple = edge_direction(graph) == 1 and not has_parallel_edges(graph)
+    if n and graph.n_edges and upward_simple:
         return _upward_dag_adjacency(graph, virtual_root)
     outdeg = np.diff(graph.indptr)
     in_ptr, in_src = in_neighbour_lists(graph)
@@ -109,31 +115,30 @@ def undirected_adjacency(graph: Graph, virtual_root: bool = False) -> tuple[np.n
 def _upward_dag_adjacency(graph: Graph, virtual_root: bool) -> tuple[np.ndarray, np.ndarray]:
     """:func:`undirected_adjacency` of a DAG whose edges all point to higher ids, with sorted
     duplicate-free rows: then row v (in-neighbours, all < v, then out-neighbours, all > v) is the
-    sorted row v of A + A^T, which scipy's row merge of two canonical CSRs builds in one C pass
-    (~3x faster than the general scatter, which spends its time in ``np.repeat``; same arrays)."""
-    n = graph.n_nodes
-    idx = index_dtype(max(n + 1, 2 * graph.n_edges + n))
-    a = sp.csr_array(
-        (
-            np.ones(graph.n_edges, dtype=np.int8),
-            graph.indices.astype(idx, copy=False),
-            graph.indptr.astype(idx, copy=False),
-        ),
-        shape=(n, n),
-        copy=False,
-    )
-    a.has_sorted_indices = True  # rows sorted and duplicate-free: checked by the caller
-    a.has_canonical_format = True
-    at = a.T.tocsr()
-    s = a + at
-    del a, at
-    indptr = s.indptr.astype(np.int64)
-    indices = s.indices.astype(index_dtype(n + 1), copy=False)
-    del s
+    sorted row v of A + A^T, which scipy's C row merge of two canonical CSRs builds in one pass
+    (the general scatter spends its time in ``np.repeat``; same arrays). The C routines are called
+    with output arrays made here, so the virtual root's row is written in place (no copy of the
+    whole structure to append it)."""
+    from scipy.sparse import _sparsetools as st
+
+    n, e = graph.n_nodes, graph.n_edges
+    extra = n if virtual_root else 0
+    idx = index_dtype(max(n + 2, 2 * e + extra))
+    ap, aj = graph.indptr.astype(idx, copy=False), graph.indices.astype(idx, copy=False)
+    ones = np.ones(e, dtype=np.int8)
+    tp, tj, tx = np.empty(n + 1, idx), np.empty(e, idx), np.empty(e, np.int8)
+    st.csr_tocsc(n, n, ap, aj, ones, tp, tj, tx)  # A^T as CSR: in-neighbours, ascending
+    indptr = np.empty(n + 2 if virtual_root else n + 1, dtype=idx)
+    indices = np.empty(2 * e + extra, dtype=idx)
+    data = np.empty(2 * e, dtype=np.int8)
+    st.csr_plus_csr(n, n, ap, aj, ones, tp, tj, tx, indptr[: n + 1], indices[: 2 * e], data)
+    del ones, tp, tj, tx, data
+    if int(indptr[n]) != 2 * e:  # an entry in both: a reciprocal edge; the caller checked none
+        raise RuntimeError("graph is not an upward DAG; undirected adjacency would be wrong")
     if virtual_root:
-        indptr = np.append(indptr, indptr[-1] + n)
-        indices = np.concatenate([indices, np.arange(n, dtype=indices.dtype)])
-    return indptr, indices
+        indptr[n + 1] = 2 * e + n
+        indices[2 * e :] = np.arange(n, dtype=idx)
+    return indptr.astype(np.int64), indices.astype(index_dtype(n + 1), copy=False)
 
 
 def in_neighbour_lists(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
@@ -236,8 +241,11 @@ def bridges_articulation_components(graph: Graph) -> tuple[int, int, int]:
     n = graph.n_nodes
     if n == 0 or graph.n_edges == 0:
         return 0, 0, n
-    simple = is_simple_dag(graph)  # then no parallel or reciprocal copy of any edge exists
-    s_ptr, s_idx = undirected_adjacency(graph, virtual_root=True)
+    direction, parallel = edge_direction(graph), has_parallel_edges(graph)
+    simple = direction != 0 and not parallel  # no parallel or reciprocal copy of any edge
+    s_ptr, s_idx = undirected_adjacency(
+        graph, virtual_root=True, upward_simple=direction == 1 and not parallel
+    )
     order, pred = csgraph.depth_first_order(
         sym_csgraph(s_ptr, s_idx), n, directed=True, return_predecessors=True
     )
@@ -429,7 +437,9 @@ def _has_duplicates(src: np.ndarray, dst: np.ndarray) -> bool:
     return bool(same.any())
 
 
-def simple_undirected_adjacency(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
+def simple_undirected_adjacency(
+    graph: Graph, upward_simple: bool | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """CSR (indptr, indices) of the simple undirected graph: rows sorted, no duplicates, no loops.
 
     This is the graph RAND-ESU actually explores (direction, multiplicity and self-loops do not
@@ -438,8 +448,10 @@ def simple_undirected_adjacency(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
     followed by its out-neighbours (all > v), both already sorted -- without a sparse sum or sort.
     """
     n = graph.n_nodes
-    if n and graph.n_edges and edge_direction(graph) == 1 and not has_parallel_edges(graph):
-        return undirected_adjacency(graph)
+    if upward_simple is None:
+        upward_simple = edge_direction(graph) == 1 and not has_parallel_edges(graph)
+    if n and graph.n_edges and upward_simple:
+        return undirected_adjacency(graph, upward_simple=True)
     src = graph.sources()
     dst = graph.indices
     keep = src != dst  # self-loops never join a vertex set

@@ -36,7 +36,12 @@ except ImportError:  # pragma: no cover - depends on the scipy build
     _maxnnz = None
 
 
-def _closed_structure(graph: Graph) -> sp.csr_array:
+def _upward_simple(graph: Graph) -> bool:
+    """Every edge points to a higher id, rows sorted and duplicate-free (every MGE)."""
+    return bool(graph.n_edges) and edge_direction(graph) == 1 and not has_parallel_edges(graph)
+
+
+def _closed_structure(graph: Graph, upward_simple: bool | None = None) -> sp.csr_array:
     """Boolean I + A (duplicates merged, sorted rows), int32 indices where they fit.
 
     A graph whose rows are sorted, duplicate-free and point to higher ids (every MGE) gets the
@@ -44,7 +49,9 @@ def _closed_structure(graph: Graph) -> sp.csr_array:
     the symbolic product reads); anything else goes through scipy's sum.
     """
     n = graph.n_nodes
-    if graph.n_edges and edge_direction(graph) == 1 and not has_parallel_edges(graph):
+    if upward_simple is None:
+        upward_simple = _upward_simple(graph)
+    if upward_simple:
         idx = index_dtype(n + graph.n_edges)
         indptr = (graph.indptr + np.arange(n + 1, dtype=np.int64)).astype(idx)
         # v goes in front of row v (its targets are all > v); np.insert does that in one masked
@@ -236,7 +243,9 @@ def motif_roots(n: int, params: Mapping[str, Any]) -> np.ndarray:
     return np.sort(rng.choice(n, size=sample_size(n, params), replace=False))
 
 
-def motif_estimate(graph: Graph, params: Mapping[str, Any]) -> float:
+def motif_estimate(
+    graph: Graph, params: Mapping[str, Any], upward_simple: bool | None = None
+) -> float:
     """igraph's RAND-ESU total estimate of size-4 motifs from a seeded sample of root vertices.
 
     ``motif_method='count'`` (default) computes the very number igraph's
@@ -254,7 +263,7 @@ def motif_estimate(graph: Graph, params: Mapping[str, Any]) -> float:
     if method == "count" and size == 4:
         from .algorithms import simple_undirected_adjacency
 
-        indptr, indices = simple_undirected_adjacency(graph)
+        indptr, indices = simple_undirected_adjacency(graph, upward_simple)
         total = int(rooted_connected_4sets(indptr, indices, roots).sum())
         return float(total) * (float(n) / k)
     if method not in ("count", "igraph"):
@@ -277,7 +286,8 @@ def neighbourhood_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResu
         for key in ("one_hop_nei", "two_hop_nei", "motif"):
             res.nan(key, "graph has no nodes")
         return res
-    b = _closed_structure(graph)
+    upward = _upward_simple(graph)  # checked once for both structures
+    b = _closed_structure(graph, upward)
     res.values["one_hop_nei"] = b.nnz / n
     classes = translation_classes(b, graph) if _classes_pay(b) else None
     total = two_hop_total(b, int(params["two_hop_chunk_rows"]), int(params["threads"]), classes)
@@ -286,5 +296,5 @@ def neighbourhood_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResu
     if sample_size(n, params) == 0:
         res.nan("motif", "motif sample is empty")
     else:
-        res.values["motif"] = motif_estimate(graph, params)
+        res.values["motif"] = motif_estimate(graph, params, upward)
     return res
