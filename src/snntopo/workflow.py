@@ -146,10 +146,12 @@ def train_runtime_min(config: dict[str, Any], dataset: str, arch: str) -> int:
     return max(10, int(1.5 * per_epoch * scale * max(epochs, 1)) + 5)
 
 
-def graph_mem_mb(n_edges: float, attempt: int, per_million: float = 120.0) -> int:
-    """Memory for a job that holds a graph of ``n_edges`` edges: CSR arrays (~8 B/edge), one
-    symmetric copy for spectra (~24 B/edge) and igraph's edge list (~16 B/edge) plus slack; doubled on
-    every retry so an out-of-memory kill asks for more."""
+def graph_mem_mb(n_edges: float, attempt: int, per_million: float = 32.0) -> int:
+    """Memory for a job that holds a graph of ``n_edges`` edges: 500 MB plus ``per_million`` MB
+    per million edges, doubled on every retry so an out-of-memory kill asks for more. The default
+    32 B/edge covers the largest measured peaks (encode ~13 B/edge: the CSR plus its build
+    temporaries; the metric families up to ~24 B/edge: the CSR plus one undirected structure,
+    Conv-6 SynFlow 0.6 neighbourhood 4.1 GB for 172.5M edges; vgg16_bn's MGE ~19 B/edge)."""
     base = 500 + per_million * n_edges / 1e6
     return int(base * (2 ** (attempt - 1)))
 
@@ -209,7 +211,7 @@ def encode_mem_mb(
 ) -> int:
     """Memory request of an encode job: from the real masked weights when they exist (at
     scheduling time), else from the config's sparsity and the architecture (dry runs)."""
-    per_million = float(config["resources"].get("mem_mb_per_million_edges", 120))
+    per_million = float(config["resources"].get("mem_mb_per_million_edges", 32))
     edges = None
     if os.path.exists(spec_path) and os.path.exists(weights_path):
         try:
@@ -244,7 +246,7 @@ def _edges_from_config(path: str, encoding: str, config: dict[str, Any]) -> floa
 def metrics_mem_mb(graph_paths: list[str], attempt: int, config: dict[str, Any]) -> int:
     """Memory request of a metric job: from the stored graphs' edge counts (read from the file
     headers), else estimated like :func:`encode_mem_mb`; doubled on every retry."""
-    per_million = float(config["resources"].get("mem_mb_per_million_edges", 120))
+    per_million = float(config["resources"].get("mem_mb_per_million_edges", 32))
     edges = 0.0
     for path in graph_paths:
         n = graph_edges_from_file(path) if os.path.exists(path) else None
