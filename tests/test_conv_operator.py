@@ -184,10 +184,29 @@ def test_kernels_that_disagree_with_the_edges_fall_back_to_the_csr(caplog):
     assert "do not reproduce its edges" in caplog.text
 
 
-def test_sparse_kernels_stay_in_the_csr():
-    g, _ = _graph(PlainStack(), shape=(2, 6, 6), density=0.05)
-    dens = [np.count_nonzero(k) / k.size for k in g.kernels.values()]
-    assert len(co.conv_terms(g)) == sum(d >= co.MIN_DENSITY for d in dens) < len(dens)
+def test_sparse_kernels_stay_in_the_csr(monkeypatch):
+    g, _ = _graph(DBlockNet(), density=0.3, seed=7)
+    monkeypatch.setattr(co, "MIN_DENSITY", 0.0)
+    # edges per (kernel entry x output position): pruned weights and padding taps lower it
+    dens = sorted(t.n_edges / (t.k.size * t.ho * t.wo) for t in co.conv_terms(g))
+    assert dens[1] < dens[2]
+    monkeypatch.setattr(co, "MIN_DENSITY", (dens[1] + dens[2]) / 2)  # two stay in the CSR
+    assert len(co.conv_terms(g)) == len(dens) - 2
+    monkeypatch.setattr(co, "MIN_COVERAGE", 0.0)
+    op = co.conv_adjacency(g, _csr_rest, seed=0)
+    assert op is not None
+    x = np.random.default_rng(3).normal(size=g.n_nodes)
+    np.testing.assert_allclose(op @ x, _dense(g) @ x, rtol=1e-12, atol=1e-12)
+
+
+def test_terms_holding_few_edges_are_not_worth_the_setup(monkeypatch):
+    g, _ = _graph(DBlockNet(), seed=2)
+    share = sum(t.n_edges for t in co.conv_terms(g)) / g.n_edges
+    assert 0 < share < 1  # the pool-folded shortcut and the head stay in the CSR
+    monkeypatch.setattr(co, "MIN_COVERAGE", share)
+    assert co.conv_adjacency(g, _csr_rest, seed=0) is not None
+    monkeypatch.setattr(co, "MIN_COVERAGE", share + 1e-9)
+    assert co.conv_adjacency(g, _csr_rest, seed=0) is None
 
 
 def test_graph_file_keeps_its_kernels_and_rejects_ones_that_do_not_fit(tmp_path):

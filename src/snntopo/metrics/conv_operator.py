@@ -33,11 +33,17 @@ from .algorithms import EDGE_CHUNK, row_chunks
 
 log = logging.getLogger("snntopo.metrics")
 
-#: a conv whose kernel keeps less than this fraction of its weights stays in the CSR: per kernel
-#: entry and output position the dense product costs ~1/5.6 of a CSR edge (ResNet-20 ERK 0.6 MGE,
-#: 2 threads: 10 ms for 40.8M entries x positions, both directions, against 34 ms for its 24.9M
-#: edges), so below ~0.18 it would lose
+#: a conv whose edges are fewer than this fraction of (kernel entries x output positions) stays
+#: in the CSR: per kernel entry and output position the dense product costs ~1/5.6 of a CSR edge
+#: (ResNet-20 ERK 0.6 MGE, 2 threads: 10 ms for 40.8M entries x positions, both directions,
+#: against 34 ms for its 24.9M edges), so below ~0.18 it would lose. Pruned weights and taps that
+#: fall on zero padding both lower the fraction (small feature maps: most taps are padding)
 MIN_DENSITY = 0.2
+
+#: the operator is used only when its terms hold at least this share of the edges: its setup (a
+#: copy of the other edges, the check product) costs a few CSR products, which a small share does
+#: not earn back (torchvision densenet121 at 32x32: 7% of the edges in plain convs, no faster)
+MIN_COVERAGE = 0.25
 
 #: largest relative difference, entry by entry, tolerated between the dense and the CSR product
 #: in the self-check (rounding of float64 sums is ~1e-15; one missing edge is orders above)
@@ -107,10 +113,6 @@ class _ConvTerm:
                 gp[:, oy : oy + ey : self.sh, ox : ox + ex : self.sw] += g[:, u, v]
         ph, pw = self.ph, self.pw
         y[self.src.start : self.src.stop] += gp[:, ph : ph + self.h, pw : pw + self.w].ravel()
-
-
-def _dense_enough(kernel: np.ndarray) -> bool:
-    return kernel.size > 0 and np.count_nonzero(kernel) >= MIN_DENSITY * kernel.size
 
 
 def residual_graph(graph: Graph, terms: list[_ConvTerm]) -> Graph:
@@ -231,8 +233,11 @@ def conv_terms(graph: Graph) -> list[_ConvTerm]:
     out = []
     for t in graph.meta.get("conv_terms", []):
         k = graph.kernels.get(t["kernel"])
-        if k is not None and _dense_enough(k):
-            out.append(_ConvTerm(t, k, graph.blocks[t["in_block"]], graph.blocks[t["out_block"]]))
+        if k is None or k.size == 0:
+            continue
+        term = _ConvTerm(t, k, graph.blocks[t["in_block"]], graph.blocks[t["out_block"]])
+        if term.n_edges >= MIN_DENSITY * term.k.size * term.ho * term.wo:
+            out.append(term)
     return out
 
 
@@ -258,11 +263,11 @@ def csr_symmetric_product(graph: Graph, x: np.ndarray) -> np.ndarray:
 def conv_adjacency(
     graph: Graph, make_rest: Any, seed: int, threads: int = 1
 ) -> ConvAdjacency | None:
-    """The operator for ``graph``, or None when it has no conv term worth applying densely or its
-    terms fail the self-check. ``make_rest(residual_graph)`` builds the CSR operator of the
-    other edges."""
+    """The operator for ``graph``, or None when its conv terms worth applying densely hold less
+    than :data:`MIN_COVERAGE` of the edges or fail the self-check. ``make_rest(residual_graph)``
+    builds the CSR operator of the other edges."""
     terms = conv_terms(graph)
-    if not terms:
+    if sum(t.n_edges for t in terms) < max(1, MIN_COVERAGE * graph.n_edges):
         return None
     rest = make_rest(residual_graph(graph, terms))
     op = ConvAdjacency(terms, rest, graph, threads=threads)
