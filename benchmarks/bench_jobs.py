@@ -19,6 +19,11 @@ process's wall time from the parent's side; memory is its peak RSS (``ru_maxrss`
 workflow may overlap them on more cores). Rounds alternate ``ours`` and the other command, so
 both see the same load; the summary gives medians and the per-round ratio.
 
+``--warm-gb G`` first touches G GB of memory in a throwaway process before each side of each
+round (untimed). Why: on a virtual machine whose host backs guest memory lazily, the first touch
+of a page costs far more than a reuse (here ~1.5 ms per MB against ~0.15), so whichever side runs
+after a big process starts on warm memory; warming both makes the rounds comparable.
+
 Writes ``DIR/jobs.csv`` (one row per job per round) and prints a table.
 """
 
@@ -75,6 +80,13 @@ def family_threads(family: str, cores: int) -> int:
     from snntopo.metrics import FAMILIES
 
     return max(1, min(cores, int(FAMILIES.meta(family).get("threads", 1))))
+
+
+def warm_memory(gb: float) -> None:
+    """Touch ``gb`` GB in a child process (page by page), untimed."""
+    if gb > 0:
+        code = f"import numpy as np; a = np.ones(int({gb} * 2**30 // 8)); a.sum()"
+        subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def recorded_network(weights: Path) -> dict[str, Any]:
@@ -170,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--other-cmd", default=None, help="shell command timed in alternation")
     ap.add_argument("--other-name", default="other")
+    ap.add_argument(
+        "--warm-gb", type=float, default=0.0, help="touch this much memory before each side"
+    )
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.prepare:
@@ -180,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     totals: dict[str, list[float]] = {"ours": [], args.other_name: []}
     peaks: dict[str, list[float]] = {"ours": [], args.other_name: []}
     for r in range(args.rounds):
+        warm_memory(args.warm_gb)
         load = os.getloadavg()[0]
         jobs = run_ours(args, args.out)
         for j in jobs:
@@ -191,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         peaks["ours"].append(max(j["peak_rss_mb"] for j in jobs))
         print(f"round {r} ours  total {totals['ours'][-1]:.2f} s (load {load:.1f})", flush=True)
         if args.other_cmd:
+            warm_memory(args.warm_gb)
             load = os.getloadavg()[0]
             wall, rss, _ = timed(args.other_cmd, shell=True)
             rows.append(

@@ -26,6 +26,12 @@ def test_bench_jobs_prepares_and_times_whole_jobs(tmp_path):
             "local",
             "--out",
             str(out),
+            "--warm-gb",
+            "0.05",
+            "--other-cmd",
+            "true",
+            "--other-name",
+            "noop",
         ],
         capture_output=True,
         text=True,
@@ -33,11 +39,14 @@ def test_bench_jobs_prepares_and_times_whole_jobs(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     with open(out / "jobs.csv") as fh:
-        rows = list(csv.DictReader(fh))
+        everything = list(csv.DictReader(fh))
+    rows = [r for r in everything if r["who"] == "ours"]
     assert [r["job"] for r in rows] == ["encode", "local"]
+    assert [(r["who"], r["job"]) for r in everything if r["who"] != "ours"] == [("noop", "all")]
     assert all(float(r["seconds"]) > 0 and float(r["peak_rss_mb"]) > 50 for r in rows)
     local = json.loads((out / "local.json").read_text())["encodings"]["mge"]["network"]
     # ResNet-20 exact-mode MGE at 32x32: the paper code's 191,894 nodes less 396 padding nodes
     assert local["nodes"] == 191_498
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ours_total_s_median"] == pytest.approx(sum(float(r["seconds"]) for r in rows))
+    assert summary["noop_total_s_median"] > 0 and len(summary["time_ratio_per_round"]) == 1
