@@ -27,6 +27,13 @@ def _same(a, b):
     assert a.blocks == b.blocks and a.layers == b.layers and a.meta == b.meta
 
 
+def _owner(arr):
+    """The object that owns an array's memory (an mmap for mapped members)."""
+    while isinstance(arr, np.ndarray):
+        arr = arr.base
+    return arr.obj if isinstance(arr, memoryview) else arr
+
+
 def test_default_file_is_stored_and_compressed_file_is_deflated(tmp_path):
     g = _graph()
     save_graph(tmp_path / "plain.npz", g)
@@ -111,12 +118,7 @@ def test_members_are_aligned_and_mapped_copy_on_write(tmp_path):
     with np.load(path) as z:
         assert np.array_equal(z["indices"], g.indices)
     ref, a = load_graph(path), load_graph(path)
-    owner = a.indices
-    while isinstance(owner, np.ndarray):
-        owner = owner.base
-    if isinstance(owner, memoryview):
-        owner = owner.obj
-    assert isinstance(owner, mmap.mmap) and a.indices.flags.writeable
+    assert isinstance(_owner(a.indices), mmap.mmap) and a.indices.flags.writeable
     a.indices[:] = 0
     a.weights *= 2
     _same(load_graph(path), ref)
@@ -131,3 +133,20 @@ def test_an_unaligned_stored_file_reads_by_copy(tmp_path):
     with np.load(tmp_path / "new.npz") as z:
         np.savez(tmp_path / "plain.npz", **{k: z[k] for k in z.files})
     _same(load_graph(tmp_path / "plain.npz"), load_graph(tmp_path / "new.npz"))
+
+
+def test_without_memory_maps_the_file_is_read(tmp_path, monkeypatch):
+    """A file system (or platform) that cannot map files: every member is read by copy."""
+    g = _graph()
+    save_graph(tmp_path / "g.npz", g)
+    mapped = load_graph(tmp_path / "g.npz")
+    mmap_type = mmap.mmap
+
+    def no_map(*args, **kwargs):
+        raise OSError("mmap not supported here")
+
+    monkeypatch.setattr(mmap, "mmap", no_map)
+    copied = load_graph(tmp_path / "g.npz")
+    assert isinstance(_owner(mapped.indices), mmap_type)
+    assert not isinstance(_owner(copied.indices), mmap_type)
+    _same(copied, mapped)

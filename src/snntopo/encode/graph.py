@@ -293,6 +293,8 @@ def _mapped_members(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]
         size = os.fstat(fh.fileno()).st_size
         if size == 0:
             return out
+        if not hasattr(mmap, "MAP_PRIVATE"):  # Windows: no POSIX private maps, read instead
+            return out
         try:
             mm = mmap.mmap(
                 fh.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE

@@ -1,6 +1,10 @@
 """Expansion: spectral gap of the weighted symmetric adjacency (|l1| - |l3|, eigenvalues
 ordered by magnitude) and spectral radius (largest eigenvalue) of the weighted Laplacian D - A.
 
+Large MGEs apply the symmetric adjacency with their plain convolutions as dense convolutions
+and only the other edges from the CSR (:mod:`snntopo.metrics.conv_operator`, self-checked against
+the CSR): the same matrix, several times faster per product than reading every edge.
+
 Why a fixed start vector: ARPACK starts from a random vector by default, which makes the last digits
 (and, near a tie, the convergence) vary between runs; ``v0`` drawn from the seed makes the result a
 function of the graph and the parameters. Small graphs get exact dense eigenvalues instead.
