@@ -92,10 +92,10 @@ def check_inputs(
 
         masks, mask_meta = load_mask(mask_path, expected=network or None, require=strict)
         sha = meta.get("mask_sha256")
-        if sha is not None and sha != file_digest(mask_path):
+        if sha is not None and sha != (actual := file_digest(mask_path)):
             raise ArtifactError(
                 f"{weights_path}: mask_sha256 is {sha} but {mask_path} has "
-                f"{file_digest(mask_path)} (made with another mask)"
+                f"{actual} (made with another mask)"
             )
         check_weights_within_mask(weights, masks, weights_path, mask_path)
 
