@@ -93,7 +93,7 @@ def undirected_adjacency(
     """
     n = graph.n_nodes
     if upward_simple is None:
-        upward_simple = edge_direction(graph) == 1 and not has_parallel_edges(graph)
+        upward_simple = is_upward_dag(graph)
     if n and graph.n_edges and upward_simple:
         return _upward_dag_adjacency(graph, virtual_root)
     outdeg = np.diff(graph.indptr)
@@ -431,6 +431,12 @@ def is_simple_dag(graph: Graph) -> bool:
     return edge_direction(graph) != 0 and not has_parallel_edges(graph)
 
 
+def is_upward_dag(graph: Graph) -> bool:
+    """Has edges, all pointing to higher ids, rows sorted and duplicate-free (every MGE): the
+    graphs whose undirected structures have the fast paths."""
+    return bool(graph.n_edges) and edge_direction(graph) == 1 and not has_parallel_edges(graph)
+
+
 def _has_duplicates(src: np.ndarray, dst: np.ndarray) -> bool:
     """Parallel edges in a source-grouped edge list whose rows are sorted by target."""
     same = (src[1:] == src[:-1]) & (dst[1:] <= dst[:-1])
@@ -449,7 +455,7 @@ def simple_undirected_adjacency(
     """
     n = graph.n_nodes
     if upward_simple is None:
-        upward_simple = edge_direction(graph) == 1 and not has_parallel_edges(graph)
+        upward_simple = is_upward_dag(graph)
     if n and graph.n_edges and upward_simple:
         return undirected_adjacency(graph, upward_simple=True)
     src = graph.sources()

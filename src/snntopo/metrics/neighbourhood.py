@@ -21,12 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..encode.graph import Graph
-from .algorithms import (
-    edge_direction,
-    gather_rows,
-    has_parallel_edges,
-    index_dtype,
-)
+from .algorithms import gather_rows, index_dtype, is_upward_dag
 from .base import FamilyResult, sample_size
 from .translation import translation_classes
 
@@ -34,11 +29,6 @@ try:  # symbolic product: exact nnz of A @ B without computing it
     from scipy.sparse._sparsetools import csr_matmat_maxnnz as _maxnnz
 except ImportError:  # pragma: no cover - depends on the scipy build
     _maxnnz = None
-
-
-def _upward_simple(graph: Graph) -> bool:
-    """Every edge points to a higher id, rows sorted and duplicate-free (every MGE)."""
-    return bool(graph.n_edges) and edge_direction(graph) == 1 and not has_parallel_edges(graph)
 
 
 def _closed_structure(graph: Graph, upward_simple: bool | None = None) -> sp.csr_array:
@@ -50,7 +40,7 @@ def _closed_structure(graph: Graph, upward_simple: bool | None = None) -> sp.csr
     """
     n = graph.n_nodes
     if upward_simple is None:
-        upward_simple = _upward_simple(graph)
+        upward_simple = is_upward_dag(graph)
     if upward_simple:
         idx = index_dtype(n + graph.n_edges)
         indptr = (graph.indptr + np.arange(n + 1, dtype=np.int64)).astype(idx)
@@ -286,7 +276,7 @@ def neighbourhood_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResu
         for key in ("one_hop_nei", "two_hop_nei", "motif"):
             res.nan(key, "graph has no nodes")
         return res
-    upward = _upward_simple(graph)  # checked once for both structures
+    upward = is_upward_dag(graph)  # checked once for both structures
     b = _closed_structure(graph, upward)
     res.values["one_hop_nei"] = b.nnz / n
     classes = translation_classes(b, graph) if _classes_pay(b) else None
