@@ -120,6 +120,18 @@ def test_retry_asks_for_more_memory():
     assert graph_mem_mb(1.6e8, attempt=1) > first  # bigger graphs ask for more
 
 
+def test_memory_default_is_the_schemas_and_covers_the_measured_peak():
+    import yaml
+
+    from snntopo.workflow import MEM_MB_PER_MILLION_EDGES
+
+    schema = yaml.safe_load((Path(__file__).parents[1] / "config" / "schema.yaml").read_text())
+    res = schema["properties"]["resources"]["properties"]
+    assert res["mem_mb_per_million_edges"]["default"] == MEM_MB_PER_MILLION_EDGES
+    # docs/benchmarks.md: Conv-6 SynFlow 0.6 neighbourhood peaked at 4,117 MB for 172.5M edges
+    assert graph_mem_mb(172_524_084, attempt=1) > 4117
+
+
 def test_metric_request_follows_stored_graph_size(tmp_path):
     from snntopo.workflow import metrics_mem_mb
 

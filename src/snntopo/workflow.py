@@ -146,7 +146,13 @@ def train_runtime_min(config: dict[str, Any], dataset: str, arch: str) -> int:
     return max(10, int(1.5 * per_epoch * scale * max(epochs, 1)) + 5)
 
 
-def graph_mem_mb(n_edges: float, attempt: int, per_million: float = 32.0) -> int:
+#: default of ``resources.mem_mb_per_million_edges`` (the schema's default too)
+MEM_MB_PER_MILLION_EDGES = 32.0
+
+
+def graph_mem_mb(
+    n_edges: float, attempt: int, per_million: float = MEM_MB_PER_MILLION_EDGES
+) -> int:
     """Memory for a job that holds a graph of ``n_edges`` edges: 500 MB plus ``per_million`` MB
     per million edges, doubled on every retry so an out-of-memory kill asks for more. The default
     32 B/edge covers the largest measured peaks (encode ~13 B/edge: the CSR plus its build
@@ -211,7 +217,9 @@ def encode_mem_mb(
 ) -> int:
     """Memory request of an encode job: from the real masked weights when they exist (at
     scheduling time), else from the config's sparsity and the architecture (dry runs)."""
-    per_million = float(config["resources"].get("mem_mb_per_million_edges", 32))
+    per_million = float(
+        config["resources"].get("mem_mb_per_million_edges", MEM_MB_PER_MILLION_EDGES)
+    )
     edges = None
     if os.path.exists(spec_path) and os.path.exists(weights_path):
         try:
@@ -246,7 +254,9 @@ def _edges_from_config(path: str, encoding: str, config: dict[str, Any]) -> floa
 def metrics_mem_mb(graph_paths: list[str], attempt: int, config: dict[str, Any]) -> int:
     """Memory request of a metric job: from the stored graphs' edge counts (read from the file
     headers), else estimated like :func:`encode_mem_mb`; doubled on every retry."""
-    per_million = float(config["resources"].get("mem_mb_per_million_edges", 32))
+    per_million = float(
+        config["resources"].get("mem_mb_per_million_edges", MEM_MB_PER_MILLION_EDGES)
+    )
     edges = 0.0
     for path in graph_paths:
         n = graph_edges_from_file(path) if os.path.exists(path) else None
