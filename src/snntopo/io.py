@@ -108,6 +108,16 @@ def file_digest(path: str | os.PathLike[str], n: int = 16) -> str:
     return h.hexdigest()[:n]
 
 
+def read_npy_header(fh: Any) -> tuple[tuple[int, ...], bool, Any]:
+    """(shape, fortran order, dtype) of the ``.npy`` stream at ``fh``'s position, which is left
+    at the start of the array data (format 1.0 or 2.0/3.0 headers)."""
+    from numpy.lib import format as npy
+
+    version = npy.read_magic(fh)
+    read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+    return read(fh)
+
+
 def _jsonable(obj: Any) -> Any:
     """Convert numpy scalars/arrays, paths and non-finite floats into strict-JSON values."""
     if isinstance(obj, Mapping):

@@ -166,17 +166,11 @@ def graph_edges_from_file(path: str) -> int | None:
     """Edge count of a stored graph read from the ``.npz`` header only (no array load)."""
     import zipfile
 
-    import numpy as np
+    from .io import read_npy_header
 
     try:
         with zipfile.ZipFile(path) as z, z.open("indices.npy") as fh:
-            major, _ = np.lib.format.read_magic(fh)
-            read = (
-                np.lib.format.read_array_header_1_0
-                if major == 1
-                else np.lib.format.read_array_header_2_0
-            )
-            shape, _, _ = read(fh)
+            shape, _, _ = read_npy_header(fh)
             return int(shape[0])
     except (OSError, KeyError, zipfile.BadZipFile, ValueError):
         return None

@@ -55,7 +55,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import GraphError
-from ..io import atomic_path
+from ..io import atomic_path, read_npy_header
 
 
 @dataclass(frozen=True)
@@ -310,13 +310,7 @@ def _mapped_members(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]
                 continue
             name_len, extra_len = struct.unpack("<HH", head[26:30])
             fh.seek(info.header_offset + 30 + name_len + extra_len)
-            version = np.lib.format.read_magic(fh)
-            read_header = (
-                np.lib.format.read_array_header_1_0
-                if version == (1, 0)
-                else np.lib.format.read_array_header_2_0
-            )
-            shape, fortran, dtype = read_header(fh)
+            shape, fortran, dtype = read_npy_header(fh)
             start = fh.tell()
             count = int(np.prod(shape, dtype=np.int64))
             if fortran or dtype.hasobject or start % dtype.alignment:
