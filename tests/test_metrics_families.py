@@ -156,14 +156,17 @@ MOTIF_GRAPHS = (
 @pytest.mark.parametrize("graph", MOTIF_GRAPHS)
 def test_rooted_4set_count_equals_igraph_randesu_per_root(graph):
     """The vectorised count is exactly igraph's RAND-ESU count for every single root."""
-    from snntopo.metrics.algorithms import simple_undirected_adjacency
+    from snntopo.metrics.algorithms import is_upward_dag, simple_undirected_adjacency
 
-    indptr, indices = simple_undirected_adjacency(graph)
     n = graph.n_nodes
-    ours = nbmod.rooted_connected_4sets(indptr, indices, np.arange(n))
     gi = graph.to_igraph()
     ref = [gi.motifs_randesu_estimate(size=4, sample=[v]) / n for v in range(n)]
-    assert ours.tolist() == pytest.approx(ref, abs=1e-9)
+    rows = nbmod.SplitRows.of_undirected(*simple_undirected_adjacency(graph, False))
+    assert nbmod.rooted_connected_4sets(rows, np.arange(n)).tolist() == pytest.approx(ref, abs=1e-9)
+    if is_upward_dag(graph):  # the MGE case: the graph's CSR and CSC, no merged structure
+        rows = nbmod.SplitRows.of_upward_dag(graph)
+        ours = nbmod.rooted_connected_4sets(rows, np.arange(n))
+        assert ours.tolist() == pytest.approx(ref, abs=1e-9)
 
 
 @pytest.mark.parametrize("graph", MOTIF_GRAPHS[:3] + MOTIF_GRAPHS[7:9])
@@ -172,6 +175,12 @@ def test_motif_methods_agree_bit_for_bit(graph):
     a = compute_family("neighbourhood", graph, {**p, "motif_method": "count"})["network"]
     b = compute_family("neighbourhood", graph, {**p, "motif_method": "igraph"})["network"]
     assert a["motif"] == b["motif"]
+    # the roots shared out over threads (7 roots, 3 threads: uneven shares) count the same
+    t = compute_family("neighbourhood", graph, {**p, "motif_min_sample": 7, "threads": 3})
+    c = compute_family(
+        "neighbourhood", graph, {**p, "motif_min_sample": 7, "motif_method": "igraph"}
+    )
+    assert t["network"]["motif"] == c["network"]["motif"]
 
 
 def test_simple_undirected_adjacency_against_networkx():
