@@ -150,3 +150,64 @@ def test_without_memory_maps_the_file_is_read(tmp_path, monkeypatch):
     assert isinstance(_owner(mapped.indices), mmap_type)
     assert not isinstance(_owner(copied.indices), mmap_type)
     _same(copied, mapped)
+
+
+def _digest_by_hand(path) -> str:
+    """The documented recipe, from the zip's own member order and np.load's arrays."""
+    import hashlib
+
+    with zipfile.ZipFile(path) as z:
+        names = [n.removesuffix(".npy") for n in z.namelist()]
+    assert names[-1] == "meta"  # written last, after the digest is known
+    h = hashlib.sha256()
+    with np.load(path) as f:
+        for name in names[:-1]:
+            a = f[name]
+            h.update(f"{name}:{a.dtype.str}:{list(a.shape)};".encode() + a.tobytes())
+        meta = json.loads(str(f["meta"]))
+    recorded = meta.pop("content_sha256")
+    h.update(json.dumps(meta, sort_keys=True).encode())
+    assert recorded == h.hexdigest()[:16]
+    return recorded
+
+
+def test_the_recorded_content_digest_follows_the_recipe_and_not_the_layout(tmp_path):
+    g = _graph()
+    g.kernels = {"kernel_0": np.ones((2, 1, 3, 3), np.float32)}
+    g.meta["conv_terms"] = []  # the kernel is unused here; only its bytes matter
+    save_graph(tmp_path / "plain.npz", g)
+    save_graph(tmp_path / "small.npz", g, compress=True)
+    plain, small = _digest_by_hand(tmp_path / "plain.npz"), _digest_by_hand(tmp_path / "small.npz")
+    assert plain == small  # the same content, another zip layout
+    assert load_graph(tmp_path / "plain.npz").meta["content_sha256"] == plain
+    # re-saving a loaded graph records the same digest (the old one is not hashed into it)
+    save_graph(tmp_path / "again.npz", load_graph(tmp_path / "plain.npz"))
+    assert _digest_by_hand(tmp_path / "again.npz") == plain
+    g.weights = g.weights.copy()
+    g.weights[3] *= 2
+    save_graph(tmp_path / "other.npz", g)
+    assert _digest_by_hand(tmp_path / "other.npz") != plain
+
+
+def test_metric_provenance_names_the_graph_by_its_recorded_digest(tmp_path):
+    """A metric job records the encoder's content digest (no re-hash of the file); a file
+    written before digests were recorded is named by its bytes' sha256, as it was."""
+    import hashlib
+
+    from snntopo.stages.metrics import compute_metrics
+
+    g = _graph()
+    save_graph(tmp_path / "g.npz", g)
+    compute_metrics("local", {"mge": str(tmp_path / "g.npz")}, {}, str(tmp_path / "m.json"))
+    prov = json.loads((tmp_path / "m.json").read_text())["encodings"]["mge"]["provenance"]
+    assert prov["graph"]["content_sha256"] == _digest_by_hand(tmp_path / "g.npz")
+    with np.load(tmp_path / "g.npz") as f:
+        members = {k: f[k] for k in f.files}
+    meta = json.loads(str(members["meta"]))
+    del meta["content_sha256"]
+    members["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "old.npz", **members)
+    compute_metrics("local", {"mge": str(tmp_path / "old.npz")}, {}, str(tmp_path / "o.json"))
+    prov = json.loads((tmp_path / "o.json").read_text())["encodings"]["mge"]["provenance"]
+    want = hashlib.sha256((tmp_path / "old.npz").read_bytes()).hexdigest()[:16]
+    assert prov["graph"]["digest"] == want and "content_sha256" not in prov["graph"]
