@@ -3,6 +3,7 @@ runs them, optionally alternating with another command (e.g. a reference impleme
 
     python benchmarks/bench_jobs.py --spec layers.json --weights init.safetensors --out DIR
         [--families local neighbourhood ...] [--cores 2] [--rounds 3]
+        [--schedule sequential|cores|both]
         [--other-cmd 'SHELL COMMAND' --other-name NAME]
     python benchmarks/bench_jobs.py --prepare cifar10:resnet20:erk:0.6 --out DIR ...
 
@@ -15,9 +16,12 @@ Each job is a fresh interpreter that does what the workflow's ``encode`` / ``met
 scripts do (``limit_threads`` to the rule's threads, then ``run_job`` of the stage function with
 the same arguments): imports, reading the inputs, the work, writing the artifact. Seconds are the
 process's wall time from the parent's side; memory is its peak RSS (``ru_maxrss`` from
-``os.wait4``). Jobs run one after another (the sum is the sequential cost of the network; the
-workflow may overlap them on more cores). Rounds alternate ``ours`` and the other command, so
-both see the same load; the summary gives medians and the per-round ratio.
+``os.wait4``). ``--schedule sequential`` (default) runs the jobs one after another: the sum is
+the network's sequential cost. ``--schedule cores`` runs the encode, then the metric jobs the way
+``snakemake --cores CORES`` overlaps ready jobs (whenever one ends, every waiting job whose
+threads fit the free cores starts, in ``--families`` order): the wall time from the encode's start
+to the last job's end (``ours-cores``). ``both`` runs each per round. Rounds alternate ours and the
+other command, so all see the same load; the summary gives medians and the per-round ratios.
 
 ``--warm-gb G`` first touches G GB of memory in a throwaway process before each side of each
 round (untimed). Why: on a virtual machine whose host backs guest memory lazily, the first touch
