@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
 
 from ..encode.graph import Graph
-from .algorithms import index_dtype, is_simple_dag, row_chunks, symmetric_adjacency
+from .algorithms import EDGE_CHUNK, index_dtype, is_simple_dag, row_chunks, symmetric_adjacency
 from .base import FamilyResult, Undefined, record
 from .conv_operator import conv_adjacency
 
@@ -219,11 +219,14 @@ def block_bipartition(graph: Graph) -> np.ndarray | None:
     if int(sizes.sum()) != graph.n_nodes:
         return None
     side = np.repeat(np.arange(sizes.shape[0]) % 2 == 1, sizes)
-    for lo, hi in row_chunks(graph.indptr):
-        a, b = int(graph.indptr[lo]), int(graph.indptr[hi])
-        src_side = np.repeat(side[lo:hi], np.diff(graph.indptr[lo : hi + 1]))
-        if bool(np.any(src_side == side[graph.indices[a:b]])):
-            return None
+    ptr, ind = graph.indptr, graph.indices
+    start = 0
+    for k, size in enumerate(sizes.tolist()):  # a block's sources all lie on one side
+        a, b = int(ptr[start]), int(ptr[start + size])
+        for c in range(a, b, EDGE_CHUNK):
+            if bool(np.any(side[ind[c : min(b, c + EDGE_CHUNK)]] == (k % 2 == 1))):
+                return None
+        start += size
     return side
 
 
