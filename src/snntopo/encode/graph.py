@@ -222,12 +222,12 @@ def from_edges(
     Zero-weight edges are dropped (a pruned weight is no edge). Duplicate (src, dst) pairs are kept
     as parallel edges unless ``sum_duplicates`` is set.
     """
+    import scipy.sparse as sp
+
     n = blocks[-1].stop if blocks else 0
     w = np.abs(np.asarray(weights, dtype=np.float32))
     keep = w > 0
     src, dst, w = np.asarray(src)[keep], np.asarray(dst)[keep], w[keep]
-    import scipy.sparse as sp
-
     a = sp.coo_array((w, (src.astype(np.int64), dst.astype(np.int64))), shape=(n, n))
     a = a.tocsr() if sum_duplicates else _coo_to_csr_keep_duplicates(src, dst, w, n)
     idx_dtype = np.int32 if n < 2**31 else np.int64
@@ -290,7 +290,7 @@ DIGEST_KEY = "content_sha256"
 
 def content_digest(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> str:
     """Short sha256 of a graph's content: every array member's name, dtype, shape and bytes, in
-    member order, then the metadata's JSON without this digest.
+    member order, then the metadata's JSON (keys sorted) without this digest.
 
     Why recorded in the file: each metric job ties its result to the graph it read, and hashing a
     ResNet-20 MGE's 200 MB there cost ~0.2 s of CPU per job (five jobs per network); the encoder
