@@ -29,13 +29,21 @@ EDGE_CHUNK = 1 << 23
 
 def gather_rows(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Positions of all CSR entries of ``rows`` (concatenated), without a Python loop."""
-    starts = indptr[rows]
-    lens = indptr[rows + 1] - starts
+    return gather_ranges(indptr[:-1], indptr[1:], rows)[0]
+
+
+def gather_ranges(
+    begin: np.ndarray, end: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(positions of the entries ``begin[r]:end[r]`` of every r in ``rows``, concatenated; the
+    range lengths): :func:`gather_rows` for rows given as separate begin and end offsets."""
+    starts = begin[rows]
+    lens = end[rows] - starts
     total = int(lens.sum())
     if total == 0:
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), lens
     offs = np.repeat(starts - np.cumsum(lens) + lens, lens)
-    return offs + np.arange(total, dtype=np.int64)
+    return offs + np.arange(total, dtype=np.int64), lens
 
 
 def index_dtype(max_value: int) -> type:

@@ -27,6 +27,7 @@ import scipy.sparse as sp
 
 from ..encode.graph import Graph
 from .algorithms import (
+    gather_ranges,
     gather_rows,
     in_neighbour_lists,
     index_dtype,
@@ -175,17 +176,6 @@ class SplitRows:
         return cls(in_ptr[:-1], in_ptr[1:], in_src, ptr[:-1], ptr[1:], graph.indices)
 
 
-def _gather(begin: np.ndarray, end: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(positions of all entries of ``rows`` concatenated, the row lengths)."""
-    starts = begin[rows]
-    lens = end[rows] - starts
-    total = int(lens.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64), lens
-    offs = np.repeat(starts - np.cumsum(lens) + lens, lens)
-    return offs + np.arange(total, dtype=np.int64), lens
-
-
 def _first_greater(
     begin: np.ndarray, end: np.ndarray, indices: np.ndarray, rows: np.ndarray, v
 ) -> np.ndarray:
@@ -242,8 +232,8 @@ def rooted_connected_4sets(rows: SplitRows, roots) -> np.ndarray:
             continue
         total = d * (d - 1) * (d - 2) // 6
         # N(p) for p in D, the part that can lie in H: lower neighbours > v, all upper ones
-        lpos, llen = _gather(lo_b, lo_e, dset)
-        upos, ulen = _gather(hi_b, hi_e, dset)
+        lpos, llen = gather_ranges(lo_b, lo_e, dset)
+        upos, ulen = gather_ranges(hi_b, hi_e, dset)
         nb = np.concatenate([lo_i[lpos], hi_i[upos]])
         owner = np.concatenate([np.repeat(np.arange(d), llen), np.repeat(np.arange(d), ulen)])
         del lpos, upos
@@ -263,7 +253,7 @@ def rooted_connected_4sets(rows: SplitRows, roots) -> np.ndarray:
             total += int((_comb2(np.int64(d)) - _comb2(d - c)).sum())
             total += int((c * (deg_h - c)).sum())
             # T: edges {r < s} inside Q (s in r's upper row) weighted by common neighbours in D
-            pos, cnt = _gather(hi_b, hi_e, q)
+            pos, cnt = gather_ranges(hi_b, hi_e, q)
             s_nb = hi_i[pos]
             in_q[q] = True
             hit = in_q[s_nb]
