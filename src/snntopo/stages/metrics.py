@@ -37,17 +37,15 @@ def family_on_graph(
     t0 = time.perf_counter()
     graph = load_graph(path) if graph is None else graph
     check_finite({"weights": graph.weights}, path)
+    # the graph is named by the content digest the encoder recorded; an older file without one
+    # by its bytes' digest, taken on a thread beside the metric work
     recorded = graph.meta.get(DIGEST_KEY)
-    if recorded is not None:  # the content digest the encoder took as it wrote the file
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        digest = pool.submit(file_digest, path) if recorded is None else None
         res = compute_family(family, graph, params)
         res["seconds"] = time.perf_counter() - t0
-        res["provenance"]["graph"] = {"path": str(path), DIGEST_KEY: recorded}
-    else:  # an older file: its bytes' digest, on a thread beside the metric work
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            digest = pool.submit(file_digest, path)
-            res = compute_family(family, graph, params)
-            res["seconds"] = time.perf_counter() - t0
-            res["provenance"]["graph"] = {"path": str(path), "digest": digest.result()}
+        named = {DIGEST_KEY: recorded} if digest is None else {"digest": digest.result()}
+        res["provenance"]["graph"] = {"path": str(path), **named}
     if "provenance" in graph.meta:
         res["provenance"]["graph"]["provenance"] = graph.meta["provenance"]
     for metric, why in (res.get("nan_reasons") or {}).items():
