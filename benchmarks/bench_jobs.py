@@ -195,20 +195,20 @@ def run_scheduled(args: argparse.Namespace, work: Path) -> tuple[float, list[dic
     rows = [{"job": "encode", "threads": 1, "seconds": wall, "peak_rss_mb": rss, "start_s": 0.0}]
     waiting = list(families)
     running: dict[int, tuple[str, int, float]] = {}
-    free = max(1, args.cores)
+    free = max(1, args.cores)  # family_threads already caps every job's threads at this
     while waiting or running:
         for job in list(waiting):
             fam, threads, cmd = job
-            if min(threads, max(1, args.cores)) <= free:
+            if threads <= free:
                 with open(work / f"{fam}.stderr", "wb") as err:  # a file: never a full pipe
                     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
                 running[proc.pid] = (fam, threads, time.perf_counter())
-                free -= min(threads, max(1, args.cores))
+                free -= threads
                 waiting.remove(job)
         pid, status, usage = os.wait4(-1, 0)
         fam, threads, start = running.pop(pid)
         end = time.perf_counter()
-        free += min(threads, max(1, args.cores))
+        free += threads
         if os.waitstatus_to_exitcode(status) != 0:
             err = (work / f"{fam}.stderr").read_text(errors="replace")
             raise RuntimeError(f"{fam} failed:\n{err[-3000:]}")
