@@ -110,10 +110,10 @@ import sys
 sys.path.insert(0, {src!r})
 from snntopo.config import load_config
 from snntopo.stages.mask import make_mask
-from snntopo.stages.network import NetworkJob
 from snntopo.stages.spec import make_spec
-job = NetworkJob.from_config(load_config({config!r}), {dataset!r}, {arch!r}, {method!r},
-                             {sparsity!r}, {seed!r})
+from snntopo.workflow import job_from_config
+job = job_from_config(load_config({config!r}), {dataset!r}, {arch!r}, {method!r},
+                      {sparsity!r}, {seed!r})
 make_spec(job, {spec!r})
 make_mask(job, {mask!r}, {init!r})
 """

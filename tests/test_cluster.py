@@ -104,10 +104,10 @@ def test_the_train_rule_script_stops_a_gpu_job_without_cuda(tmp_path):
     """The real job path (stage function under run_job, as the rule's script runs it): one line
     in the log naming the problem and the fix, exit status 1, nothing written."""
     from snntopo.jobs import run_job
-    from snntopo.stages.network import NetworkJob
     from snntopo.stages.train import train_network
+    from snntopo.workflow import job_from_config
 
-    job = NetworkJob.from_config(
+    job = job_from_config(
         check_config(
             {
                 "datasets": ["digits"],

@@ -103,11 +103,11 @@ def test_cli_encode_and_metrics_with_users_module(tmp_path):
 def _job(argv):
     import argparse
 
-    from snntopo.stages.network import NetworkJob, add_network_arguments
+    from snntopo.cliargs import add_network_arguments, job_from_args
 
     parser = argparse.ArgumentParser()
     add_network_arguments(parser, method_default="erk")
-    return NetworkJob.from_args(parser.parse_args(argv))
+    return job_from_args(parser.parse_args(argv))
 
 
 def test_cli_model_kwargs_reach_the_constructor(tmp_path):

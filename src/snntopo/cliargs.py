@@ -12,12 +12,17 @@ command and raise :class:`~snntopo.errors.ConfigError`, which the CLI prints as 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+from .names import DENSE
+
+if TYPE_CHECKING:
+    from .stages.network import NetworkJob
 
 #: the smallest input side every registered architecture builds a meaningful network on: Conv-6's
 #: three 2x2 poolings need 8 (and a multiple of 8), the ResNets' two stride-2 stages end at 2x2
@@ -115,7 +120,7 @@ def check_out_not_input(
 
 def check_out_writable(out: str | os.PathLike[str], flag: str = "--out") -> None:
     """Fail before the work if the output's directory cannot be created or written to."""
-    from .jobs import check_writable
+    from .io import check_writable
 
     check_writable(out, what=flag)
 
@@ -151,12 +156,160 @@ def metric_params_schema() -> dict[str, Any]:
     return {"type": "object", "properties": props}
 
 
+def job_from_args(args: argparse.Namespace) -> NetworkJob:
+    """The job a CLI command describes. ``--config`` (a workflow config) supplies defaults for
+    everything the workflow would use (model width and input size, data root, download,
+    device, the method's settings, the training recipe); explicit flags override it."""
+    from .config import check_config, load_config
+    from .workflow import job_from_config
+
+    def flag(name: str) -> Any:
+        return getattr(args, name, None)
+
+    base: dict[str, Any]
+    if flag("config"):
+        base = load_config(flag("config"))
+    else:  # the schema's defaults and the paper's recipe for a one-network grid
+        from .train import paper_recipe
+
+        base = check_config(
+            {
+                "datasets": [args.dataset],
+                "architectures": [args.arch],
+                "methods": ["erk"],
+                "sparsities": [0.5],
+                "seeds": [0],
+            },
+            source="command line",
+            grid=False,
+        )
+        base["training"] = {**base["training"], **paper_recipe(args.dataset, args.arch)}
+    if flag("width") is not None:
+        base["model"] = {**base.get("model", {}), "width": float(flag("width"))}
+    if flag("input_size") is not None:
+        sizes = {
+            **base.get("model", {}).get("input_size", {}),
+            args.dataset: flag("input_size"),
+        }
+        base["model"] = {**base.get("model", {}), "input_size": sizes}
+    for key in ("data_root", "device"):
+        if flag(key) is not None:
+            base[key] = flag(key)
+    if flag("download"):
+        base["download"] = True
+    method = flag("method") or DENSE
+    sparsity = float(flag("sparsity") or 0.0)
+    if method == DENSE or sparsity == 0.0:
+        method, sparsity = DENSE, 0.0
+    job = job_from_config(base, args.dataset, args.arch, method, sparsity, int(flag("seed") or 0))
+    settings = dict(job.pai)
+    for item in flag("pai_param") or []:
+        key, value = _parse_kv(item, "--pai-param")
+        settings[key] = value
+    if flag("batch_size") is not None and method != DENSE:
+        settings["batch_size"] = int(flag("batch_size"))
+    if method != DENSE and settings != dict(job.pai):
+        _check_pai_settings(method, settings)
+    kwargs = dict(job.model_kwargs)
+    items = flag("model_kwargs") or []
+    if items:
+        from .models.external import is_external
+
+        if not is_external(job.arch):
+            raise ConfigError(
+                f"--model-kwargs: architecture {job.arch!r} is bundled; constructor "
+                "arguments apply to torchvision:<name> and module:<path>:<fn> only"
+            )
+        for item in items:
+            key, value = _parse_kv(item, "--model-kwargs")
+            kwargs[key] = value
+    return dataclasses.replace(job, pai=settings, model_kwargs=kwargs)
+
+
+def _check_pai_settings(method: str, settings: Mapping[str, Any]) -> None:
+    """Command-line PaI settings against the method's registered schema (as the config's are)."""
+    import jsonschema
+
+    from .pai import params_schema
+
+    errors = list(jsonschema.Draft202012Validator(params_schema(method)).iter_errors(settings))
+    if errors:
+        e = errors[0]
+        where = ".".join(str(p) for p in e.absolute_path) or method
+        raise ConfigError(f"--pai-param {where}: {e.message}")
+
+
+def _parse_kv(item: str, flag: str) -> tuple[str, Any]:
+    import json
+
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def add_network_arguments(parser: argparse.ArgumentParser, *, method_default: str | None) -> None:
+    """The options every per-network command shares: the same settings a workflow config has."""
+    from .data import DATASETS
+    from .models import MODELS, arch_name
+    from .pai import METHODS
+
+    parser.add_argument(
+        "--arch",
+        required=True,
+        type=arch_name,
+        help=f"architecture: {', '.join(MODELS.names())}, torchvision:<name> or "
+        "module:<dotted.path>:<callable>",
+    )
+    parser.add_argument("--dataset", required=True, help=f"data set: {', '.join(DATASETS.names())}")
+    methods = [*METHODS.names(), DENSE]
+    if method_default is None:
+        parser.add_argument("--method", required=True, choices=methods)
+        parser.add_argument("--sparsity", required=True, type=sparsity)
+    else:
+        parser.add_argument("--method", default=method_default, choices=methods)
+        parser.add_argument("--sparsity", type=sparsity, default=0.0, help="0: dense")
+    parser.add_argument("--seed", type=seed, default=0, help="initialisation and PaI randomness")
+    parser.add_argument(
+        "--config", default=None, help="workflow config YAML whose settings to use as defaults"
+    )
+    parser.add_argument(
+        "--width", type=positive_float, default=None, help="channel width multiplier"
+    )
+    parser.add_argument(
+        "--input-size", type=input_size, default=None, help="default: the data set's"
+    )
+    parser.add_argument("--data-root", default=None, help="where the data sets live (data)")
+    parser.add_argument("--download", action="store_true", help="download missing data sets")
+    parser.add_argument("--device", default=None, help="auto (CUDA if present), cpu, cuda:1")
+    parser.add_argument(
+        "--pai-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting of the PaI method (the config's pai.<method>), e.g. rounds=20",
+    )
+    parser.add_argument(
+        "--model-kwargs",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra constructor argument of a torchvision:/module: architecture (value "
+        "parsed as JSON; the config's model.kwargs), e.g. dropout=0.2",
+    )
+
+
 __all__ = [
     "MIN_INPUT_SIZE",
+    "add_network_arguments",
     "check_out_not_input",
     "check_out_writable",
     "check_params",
     "input_size",
+    "job_from_args",
     "metric_params_schema",
     "non_negative_int",
     "positive_float",

@@ -135,3 +135,33 @@ def code_digest(*modules: str | None, extra: Iterable[str] = ()) -> str:
     for item in extra:
         h.update(f"+{item};".encode())
     return h.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=4096)
+def stage_code(
+    stage: str,
+    *,
+    arch: str | None = None,
+    method: str | None = None,
+    encoding: str | None = None,
+    family: str | None = None,
+) -> str:
+    """Digest of the package code one job of ``stage`` runs (a rule ``param``): the stage module,
+    plus the implementation and the registry entry of each member the job uses — its
+    architecture, PaI method, encoding or metric family — and what they import."""
+    from .names import DENSE, registry
+
+    modules: list[str | None] = [f"snntopo.stages.{stage}"]
+    entries: list[str] = []
+    for kind, name in (
+        ("architectures", arch),
+        ("methods", None if method == DENSE else method),
+        ("encodings", encoding),
+        ("families", family),
+    ):
+        reg = registry(kind)
+        if name is None or name not in reg:  # e.g. an external architecture
+            continue
+        modules.append(reg.module_of(name))
+        entries.append(member_digest(reg.ref(name), reg.meta(name)))
+    return code_digest(*modules, extra=entries)

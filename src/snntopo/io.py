@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import ArtifactError
+from .errors import ArtifactError, OutputError
 
 FORMAT_VERSION = 1
 
@@ -116,6 +116,39 @@ def read_npy_header(fh: Any) -> tuple[tuple[int, ...], bool, Any]:
     version = npy.read_magic(fh)
     read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
     return read(fh)
+
+
+def check_writable(path: str | os.PathLike[str], what: str = "output") -> None:
+    """Fail before any work if ``path`` cannot be written: its directory cannot be created, or a
+    file cannot be created in it (read-only directory, read-only file system). Leaves nothing
+    behind but the directories the job would create anyway."""
+    import errno
+    import tempfile
+
+    target = Path(path)
+    parent = target.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        why = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        raise OutputError(f"{what} {target}: cannot write to {parent} ({why})") from None
+    if target.is_dir():
+        raise OutputError(f"{what} {target}: is a directory, expected a file path")
+
+
+def graph_edges_from_file(path: str) -> int | None:
+    """Edge count of a stored graph read from the ``.npz`` header only (no array load)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z, z.open("indices.npy") as fh:
+            shape, _, _ = read_npy_header(fh)
+            return int(shape[0])
+    except (OSError, KeyError, zipfile.BadZipFile, ValueError):
+        return None
 
 
 def _jsonable(obj: Any) -> Any:

@@ -14,30 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import OutputError, SnntopoError
+from .errors import SnntopoError
+from .io import check_writable, graph_edges_from_file
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def check_writable(path: str | os.PathLike[str], what: str = "output") -> None:
-    """Fail before any work if ``path`` cannot be written: its directory cannot be created, or a
-    file cannot be created in it (read-only directory, read-only file system). Leaves nothing
-    behind but the directories the job would create anyway."""
-    import errno
-    import tempfile
-
-    target = Path(path)
-    parent = target.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        why = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-        raise OutputError(f"{what} {target}: cannot write to {parent} ({why})") from None
-    if target.is_dir():
-        raise OutputError(f"{what} {target}: is a directory, expected a file path")
 
 
 def check_outputs_writable(kwargs: dict[str, Any]) -> None:
@@ -151,8 +131,6 @@ def limit_threads(threads: int) -> None:
 
 def _oom_message(name: str, kwargs: dict[str, Any], ctx: dict[str, Any]) -> str:
     """Say which graph did not fit and how much memory was asked for (and will be next)."""
-    from .workflow import graph_edges_from_file
-
     sizes = []
     paths = [v for v in kwargs.values() if isinstance(v, str)]
     for v in kwargs.values():

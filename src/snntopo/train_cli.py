@@ -21,9 +21,7 @@ FLAG_KEYS = ("epochs", "lr", "batch_size", "weight_decay", "amp", "num_workers",
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from .stages.network import add_network_arguments
-
-    add_network_arguments(parser, method_default="dense")
+    cliargs.add_network_arguments(parser, method_default="dense")
     parser.add_argument("--mask", default=None, help="mask.safetensors (default: dense)")
     parser.add_argument("--epochs", type=cliargs.non_negative_int, default=None)
     parser.add_argument("--lr", type=cliargs.positive_float, default=None)
@@ -39,13 +37,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .perf import measure
-    from .stages.network import NetworkJob
     from .stages.train import train_network
     from .train import TrainConfig
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # the mask file says which method and sparsity it is; --batch-size is training's here
-    job = NetworkJob.from_args(argparse.Namespace(**{**vars(args), "batch_size": None}))
+    job = cliargs.job_from_args(argparse.Namespace(**{**vars(args), "batch_size": None}))
     training = dict(job.training)
     for key in FLAG_KEYS:
         if getattr(args, key) is not None:

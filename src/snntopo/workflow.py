@@ -8,16 +8,21 @@ planning the paper grid never imports torch and a newly registered member gets t
 
 from __future__ import annotations
 
-import functools
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .codedigest import stage_code as stage_code  # the rules' ``code`` params
 from .config import input_size, training_settings
+from .io import graph_edges_from_file
 from .models.external import slug
 from .names import DENSE, sparsity_tag
+
+if TYPE_CHECKING:
+    from .stages.network import NetworkJob
 
 
 def wants_gpu(method: str) -> bool:
@@ -103,11 +108,44 @@ def active_families(config: dict[str, Any]) -> list[str]:
     return [f for f in config["metrics"]["families"] if family_encodings(config, f)]
 
 
-def network_job(config: dict[str, Any], wc: Any) -> Any:
-    """The typed job of the grid point named by a rule's wildcards (dense: method ``dense``)."""
+def job_from_config(
+    config: Mapping[str, Any],
+    dataset: str,
+    arch: str,
+    method: str = DENSE,
+    sparsity: float = 0.0,
+    seed: int = 0,
+) -> NetworkJob:
+    """The job of one grid point of a checked workflow config."""
+    from .data import dataset_shape
+    from .models.external import unslug
     from .stages.network import NetworkJob
 
-    return NetworkJob.from_config(
+    arch = unslug(arch)  # paths carry the slug of an external name, the job the full name
+    num_classes, in_channels, size = dataset_shape(dataset, input_size(dict(config), dataset))
+    kwargs = (config.get("model", {}).get("kwargs") or {}).get(arch) or {}
+    return NetworkJob(
+        arch=arch,
+        dataset=dataset,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        input_size=size,
+        width=float(config.get("model", {}).get("width", 1.0)),
+        method=method,
+        sparsity=float(sparsity),
+        seed=int(seed),
+        device=str(config.get("device", "auto")),
+        data_root=str(config.get("data_root", "data")),
+        download=bool(config.get("download", False)),
+        pai=dict((config.get("pai") or {}).get(method, {}) or {}),
+        training=training_settings(dict(config), dataset, arch),
+        model_kwargs=dict(kwargs),
+    )
+
+
+def network_job(config: dict[str, Any], wc: Any) -> Any:
+    """The typed job of the grid point named by a rule's wildcards (dense: method ``dense``)."""
+    return job_from_config(
         config,
         wc.dataset,
         wc.arch,
@@ -119,9 +157,7 @@ def network_job(config: dict[str, Any], wc: Any) -> Any:
 
 def model_params(config: dict[str, Any], dataset: str, arch: str) -> dict[str, Any]:
     """Params of the ``spec`` rule: the model fields of (dataset, arch)."""
-    from .stages.network import NetworkJob
-
-    return NetworkJob.from_config(config, dataset, arch).params("spec")
+    return job_from_config(config, dataset, arch).params("spec")
 
 
 def mask_params(config: dict[str, Any], wc: Any) -> dict[str, Any]:
@@ -160,20 +196,6 @@ def graph_mem_mb(
     Conv-6 SynFlow 0.6 neighbourhood 4.1 GB for 172.5M edges; vgg16_bn's MGE ~19 B/edge)."""
     base = 500 + per_million * n_edges / 1e6
     return int(base * (2 ** (attempt - 1)))
-
-
-def graph_edges_from_file(path: str) -> int | None:
-    """Edge count of a stored graph read from the ``.npz`` header only (no array load)."""
-    import zipfile
-
-    from .io import read_npy_header
-
-    try:
-        with zipfile.ZipFile(path) as z, z.open("indices.npy") as fh:
-            shape, _, _ = read_npy_header(fh)
-            return int(shape[0])
-    except (OSError, KeyError, zipfile.BadZipFile, ValueError):
-        return None
 
 
 #: edges assumed for a graph planned before its layer spec exists, when the architecture has no
@@ -259,39 +281,6 @@ def metrics_mem_mb(graph_paths: list[str], attempt: int, config: dict[str, Any])
             n = _edges_from_config(path, encoding, config)
         edges = max(edges, float(n))
     return graph_mem_mb(edges, attempt, per_million)
-
-
-# --------------------------------------------------------------------------- code-aware reruns
-@functools.lru_cache(maxsize=4096)
-def stage_code(
-    stage: str,
-    *,
-    arch: str | None = None,
-    method: str | None = None,
-    encoding: str | None = None,
-    family: str | None = None,
-) -> str:
-    """Digest of the package code one job of ``stage`` runs (a rule ``param``; see
-    :mod:`snntopo.codedigest`): the stage module, plus the implementation and the registry entry
-    of each member the job uses — its architecture, PaI method, encoding or metric family — and
-    what they import."""
-    from .codedigest import code_digest, member_digest
-    from .config import registry
-
-    modules: list[str | None] = [f"snntopo.stages.{stage}"]
-    entries: list[str] = []
-    for kind, name in (
-        ("architectures", arch),
-        ("methods", None if method == DENSE else method),
-        ("encodings", encoding),
-        ("families", family),
-    ):
-        reg = registry(kind)
-        if name is None or name not in reg:  # e.g. an external architecture
-            continue
-        modules.append(reg.module_of(name))
-        entries.append(member_digest(reg.ref(name), reg.meta(name)))
-    return code_digest(*modules, extra=entries)
 
 
 def table_names() -> list[str]:

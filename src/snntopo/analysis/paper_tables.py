@@ -35,7 +35,7 @@ import pandas as pd
 
 from ..errors import TableError
 from ..names import ARCH_FROM_PAPER, DATASET_FROM_PAPER, KEYS, METHOD_FROM_PAPER
-from .tables import (
+from .table_checks import (
     RAMANUJAN_COLUMNS,
     Tables,
     check_networks,

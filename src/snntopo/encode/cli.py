@@ -20,10 +20,9 @@ from .. import cliargs
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from ..stages.network import add_network_arguments
     from . import ENCODINGS
 
-    add_network_arguments(parser, method_default="erk")
+    cliargs.add_network_arguments(parser, method_default="erk")
     parser.add_argument("--encoding", required=True, choices=ENCODINGS.names())
     modes = sorted({m for e in ENCODINGS.names() for m in ENCODINGS.fact(e, "modes", ("exact",))})
     parser.add_argument("--mode", default="exact", choices=modes)
@@ -49,13 +48,12 @@ def run(args: argparse.Namespace) -> int:
     from ..perf import peak_rss_mb
     from ..stages.encode import encode_network
     from ..stages.mask import make_mask, mask_model_weights
-    from ..stages.network import NetworkJob
     from ..stages.spec import make_spec
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cliargs.check_out_not_input(args.out, [args.mask, args.checkpoint, args.spec, args.config])
     cliargs.check_out_writable(args.out)
-    job = NetworkJob.from_args(args)
+    job = cliargs.job_from_args(args)
     with tempfile.TemporaryDirectory(prefix="snntopo-encode-") as tmp:
         spec = str(args.spec) if args.spec is not None else f"{tmp}/layers.json"
         if args.spec is None:

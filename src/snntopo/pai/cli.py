@@ -16,9 +16,7 @@ from ..perf import measure
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from ..stages.network import add_network_arguments
-
-    add_network_arguments(parser, method_default=None)
+    cliargs.add_network_arguments(parser, method_default=None)
     parser.add_argument(
         "--batch-size", type=cliargs.positive_int, default=None, help="override the method's"
     )
@@ -32,7 +30,6 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from ..stages.mask import make_mask
-    from ..stages.network import NetworkJob
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cliargs.check_out_not_input(args.out, [args.config])
@@ -40,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if args.init is not None:
         cliargs.check_out_not_input(args.init, [args.config, args.out], "--init")
         cliargs.check_out_writable(args.init, "--init")
-    job = NetworkJob.from_args(args)
+    job = cliargs.job_from_args(args)
     with measure() as m:
         meta = make_mask(job, args.out, args.init)
     line = {

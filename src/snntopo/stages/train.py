@@ -98,7 +98,7 @@ def final_state_key(params: dict[str, Any], mask_bits: str | None) -> str:
     mask_digest`, so a mask recomputed with the same bits matches), the result-relevant
     parameters and the training code (editing the trainer retrains, as the rule's ``code`` param
     asks)."""
-    from ..workflow import stage_code
+    from ..codedigest import stage_code
 
     relevant = {k: v for k, v in params.items() if k not in _NOT_RESULT}
     blob = json.dumps(
