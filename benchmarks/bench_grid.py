@@ -51,7 +51,7 @@ def layer_spec_of(dataset: str, arch: str, input_side: int, width: float) -> dic
 def _worker(argv: list[str]) -> tuple[dict[str, Any], float]:
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "snntopo.bench", *argv], capture_output=True, text=True
+        [sys.executable, "-m", "snntopo.cli.bench", *argv], capture_output=True, text=True
     )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from snntopo.analysis.cli import configure
 from snntopo.analysis.run import run_analysis
 from snntopo.analysis.tables import load_tables
+from snntopo.cli.analyze import configure
 from snntopo.errors import TableError
 
 DATA = Path(__file__).parent / "data" / "paper_cifar10"

@@ -103,7 +103,7 @@ def test_cli_encode_and_metrics_with_users_module(tmp_path):
 def _job(argv):
     import argparse
 
-    from snntopo.cliargs import add_network_arguments, job_from_args
+    from snntopo.cli.options import add_network_arguments, job_from_args
 
     parser = argparse.ArgumentParser()
     add_network_arguments(parser, method_default="erk")

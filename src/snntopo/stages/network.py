@@ -1,6 +1,6 @@
 """The typed job of one network: what the ``spec``, ``mask`` and ``train`` stages need, built
 either from the workflow config (the Snakemake rules, :func:`snntopo.workflow.job_from_config`) or
-from command-line arguments (the CLI, :func:`snntopo.cliargs.job_from_args`).
+from command-line arguments (the CLI, :func:`snntopo.cli.options.job_from_args`).
 
 Why one object for both: the CLI and the DAG must not disagree. Both build a :class:`NetworkJob`
 and hand it to the same stage functions, so a data-driven PaI

@@ -18,11 +18,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
-from .names import DENSE
+from ..errors import ConfigError
+from ..names import DENSE
 
 if TYPE_CHECKING:
-    from .stages.network import NetworkJob
+    from ..stages.network import NetworkJob
 
 #: the smallest input side every registered architecture builds a meaningful network on: Conv-6's
 #: three 2x2 poolings need 8 (and a multiple of 8), the ResNets' two stride-2 stages end at 2x2
@@ -82,7 +82,7 @@ def input_size(text: str) -> int:
 
 def seed(text: str) -> int:
     """A seed in ``[0, 2**32 - 1]`` (see :data:`snntopo.config.MAX_SEED` for why 32 bits)."""
-    from .config import check_seed
+    from ..config import check_seed
 
     value = _number(text, int)
     why = check_seed(value, "seed")
@@ -120,7 +120,7 @@ def check_out_not_input(
 
 def check_out_writable(out: str | os.PathLike[str], flag: str = "--out") -> None:
     """Fail before the work if the output's directory cannot be created or written to."""
-    from .io import check_writable
+    from ..io import check_writable
 
     check_writable(out, what=flag)
 
@@ -135,7 +135,7 @@ def check_params(
     validator = jsonschema.validators.validator_for(schema)(schema)
     errors = sorted(validator.iter_errors(dict(params)), key=lambda e: list(e.absolute_path))
     if errors:
-        from .config import _bounds_of
+        from ..config import _bounds_of
 
         lines = []
         for e in errors:
@@ -149,7 +149,7 @@ def check_params(
 
 def metric_params_schema() -> dict[str, Any]:
     """The config schema's ``metrics`` section without ``families`` (what ``--param`` sets)."""
-    from .config import load_schema
+    from ..config import load_schema
 
     section = load_schema(use_registries=False)["properties"]["metrics"]
     props = {k: v for k, v in section["properties"].items() if k != "families"}
@@ -160,8 +160,8 @@ def job_from_args(args: argparse.Namespace) -> NetworkJob:
     """The job a CLI command describes. ``--config`` (a workflow config) supplies defaults for
     everything the workflow would use (model width and input size, data root, download,
     device, the method's settings, the training recipe); explicit flags override it."""
-    from .config import check_config, load_config
-    from .workflow import job_from_config
+    from ..config import check_config, load_config
+    from ..workflow import job_from_config
 
     def flag(name: str) -> Any:
         return getattr(args, name, None)
@@ -170,7 +170,7 @@ def job_from_args(args: argparse.Namespace) -> NetworkJob:
     if flag("config"):
         base = load_config(flag("config"))
     else:  # the schema's defaults and the paper's recipe for a one-network grid
-        from .train import paper_recipe
+        from ..train import paper_recipe
 
         base = check_config(
             {
@@ -213,7 +213,7 @@ def job_from_args(args: argparse.Namespace) -> NetworkJob:
     kwargs = dict(job.model_kwargs)
     items = flag("model_kwargs") or []
     if items:
-        from .models.external import is_external
+        from ..models.external import is_external
 
         if not is_external(job.arch):
             raise ConfigError(
@@ -230,7 +230,7 @@ def _check_pai_settings(method: str, settings: Mapping[str, Any]) -> None:
     """Command-line PaI settings against the method's registered schema (as the config's are)."""
     import jsonschema
 
-    from .pai import params_schema
+    from ..pai import params_schema
 
     errors = list(jsonschema.Draft202012Validator(params_schema(method)).iter_errors(settings))
     if errors:
@@ -253,9 +253,9 @@ def _parse_kv(item: str, flag: str) -> tuple[str, Any]:
 
 def add_network_arguments(parser: argparse.ArgumentParser, *, method_default: str | None) -> None:
     """The options every per-network command shares: the same settings a workflow config has."""
-    from .data import DATASETS
-    from .models import MODELS, arch_name
-    from .pai import METHODS
+    from ..data import DATASETS
+    from ..models import MODELS, arch_name
+    from ..pai import METHODS
 
     parser.add_argument(
         "--arch",

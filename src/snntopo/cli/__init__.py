@@ -11,22 +11,22 @@ import argparse
 import importlib
 import sys
 
-from .errors import SnntopoError
+from ..errors import SnntopoError
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "mask": ("snntopo.pai.cli", "compute a PaI mask for one network"),
-    "train": ("snntopo.train_cli", "train one masked network"),
-    "encode": ("snntopo.encode.cli", "build a graph encoding of one network"),
-    "metrics": ("snntopo.metrics.cli", "compute metric families of one stored graph"),
-    "analyze": ("snntopo.analysis.cli", "regression, importance and ranking on metric tables"),
-    "fit": ("snntopo.analysis.fit_cli", "fit an accuracy predictor on metric tables"),
-    "predict": ("snntopo.analysis.predict_cli", "predict the accuracy of untrained masks"),
-    "bench": ("snntopo.bench", "benchmarks: encode and metric time and peak memory"),
+    "mask": ("snntopo.cli.mask", "compute a PaI mask for one network"),
+    "train": ("snntopo.cli.train", "train one masked network"),
+    "encode": ("snntopo.cli.encode", "build a graph encoding of one network"),
+    "metrics": ("snntopo.cli.metrics", "compute metric families of one stored graph"),
+    "analyze": ("snntopo.cli.analyze", "regression, importance and ranking on metric tables"),
+    "fit": ("snntopo.cli.fit", "fit an accuracy predictor on metric tables"),
+    "predict": ("snntopo.cli.predict", "predict the accuracy of untrained masks"),
+    "bench": ("snntopo.cli.bench", "benchmarks: encode and metric time and peak memory"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .. import __version__
 
     parser = argparse.ArgumentParser(
         prog="snntopo",
@@ -63,7 +63,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("snntopo: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .predictor import DEFAULT_LEVEL, METRIC_DEFINITIONS
+from ..analysis.predictor import DEFAULT_LEVEL, METRIC_DEFINITIONS
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +20,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .predictor import fit_predictor
+    from ..analysis.predictor import fit_predictor
 
     paths = fit_predictor(
         args.tables, args.out, mode=args.mode, level=args.level,

@@ -16,13 +16,13 @@ import json
 import tempfile
 from pathlib import Path
 
-from .. import cliargs
+from . import options
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from . import ENCODINGS
+    from ..encode import ENCODINGS
 
-    cliargs.add_network_arguments(parser, method_default="erk")
+    options.add_network_arguments(parser, method_default="erk")
     parser.add_argument("--encoding", required=True, choices=ENCODINGS.names())
     modes = sorted({m for e in ENCODINGS.names() for m in ENCODINGS.fact(e, "modes", ("exact",))})
     parser.add_argument("--mode", default="exact", choices=modes)
@@ -30,7 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--identity-edges", action="store_true", help="MGE: weight-1 identity edges"
     )
     parser.add_argument(
-        "--batch-size", type=cliargs.positive_int, default=None, help="PaI batch size override"
+        "--batch-size", type=options.positive_int, default=None, help="PaI batch size override"
     )
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--mask", type=Path, help="mask .safetensors (bool tensors by param name)")
@@ -51,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
     from ..stages.spec import make_spec
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    cliargs.check_out_not_input(args.out, [args.mask, args.checkpoint, args.spec, args.config])
-    cliargs.check_out_writable(args.out)
-    job = cliargs.job_from_args(args)
+    options.check_out_not_input(args.out, [args.mask, args.checkpoint, args.spec, args.config])
+    options.check_out_writable(args.out)
+    job = options.job_from_args(args)
     with tempfile.TemporaryDirectory(prefix="snntopo-encode-") as tmp:
         spec = str(args.spec) if args.spec is not None else f"{tmp}/layers.json"
         if args.spec is None:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from .. import cliargs
 from ..perf import measure
+from . import options
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    cliargs.add_network_arguments(parser, method_default=None)
+    options.add_network_arguments(parser, method_default=None)
     parser.add_argument(
-        "--batch-size", type=cliargs.positive_int, default=None, help="override the method's"
+        "--batch-size", type=options.positive_int, default=None, help="override the method's"
     )
     parser.add_argument("--out", required=True, help="output mask.safetensors")
     parser.add_argument(
@@ -32,12 +32,12 @@ def run(args: argparse.Namespace) -> int:
     from ..stages.mask import make_mask
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    cliargs.check_out_not_input(args.out, [args.config])
-    cliargs.check_out_writable(args.out)
+    options.check_out_not_input(args.out, [args.config])
+    options.check_out_writable(args.out)
     if args.init is not None:
-        cliargs.check_out_not_input(args.init, [args.config, args.out], "--init")
-        cliargs.check_out_writable(args.init, "--init")
-    job = cliargs.job_from_args(args)
+        options.check_out_not_input(args.init, [args.config, args.out], "--init")
+        options.check_out_writable(args.init, "--init")
+    job = options.job_from_args(args)
     with measure() as m:
         meta = make_mask(job, args.out, args.init)
     line = {

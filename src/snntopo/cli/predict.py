@@ -16,7 +16,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .predictor import write_predictions
+    from ..analysis.predictor import write_predictions
 
     paths = write_predictions(args.predictor, args.metrics, args.out)
     with pd.option_context("display.width", 160, "display.max_columns", 20):

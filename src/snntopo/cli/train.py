@@ -15,34 +15,34 @@ import json
 import logging
 from pathlib import Path
 
-from . import cliargs
+from . import options
 
 FLAG_KEYS = ("epochs", "lr", "batch_size", "weight_decay", "amp", "num_workers", "limit_batches")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    cliargs.add_network_arguments(parser, method_default="dense")
+    options.add_network_arguments(parser, method_default="dense")
     parser.add_argument("--mask", default=None, help="mask.safetensors (default: dense)")
-    parser.add_argument("--epochs", type=cliargs.non_negative_int, default=None)
-    parser.add_argument("--lr", type=cliargs.positive_float, default=None)
-    parser.add_argument("--batch-size", type=cliargs.positive_int, default=None)
+    parser.add_argument("--epochs", type=options.non_negative_int, default=None)
+    parser.add_argument("--lr", type=options.positive_float, default=None)
+    parser.add_argument("--batch-size", type=options.positive_int, default=None)
     parser.add_argument("--weight-decay", type=float, default=None)
     parser.add_argument("--amp", default=None, choices=["auto", "off", "bf16", "fp16"])
-    parser.add_argument("--num-workers", type=cliargs.non_negative_int, default=None)
+    parser.add_argument("--num-workers", type=options.non_negative_int, default=None)
     parser.add_argument(
-        "--limit-batches", type=cliargs.positive_int, default=None, help="smoke tests only"
+        "--limit-batches", type=options.positive_int, default=None, help="smoke tests only"
     )
     parser.add_argument("--out", required=True, help="output directory")
 
 
 def run(args: argparse.Namespace) -> int:
-    from .perf import measure
-    from .stages.train import train_network
-    from .train import TrainConfig
+    from ..perf import measure
+    from ..stages.train import train_network
+    from ..train import TrainConfig
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # the mask file says which method and sparsity it is; --batch-size is training's here
-    job = cliargs.job_from_args(argparse.Namespace(**{**vars(args), "batch_size": None}))
+    job = options.job_from_args(argparse.Namespace(**{**vars(args), "batch_size": None}))
     training = dict(job.training)
     for key in FLAG_KEYS:
         if getattr(args, key) is not None:
@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
     TrainConfig.from_dict({**training, "device": job.device}, where="command line")
     job = dataclasses.replace(job, training=training)
     out = Path(args.out)
-    cliargs.check_out_not_input(out / "model.safetensors", [args.mask, args.config])
-    cliargs.check_out_writable(out / "model.safetensors", "--out")
+    options.check_out_not_input(out / "model.safetensors", [args.mask, args.config])
+    options.check_out_writable(out / "model.safetensors", "--out")
     with measure() as m:
         result = train_network(
             job,

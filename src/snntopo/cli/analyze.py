@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .models import MODELS
+from ..analysis.models import MODELS
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +28,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .run import run_analysis
+    from ..analysis.run import run_analysis
 
     params = {
         "seed": args.seed,

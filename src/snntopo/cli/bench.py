@@ -14,7 +14,7 @@ host's CPU count and load average, because timings on a shared machine mean litt
 and a table is printed.
 
 ``--quick`` runs ResNet-20 at width 0.5 and sparsity 0.6 only (seconds, for tests and smoke runs).
-The worker entry points (``python -m snntopo.bench prepare|encode|family ...``) are internal.
+The worker entry points (``python -m snntopo.cli.bench prepare|encode|family ...``) are internal.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import cliargs
-from .models import MODELS
-from .names import DENSE
-from .pai import METHODS
-from .perf import peak_rss_mb
+from ..models import MODELS
+from ..names import DENSE
+from ..pai import METHODS
+from ..perf import peak_rss_mb
+from . import options
 
 #: the paper's architectures (those with a spelling in the authors' tables)
 DEFAULT_ARCHS = tuple(a for a in MODELS.names() if MODELS.fact(a, "paper"))
@@ -59,10 +59,10 @@ def prepare_case(
     """Write ``spec.json`` and masked initial weights ``weights.npz`` (needs torch)."""
     import numpy as np
 
-    from .encode.layers import layer_spec
-    from .errors import ConfigError
-    from .models import build_model, prunable_parameters
-    from .pai import compute_mask
+    from ..encode.layers import layer_spec
+    from ..errors import ConfigError
+    from ..models import build_model, prunable_parameters
+    from ..pai import compute_mask
 
     if method not in DATA_FREE:
         raise ConfigError(f"bench supports data-free PaI methods only ({', '.join(DATA_FREE)})")
@@ -95,7 +95,7 @@ def encode_case(
     """Build and save one graph (torch-free process); build time excludes reading the inputs."""
     import numpy as np
 
-    from .encode import build_graph, save_graph
+    from ..encode import build_graph, save_graph
 
     spec = json.loads(Path(spec_path).read_text())
     with np.load(weights_path) as z:
@@ -110,8 +110,8 @@ def encode_case(
 
 def family_case(graph_path: Path, family: str, params: dict[str, Any]) -> dict[str, Any]:
     """Load one graph and compute one family; seconds = the family only, peak RSS = the process."""
-    from .encode.graph import load_graph
-    from .metrics import compute_family
+    from ..encode.graph import load_graph
+    from ..metrics import compute_family
 
     t0 = time.perf_counter()
     graph = load_graph(graph_path)
@@ -131,7 +131,7 @@ def family_case(graph_path: Path, family: str, params: dict[str, Any]) -> dict[s
 def _child(argv: list[str]) -> dict[str, Any]:
     """Run a worker in a fresh interpreter; return its last stdout line as JSON."""
     proc = subprocess.run(
-        [sys.executable, "-m", "snntopo.bench", *argv], capture_output=True, text=True
+        [sys.executable, "-m", "snntopo.cli.bench", *argv], capture_output=True, text=True
     )
     if proc.returncode != 0:
         raise RuntimeError(f"bench worker {argv[0]} failed:\n{proc.stderr[-3000:]}")
@@ -173,10 +173,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--families", nargs="*", default=None, help="metric families (default: all that apply)"
     )
     parser.add_argument(
-        "--width", type=cliargs.positive_float, default=1.0, help="channel width multiplier"
+        "--width", type=options.positive_float, default=1.0, help="channel width multiplier"
     )
-    parser.add_argument("--seed", type=cliargs.seed, default=0)
-    parser.add_argument("--threads", type=cliargs.threads, default=1)
+    parser.add_argument("--seed", type=options.seed, default=0)
+    parser.add_argument("--threads", type=options.threads, default=1)
     parser.add_argument(
         "--param", action="append", default=[], help="KEY=VALUE metric parameter (JSON value)"
     )
@@ -188,16 +188,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     import pandas as pd
 
-    from .io import write_csv
+    from ..io import write_csv
 
     if rows:
         write_csv(pd.DataFrame(rows), path)
 
 
 def run(args: argparse.Namespace) -> int:
-    from .errors import ConfigError
-    from .metrics import applicable_families
-    from .metrics.cli import parse_params
+    from ..errors import ConfigError
+    from ..metrics import applicable_families
+    from .metrics import parse_params
 
     archs, sparsities, width = args.archs, args.sparsities, args.width
     if args.quick:
@@ -212,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
     enc_rows: list[dict[str, Any]] = []
     met_rows: list[dict[str, Any]] = []
     if args.graph is not None:
-        from .encode.graph import load_graph
+        from ..encode.graph import load_graph
 
         if not args.graph.exists():
             raise ConfigError(f"{args.graph}: graph file not found")

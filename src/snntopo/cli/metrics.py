@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import cliargs
 from ..errors import ConfigError
+from . import options
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from . import FAMILIES
+    from ..metrics import FAMILIES
 
     parser.add_argument("graph", type=Path, help="graph .npz (snntopo.encode.graph format)")
     parser.add_argument(
@@ -32,9 +32,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"families to compute (default: all that apply); one of {', '.join(FAMILIES.names())}",
     )
     parser.add_argument(
-        "--seed", type=cliargs.seed, default=0, help="motif sample and eigensolver start"
+        "--seed", type=options.seed, default=0, help="motif sample and eigensolver start"
     )
-    parser.add_argument("--threads", type=cliargs.threads, default=1)
+    parser.add_argument("--threads", type=options.threads, default=1)
     parser.add_argument(
         "--param",
         action="append",
@@ -46,7 +46,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_params(args: argparse.Namespace) -> dict[str, Any]:
-    from .base import DEFAULT_PARAMS
+    from ..metrics.base import DEFAULT_PARAMS
 
     params: dict[str, Any] = {"seed": args.seed, "threads": args.threads}
     for kv in args.param:
@@ -59,9 +59,9 @@ def parse_params(args: argparse.Namespace) -> dict[str, Any]:
             params[key] = json.loads(raw)
         except json.JSONDecodeError:
             params[key] = raw
-    cliargs.check_params(
+    options.check_params(
         {k: v for k, v in params.items() if k not in ("seed", "threads")},
-        cliargs.metric_params_schema(),
+        options.metric_params_schema(),
     )
     return params
 
@@ -73,13 +73,13 @@ def say(message: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..encode.graph import load_graph
     from ..io import write_json
+    from ..metrics import applicable_families
     from ..perf import peak_rss_mb
     from ..stages.metrics import family_on_graph
-    from . import applicable_families
 
     params = parse_params(args)
-    cliargs.check_out_not_input(args.out, [args.graph])
-    cliargs.check_out_writable(args.out)
+    options.check_out_not_input(args.out, [args.graph])
+    options.check_out_writable(args.out)
     graph = load_graph(args.graph)
     encoding = graph.meta.get("encoding")
     if args.families:

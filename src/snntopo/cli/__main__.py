@@ -1,0 +1,7 @@
+"""``python -m snntopo.cli``: the ``snntopo`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
