@@ -16,7 +16,7 @@ rule spec:
         mem_mb=2000,
         runtime=10,
     params:
-        code=lambda wc: W.stage_code("spec", arch=wc.arch),
+        code=lambda wc: W.stage_code("spec", dataset=wc.dataset, arch=wc.arch),
         model=lambda wc: W.model_params(config, wc.dataset, wc.arch),
     script:
         "../workflow/scripts/spec.py"
@@ -47,7 +47,9 @@ rule mask:
             config["resources"]["train_gpus"] if W.wants_gpu(wc.method) else 0
         ),
     params:
-        code=lambda wc: W.stage_code("mask", arch=wc.arch, method=wc.method),
+        code=lambda wc: W.stage_code(
+            "mask", dataset=wc.dataset, arch=wc.arch, method=wc.method
+        ),
         mask=lambda wc: W.mask_params(config, wc),
     script:
         "../workflow/scripts/mask.py"

@@ -24,7 +24,7 @@ rule train:
         gpu=config["resources"]["train_gpus"],
         cpus_per_task=config["resources"]["train_cpus"],
     params:
-        code=lambda wc: W.stage_code("train", arch=wc.arch),
+        code=lambda wc: W.stage_code("train", dataset=wc.dataset, arch=wc.arch),
         train=lambda wc: W.train_params(config, wc),
         # not an output: it must survive a killed job so the rerun resumes from it
         # in a hidden folder with the lock, the attempts' log and the kept final state: training

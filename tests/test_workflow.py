@@ -43,7 +43,11 @@ TINY = {
 
 
 def snakemake(
-    workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile", timeout: int = 900
+    workdir: Path,
+    *args: str,
+    snakefile: Path = REPO / "Snakefile",
+    timeout: int = 900,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     cmd = [
         SNAKEMAKE,
@@ -55,7 +59,7 @@ def snakemake(
         str(workdir / "config.yaml"),
         *args,
     ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -385,11 +389,36 @@ def test_lint_and_format(tmp_path):
 
 
 # --------------------------------------------------------------------------- a real run
+#: a ``sitecustomize`` for the jobs of the finished run: when a rule's script ends, it records the
+#: rule, its wildcards and every ``snntopo`` module in ``sys.modules`` (what the job really ran)
+MODULE_TRACE_HOOK = """
+import atexit, json, os, sys
+
+def _record():
+    main = sys.modules.get("__main__")
+    job = getattr(main, "snakemake", None)
+    if job is None:  # Snakemake itself, not a job's script
+        return
+    rec = {"rule": job.rule, "wildcards": dict(job.wildcards.items()),
+           "modules": sorted(m for m in sys.modules if m.split(".")[0] == "snntopo")}
+    with open(os.path.join(os.environ["SNNTOPO_MODULE_TRACE"], f"{os.getpid()}.json"), "w") as fh:
+        json.dump(rec, fh)
+
+atexit.register(_record)
+"""
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("tiny")
     write_config(work, TINY)
-    res = snakemake(work, "--cores", "2")
+    hook, trace = work / "hook", work / "module-trace"
+    hook.mkdir()
+    trace.mkdir()
+    (hook / "sitecustomize.py").write_text(MODULE_TRACE_HOOK)
+    path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH")) if p)
+    env = {"PYTHONPATH": path, "SNNTOPO_MODULE_TRACE": str(trace)}
+    res = snakemake(work, "--cores", "2", env=env)
     assert res.returncode == 0, (res.stdout + res.stderr)[-5000:]
     return work
 
@@ -640,6 +669,109 @@ def test_editing_a_module_reruns_only_the_jobs_that_run_it(finished_run, tmp_pat
     ranking = pkg / "analysis" / "ranking.py"
     ranking.write_text(ranking.read_text() + "\n_EDITED = True\n")
     assert planned_with(code, finished_run) == Counter({"analysis": 1, "report": 1})
+
+
+#: modules a rule's job loads that are not the stage's code, and why they are not in its digest:
+#: the root package (it holds only the version string, recorded in provenance) and the job runner
+#: that every rule script calls (``snntopo.jobs.run_job``: logging and one-line error messages)
+HARNESS_MODULES = {"snntopo", "snntopo.jobs"}
+#: planning and command-line modules: never executed by a stage, never in a stage's digest
+PLANNING_MODULES = ("snntopo.workflow", "snntopo.config", "snntopo.overrides", "snntopo.jobs")
+
+
+def _is_planning(module: str) -> bool:
+    return module in PLANNING_MODULES or module.split(".")[:2] == ["snntopo", "cli"]
+
+
+def _stage_of(rule: str, wildcards: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The stage and members a rule's job runs (as the rules pass them to ``stage_code``)."""
+    if rule.startswith("metrics_"):
+        return "metrics", {"family": rule.removeprefix("metrics_")}
+    members = {
+        "spec": ("dataset", "arch"),
+        "mask": ("dataset", "arch", "method"),
+        "train": ("dataset", "arch"),
+        "encode": ("encoding",),
+    }.get(rule, ())
+    stage = {"graph_figure": "report"}.get(rule, rule)
+    return stage, {k: wildcards[k] for k in members}
+
+
+@pytest.mark.slow
+def test_each_job_ran_only_modules_of_its_digest(finished_run):
+    """The independent check of the code digests: every ``snntopo`` module a real job of the
+    finished run had loaded when it ended is in its stage's digest closure (lazy registry exports
+    included), and no planning or command-line module is in any closure."""
+    import json
+
+    from snntopo.codedigest import stage_closure
+
+    records = [json.loads(p.read_text()) for p in (finished_run / "module-trace").glob("*.json")]
+    rules = {r["rule"] for r in records}
+    assert {"spec", "mask", "train", "encode", "tables", "analysis", "report"} <= rules, rules
+    assert {f"metrics_{f}" for f in FAMILY_JOBS} <= rules, rules
+    assert len(records) == 98  # every job of the tiny grid (``all`` runs no script)
+    for rec in records:
+        stage, members = _stage_of(rec["rule"], rec["wildcards"])
+        digested = set(stage_closure(stage, **members))
+        ran = set(rec["modules"]) - HARNESS_MODULES
+        assert ran <= digested, (rec["rule"], rec["wildcards"], sorted(ran - digested))
+        assert not [m for m in digested if _is_planning(m)], (rec["rule"], sorted(digested))
+        assert not [m for m in ran if _is_planning(m)], (rec["rule"], sorted(ran))
+    # the modules the issue found missing are digested where they run
+    train = set(stage_closure("train", dataset="digits", arch="resnet20"))
+    assert {"snntopo.train.loop", "snntopo.data.loaders", "snntopo.models.build"} <= train
+    assert "snntopo.pai.compute" in stage_closure("mask", arch="resnet20", method="erk")
+
+
+def _append_code(path: Path) -> str:
+    original = path.read_text()
+    path.write_text(original + "\n_EDITED = True\n")
+    return original
+
+
+#: jobs of the finished tiny grid: 8 sparse networks + 2 dense baselines, 3 encodings
+_DOWNSTREAM_OF_MASKS = Counter(
+    {
+        "mask": NETS + 2,
+        "train": NETS + 2,
+        "encode": 3 * NETS,
+        "graph_figure": 1,
+        **{f"metrics_{f}": NETS for f in FAMILY_JOBS},
+        "tables": 1,
+        "analysis": 1,
+        "report": 1,
+    }
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("module", "expected"),
+    [
+        # the training loop: every training and the joins that read train.json
+        ("train/loop.py", Counter({"train": NETS + 2, "tables": 1, "analysis": 1, "report": 1})),
+        # the planner: nothing (its code is in no job's digest)
+        ("workflow.py", Counter()),
+        ("config.py", Counter()),
+        # one metric family: its jobs and the joins
+        (
+            "metrics/strength.py",
+            Counter({"metrics_strength": NETS, "tables": 1, "analysis": 1, "report": 1}),
+        ),  # fmt: skip
+        # PaI scoring and the data loaders (read by every mask job): the masks and all after them
+        ("pai/compute.py", _DOWNSTREAM_OF_MASKS),
+        ("data/loaders.py", _DOWNSTREAM_OF_MASKS),
+        # the model builder: the layer spec too
+        ("models/build.py", _DOWNSTREAM_OF_MASKS + Counter({"spec": 1})),
+    ],
+)
+def test_a_code_line_plans_exactly_the_jobs_that_run_it(finished_run, tmp_path, module, expected):
+    """A line of code appended to one module of a finished run's package plans exactly the jobs
+    whose stage executes that module, and what depends on their outputs."""
+    code = copy_workflow(tmp_path / "code")
+    _append_code(code / "src" / "snntopo" / module)
+    assert planned_with(code, finished_run) == expected
 
 
 @pytest.mark.slow

@@ -102,7 +102,11 @@ def final_state_key(params: dict[str, Any], mask_bits: str | None) -> str:
 
     relevant = {k: v for k, v in params.items() if k not in _NOT_RESULT}
     blob = json.dumps(
-        {"mask": mask_bits, "params": relevant, "code": stage_code("train", arch=params["arch"])},
+        {
+            "mask": mask_bits,
+            "params": relevant,
+            "code": stage_code("train", dataset=params["dataset"], arch=params["arch"]),
+        },
         sort_keys=True,
         default=str,
     )
