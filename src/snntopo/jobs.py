@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import SnntopoError
 from .io import check_writable, graph_edges_from_file
+from .threads import cap_threads
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -124,9 +125,7 @@ def _os_error_message(exc: OSError) -> str | None:
 
 def limit_threads(threads: int) -> None:
     """Make BLAS/OpenMP and torch follow the rule's ``threads:`` (must run before heavy imports)."""
-    n = str(max(1, int(threads)))
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = n
+    cap_threads(threads)
 
 
 def _oom_message(name: str, kwargs: dict[str, Any], ctx: dict[str, Any]) -> str:

@@ -2,7 +2,13 @@
 Snakemake rules call, so the CLI and the DAG can never disagree.
 
 Each subcommand lives in its own module exposing ``configure(parser)`` and ``run(args) -> int``; they
-are imported lazily so ``snntopo analyze`` never pays for importing torch.
+are imported lazily so ``snntopo analyze`` never pays for importing torch. Shared argument types and
+the per-network options are in :mod:`snntopo.cli.options`.
+
+Every command takes ``--threads N`` (default: the cores this process may run on,
+``os.sched_getaffinity``): the BLAS/OpenMP thread variables are set to it before the command's
+module and its libraries are imported (:mod:`snntopo.threads`), and the pools already loaded are
+resized with threadpoolctl, so a command runs one level of parallelism of ``N`` threads.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import importlib
 import sys
 
 from ..errors import SnntopoError
+from ..threads import available_cores, cap_threads, thread_limits
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "mask": ("snntopo.cli.mask", "compute a PaI mask for one network"),
@@ -43,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
             description=help_text,
             formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         )
+        p.add_argument(
+            "--threads",
+            type=_threads,
+            default=available_cores(),
+            help="threads of the BLAS/OpenMP pools and of the command's own workers; the "
+            "default is the number of cores this process may run on",
+        )
         # Only import the module of the command actually asked for (keeps start-up light).
         if name == requested:
             importlib.import_module(module).configure(p)
@@ -52,14 +66,38 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
+    # the thread cap goes into the environment before any numerical library loads (the
+    # subcommand's module and its argument types may load numpy)
+    cap_threads(_early_threads(sys.argv[1:]) or available_cores())
     parser = build_parser()
     args = parser.parse_args()
+    cap_threads(args.threads)
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
-        return int(module.run(args) or 0)
+        with thread_limits(args.threads):
+            return int(module.run(args) or 0)
     except SnntopoError as exc:
         print(f"snntopo {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("snntopo: interrupted", file=sys.stderr)
         return 130
+
+
+def _threads(text: str) -> int:
+    from .options import threads
+
+    return threads(text)
+
+
+def _early_threads(argv: list[str]) -> int | None:
+    """``--threads N`` read from the raw arguments, before the parser (and what it imports)
+    exists; ``None`` when absent or invalid (the parser then reports it)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--threads", default=None)
+    known, _ = pre.parse_known_args(argv)
+    try:
+        n = int(known.threads)
+    except (TypeError, ValueError):
+        return None
+    return n if n > 0 else None

@@ -176,7 +176,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--width", type=options.positive_float, default=1.0, help="channel width multiplier"
     )
     parser.add_argument("--seed", type=options.seed, default=0)
-    parser.add_argument("--threads", type=options.threads, default=1)
     parser.add_argument(
         "--param", action="append", default=[], help="KEY=VALUE metric parameter (JSON value)"
     )

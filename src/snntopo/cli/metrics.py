@@ -34,7 +34,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=options.seed, default=0, help="motif sample and eigensolver start"
     )
-    parser.add_argument("--threads", type=options.threads, default=1)
     parser.add_argument(
         "--param",
         action="append",
