@@ -12,7 +12,7 @@ from snntopo.config import check_config, write_effective_schema
 from snntopo.errors import ConfigError
 from snntopo.overrides import layered_config
 from snntopo import workflow as W
-from snntopo.models.external import unslug
+from snntopo import gridpoint
 
 # The configuration, layered the Snakemake way: DEFAULT_CONFIG (the Snakefile's `configfile:`),
 # then each --configfile, then --config key=value (re-typed as YAML reads it: download=true is a
@@ -40,13 +40,13 @@ validate(
 )
 
 RESULTS = config["results"]
-NET = f"{RESULTS}/{{dataset}}/{{arch}}/{{method}}/s{{sparsity}}/seed{{seed}}"
+NET = gridpoint.network_pattern(RESULTS)
 LOGS = f"{RESULTS}/logs"
 # A job's benchmark file is named twice, by the benchmark directive (Snakemake writes it) and as
 # the named log `benchmark=` (Snakemake 9's --list-untracked counts inputs, outputs and logs, not
 # benchmark files; without it every benchmark would be listed as untracked).
 BENCH = f"{RESULTS}/benchmarks"
-NETWORK_ID = "{dataset}/{arch}/{method}/s{sparsity}/seed{seed}"
+NETWORK_ID = gridpoint.network_pattern()
 SPARSE = W.sparse_grid(config)
 DENSE_NETS = W.dense_grid(config)
 FAMILIES_ACTIVE = W.active_families(config)
@@ -70,13 +70,7 @@ def net_paths(nets, template):
 
 def network_keys(wc):
     # the full architecture name (paths carry its slug): artifacts and tables name it as train.json does
-    return {
-        "dataset": wc.dataset,
-        "arch": unslug(wc.arch),
-        "method": wc.method,
-        "sparsity": float(wc.sparsity),
-        "seed": int(wc.seed),
-    }
+    return gridpoint.network_keys(*(getattr(wc, k) for k in gridpoint.KEYS))
 
 
 def weights_for_encoding(wc):
@@ -85,7 +79,7 @@ def weights_for_encoding(wc):
         if config["encode"]["weights"] == "init"
         else "model.safetensors"
     )
-    return f"{RESULTS}/{wc.dataset}/{wc.arch}/{wc.method}/s{wc.sparsity}/seed{wc.seed}/{name}"
+    return f"{gridpoint.wildcards_dir(RESULTS, wc)}/{name}"
 
 
 TRAIN_SUMMARIES = net_paths(SPARSE + DENSE_NETS, "train.json")

@@ -6,7 +6,7 @@
 def _metric_graphs(family):
     def graphs(wc):
         return {
-            enc: f"{RESULTS}/{wc.dataset}/{wc.arch}/{wc.method}/s{wc.sparsity}/seed{wc.seed}/graphs/{enc}.npz"
+            enc: f"{gridpoint.wildcards_dir(RESULTS, wc)}/graphs/{enc}.npz"
             for enc in W.family_encodings(config, family)
         }
 

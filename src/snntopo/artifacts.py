@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CheckpointError
+from .gridpoint import KEYS
 from .io import _jsonable, atomic_path, provenance
 
 MASK_PREFIX = "mask/"
@@ -140,7 +141,7 @@ def load_trained_into(model: Any, path: str | os.PathLike[str]) -> Any:
 
 # --------------------------------------------------------------------------- artifacts vouch
 #: the parameters that identify a grid point, as every artifact records them
-NETWORK_KEYS = ("dataset", "arch", "method", "sparsity", "seed")
+NETWORK_KEYS = KEYS
 #: model-shape parameters recorded by masks and inits (and under ``params`` by trained models)
 SHAPE_KEYS = ("width", "input_size")
 
@@ -157,7 +158,7 @@ def _same(key: str, got: Any, want: Any) -> bool:
         except (TypeError, ValueError):
             return False
     if key == "arch":  # paths carry an external architecture's slug, artifacts its full name
-        from .models.external import unslug
+        from .gridpoint import unslug
 
         return unslug(str(got)) == unslug(str(want))
     return str(got) == str(want)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+# the grid point's names live in snntopo.gridpoint; re-exported for the tables and the analysis
+from .gridpoint import DENSE as DENSE
+from .gridpoint import KEYS as KEYS
+from .gridpoint import sparsity_tag as sparsity_tag
+
 if TYPE_CHECKING:
     from .registry import Registry
 
-DENSE = "dense"
-KEYS = ("dataset", "arch", "method", "sparsity", "seed")
 
 RAMANUJAN_METRICS = (
     "degree_bound",
@@ -81,20 +84,3 @@ def __getattr__(name: str) -> Any:
     if name == "ENCODINGS":
         return tuple(encoding_names())
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def sparsity_tag(sparsity: float) -> str:
-    """The path form of a sparsity: exact and round-trippable, digits and one dot only.
-
-    ``0.9 -> '0.9'``, ``0.9000001 -> '0.9000001'``, ``1e-05 -> '0.00001'``, ``0 -> '0'``: the
-    shortest positional decimal that reads back as the same float (``float(tag) == sparsity``), so
-    two distinct sparsities never share a directory and the tag matches the workflow's
-    ``sparsity`` wildcard (``[0-9.]+``; an exponent would not).
-    """
-    import numpy as np
-
-    value = float(sparsity)
-    tag = np.format_float_positional(value, unique=True, trim="-")
-    if float(tag) != value:  # pragma: no cover - numpy guarantees the round trip
-        raise ValueError(f"sparsity {value!r} has no exact path tag")
-    return tag

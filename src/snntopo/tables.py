@@ -14,46 +14,17 @@ from typing import Any
 import pandas as pd
 
 from .errors import TableError
+from .gridpoint import DENSE, KEYS, network_keys, parse_path
 from .io import read_json, write_csv
-from .models.external import unslug
-from .names import DENSE, KEYS, RAMANUJAN_LAYER_COLUMNS, RAMANUJAN_METRICS, encoding_names
+from .names import RAMANUJAN_LAYER_COLUMNS, RAMANUJAN_METRICS, encoding_names
 
 
 def _keys(d: dict[str, Any], source: str) -> dict[str, Any]:
     missing = [k for k in KEYS if k not in d]
     if missing:
         raise TableError(f"{source}: missing network keys {missing}")
-    return {
-        "dataset": d["dataset"],
-        # the full name (artifacts written from a path carry its slug, e.g. torchvision__resnet18)
-        "arch": unslug(str(d["arch"])),
-        "method": d["method"],
-        "sparsity": float(d["sparsity"]),
-        "seed": int(d["seed"]),
-    }
-
-
-def path_keys(path: str) -> dict[str, Any] | None:
-    """The network keys a per-network artifact's path names (``.../{dataset}/{arch}/{method}/
-    s{sparsity}/seed{seed}/train.json`` or ``.../metrics/{family}.json``), or ``None`` for a path
-    outside that layout (e.g. files given on the command line)."""
-    parts = Path(path).parts
-    end = len(parts) - (2 if len(parts) >= 2 and parts[-2] == "metrics" else 1)
-    if end < 5:
-        return None
-    d, a, m, s, seed = parts[end - 5 : end]
-    if not (s.startswith("s") and seed.startswith("seed")):
-        return None
-    try:
-        return {
-            "dataset": d,
-            "arch": a,
-            "method": m,
-            "sparsity": float(s[1:]),
-            "seed": int(seed[4:]),
-        }
-    except ValueError:
-        return None
+    # the full architecture name (artifacts written from a path carry its slug)
+    return dict(network_keys(*(d[k] for k in KEYS)))
 
 
 def _check_belongs(keys: dict[str, Any], path: str, seen: dict[tuple, str], what: str) -> None:
@@ -62,7 +33,7 @@ def _check_belongs(keys: dict[str, Any], path: str, seen: dict[tuple, str], what
     from .artifacts import check_recorded
     from .errors import ArtifactError
 
-    where = path_keys(path)
+    where = parse_path(path)
     if where is not None:
         try:
             check_recorded(keys, where, path, keys=KEYS, against="its directory")

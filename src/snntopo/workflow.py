@@ -11,15 +11,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .codedigest import stage_code as stage_code  # the rules' ``code`` params
 from .config import input_size, training_settings
+from .gridpoint import DENSE, GridPoint, parse_path, slug
 from .io import graph_edges_from_file
-from .models.external import slug
-from .names import DENSE, sparsity_tag
 
 if TYPE_CHECKING:
     from .stages.network import NetworkJob
@@ -48,22 +46,8 @@ def dataset_file(config: dict[str, Any], dataset: str) -> str | None:
     return None if index is None else f"{config['data_root']}/{index}"
 
 
-@dataclass(frozen=True)
-class Network:
-    """One grid point; ``method == 'dense'`` with sparsity 0 is a dense baseline."""
-
-    dataset: str
-    arch: str
-    method: str
-    sparsity: float
-    seed: int
-
-    @property
-    def tag(self) -> str:
-        return sparsity_tag(self.sparsity)
-
-    def path(self, results: str) -> str:
-        return f"{results}/{self.dataset}/{self.arch}/{self.method}/s{self.tag}/seed{self.seed}"
+#: one grid point of the plan (its ``arch`` is the path's slug)
+Network = GridPoint
 
 
 def sparse_grid(config: dict[str, Any]) -> list[Network]:
@@ -118,7 +102,7 @@ def job_from_config(
 ) -> NetworkJob:
     """The job of one grid point of a checked workflow config."""
     from .data import dataset_shape
-    from .models.external import unslug
+    from .gridpoint import unslug
     from .stages.network import NetworkJob
 
     arch = unslug(arch)  # paths carry the slug of an external name, the job the full name
@@ -219,15 +203,6 @@ def planned_edges(arch: str, encoding: str, density: float, width: float, input_
     return edges
 
 
-def _parse_network_dir(path: str) -> dict[str, str] | None:
-    parts = Path(path).parts
-    for i in range(len(parts) - 5):
-        if parts[i + 3].startswith("s") and parts[i + 4].startswith("seed"):
-            d, a, m, s, _ = parts[i : i + 5]
-            return {"dataset": d, "arch": a, "method": m, "sparsity": s[1:]}
-    return None
-
-
 def encode_mem_mb(
     spec_path: str, weights_path: str, encoding: str, attempt: int, config: dict[str, Any]
 ) -> int:
@@ -255,13 +230,13 @@ def encode_mem_mb(
 
 
 def _edges_from_config(path: str, encoding: str, config: dict[str, Any]) -> float:
-    net = _parse_network_dir(path)
+    net = parse_path(path)
     if net is None:
         return 5e7
     return planned_edges(
         net["arch"],
         encoding,
-        1.0 - float(net["sparsity"]),
+        1.0 - net["sparsity"],
         float(config["model"]["width"]),
         input_size(config, net["dataset"]),
     )

@@ -27,10 +27,8 @@ import re
 from typing import Any
 
 from ..errors import ConfigError
-
-TORCHVISION = "torchvision:"
-MODULE = "module:"
-_SEP = "__"
+from ..gridpoint import MODULE, TORCHVISION, unslug
+from ..gridpoint import slug as slug  # the path form of a name lives with the grid point
 
 #: torchvision's classification constructors (see module docstring).
 TORCHVISION_CLASSIFIERS: tuple[str, ...] = (
@@ -63,28 +61,6 @@ def is_external(name: str) -> bool:
     """True for the ``torchvision:`` and ``module:`` forms (also their slugs)."""
     name = unslug(str(name))
     return name.startswith(TORCHVISION) or name.startswith(MODULE)
-
-
-def slug(name: str) -> str:
-    """File-system-safe form of an architecture name (bundled names are their own slug)."""
-    name = str(name)
-    if not is_external(name):
-        return name
-    return name.replace(":", _SEP)
-
-
-def unslug(name: str) -> str:
-    """Inverse of :func:`slug` (names that are not external slugs come back unchanged)."""
-    name = str(name)
-    for prefix in (TORCHVISION, MODULE):
-        head = prefix[:-1] + _SEP
-        if name.startswith(head):
-            rest = name[len(head) :]
-            if prefix == MODULE and _SEP in rest:
-                path, _, fn = rest.rpartition(_SEP)
-                return f"{prefix}{path}:{fn}"
-            return prefix + rest
-    return name
 
 
 def validate_name(name: str, where: str = "architecture") -> str:

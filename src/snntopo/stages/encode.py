@@ -7,8 +7,8 @@ import time
 from typing import Any, TypedDict
 
 from ..errors import ArtifactError
+from ..gridpoint import NetworkKeys
 from ..io import file_digest, provenance, read_json
-from .keys import NetworkKeys
 
 log = logging.getLogger("snntopo.stages")
 

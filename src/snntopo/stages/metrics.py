@@ -6,8 +6,8 @@ import logging
 import time
 from typing import Any, TypedDict
 
+from ..gridpoint import NetworkKeys
 from ..io import file_digest, provenance, write_json
-from .keys import NetworkKeys
 
 log = logging.getLogger("snntopo.stages")
 
