@@ -43,13 +43,15 @@ _PAPER_SPELLINGS = {"1_hop_nei": "one_hop_nei", "2_hop_nei": "two_hop_nei"}
 
 
 def _mge_families() -> dict[str, str]:
-    """metric -> its family (registry fact ``metrics`` of each family that applies to the MGE)."""
-    from ..metrics import FAMILIES
+    """metric -> its family (registry fact ``metrics`` of each family that applies to the MGE:
+    to a multipartite encoding, whether registered with ``kinds=`` or ``encodings=``)."""
+    from ..encode import ENCODINGS
+    from ..metrics import FAMILIES, family_encoding_names
 
     out = {
         metric: fam
         for fam in FAMILIES.names()
-        if "multipartite" in FAMILIES.fact(fam, "kinds", ())
+        if any(ENCODINGS.fact(e, "kind") == "multipartite" for e in family_encoding_names(fam))
         for metric in FAMILIES.fact(fam, "metrics", ())
     }
     out.update({paper: out[ours] for paper, ours in _PAPER_SPELLINGS.items() if ours in out})

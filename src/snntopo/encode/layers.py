@@ -10,7 +10,7 @@ How: ``torch.fx.symbolic_trace`` + ``ShapeProp`` on a batch of one. Each traced 
 *descriptor*: the node block it comes from, the pooling windows applied to it since, and whether it
 was flattened. Conv/linear calls create layers and blocks; BN/ReLU/Dropout/Identity pass values
 through; pooling appends a window; ``a + b`` merges a main path and a shortcut (see
-:func:`_merge_add`). Anything else raises :class:`UnsupportedOpError` naming the op.
+:meth:`_Walker.add`). Anything else raises :class:`UnsupportedOpError` naming the op.
 """
 
 from __future__ import annotations

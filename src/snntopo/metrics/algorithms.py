@@ -64,11 +64,6 @@ def row_chunks(indptr: np.ndarray, chunk: int = EDGE_CHUNK) -> list[tuple[int, i
     return pairs or [(0, n)]
 
 
-def chunk_sources(indptr: np.ndarray, lo: int, hi: int, dtype: type = np.int64) -> np.ndarray:
-    """Source (row) of every CSR entry of rows ``[lo, hi)``."""
-    return np.repeat(np.arange(lo, hi, dtype=dtype), np.diff(indptr[lo : hi + 1]))
-
-
 def _scatter_rows(
     out: np.ndarray, dest_start: np.ndarray, src_ptr: np.ndarray, src_vals: np.ndarray
 ) -> None:
