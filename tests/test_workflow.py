@@ -672,9 +672,10 @@ def test_editing_a_module_reruns_only_the_jobs_that_run_it(finished_run, tmp_pat
 
 
 #: modules a rule's job loads that are not the stage's code, and why they are not in its digest:
-#: the root package (it holds only the version string, recorded in provenance) and the job runner
+#: the root package (it holds only the version string, recorded in provenance), the job runner
 #: that every rule script calls (``snntopo.jobs.run_job``: logging and one-line error messages)
-HARNESS_MODULES = {"snntopo", "snntopo.jobs"}
+#: and the thread cap the scripts set through it before the stage loads (``snntopo.threads``)
+HARNESS_MODULES = {"snntopo", "snntopo.jobs", "snntopo.threads"}
 #: planning and command-line modules: never executed by a stage, never in a stage's digest
 PLANNING_MODULES = ("snntopo.workflow", "snntopo.config", "snntopo.overrides", "snntopo.jobs")
 
