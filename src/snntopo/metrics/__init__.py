@@ -27,11 +27,29 @@ from .base import DEFAULT_PARAMS, FamilyFn, FamilyResult, normalised
 
 FAMILIES: Registry[FamilyFn] = Registry("metric family")
 
+#: Why the |w|-weighted metrics are not reproducible (evidence: ``docs/reproduction.md``).
+TRAINED_WEIGHTS = (
+    "the published values are weighted by trained weights, not the masked initial weights: the "
+    "mean |w| per edge they imply differs between data sets for the same masks (ResNet-20 "
+    "uniform 0.9: 0.24 on CIFAR-10, 0.31 on CIFAR-100) and grows with sparsity (0.14 at 0.6, "
+    "0.30 at 0.98), while the masked Kaiming-normal initialisation gives ~0.1 for all of them"
+)
+#: Why the published BGE tables' local columns are not reproducible.
+BGE_LOCAL = (
+    "the published per-layer sink/source/lost-out-edge columns come from code that is not in the "
+    "published code (whose BGE path writes no local metrics) and subtract counts that are not "
+    "the layer's (ResNet-20 ERK 0.98: source_nodes about -3317 per layer, sink_nodes 26 where a "
+    "layer's right side has no out-edges by construction)"
+)
+
 # One line per family. Facts: ``kinds`` (the encoding kinds it applies to, see
 # ``snntopo.encode.ENCODINGS``; or ``encodings``, explicit names), ``layered`` (needs the bipartite
 # layers of a layered encoding), ``normalisers`` (metric -> "nodes" | "edges": the paper's scale),
 # ``metrics`` (the raw metrics it writes, in the order the analysis plots them), ``threads`` (cores
-# its workflow job uses, default 1).
+# its workflow job uses, default 1), ``layer_params`` (parameters that hold on the bipartite layers
+# of a BGE, over the run's), ``not_reproducible`` (metric -> why its published values cannot be
+# reproduced from a mask at initialisation; ``not_reproducible_layers``: the same for the BGE
+# tables only; see :func:`reproducible_columns` and docs/reproduction.md).
 _ALL = ("multipartite", "bipartite")
 FAMILIES.register(
     "local",
@@ -45,6 +63,7 @@ FAMILIES.register(
         "r_out": "edges",
         "r_in": "edges",
     },
+    not_reproducible_layers={m: BGE_LOCAL for m in ("sink_nodes", "source_nodes", "r_out")},
 )
 FAMILIES.register(
     "neighbourhood",
@@ -53,6 +72,8 @@ FAMILIES.register(
     threads=2,  # its job uses two cores (threaded row chunks / matvec parts)
     metrics=("one_hop_nei", "two_hop_nei", "motif"),
     normalisers={"one_hop_nei": "edges", "two_hop_nei": "edges"},
+    # on a BGE's layers ``motif`` is the published per-layer ``motifs_count`` (connected 3-sets)
+    layer_params={"motif_definition": "connected_triples"},
 )
 FAMILIES.register(
     "strength",
@@ -60,6 +81,7 @@ FAMILIES.register(
     kinds=_ALL,
     metrics=("avg_node_strength", "k_core"),
     normalisers={"avg_node_strength": "edges", "k_core": "edges"},
+    not_reproducible={"avg_node_strength": TRAINED_WEIGHTS},
 )
 FAMILIES.register(
     "global",
@@ -78,6 +100,7 @@ FAMILIES.register(
     kinds=_ALL,
     threads=2,  # its job uses two cores (threaded row chunks / matvec parts)
     metrics=("spectral_gap", "spectral_radius"),
+    not_reproducible={"spectral_gap": TRAINED_WEIGHTS, "spectral_radius": TRAINED_WEIGHTS},
 )
 FAMILIES.register(
     "ramanujan",
@@ -90,6 +113,11 @@ FAMILIES.register(
         "iterative_degree_bound",
         "weighted_spectral_gap",
     ),
+    # the iterative gap is the mean weighted gap of the d-left-regular subgraphs
+    not_reproducible={
+        "iterative_spectral_gap": TRAINED_WEIGHTS,
+        "weighted_spectral_gap": TRAINED_WEIGHTS,
+    },
 )
 
 
@@ -112,7 +140,56 @@ __all__ = [
     "applicable_families",
     "compute_family",
     "layer_density",
+    "reproducible_columns",
+    "unreproducible_columns",
 ]
+
+
+def _published_keys(encoding: str) -> list[tuple[str, str, str]]:
+    """(family, metric, network key on the published scale) of every metric the families write
+    for ``encoding``. The published MGE table holds normalised values (``<m>_norm`` where the
+    family normalises ``m``, else ``m``); the published BGE tables hold raw per-layer values, whose
+    network value is their mean over layers (``mean_<m>``)."""
+    from ..encode import ENCODINGS
+
+    layered = encoding in ENCODINGS and ENCODINGS.fact(encoding, "kind") == "bipartite"
+    out = []
+    for fam in family_encoding_names_for(encoding):
+        meta = FAMILIES.meta(fam)
+        norms = meta.get("normalisers", {})
+        for m in meta.get("metrics", ()):
+            out.append((fam, m, f"mean_{m}" if layered else f"{m}_norm" if m in norms else m))
+    return out
+
+
+def family_encoding_names_for(encoding: str) -> list[str]:
+    """The registered families that apply to ``encoding``."""
+    return [f for f in FAMILIES.names() if encoding in family_encoding_names(f, [encoding])]
+
+
+def unreproducible_columns(encoding: str = "mge") -> dict[str, str]:
+    """Network keys (metric-artifact names, the published scale) of ``encoding`` whose published
+    values snntopo cannot reproduce from a mask at initialisation, with the reason (the families'
+    registry fact ``not_reproducible``). A predictor fit on published tables must not use them."""
+    out = {}
+    for fam, m, key in _published_keys(encoding):
+        meta = FAMILIES.meta(fam)
+        marks = dict(meta.get("not_reproducible", {}))
+        if key.startswith("mean_"):  # a layered encoding: the BGE tables' marks too
+            marks.update(meta.get("not_reproducible_layers", {}))
+        if m in marks:
+            out[key] = marks[m]
+    return out
+
+
+def reproducible_columns(encoding: str = "mge") -> list[str]:
+    """Network keys (metric-artifact names on the published scale: ``sink_nodes_norm``,
+    ``motif``, ...; ``mean_<key>`` for a bipartite encoding) of the metrics of ``encoding`` whose
+    published values fresh masks reproduce (``docs/reproduction.md``), in registry order. These
+    are the names the canonical tables and a predictor's features use; a predictor fit on the
+    published tables keeps only features in this list."""
+    bad = unreproducible_columns(encoding)
+    return [key for _, _, key in _published_keys(encoding) if key not in bad]
 
 
 def applicable_families(encoding: str | None, layered: bool = True) -> list[str]:
@@ -162,9 +239,10 @@ def compute_family(
     nan_reasons: dict[str, str] = {}
     rows: list[dict[str, Any]] = []
     if graph.layers:
+        lp = {**p, **meta.get("layer_params", {})}
         for layer_id, (layer, lg) in enumerate(graph.layer_graphs()):
             lname = str(layer.get("name", layer_id))
-            values, reasons = normalised(_as_result(fn(lg, p)), lg, norms)
+            values, reasons = normalised(_as_result(fn(lg, lp)), lg, norms)
             row: dict[str, Any] = {
                 "layer_id": layer_id,
                 "layer_name": lname,

@@ -1,5 +1,16 @@
 """Neighbourhood: mean 1-hop and 2-hop out-neighbourhood sizes (self included) and the
-RAND-ESU estimate of the number of size-4 motifs.
+RAND-ESU estimate of the number of size-4 motifs per edge.
+
+``motif`` is on the published tables' scale: igraph's ``motifs_randesu_estimate(size=4,
+sample=int(0.001 N))`` (the sampled roots' connected 4-sets times N / sample) divided by the edge
+count. Every published MGE ``motif`` value times its ``edges`` is exactly such an estimate (an
+integer count over ``int(0.001 N)`` roots times N / roots); see ``docs/reproduction.md``. The
+undivided estimate is :func:`motif_estimate`.
+
+On the bipartite layers of a BGE (``motif_definition = "connected_triples"``, set for layers by the
+family's registry fact ``layer_params``) ``motif`` is instead the published BGE ``motifs_count``:
+the exact number of connected 3-vertex subgraphs (igraph's ``motifs_randesu_no(size=3)``), not
+normalised -- the published per-layer values equal it on fresh masks (``docs/reproduction.md``).
 
 Why the 2-hop sizes are counted with a symbolic sparse product: |N<=2(v)| is the number of nonzeros
 in row v of the boolean (I + A)^2, and only the *total* is needed for the mean, so the product is
@@ -331,6 +342,26 @@ def motif_estimate(
     return float(est)
 
 
+def connected_triples(graph: Graph) -> int:
+    """Number of 3-vertex sets that induce a connected subgraph of the simple undirected graph
+    (direction, multiplicity and self-loops ignored): the paths of length 2, sum_v C(deg v, 2),
+    counted once per centre, less 2 per triangle (a triangle is 3 such paths but 1 set)."""
+    n = graph.n_nodes
+    if n == 0:
+        return 0
+    indptr, indices = simple_undirected_adjacency(graph)
+    deg = np.diff(indptr).astype(np.int64)
+    paths = int(_comb2(deg).sum())
+    a = sp.csr_array((np.ones(indices.shape[0], dtype=np.int64), indices, indptr), shape=(n, n))
+    triangles = int((a @ a).multiply(a).sum()) // 6
+    return paths - 2 * triangles
+
+
+#: what ``motif`` means (parameter ``motif_definition``): the MGE's published column, or the
+#: published BGE layers' ``motifs_count``
+MOTIF_DEFINITIONS = ("rand_esu_per_edge", "connected_triples")
+
+
 def neighbourhood_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
     n = graph.n_nodes
     res = FamilyResult({})
@@ -345,8 +376,15 @@ def neighbourhood_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResu
     total = two_hop_total(b, int(params["two_hop_chunk_rows"]), int(params["threads"]), classes)
     del b
     res.values["two_hop_nei"] = total / n
-    if sample_size(n, params) == 0:
+    definition = str(params.get("motif_definition", MOTIF_DEFINITIONS[0]))
+    if definition not in MOTIF_DEFINITIONS:
+        raise ValueError(f"unknown motif_definition {definition!r} (use {MOTIF_DEFINITIONS})")
+    if definition == "connected_triples":
+        res.values["motif"] = float(connected_triples(graph))
+    elif sample_size(n, params) == 0:
         res.nan("motif", "motif sample is empty")
-    else:
-        res.values["motif"] = motif_estimate(graph, params, upward)
+    elif graph.n_edges == 0:
+        res.nan("motif", "graph has no edges")
+    else:  # the published scale: the estimate per edge (see the module docstring)
+        res.values["motif"] = motif_estimate(graph, params, upward) / graph.n_edges
     return res

@@ -21,7 +21,15 @@ METHODS: Registry = Registry("PaI method")
 METHODS.register(
     "uniform", "snntopo.pai.uniform:compute", needs_data=False, wants_gpu=False, paper="uniform"
 )
-METHODS.register("er", "snntopo.pai.er:compute", needs_data=False, wants_gpu=False, paper="er")
+METHODS.register(
+    "er",
+    "snntopo.pai.er:compute",
+    needs_data=False,
+    wants_gpu=False,
+    paper="er",
+    # true: the authors' ER (kernel dims in the raw densities, i.e. ERK's), as in their tables
+    params={"include_kernel": {"type": "boolean", "default": False}},
+)
 METHODS.register("erk", "snntopo.pai.erk:compute", needs_data=False, wants_gpu=False, paper="erk")
 METHODS.register(
     "snip",

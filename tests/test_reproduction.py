@@ -1,0 +1,212 @@
+"""Fresh reference-mode masks against the published tables (docs/reproduction.md).
+
+The truths are the published values themselves (``tests/data/paper_cifar10``: the authors' CIFAR-10
+tables, trimmed): a fresh ResNet-20 mask of a data-free method, encoded in reference mode with its
+masked initial weights, must land inside the published range of the three seeds of the same
+configuration, widened by the tolerance ``docs/reproduction.md`` states (10 % of the published mean;
+a factor 10 for the sampled motif estimate). The columns the project marks as not reproducible
+must indeed land outside, so that the mark stays true.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import igraph as ig
+import numpy as np
+import pandas as pd
+import pytest
+
+from snntopo.cli import main
+from snntopo.encode.graph import load_graph
+from snntopo.metrics import (
+    FAMILIES,
+    compute_family,
+    reproducible_columns,
+    unreproducible_columns,
+)
+from snntopo.metrics.neighbourhood import connected_triples
+
+DATA = Path(__file__).parent / "data" / "paper_cifar10"
+REL_TOL = 0.10
+MOTIF_FACTOR = 10.0
+# published MGE column -> our network key (same scale); the verdicts of docs/reproduction.md
+REPRODUCED = {
+    "sink_nodes": "sink_nodes_norm",
+    "source_nodes": "source_nodes_norm",
+    "disc_nodes": "disc_nodes_norm",
+    "r-out": "r_out_norm",
+    "r-in": "r_in_norm",
+    "1-hop_nei": "one_hop_nei_norm",
+    "2-hop_nei": "two_hop_nei_norm",
+    "motif": "motif",
+    "k-core": "k_core_norm",
+    "cut-edges": "cut_edges_norm",
+    "cut-nodes": "cut_nodes_norm",
+    "no_connected_components": "no_connected_components",
+    "mean_connected_components": "mean_connected_components_norm",
+}
+NOT_REPRODUCED = {
+    "avg_node_strength": "avg_node_strength_norm",
+    "spectral_gap": "spectral_gap",
+    "spectral_radius": "spectral_radius",
+}
+
+
+def _published(method: str, sparsity: float) -> pd.DataFrame:
+    df = pd.read_csv(DATA / "graph_metrics" / "unrolled" / "unrolled-CIFAR-10.csv.gz")
+    sel = df[
+        (df["model"] == "Resnet-20")
+        & (df["pruning"] == method)
+        & np.isclose(df["sparsity"], sparsity)
+    ]
+    assert len(sel) == 3  # the three published seeds
+    return sel
+
+
+def _window(values: np.ndarray, column: str) -> tuple[float, float]:
+    lo, hi = float(values.min()), float(values.max())
+    if column.endswith("motif") or column == "motif":
+        return lo / MOTIF_FACTOR, hi * MOTIF_FACTOR
+    pad = REL_TOL * abs(float(values.mean()))
+    return lo - pad, hi + pad
+
+
+_CACHE: dict[tuple[str, float, str], dict[str, float]] = {}
+
+
+def _ours(tmp_path_factory, method: str, sparsity: float, encoding: str = "mge") -> dict:
+    """Every family's network values of a fresh reference-mode ResNet-20 mask (seed 0)."""
+    key = (method, sparsity, encoding)
+    if key not in _CACHE:
+        out = tmp_path_factory.mktemp("repro") / f"{method}-{sparsity}-{encoding}.npz"
+        rc = main(
+            ["encode", "--arch", "resnet20", "--dataset", "cifar10", "--method", method,
+             "--sparsity", str(sparsity), "--seed", "0", "--encoding", encoding,
+             "--mode", "reference", "--device", "cpu", "--out", str(out),
+             # the authors' ER rule (kernel dims in the raw densities), as in their tables
+             *(["--pai-param", "include_kernel=true"] if method == "er" else [])]
+        )  # fmt: skip
+        assert rc == 0
+        graph = load_graph(out)
+        net: dict[str, float] = {}
+        for fam in ("local", "neighbourhood", "strength", "global", "expansion"):
+            net.update(compute_family(fam, graph, {"seed": 0})["network"])
+        _CACHE[key] = net
+    return _CACHE[key]
+
+
+def test_registry_marks_exactly_the_columns_found_not_reproducible():
+    """The one place that marks columns (the families' ``not_reproducible`` facts) agrees with
+    the verdicts measured here; the predictor keeps only ``reproducible_columns()``."""
+    keep = set(reproducible_columns("mge"))
+    assert set(REPRODUCED.values()) <= keep
+    assert not set(NOT_REPRODUCED.values()) & keep
+    assert set(unreproducible_columns("mge")) == set(NOT_REPRODUCED.values())
+    bge_bad = {
+        "mean_sink_nodes", "mean_source_nodes", "mean_r_out", "mean_avg_node_strength",
+        "mean_spectral_gap", "mean_spectral_radius", "mean_iterative_spectral_gap",
+        "mean_weighted_spectral_gap",
+    }  # fmt: skip
+    for enc in ("rolled", "rolled-channel"):
+        assert set(unreproducible_columns(enc)) == bge_bad
+        assert "mean_motif" in reproducible_columns(enc)
+        assert not bge_bad & set(reproducible_columns(enc))
+    for fam in FAMILIES.names():  # every mark names a metric the family writes
+        meta = FAMILIES.meta(fam)
+        assert set(meta.get("not_reproducible", {})) <= set(meta["metrics"])
+        assert set(meta.get("not_reproducible_layers", {})) <= set(meta["metrics"])
+
+
+@pytest.mark.parametrize(
+    "method,sparsity",
+    [
+        ("erk", 0.98),
+        pytest.param("erk", 0.9, marks=pytest.mark.slow),
+        pytest.param("er", 0.98, marks=pytest.mark.slow),
+    ],
+)
+@pytest.mark.parametrize("column", list(REPRODUCED))
+def test_reproduced_column_inside_published_range(tmp_path_factory, method, sparsity, column):
+    ours = _ours(tmp_path_factory, method, sparsity)[REPRODUCED[column]]
+    pub = _published(method, sparsity)[column].to_numpy(float)
+    lo, hi = _window(pub, column)
+    assert lo <= ours <= hi, (
+        f"{column}: ours {ours:.6g}, published {pub.min():.6g}..{pub.max():.6g}"
+    )
+
+
+@pytest.mark.parametrize("column", list(NOT_REPRODUCED))
+def test_weighted_columns_are_off_the_published_range(tmp_path_factory, column):
+    """Masked initial weights give |w|-weighted values 3-6x below the published ones (which
+    were computed on trained weights): if this ever passes inside the range, revisit the mark."""
+    ours = _ours(tmp_path_factory, "erk", 0.98)[NOT_REPRODUCED[column]]
+    pub = _published("erk", 0.98)[column].to_numpy(float)
+    lo, hi = _window(pub, column)
+    assert not lo <= ours <= hi
+    assert ours < pub.min() / 2
+
+
+def test_motif_estimate_per_edge_on_fresh_mask(tmp_path_factory):
+    """``motif`` is the estimate per edge, like every published value (docs/reproduction.md):
+    times the edges it is the sampled roots' integer count times N / int(0.001 N)."""
+    net = _ours(tmp_path_factory, "erk", 0.98)
+    n, e = int(net["nodes"]), int(net["edges"])
+    k = int(0.001 * n)
+    count = net["motif"] * e * k / n  # the sampled roots' connected 4-sets
+    assert count == pytest.approx(round(count), abs=1e-4)
+
+
+def test_bge_motif_is_connected_triples_and_in_published_range(tmp_path_factory):
+    """BGE ``motif`` per layer is igraph's motifs_randesu_no(size=3), and the mean over layers
+    lands in the published ``motifs_count`` range (ResNet-20 ERK 0.98, both BGEs)."""
+    pub = pd.read_csv(DATA / "reproduction" / "bge-CIFAR-10-Resnet-20-erk-0.98.csv.gz")
+    for enc, pub_enc in (("rolled", "rolled"), ("rolled-channel", "rolled_channel")):
+        out = tmp_path_factory.mktemp("bge") / f"{enc}.npz"
+        assert (
+            main(
+                [
+                    "encode",
+                    "--arch",
+                    "resnet20",
+                    "--dataset",
+                    "cifar10",
+                    "--method",
+                    "erk",
+                    "--sparsity",
+                    "0.98",
+                    "--seed",
+                    "0",
+                    "--encoding",
+                    enc,
+                    "--mode",
+                    "reference",
+                    "--device",
+                    "cpu",
+                    "--out",
+                    str(out),
+                ]
+            )  # fmt: skip
+            == 0
+        )
+        graph = load_graph(out)
+        art = compute_family("neighbourhood", graph, {"seed": 0})
+        for row, (_, lg) in zip(art["layers"], graph.layer_graphs(), strict=True):
+            assert row["motif"] == lg.to_igraph().motifs_randesu_no(size=3)
+        per_seed = pub[pub["encoding"] == pub_enc].groupby("seed")["motifs_count"].mean()
+        lo, hi = _window(per_seed.to_numpy(float), "motifs_count")
+        assert lo <= art["network"]["mean_motif"] <= hi
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_connected_triples_against_igraph(seed):
+    rng = np.random.default_rng(seed)
+    n = 25
+    edges = rng.integers(0, n, size=(60, 2))  # loops, parallel and reciprocal edges included
+    g = ig.Graph(n=n, edges=edges.tolist(), directed=True)
+    from snntopo.encode.graph import Block, from_edges
+
+    graph = from_edges(
+        edges[:, 0], edges[:, 1], np.ones(60, np.float32), [Block("all", 0, n, (n,))]
+    )
+    assert connected_triples(graph) == g.motifs_randesu_no(size=3)
