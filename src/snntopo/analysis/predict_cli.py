@@ -30,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
                            "display.max_colwidth", 120):  # fmt: skip
         # an extrapolated row shows "none: extrapolation (features)", never an interval/coverage
         print(display_frame(pred).to_string(index=False))
-        print(pd.read_csv(paths["ranks"]).round(4).to_string(index=False))
+        ranks = pd.read_csv(paths["ranks"], dtype={"extrapolation": object})
+        print(ranks.fillna({"extrapolation": ""}).round(4).to_string(index=False))
     n_ext = int((pred["extrapolation"] != "").sum())
     if n_ext:
         print(f"extrapolation: {n_ext} of {len(pred)} networks have features outside the "
