@@ -29,6 +29,7 @@ import pandas as pd
 from ...errors import ArtifactError
 from ...io import read_json
 from ...names import KEYS
+from ..models import signed_log1p
 from ..tables import select_features
 from .fileformat import METRIC_DEFINITIONS, PredictorError, load_predictor
 from .model import apply_model
@@ -216,10 +217,15 @@ def extrapolation(
     sc: Mapping[str, Any], X: np.ndarray, s: np.ndarray
 ) -> list[list[dict[str, Any]]]:
     """Per network (row of ``X``), the features outside the scope's training range: name, value,
-    range, and distance in training standard deviations (``sd_outside``; the sparsity's is left
-    empty). A NaN feature (imputed by the training median) is not an extrapolation."""
+    range, the distance beyond the range in training standard deviations of the raw values
+    (``sd_outside``), and the value's position on the model's own scale (``model_z``: signed log,
+    standardised by the training mean and sd; the ridge clips it at +-CLIP). The sparsity's SD
+    columns are left empty. A NaN feature (imputed by the training median) is not an
+    extrapolation."""
     r = sc["feature_ranges"]
     lo, hi, sd = (np.asarray(r[k], float) for k in ("min", "max", "std"))
+    lin = sc["model"]["linear"]
+    z_mean, z_scale = np.asarray(lin["mean"], float), np.asarray(lin["scale"], float)
     slack = RANGE_SLACK * np.maximum(np.abs(lo), np.abs(hi))
     levels = sc["sparsities"]
     out: list[list[dict[str, Any]]] = []
@@ -227,22 +233,27 @@ def extrapolation(
         row = []
         if not levels[0] - 1e-9 <= s[i] <= levels[-1] + 1e-9:
             row.append({"feature": "sparsity", "value": float(s[i]), "min": levels[0],
-                        "max": levels[-1], "sd_outside": float("nan")})  # fmt: skip
+                        "max": levels[-1], "sd_outside": float("nan"),
+                        "model_z": float("nan")})  # fmt: skip
         for j, name in enumerate(sc["features"]):
             v = X[i, j]
             if not np.isfinite(v) or lo[j] - slack[j] <= v <= hi[j] + slack[j]:
                 continue
             gap = v - hi[j] if v > hi[j] else lo[j] - v
             sds = gap / sd[j] if sd[j] > 0 else float("inf")
+            z = (signed_log1p(v) - z_mean[j]) / z_scale[j]
             row.append({"feature": name, "value": float(v), "min": float(lo[j]),
-                        "max": float(hi[j]), "sd_outside": float(sds)})  # fmt: skip
+                        "max": float(hi[j]), "sd_outside": float(sds),
+                        "model_z": float(z)})  # fmt: skip
         out.append(row)
     return out
 
 
 def _describe(e: Mapping[str, Any]) -> str:
     side = "above" if e["value"] > e["max"] else "below"
-    far = "" if not math.isfinite(e["sd_outside"]) else f", {e['sd_outside']:.1f} SD {side}"
+    far = "" if not math.isfinite(e["sd_outside"]) else f", {e['sd_outside']:.3g} SD {side}"
+    if math.isfinite(e["model_z"]):
+        far += f" (model scale z {e['model_z']:+.1f})"
     return f"{e['feature']} {e['value']:.4g} not in [{e['min']:.4g}, {e['max']:.4g}]{far}"
 
 

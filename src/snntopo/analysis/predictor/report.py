@@ -113,7 +113,9 @@ def report_section(
             "inside the range. The features outside it:",
             "",
             md_table(
-                pd.DataFrame(details)[[*KEYS, "feature", "value", "min", "max", "sd_outside"]]
+                pd.DataFrame(details)[
+                    [*KEYS, "feature", "value", "min", "max", "sd_outside", "model_z"]
+                ]
             ),  # fmt: skip
             "",
         ]
