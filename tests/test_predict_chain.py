@@ -172,6 +172,12 @@ def test_metrics_files_are_checked_for_meaning(chain, tmp_path, capsys) -> None:
             json.dumps({"local": {**base["local"], "network": {"sink_nodes": "x"}}}),
             "metric 'sink_nodes' is 'x'",
         ),  # fmt: skip
+        "infinite metric": (
+            json.dumps({"local": {**base["local"], "network": {"sink_nodes": 1.0}}}).replace(
+                "1.0", "Infinity"
+            ),
+            "metric 'sink_nodes' is 'inf'",
+        ),
         "no network keys": (
             json.dumps({"local": {**base["local"], "provenance": {}}}),
             "records no network",

@@ -48,6 +48,10 @@ MUTATIONS = {
         lambda g: _lin(g).__setitem__("intercept", "__INF__"),
         "intercept: inf is not a finite number",
     ),
+    "integer beyond float range": (
+        lambda g: _scope(g).__setitem__("n_networks", 10**400),
+        "n_networks: 10+ is not a finite number",
+    ),
     "overflowing coefficients": (
         lambda g: _lin(g).__setitem__("coef", [1e308] * len(_lin(g)["coef"])),
         "coefficients overflow",

@@ -15,6 +15,7 @@ networks inside the range.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -98,10 +99,16 @@ def _values(d: Any, where: str) -> dict[str, float]:
     for k, v in d.items():
         if v is None:
             out[k] = float("nan")
-        elif isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise PredictorError(f"{where}: metric {k!r} is {v!r}, not a finite number or null")
-        else:
-            out[k] = float(v)
+            continue
+        x = math.inf
+        if not isinstance(v, bool) and isinstance(v, int | float):
+            with contextlib.suppress(OverflowError):  # an integer beyond float range
+                x = float(v)
+        if not math.isfinite(x):
+            raise PredictorError(
+                f"{where}: metric {k!r} is {str(v)[:20]!r}, not a finite number or null"
+            )
+        out[k] = x
     return out
 
 

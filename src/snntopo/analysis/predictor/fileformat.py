@@ -110,9 +110,13 @@ def _num(v: Any, where: str, allow_null: bool = False) -> float:
         return float("nan")
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise PredictorError(f"{where}: expected a number, got {type(v).__name__}")
-    if not math.isfinite(v):
-        raise PredictorError(f"{where}: {v} is not a finite number")
-    return float(v)
+    try:
+        x = float(v)  # an integer beyond float range overflows here
+    except OverflowError:
+        x = math.inf
+    if not math.isfinite(x):
+        raise PredictorError(f"{where}: {str(v)[:20]} is not a finite number")
+    return x
 
 
 def _nums(v: Any, where: str, n: int | None = None, allow_null: bool = False) -> list[float]:
