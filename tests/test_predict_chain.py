@@ -192,3 +192,27 @@ def test_metrics_files_are_checked_for_meaning(chain, tmp_path, capsys) -> None:
         err = capsys.readouterr().err
         assert msg in err and err.count("\n") == 1, (name, err)
     assert not (tmp_path / "o").exists()
+
+
+def test_a_family_missing_for_one_network_is_an_error_and_a_null_is_imputed(
+    chain, tmp_path, capsys
+) -> None:
+    d, files = chain
+    pred_dir = d / "pred-inside"
+    if not pred_dir.exists():
+        pytest.skip("needs the predictor of the chain test")
+    partial = [f for f in files[0.9] if "expansion" not in f.name]
+    argv = ["predict", "--predictor", str(pred_dir), str(files[0.6][0]), *map(str, partial)]
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "digits/resnet20/erk/0.9/0: its metric files lack" in err and "spectral_gap" in err
+    # a metric that is null (undefined) is imputed by the training median, and said so
+    doc = json.loads(files[0.6][0].read_text())
+    doc["neighbourhood"]["network"]["motif"] = None
+    f = tmp_path / "null.json"
+    f.write_text(json.dumps(doc))
+    assert (
+        main(["predict", "--predictor", str(pred_dir), str(f), "--out", str(tmp_path / "p")]) == 0
+    )
+    pred = pd.read_csv(tmp_path / "p" / "predictions.csv")
+    assert pred["imputed"].tolist() == ["motif"]

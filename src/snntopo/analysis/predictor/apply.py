@@ -216,7 +216,12 @@ def metric_table(files: list[str], encoding: str, mode: str) -> pd.DataFrame:
     if not rows:
         raise PredictorError(f"the metric files hold no {encoding} metrics")
     df = pd.DataFrame(list(rows.values())).sort_values(list(KEYS)).reset_index(drop=True)
-    return select_features(df, encoding)
+    # which values each network's files hold (null included): a value absent for one network but
+    # present for another means a family was not computed there, not a NaN metric
+    df.attrs["present"] = {k: frozenset(r) for k, r in rows.items()}
+    out = select_features(df, encoding)
+    out.attrs["present"] = df.attrs["present"]
+    return out
 
 
 # ------------------------------------------------------------------------------ extrapolation
@@ -295,6 +300,16 @@ def predict_details(
                 + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else "")
                 + "; compute every metric family the predictor was fit on"
             )
+        present = df.attrs.get("present", {})
+        for _, r in part.iterrows():
+            have = present.get(tuple(r[k] for k in KEYS))
+            lack = [c for c in sc["features"] if have is not None and c not in have]
+            if lack:
+                raise PredictorError(
+                    f"{'/'.join(str(r[k]) for k in KEYS)}: its metric files lack {lack[:5]}"
+                    + (f" (+{len(lack) - 5} more)" if len(lack) > 5 else "")
+                    + "; compute every metric family the predictor was fit on for every network"
+                )
         X = part[sc["features"]].to_numpy(float)
         s = part["sparsity"].to_numpy(float)
         with np.errstate(all="ignore"):
@@ -318,6 +333,10 @@ def predict_details(
         out["extrapolation_detail"] = ["; ".join(map(_describe, row)) for row in ext]
         out["max_sd_outside"] = [max((e["sd_outside"] for e in row if math.isfinite(e["sd_outside"])),
                                      default=np.nan) for row in ext]  # fmt: skip
+        out["imputed"] = [
+            ";".join(c for j, c in enumerate(sc["features"]) if np.isnan(X[i, j]))
+            for i in range(len(X))
+        ]
         out["interval_note"] = [
             "extrapolation: features outside the training range, no interval"
             if row
