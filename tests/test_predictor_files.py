@@ -178,3 +178,29 @@ def test_the_stored_ridge_is_the_analysis_ridge() -> None:
     Xt[0, 1] = np.nan
     ref = make_model("ridge", seed=0).fit(X, y).predict(Xt)
     assert apply_linear(params, Xt) == pytest.approx(ref, rel=1e-9, abs=1e-12)
+
+
+def test_too_few_residuals_for_the_level_means_no_interval(tmp_path) -> None:
+    """3 methods x 1 sparsity x 1 seed: 3 held-out residuals cannot give a 90 % interval
+    (the ceil(0.9 * 4) = 4th smallest of 3), so predictions come without one, and say why."""
+    import pandas as pd
+
+    from snntopo.analysis.predictor import predict
+
+    rows = [{"dataset": "cifar10", "arch": "resnet20", "method": m, "sparsity": 0.9, "seed": 0}
+            for m in ("a", "b", "c")]  # fmt: skip
+    t = tmp_path / "t"
+    t.mkdir()
+    keys = pd.DataFrame(rows)
+    keys.assign(accuracy=[0.8, 0.82, 0.85]).to_csv(t / "networks.csv", index=False)
+    keys.assign(signal=[1.0, 2.0, 3.0]).to_csv(t / "mge.csv", index=False)
+    fit_predictor(t, tmp_path / "p", mode="exact")
+    assert load_predictor(tmp_path / "p")["scopes"][0]["interval_halfwidth"] is None
+    art = {"family": "local", "encodings": {"mge": {"mode": "exact", "network": {"signal": 2.0}}},
+           "network": {**rows[0], "method": "new"}}  # fmt: skip
+    f = tmp_path / "m.json"
+    f.write_text(json.dumps(art))
+    pred, _ = predict(tmp_path / "p", [str(f)])
+    r = pred.iloc[0]
+    assert np.isnan(r["lower"]) and np.isnan(r["measured_coverage"]) and r["extrapolation"] == ""
+    assert r["interval_note"] == "too few held-out residuals for a 0.9 interval"
