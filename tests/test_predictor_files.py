@@ -166,6 +166,22 @@ def test_excluded_features_are_not_used_and_are_recorded(tmp_path) -> None:
     assert load_predictor(tmp_path / "q")["excluded_features"] == ["one_hop_nei_norm"]
 
 
+def test_the_default_exclusions_come_from_one_hook(tmp_path, monkeypatch) -> None:
+    from snntopo.analysis.predictor import fit as fit_module
+
+    synthetic(tmp_path / "t", "exact")
+    fit_predictor(tmp_path / "t", tmp_path / "p0", mode="exact")
+    assert load_predictor(tmp_path / "p0")["excluded_features"] == []
+    monkeypatch.setattr(fit_module, "default_excluded_features", lambda tables, mode: ["signal"])
+    assert main(["fit", "--tables", str(tmp_path / "t"), "--mode", "exact",
+                 "--out", str(tmp_path / "p1")]) == 0  # fmt: skip
+    assert load_predictor(tmp_path / "p1")["excluded_features"] == ["signal"]
+    # an explicit (even empty) list replaces the default
+    assert main(["fit", "--tables", str(tmp_path / "t"), "--mode", "exact",
+                 "--exclude-features", "--out", str(tmp_path / "p2")]) == 0  # fmt: skip
+    assert load_predictor(tmp_path / "p2")["features"] == ["noise", "signal"]
+
+
 def test_the_stored_ridge_is_the_analysis_ridge() -> None:
     """apply_linear on the stored numbers equals scikit-learn's make_model('ridge') pipeline,
     missing values and heavy tails (clipping) included."""

@@ -13,7 +13,8 @@ One module per job:
 - :mod:`.validation`: leave-one-method-out validation against the sparsity and layer-density
   baselines;
 - :mod:`.fit`: ``fit_predictor`` (tables -> ``predictor.json``; ``exclude_features`` leaves
-  columns out of the model and is recorded);
+  columns out of the model and is recorded; by default the columns
+  :func:`.fit.default_excluded_features` names);
 - :mod:`.fileformat`: the file format, writing, and loading with validation of shape and meaning;
 - :mod:`.apply`: reading metric files (the workflow's and ``snntopo metrics``'s), prediction,
   extrapolation marks, ranks among all known methods;
@@ -32,7 +33,12 @@ from .fileformat import (
     load_predictor,
     validate,
 )
-from .fit import PAPER_MGE_TO_CANONICAL, feature_frames, fit_predictor
+from .fit import (
+    PAPER_MGE_TO_CANONICAL,
+    default_excluded_features,
+    feature_frames,
+    fit_predictor,
+)
 from .model import apply_linear, apply_model, conformal_q, fit_linear, fit_model
 from .report import display_frame, write_predictions
 from .validation import DEFAULT_LEVEL, PREDICTORS, leave_one_method_out, lomo_verdicts
@@ -49,6 +55,7 @@ __all__ = [
     "apply_linear",
     "apply_model",
     "conformal_q",
+    "default_excluded_features",
     "display_frame",
     "extrapolation",
     "feature_frames",
