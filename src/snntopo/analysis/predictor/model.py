@@ -65,16 +65,25 @@ def apply_curve(curve: Mapping[str, Any], s: np.ndarray) -> np.ndarray:
 
 def fit_model(s: np.ndarray, X: np.ndarray, y: np.ndarray, rounds: int = 8) -> dict[str, Any]:
     """Curve and ridge fitted jointly by backfitting: the ridge on ``y - curve``, then the curve
-    on ``y - ridge`` (its intercept folded into the curve), ``rounds`` times."""
+    on ``y - ridge`` (its intercept folded into the curve), ``rounds`` times.
+
+    The ridge's preprocessing (imputation, signed log, standardisation, clip) depends on ``X``
+    only, so it is fitted once; each round refits only the pipeline's final ridge."""
+    from sklearn.base import clone
+
     curve = fit_curve(s, y)
-    linear = fit_linear(X, y - apply_curve(curve, s))
-    if X.shape[1] == 0:
-        return {"curve": curve, "linear": linear}
-    for _ in range(rounds):
-        lin = apply_linear(linear, X)
-        curve = fit_curve(s, y - lin)
-        linear = fit_linear(X, y - apply_curve(curve, s))
-    return {"curve": curve, "linear": linear}
+    if X.shape[1] == 0 or len(y) < 3:
+        return {"curve": curve, "linear": fit_linear(X, y - apply_curve(curve, s))}
+    pipe = make_model("ridge", seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        Z = pipe[:-1].fit_transform(X)  # fits the pipeline's own preprocessing steps
+        est = clone(pipe[-1]).fit(Z, y - apply_curve(curve, s))
+        for _ in range(rounds):
+            curve = fit_curve(s, y - est.predict(Z))
+            est = clone(pipe[-1]).fit(Z, y - apply_curve(curve, s))
+    pipe.steps[-1] = (pipe.steps[-1][0], est)
+    return {"curve": curve, "linear": ridge_parameters(pipe)}
 
 
 def apply_model(model: Mapping[str, Any], s: np.ndarray, X: np.ndarray) -> np.ndarray:
