@@ -105,12 +105,42 @@ def test_predict_a_new_method_and_its_rank(exact_fit, tmp_path: Path) -> None:
         expect.append(CURVE[sp] + 0.02 * slog(z))
     pred, ranks = predict(d / "pred", [str(f) for f in files])
     assert pred["predicted"].to_numpy() == pytest.approx(expect, abs=2e-3)
-    assert (pred["lower"] <= pred["predicted"]).all() and (pred["upper"] >= pred["predicted"]).all()
+    # signal = 30 lies far above the training signals (normal, sd 3): an extrapolation, no interval
+    sig = truth["signal"].to_numpy()
+    assert sig.max() < 30
+    inside = pred["sparsity"] != 0.95
+    assert (pred.loc[~inside, "extrapolation"] == "signal").all()
+    assert pred.loc[~inside, ["lower", "upper", "measured_coverage"]].isna().all().all()
+    sds = (30 - sig.max()) / sig.std()
+    assert pred.loc[~inside, "max_sd_outside"].iloc[0] == pytest.approx(sds, rel=1e-6)
+    ok = pred[inside]
+    assert (ok["extrapolation"] == "").all() and ok["measured_coverage"].between(0, 1).all()
+    assert (ok["lower"] <= ok["predicted"]).all() and (ok["upper"] >= ok["predicted"]).all()
     means = truth.groupby(["method", "sparsity"])["accuracy"].mean()
     for sp, value in zip(SPARSITIES, expect, strict=True):
         better = int((means.xs(sp, level="sparsity") > value).sum())
         assert ranks.set_index("sparsity").loc[sp, "rank"] == better + 1
     assert (ranks["among"] == 7).all()
+    assert (ranks.set_index("sparsity")["extrapolation"] == ["", "", "", "signal"]).all()
+
+
+def test_a_namesake_is_ranked_among_all_known_methods(exact_fit, tmp_path: Path) -> None:
+    """A new mask of a method the predictor knows (m3) is ranked among all 6 known methods, the
+    known m3 included: 'among 7', not 'among 6'."""
+    d, truth, _ = exact_fit
+    means = truth.groupby(["method", "sparsity"])["accuracy"].mean()
+    # the known m3's own signal at 0.9: the new mask sits where the known m3 sits
+    z = float(truth[(truth.method == "m3") & (truth.sparsity == 0.9)]["signal"].median())
+    keys = {"dataset": "cifar10", "arch": "resnet20", "method": "m3", "sparsity": 0.9, "seed": 0}
+    f = artifact(tmp_path / "n/metrics/local.json", keys, {"signal": z, "noise": 0.0})
+    _, ranks = predict(d / "pred", [str(f)])
+    r = ranks.iloc[0]
+    assert r["among"] == 7 and r["label"] == "m3 (new)"
+    order = r["order_best_first"].split(" > ")
+    assert sorted(order) == sorted([*METHODS, "m3 (new)"])
+    value = CURVE[0.9] + 0.02 * slog(z)
+    better = int((means.xs(0.9, level="sparsity") > value).sum())
+    assert r["rank"] == better + 1 and order.index("m3 (new)") == better
 
 
 def test_metrics_of_another_mode_are_refused(exact_fit, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.dummy import DummyRegressor
@@ -25,6 +26,7 @@ from ..errors import ConfigError
 
 MODELS = ("ridge", "gbt")
 RIDGE_ALPHAS = np.logspace(-2, 3, 11)
+CLIP = 5.0  # the ridge's standardised features are clipped to +-CLIP training standard deviations
 
 
 def signed_log1p(X: np.ndarray) -> np.ndarray:
@@ -52,7 +54,7 @@ def make_model(name: str, seed: int) -> Pipeline:
             imputer,
             FunctionTransformer(signed_log1p),
             StandardScaler(),
-            FunctionTransformer(np.clip, kw_args={"a_min": -5.0, "a_max": 5.0}),
+            FunctionTransformer(np.clip, kw_args={"a_min": -CLIP, "a_max": CLIP}),
             RidgeCV(alphas=RIDGE_ALPHAS),
         )
     if name == "gbt":
@@ -67,6 +69,22 @@ def make_model(name: str, seed: int) -> Pipeline:
         )
         return make_pipeline(imputer, gbt)
     raise ConfigError(f"unknown model {name!r}; allowed: {', '.join(MODELS)}")
+
+
+def ridge_parameters(pipe: Pipeline) -> dict[str, Any]:
+    """The numbers of a fitted ``make_model("ridge", ...)`` pipeline as plain lists, enough to
+    apply it without scikit-learn: ``clip((signed_log1p(x, NaN -> medians) - mean) / scale,
+    +-CLIP) @ coef + intercept`` (the accuracy predictor stores these; its
+    ``apply_linear`` is checked against ``pipe.predict`` in the tests)."""
+    imputer, scaler, ridge = pipe[0], pipe[2], pipe[-1]
+    return {
+        "medians": np.asarray(imputer.statistics_, float).tolist(),
+        "mean": np.asarray(scaler.mean_, float).tolist(),
+        "scale": np.asarray(scaler.scale_, float).tolist(),
+        "coef": np.asarray(ridge.coef_, float).tolist(),
+        "intercept": float(ridge.intercept_),
+        "alpha": float(ridge.alpha_),
+    }
 
 
 def constant_model() -> Pipeline:

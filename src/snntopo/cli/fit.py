@@ -15,6 +15,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="encoding mode of the tables' metrics (paper tables: reference; required otherwise)",
     )  # fmt: skip
     parser.add_argument("--level", type=float, default=DEFAULT_LEVEL, help="nominal interval level")
+    parser.add_argument(
+        "--exclude-features", nargs="*", default=None, metavar="FEATURE",
+        help="MGE columns the model must not use (metric keys or the paper's column names); "
+        "default: the built-in list of columns not reproducible on the tables' scale",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     paths = fit_predictor(
         args.tables, args.out, mode=args.mode, level=args.level,
-        progress=lambda m: print(f"fit: {m}", flush=True),
+        exclude_features=args.exclude_features, progress=lambda m: print(f"fit: {m}", flush=True),
     )  # fmt: skip
     summary = pd.read_csv(paths["lomo_verdicts"])
     if len(summary):
