@@ -14,18 +14,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-#: what each analysis figure shows, one line under it (the Snakemake report has the long captions)
-FIGURE_TITLES = {
-    "regression_r2": "Out-of-fold R² of each feature set and model (higher: the topology "
-    "predicts the accuracy better; grouped cross-validation: mean over folds, whiskers their "
-    "spread)",
-    "importance": "Permutation importance of the MGE metrics on held-out folds (the drop in R² "
-    "when one metric is shuffled)",
-    "ranking_tau": "Kendall's τ between the measured and the predicted ranking of the PaI "
-    "methods (1: same order, 0: unrelated)",
-    "ramanujan_density": "Ramanujan metrics against layer density, per layer (how much of a "
-    "Ramanujan metric is density alone)",
-}
+from .captions import FIGURES, Caption
 
 
 def data_uri(path: str | Path) -> str:
@@ -37,10 +26,13 @@ def data_uri(path: str | Path) -> str:
     return f"data:{mime};base64,{base64.b64encode(p.read_bytes()).decode('ascii')}"
 
 
-def _figure(path: str, caption: str) -> str:
+def _figure(path: str) -> str:
+    """A figure with its caption (:mod:`snntopo.plots.captions`, the Snakemake report's too)."""
+    stem = Path(path).stem
+    cap = FIGURES.get(stem, Caption(stem, ""))
     return (
-        f'<figure><img src="{data_uri(path)}" alt="{escape(Path(path).stem)}" '
-        f'style="max-width:100%"><figcaption>{escape(caption)}</figcaption></figure>'
+        f'<figure><img src="{data_uri(path)}" alt="{escape(stem)}" style="max-width:100%">'
+        f"<figcaption><b>{escape(cap.title)}</b> {escape(cap.text)}</figcaption></figure>"
     )
 
 
@@ -57,15 +49,10 @@ def render_report(
     items = "".join(f"<li><b>{escape(k)}</b>: {escape(str(v))}</li>" for k, v in grid.items())
     acc = accuracy.to_html(index=False, border=0, classes="acc")
     mge = "".join(
-        "<h2>The multipartite graph encoding (MGE) of one network</h2>\n"
-        + _figure(f, "The sparsest network of the grid, layers as columns, input on the left")
+        "<h2>The multipartite graph encoding (MGE) of one network</h2>\n" + _figure(f)
         for f in graph_figures
     )
-    imgs = "\n".join(
-        _figure(f, FIGURE_TITLES.get(Path(f).stem, Path(f).stem))
-        for f in figures
-        if f.endswith(".png")
-    )
+    imgs = "\n".join(_figure(f) for f in figures if f.endswith(".png"))
     summary = (
         f'<p>Protocol, numbers and verdicts on the paper\'s claims: <a href="{escape(summary_href)}">'
         "analysis summary</a> (in <code>analysis/</code> beside this page).</p>"
