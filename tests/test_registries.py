@@ -350,3 +350,19 @@ def test_every_rule_that_runs_package_code_carries_its_code_digest():
             m = re.search(r'code=(?:lambda wc: )?W\.stage_code\(\s*"(\w+)"', block)
             assert m, f"{path.name}: a rule without code=W.stage_code(...):\n{block[:200]}"
             assert (REPO / "src" / "snntopo" / "stages" / f"{m.group(1)}.py").exists(), m.group(1)
+
+
+def test_architecture_recipes_name_every_config_key_the_registries_fill():
+    """docs/architecture.md's recipes list each config key whose names come from a registry (the
+    schema's enums and "every registered name" defaults), and each registry's facts dataclass."""
+    from snntopo import config as C
+
+    text = (REPO / "docs" / "architecture.md").read_text()
+    recipes = text[text.index("## Extending snntopo") : text.index("## Stage code map")]
+    schema_words = {"properties", "items", "propertyNames", "additionalProperties"}
+    for loc in [*C._REGISTRY_ENUMS, *C._REGISTRY_DEFAULTS]:
+        key = ".".join(p for p in loc if p not in schema_words)
+        key = key.removesuffix(".match.dataset").removesuffix(".match.arch")
+        assert f"`{key}" in recipes, key
+    for reg in (MODELS, METHODS, ENCODINGS, FAMILIES, registry("datasets")):
+        assert f"`{reg.facts.__name__}`" in recipes, reg.facts.__name__
