@@ -13,6 +13,7 @@ from snntopo.errors import ConfigError
 from snntopo.overrides import layered_config
 from snntopo import workflow as W
 from snntopo import gridpoint
+from snntopo.plots.captions import ANALYSIS_FIGURES
 
 # The configuration, layered the Snakemake way: DEFAULT_CONFIG (the Snakefile's `configfile:`),
 # then each --configfile, then --config key=value (re-typed as YAML reads it: download=true is a
@@ -92,10 +93,7 @@ ANALYSIS_CSV = [
     f"{RESULTS}/analysis/{t}.csv"
     for t in ("ramanujan_density", "regression", "importance", "ranking")
 ]
-FIGURES = [
-    f"{RESULTS}/analysis/figures/{f}.png"
-    for f in ("regression_r2", "importance", "ranking_tau", "ramanujan_density")
-]
+FIGURES = [f"{RESULTS}/analysis/figures/{f}.png" for f in ANALYSIS_FIGURES]
 GRAPH_FILES = [
     p for e in config["encodings"] for p in net_paths(SPARSE, f"graphs/{e}.npz")
 ]

@@ -19,8 +19,7 @@ def registered():
 
     yield register
     for name in added:  # leave the registry as it was
-        FAMILIES._items.pop(name)
-        FAMILIES._meta.pop(name)
+        FAMILIES.unregister(name)
 
 
 def test_family_registered_with_encodings_is_an_mge_family(registered):

@@ -193,8 +193,8 @@ def test_dummy_family_registered_in_registry_is_computable():
             compute_family("dummy_test", g)
     finally:
         for name in ("dummy_test", "plain_test"):
-            FAMILIES._items.pop(name, None)
-            FAMILIES._meta.pop(name, None)
+            if name in FAMILIES:
+                FAMILIES.unregister(name)
 
 
 def test_cli_writes_artifact_and_prints_one_json_line(tmp_path, capsys):

@@ -70,7 +70,7 @@ def test_budget_all_sparsities(method, arch):
         assert all(m.dtype == torch.bool and m.device.type == "cpu" for m in masks.values())
         check_budget(method, masks, info, s)
         assert info["emptied_layers"] == [n for n, m in masks.items() if not m.any()]
-        assert (info["fingerprint"] is not None) == METHODS.meta(method)["needs_data"]
+        assert (info["fingerprint"] is not None) == METHODS.meta(method).needs_data
 
 
 @pytest.mark.slow
@@ -227,7 +227,7 @@ def test_emptied_layers_are_reported_and_logged(monkeypatch, caplog):
         return masks
 
     monkeypatch.setitem(METHODS._items, "empty_first", empty_first)
-    monkeypatch.setitem(METHODS._meta, "empty_first", {"needs_data": False})
+    monkeypatch.setitem(METHODS._meta, "empty_first", METHODS.make_facts("empty_first"))
     with caplog.at_level(logging.WARNING, logger="snntopo.pai"):
         _, info = compute_mask("empty_first", small("resnet20"), 0.1, seed=0)
     assert info["emptied_layers"] == ["conv1.weight"]

@@ -75,7 +75,9 @@ def test_schema_enums_and_pai_settings_come_from_the_registries(monkeypatch):
     raw = {k: base[k] for k in ("datasets", "architectures", "methods", "sparsities", "seeds")}
     # a newly registered architecture is accepted everywhere an architecture is named
     monkeypatch.setitem(MODELS._items, "tinynet", "snntopo.models.conv6:Conv6")
-    monkeypatch.setitem(MODELS._meta, "tinynet", {"training": {"weight_decay": 3e-4}})
+    monkeypatch.setitem(
+        MODELS._meta, "tinynet", MODELS.make_facts("tinynet", training={"weight_decay": 3e-4})
+    )
     cfg = check_config(
         {
             **raw,
@@ -108,7 +110,9 @@ def test_resources_follow_method_facts(monkeypatch):
     for m in METHODS.names():
         assert W.wants_gpu(m) == bool(METHODS.fact(m, "wants_gpu"))
     monkeypatch.setitem(METHODS._items, "newpai", "snntopo.pai.uniform:compute")
-    monkeypatch.setitem(METHODS._meta, "newpai", {"needs_data": True, "wants_gpu": True})
+    monkeypatch.setitem(
+        METHODS._meta, "newpai", METHODS.make_facts("newpai", needs_data=True, wants_gpu=True)
+    )
     assert W.wants_gpu("newpai") and W.needs_data("newpai")
     assert not W.wants_gpu("dense")
 
@@ -116,10 +120,91 @@ def test_resources_follow_method_facts(monkeypatch):
 def test_family_encodings_follow_encoding_kinds(monkeypatch):
     assert family_encoding_names("ramanujan") == registry("encodings").where(kind="bipartite")
     monkeypatch.setitem(ENCODINGS._items, "newenc", "snntopo.encode.rolled:build")
-    monkeypatch.setitem(ENCODINGS._meta, "newenc", {"kind": "bipartite", "edge_model": "weights"})
+    monkeypatch.setitem(ENCODINGS._meta, "newenc", ENCODINGS.make_facts("newenc", kind="bipartite"))
     assert "newenc" in family_encoding_names("ramanujan")
     assert "newenc" in family_encoding_names("local")
     assert "newenc" in W.table_names()
+
+
+@pytest.fixture
+def scratch(monkeypatch):
+    """Register members for one test: every registry is restored afterwards."""
+    for reg in (MODELS, METHODS, ENCODINGS, FAMILIES, registry("datasets")):
+        monkeypatch.setattr(reg, "_items", dict(reg._items))
+        monkeypatch.setattr(reg, "_meta", dict(reg._meta))
+
+
+@pytest.mark.parametrize(
+    "reg,facts,needle",
+    [
+        (MODELS, {"runtime_min_per_epoch": "fast"}, "fact 'runtime_min_per_epoch' must be float"),
+        (MODELS, {"trainig": {}}, "unknown fact 'trainig' (did you mean 'training'?)"),
+        (METHODS, {"needs_data": 1}, "fact 'needs_data' must be bool, got 1"),
+        (METHODS, {"wants_gpu": True, "gpu": True}, "unknown fact 'gpu'"),
+        (ENCODINGS, {"kind": "tripartite"}, "fact 'kind' must be Literal"),
+        (ENCODINGS, {"edge_model": "weights"}, "missing fact(s) kind"),
+        (FAMILIES, {"kinds": ["bipartite"]}, "fact 'kinds' must be tuple"),
+        (FAMILIES, {"normalisers": {"x": "layers"}}, "fact 'normalisers' must be dict"),
+        (FAMILIES, {"threads": 2.0}, "fact 'threads' must be int"),
+        (registry("datasets"), {"index_fle": "x"}, "unknown fact 'index_fle'"),
+    ],
+)
+def test_a_wrong_or_unknown_fact_is_refused_at_registration_in_one_line(
+    scratch, reg, facts, needle
+):
+    before = reg.names()
+    with pytest.raises(ValueError) as err:
+        reg.register("newmember", "snntopo.pai.uniform:compute", **facts)
+    msg = str(err.value)
+    assert needle in msg and "\n" not in msg
+    assert msg.startswith(f"{reg.family} 'newmember': ")
+    assert reg.names() == before  # nothing half-registered
+
+
+def test_a_family_registered_with_encodings_or_with_kinds_resolves(scratch):
+    from snntopo.analysis.features import _mge_families
+    from snntopo.metrics import applicable_families
+
+    FAMILIES.register("by_names", "snntopo.metrics.local:local_metrics", encodings=("mge",))
+    FAMILIES.register(
+        "by_kinds", "snntopo.metrics.local:local_metrics", kinds=("bipartite",), metrics=("bk",)
+    )
+    FAMILIES.register("by_default", "snntopo.metrics.local:local_metrics", metrics=("bd",))
+    # the registered encodings by hand: mge is multipartite, the two rolled ones bipartite
+    assert family_encoding_names("by_names") == ["mge"]
+    assert family_encoding_names("by_kinds") == ["rolled", "rolled-channel"]
+    assert family_encoding_names("by_default") == ["mge", "rolled", "rolled-channel"]
+    mge, rolled = applicable_families("mge"), applicable_families("rolled")
+    assert "by_names" in mge and "by_names" not in rolled
+    assert "by_kinds" in rolled and "by_kinds" not in mge
+    assert "by_default" in mge and "by_default" in rolled
+    mge_metrics = _mge_families()
+    assert mge_metrics.get("bd") == "by_default" and "bk" not in mge_metrics
+    # the defaults a family gets: one each, the same wherever they are read
+    facts = FAMILIES.meta("by_names")
+    assert (facts.kinds, facts.layered, facts.threads) == (("multipartite", "bipartite"), False, 1)
+    assert W.family_threads("by_names") == 1 and facts.normalisers == {}
+
+
+def test_member_digest_follows_the_facts_not_how_they_were_written(scratch):
+    from snntopo.codedigest import stage_modules
+
+    ref = "snntopo.metrics.local:local_metrics"
+    FAMILIES.register("a1", ref, metrics=("x", "y"), normalisers={"x": "nodes", "y": "edges"})
+    # the same facts in another order, with a default spelled out
+    FAMILIES.register(
+        "a2", ref, normalisers={"y": "edges", "x": "nodes"}, threads=1, metrics=("x", "y")
+    )
+    FAMILIES.register(
+        "a3", ref, metrics=("x", "y"), normalisers={"x": "nodes", "y": "edges"}, threads=2
+    )
+
+    def entry(name):
+        return stage_modules("metrics", family=name)[1]
+
+    assert entry("a1") == entry("a2")
+    assert entry("a1") != entry("a3")  # one changed fact changes the member's digest
+    assert list(FAMILIES.facts_dict("a1")) == sorted(FAMILIES.facts_dict("a1"))
 
 
 def test_dense_edge_facts_match_the_real_layer_specs():
@@ -265,3 +350,19 @@ def test_every_rule_that_runs_package_code_carries_its_code_digest():
             m = re.search(r'code=(?:lambda wc: )?W\.stage_code\(\s*"(\w+)"', block)
             assert m, f"{path.name}: a rule without code=W.stage_code(...):\n{block[:200]}"
             assert (REPO / "src" / "snntopo" / "stages" / f"{m.group(1)}.py").exists(), m.group(1)
+
+
+def test_architecture_recipes_name_every_config_key_the_registries_fill():
+    """docs/architecture.md's recipes list each config key whose names come from a registry (the
+    schema's enums and "every registered name" defaults), and each registry's facts dataclass."""
+    from snntopo import config as C
+
+    text = (REPO / "docs" / "architecture.md").read_text()
+    recipes = text[text.index("## Extending snntopo") : text.index("## Stage code map")]
+    schema_words = {"properties", "items", "propertyNames", "additionalProperties"}
+    for loc in [*C._REGISTRY_ENUMS, *C._REGISTRY_DEFAULTS]:
+        key = ".".join(p for p in loc if p not in schema_words)
+        key = key.removesuffix(".match.dataset").removesuffix(".match.arch")
+        assert f"`{key}" in recipes, key
+    for reg in (MODELS, METHODS, ENCODINGS, FAMILIES, registry("datasets")):
+        assert f"`{reg.facts.__name__}`" in recipes, reg.facts.__name__

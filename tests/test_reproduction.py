@@ -113,9 +113,9 @@ def test_registry_marks_exactly_the_columns_found_not_reproducible():
         assert "mean_motif" in reproducible_columns(enc)
         assert not bge_bad & set(reproducible_columns(enc))
     for fam in FAMILIES.names():  # every mark names a metric the family writes
-        meta = FAMILIES.meta(fam)
-        assert set(meta.get("not_reproducible", {})) <= set(meta["metrics"])
-        assert set(meta.get("not_reproducible_layers", {})) <= set(meta["metrics"])
+        facts = FAMILIES.meta(fam)
+        assert set(facts.not_reproducible) <= set(facts.metrics)
+        assert set(facts.not_reproducible_layers) <= set(facts.metrics)
 
 
 @pytest.mark.parametrize(

@@ -218,7 +218,7 @@ def stage_modules(stage: str, **members: str | None) -> tuple[list[str], list[st
         ref = reg.ref(name)
         # an entry registered as a plain record (a data set's DatasetInfo) is its own fact
         record = None if ref is not None else repr(reg.get(name))
-        entries.append(member_digest(ref, {**reg.meta(name), "record": record}))
+        entries.append(member_digest(ref, {**reg.facts_dict(name), "record": record}))
     return modules, entries
 
 

@@ -386,11 +386,10 @@ def training_settings(config: dict[str, Any], dataset: str, arch: str) -> dict[s
     """The training recipe of one (dataset, arch): the config's defaults, then the architecture's
     registered recipe (fact ``training``, e.g. WRN-28-2's weight decay), then the config's
     matching ``overrides`` in order (so the config always has the last word)."""
-    from .models import MODELS
+    from .models import arch_facts
 
     train = {k: v for k, v in config.get("training", {}).items() if k != "overrides"}
-    if arch in MODELS:
-        train.update(MODELS.fact(arch, "training", {}) or {})
+    train.update(arch_facts(arch).training)
     for ov in config.get("training", {}).get("overrides", []):
         match = ov["match"]
         if match.get("dataset", dataset) == dataset and match.get("arch", arch) == arch:

@@ -59,7 +59,7 @@ def from_paper(kind: str) -> dict[str, str]:
     """``{paper spelling: our name}`` for a registry (``datasets``, ``architectures``, ``methods``,
     ``encodings``), from each entry's ``paper`` fact."""
     reg = registry(kind)
-    out = {str(reg.fact(n, "paper")): n for n in reg.names() if reg.fact(n, "paper")}
+    out = {reg.fact(n, "paper"): n for n in reg.names() if reg.fact(n, "paper")}
     out.update(_ALIASES.get(kind, {}))
     return out
 

@@ -27,14 +27,14 @@ def wants_gpu(method: str) -> bool:
     """Does a mask job of ``method`` run forward/backward passes worth a GPU (registry fact)?"""
     from .pai import METHODS
 
-    return method != DENSE and bool(METHODS.fact(method, "wants_gpu", False))
+    return method != DENSE and METHODS.fact(method, "wants_gpu")
 
 
 def needs_data(method: str) -> bool:
     """Does a mask job of ``method`` read training data (registry fact)?"""
     from .pai import METHODS
 
-    return method != DENSE and bool(METHODS.fact(method, "needs_data", False))
+    return method != DENSE and METHODS.fact(method, "needs_data")
 
 
 def dataset_file(config: dict[str, Any], dataset: str) -> str | None:
@@ -80,11 +80,11 @@ def family_encodings(config: dict[str, Any], family: str) -> list[str]:
 
 
 def family_threads(family: str) -> int:
-    """Cores a family's job uses: its registry fact ``threads`` (default 1); Snakemake lowers it to
+    """Cores a family's job uses: its registry fact ``threads``; Snakemake lowers it to
     ``--cores`` where that is smaller."""
     from .metrics import FAMILIES
 
-    return int(FAMILIES.fact(family, "threads", 1))
+    return FAMILIES.fact(family, "threads")
 
 
 def active_families(config: dict[str, Any]) -> list[str]:
@@ -157,9 +157,9 @@ def train_params(config: dict[str, Any], wc: Any) -> dict[str, Any]:
 def train_runtime_min(config: dict[str, Any], dataset: str, arch: str) -> int:
     """Wall-clock estimate for one training job on one GPU, with a 1.5x margin."""
     from .data import dataset_info
-    from .models import MODELS
+    from .models import arch_facts
 
-    default = MODELS.fact(arch, "runtime_min_per_epoch", 1.0) if arch in MODELS else 1.0
+    default = arch_facts(arch).runtime_min_per_epoch
     per_epoch = config["resources"].get("train_runtime_min_per_epoch", {}).get(arch, default)
     scale = dataset_info(dataset).train_images / 50_000
     epochs = training_settings(config, dataset, arch)["epochs"]
@@ -193,10 +193,10 @@ def planned_edges(arch: str, encoding: str, density: float, width: float, input_
     unrolled MGE also with the number of output positions. Torch-free; corrected at scheduling time
     from the stored layer spec and the real mask (:func:`encode_mem_mb`)."""
     from .encode import ENCODINGS
-    from .models import MODELS
+    from .models import arch_facts
 
-    model = ENCODINGS.fact(encoding, "edge_model", "weights")
-    dense = (MODELS.fact(arch, "dense_edges") if arch in MODELS else None) or UNKNOWN_DENSE_EDGES
+    model = ENCODINGS.fact(encoding, "edge_model")
+    dense = arch_facts(arch).dense_edges or UNKNOWN_DENSE_EDGES
     edges = float(dense[model]) * density * width**2
     if model == "unrolled":
         edges *= (input_side / 32.0) ** 2

@@ -52,7 +52,7 @@ def _mge_families() -> dict[str, str]:
         metric: fam
         for fam in FAMILIES.names()
         if any(ENCODINGS.fact(e, "kind") == "multipartite" for e in family_encoding_names(fam))
-        for metric in FAMILIES.fact(fam, "metrics", ())
+        for metric in FAMILIES.fact(fam, "metrics")
     }
     out.update({paper: out[ours] for paper, ours in _PAPER_SPELLINGS.items() if ours in out})
     return out

@@ -7,13 +7,13 @@ paper. Both files are rendered from the same list of blocks so they cannot disag
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .. import render
 from ..io import write_text
 from ..names import encoding_names
 
@@ -24,22 +24,6 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float | np.floating):
         return "" if np.isnan(v) else f"{v:.3f}"
     return str(v)
-
-
-def _md_table(df: pd.DataFrame) -> str:
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    sep = "|" + "---|" * len(df.columns)
-    rows = ["| " + " | ".join(_fmt(v) for v in r) + " |" for r in df.itertuples(index=False)]
-    return "\n".join([head, sep, *rows])
-
-
-def _html_table(df: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>"
-        for r in df.itertuples(index=False)
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _r2_wide(reg: pd.DataFrame, sets: list[str]) -> pd.DataFrame:
@@ -358,63 +342,11 @@ def build_blocks(res: dict[str, Any], meta: dict[str, Any], params: Any, figs: d
     return b
 
 
-def render_markdown(blocks: list, base: Path) -> str:
-    out = []
-    for kind, x in blocks:
-        if kind == "h1":
-            out.append(f"# {x}")
-        elif kind == "h2":
-            out.append(f"## {x}")
-        elif kind == "p":
-            out.append(x)
-        elif kind == "ul":
-            out.append("\n".join(f"- {i}" for i in x))
-        elif kind == "table":
-            out.append(_md_table(x))
-        elif kind == "img":
-            rel = Path(x).relative_to(base)
-            out.append(f"![{rel.stem}]({rel.as_posix()})")
-    return "\n\n".join(out) + "\n"
-
-
-def _inline(text: str) -> str:
-    """Escape, then turn **bold** and `code` into tags."""
-    import re
-
-    t = html.escape(text)
-    t = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", t)
-    return re.sub(r"`(.+?)`", r"<code>\1</code>", t)
-
-
-def render_html(blocks: list, base: Path) -> str:
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>snntopo analysis</title>",
-        "<style>body{font-family:sans-serif;max-width:70em;margin:2em auto;line-height:1.4}"
-        "table{border-collapse:collapse;font-size:85%;margin:1em 0}"
-        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
-        "img{max-width:100%}</style></head><body>",
-    ]
-    for kind, x in blocks:
-        if kind in ("h1", "h2"):
-            parts.append(f"<{kind}>{html.escape(x)}</{kind}>")
-        elif kind == "p":
-            parts.append(f"<p>{_inline(x)}</p>")
-        elif kind == "ul":
-            parts.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in x) + "</ul>")
-        elif kind == "table":
-            parts.append(_html_table(x))
-        elif kind == "img":
-            rel = Path(x).relative_to(base).as_posix()
-            parts.append(f"<p><img src='{html.escape(rel)}' alt='{html.escape(rel)}'></p>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
 def write_summary(
     res: dict[str, Any], meta: dict[str, Any], params: Any, out: Path, paths: dict[str, Path]
 ) -> dict[str, Path]:
     """Write summary.md and summary.html (figures linked relative to ``out``)."""
     blocks = build_blocks(res, meta, params, paths)
-    write_text(out / "summary.md", render_markdown(blocks, out))
-    write_text(out / "summary.html", render_html(blocks, out))
+    write_text(out / "summary.md", render.markdown(blocks, out, fmt=_fmt))
+    write_text(out / "summary.html", render.html(blocks, "snntopo analysis", out, fmt=_fmt))
     return {"summary_md": out / "summary.md", "summary": out / "summary.html"}

@@ -24,7 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     options.add_network_arguments(parser, method_default="erk")
     parser.add_argument("--encoding", required=True, choices=ENCODINGS.names())
-    modes = sorted({m for e in ENCODINGS.names() for m in ENCODINGS.fact(e, "modes", ("exact",))})
+    modes = sorted({m for e in ENCODINGS.names() for m in ENCODINGS.fact(e, "modes")})
     parser.add_argument("--mode", default="exact", choices=modes)
     parser.add_argument(
         "--identity-edges", action="store_true", help="MGE: weight-1 identity edges"

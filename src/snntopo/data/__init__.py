@@ -15,6 +15,18 @@ from ..registry import Registry, lazy_attributes
 
 
 @dataclass(frozen=True)
+class DatasetFacts:
+    """The registry facts of a data set beside its :class:`DatasetInfo` record (one default
+    each)."""
+
+    paper: str | None = None
+    """The spelling in the authors' tables (``CIFAR-10``); ``None``: not in the paper."""
+    index_file: str | None = None
+    """The file (relative to ``data_root``) whose presence says the data set is extracted;
+    ``None``: nothing on disk (see :func:`extracted_index`)."""
+
+
+@dataclass(frozen=True)
 class DatasetInfo:
     """Static facts about a data set (nothing here requires the files to exist)."""
 
@@ -33,7 +45,7 @@ class DatasetInfo:
     """On-disk format, i.e. which reader of :mod:`snntopo.data.loaders` loads it."""
 
 
-DATASETS: Registry[DatasetInfo] = Registry("dataset")
+DATASETS: Registry[DatasetInfo] = Registry("dataset", DatasetFacts)
 DATASETS.register(
     "cifar10",
     DatasetInfo("cifar10", 10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), True, 32),
@@ -98,7 +110,7 @@ def extracted_index(name: str) -> str | None:
     old modification time, so a data set found already in place never makes Snakemake rerun the
     jobs that read it.
     """
-    return DATASETS.fact(name, "index_file", None)
+    return DATASETS.fact(name, "index_file")
 
 
 _LOADER_NAMES = (
@@ -114,6 +126,7 @@ __getattr__ = lazy_attributes(__name__, dict.fromkeys(_LOADER_NAMES, "loaders"))
 
 __all__ = [
     "DATASETS",
+    "DatasetFacts",
     "DatasetInfo",
     "dataset_info",
     "dataset_shape",

@@ -9,19 +9,32 @@ one ``ENCODINGS.register`` line below. Nothing here imports torch: encodings run
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
 from ..registry import Registry
 from .graph import Block, Graph, from_edges, load_graph, save_graph
 
-#: Facts on each entry: ``kind`` (``multipartite``: one end-to-end graph, metrics on the whole;
-#: ``bipartite``: one bipartite graph per layer, metrics per layer then averaged), ``paper`` (the
-#: authors' folder name), ``modes`` (build modes it distinguishes), ``edge_model`` (how its edge
-#: count follows from a layer's nonzero weights: ``weights``, one edge each; ``unrolled``, one per
-#: tap and output position; see :func:`estimate_edges`), ``table`` (the canonical table it feeds).
-ENCODINGS: Registry = Registry("encoding")
+
+@dataclass(frozen=True)
+class EncodingFacts:
+    """The registry facts of an encoding (one default each; ``kind`` has none)."""
+
+    kind: Literal["multipartite", "bipartite"]
+    """``multipartite``: one end-to-end graph, metrics on the whole; ``bipartite``: one bipartite
+    graph per layer, metrics per layer then averaged."""
+    paper: str | None = None
+    """The authors' folder name; ``None``: not in the paper."""
+    modes: tuple[str, ...] = ("exact",)
+    """The build modes it distinguishes (``exact``, ``reference``)."""
+    edge_model: Literal["weights", "unrolled"] = "weights"
+    """How its edge count follows from a layer's nonzero weights: ``weights``, one edge each;
+    ``unrolled``, one per tap and output position (see :func:`estimate_edges`)."""
+
+
+ENCODINGS: Registry = Registry("encoding", EncodingFacts)
 ENCODINGS.register(
     "mge",
     "snntopo.encode.mge:build",
@@ -47,7 +60,7 @@ def estimate_edges(spec: Mapping[str, Any], nnz: Mapping[str, float], encoding: 
     (memory requests of encode/metric jobs): ``weights`` models have one edge per nonzero weight
     at most; ``unrolled`` ones repeat every nonzero conv tap at each output position and every
     edge out of a pooled node once per pre-pool node of its window."""
-    model = ENCODINGS.fact(encoding, "edge_model", "weights")
+    model = ENCODINGS.fact(encoding, "edge_model")
     total = 0.0
     for layer in spec["layers"]:
         k = float(nnz.get(layer["param"], 0.0))
@@ -84,6 +97,7 @@ def build_graph(
 __all__ = [
     "ENCODINGS",
     "Block",
+    "EncodingFacts",
     "Graph",
     "build_graph",
     "estimate_edges",

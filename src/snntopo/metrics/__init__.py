@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 
@@ -25,7 +26,37 @@ from ..io import provenance
 from ..registry import Registry
 from .base import DEFAULT_PARAMS, FamilyFn, FamilyResult, normalised
 
-FAMILIES: Registry[FamilyFn] = Registry("metric family")
+#: the encoding kinds a family applies to unless it says otherwise
+_ALL = ("multipartite", "bipartite")
+
+
+@dataclass(frozen=True)
+class FamilyFacts:
+    """The registry facts of a metric family (one default each)."""
+
+    kinds: tuple[Literal["multipartite", "bipartite"], ...] = _ALL
+    """The encoding kinds it applies to (see ``snntopo.encode.ENCODINGS``); ignored when
+    ``encodings`` names them explicitly."""
+    encodings: tuple[str, ...] | None = None
+    """The encodings it applies to, by name (over ``kinds``); ``None``: those of ``kinds``."""
+    layered: bool = False
+    """It needs the bipartite layers of a layered encoding."""
+    metrics: tuple[str, ...] = ()
+    """The raw metrics it writes, in the order the analysis plots them."""
+    normalisers: dict[str, Literal["nodes", "edges"]] = field(default_factory=dict)
+    """Metric -> ``"nodes"`` | ``"edges"``: the paper's scale (``<metric>_norm``)."""
+    threads: int = 1
+    """Cores its workflow job uses."""
+    layer_params: dict[str, Any] = field(default_factory=dict)
+    """Parameters that hold on the bipartite layers of a BGE, over the run's."""
+    not_reproducible: dict[str, str] = field(default_factory=dict)
+    """Metric -> why its published values cannot be reproduced from a mask at initialisation
+    (:func:`reproducible_columns`, docs/reproduction.md)."""
+    not_reproducible_layers: dict[str, str] = field(default_factory=dict)
+    """The same for the published BGE tables only."""
+
+
+FAMILIES: Registry[FamilyFn] = Registry("metric family", FamilyFacts)
 
 #: Why the |w|-weighted metrics are not reproducible (evidence: ``docs/reproduction.md``).
 TRAINED_WEIGHTS = (
@@ -42,15 +73,7 @@ BGE_LOCAL = (
     "layer's right side has no out-edges by construction)"
 )
 
-# One line per family. Facts: ``kinds`` (the encoding kinds it applies to, see
-# ``snntopo.encode.ENCODINGS``; or ``encodings``, explicit names), ``layered`` (needs the bipartite
-# layers of a layered encoding), ``normalisers`` (metric -> "nodes" | "edges": the paper's scale),
-# ``metrics`` (the raw metrics it writes, in the order the analysis plots them), ``threads`` (cores
-# its workflow job uses, default 1), ``layer_params`` (parameters that hold on the bipartite layers
-# of a BGE, over the run's), ``not_reproducible`` (metric -> why its published values cannot be
-# reproduced from a mask at initialisation; ``not_reproducible_layers``: the same for the BGE
-# tables only; see :func:`reproducible_columns` and docs/reproduction.md).
-_ALL = ("multipartite", "bipartite")
+# One line per family; its facts are the fields of FamilyFacts.
 FAMILIES.register(
     "local",
     "snntopo.metrics.local:local_metrics",
@@ -125,17 +148,17 @@ def family_encoding_names(family: str, encodings: list[str] | None = None) -> li
     """Registered encodings (or those of ``encodings``) that ``family`` applies to."""
     from ..encode import ENCODINGS
 
-    meta = FAMILIES.meta(family)
+    facts = FAMILIES.meta(family)
     names = ENCODINGS.names() if encodings is None else list(encodings)
-    if meta.get("encodings") is not None:
-        return [e for e in names if e in meta["encodings"]]
-    kinds = meta.get("kinds", _ALL)
-    return [e for e in names if e in ENCODINGS and ENCODINGS.fact(e, "kind") in kinds]
+    if facts.encodings is not None:
+        return [e for e in names if e in facts.encodings]
+    return [e for e in names if e in ENCODINGS and ENCODINGS.fact(e, "kind") in facts.kinds]
 
 
 __all__ = [
     "DEFAULT_PARAMS",
     "FAMILIES",
+    "FamilyFacts",
     "FamilyResult",
     "applicable_families",
     "compute_family",
@@ -155,10 +178,10 @@ def _published_keys(encoding: str) -> list[tuple[str, str, str]]:
     layered = encoding in ENCODINGS and ENCODINGS.fact(encoding, "kind") == "bipartite"
     out = []
     for fam in family_encoding_names_for(encoding):
-        meta = FAMILIES.meta(fam)
-        norms = meta.get("normalisers", {})
-        for m in meta.get("metrics", ()):
-            out.append((fam, m, f"mean_{m}" if layered else f"{m}_norm" if m in norms else m))
+        facts = FAMILIES.meta(fam)
+        for m in facts.metrics:
+            norm = m in facts.normalisers
+            out.append((fam, m, f"mean_{m}" if layered else f"{m}_norm" if norm else m))
     return out
 
 
@@ -173,10 +196,10 @@ def unreproducible_columns(encoding: str = "mge") -> dict[str, str]:
     registry fact ``not_reproducible``). A predictor fit on published tables must not use them."""
     out = {}
     for fam, m, key in _published_keys(encoding):
-        meta = FAMILIES.meta(fam)
-        marks = dict(meta.get("not_reproducible", {}))
+        facts = FAMILIES.meta(fam)
+        marks = dict(facts.not_reproducible)
         if key.startswith("mean_"):  # a layered encoding: the BGE tables' marks too
-            marks.update(meta.get("not_reproducible_layers", {}))
+            marks.update(facts.not_reproducible_layers)
         if m in marks:
             out[key] = marks[m]
     return out
@@ -203,7 +226,7 @@ def applicable_families(encoding: str | None, layered: bool = True) -> list[str]
             or encoding not in _encoding_names()
             or encoding in family_encoding_names(f)
         )
-        and (layered or not FAMILIES.meta(f).get("layered"))
+        and (layered or not FAMILIES.meta(f).layered)
     ]
 
 
@@ -224,22 +247,22 @@ def compute_family(
     metrics into one network vector by averaging.
     """
     fn = FAMILIES.get(name)
-    meta = FAMILIES.meta(name)
+    facts = FAMILIES.meta(name)
     encoding = graph.meta.get("encoding")
     allowed = family_encoding_names(name)
     if encoding is not None and encoding in _encoding_names() and encoding not in allowed:
         raise ConfigError(
             f"metric family {name!r} applies to encodings {', '.join(allowed)}, not {encoding!r}"
         )
-    if meta.get("layered") and not graph.layers:
+    if facts.layered and not graph.layers:
         raise ConfigError(f"metric family {name!r} needs a layered (bipartite) encoding")
     p = {**DEFAULT_PARAMS, **(params or {})}
-    norms = meta.get("normalisers", {})
+    norms = facts.normalisers
     t0 = time.perf_counter()
     nan_reasons: dict[str, str] = {}
     rows: list[dict[str, Any]] = []
     if graph.layers:
-        lp = {**p, **meta.get("layer_params", {})}
+        lp = {**p, **facts.layer_params}
         for layer_id, (layer, lg) in enumerate(graph.layer_graphs()):
             lname = str(layer.get("name", layer_id))
             values, reasons = normalised(_as_result(fn(lg, lp)), lg, norms)

@@ -1,26 +1,39 @@
 """Architecture registry (torch-free; the constructors load on first use).
 
 Adding an architecture: one module with a constructor taking ``num_classes, in_channels,
-input_size, width`` plus one ``MODELS.register`` line below. The facts on each entry:
-
-- ``paper``: the spelling in the authors' tables (``Resnet-20``);
-- ``training``: recipe defaults of this architecture, applied over the config's ``training:``
-  mapping and under its ``overrides`` (the paper trains WRN-28-2 with weight decay 5e-4);
-- ``runtime_min_per_epoch``: minutes per CIFAR epoch on one modern GPU (cluster runtime requests);
-- ``dense_edges``: edges of the dense network's encodings at width 1 on a 32x32 input, ``weights``
-  (one per weight: the BGEs) and ``unrolled`` (one per conv tap and output position: the MGE).
-  Planning estimates a job's memory from them before any layer spec exists, without torch; a test
-  checks them against the layer spec of the real model.
+input_size, width`` plus one ``MODELS.register`` line below. The facts on each entry are the
+fields of :class:`ModelFacts`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..registry import Registry, lazy_attributes
 from . import external
 
-MODELS: Registry = Registry("architecture")
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """The registry facts of an architecture (one default each)."""
+
+    paper: str | None = None
+    """The spelling in the authors' tables (``Resnet-20``); ``None``: not in the paper."""
+    training: dict[str, Any] = field(default_factory=dict)
+    """Recipe defaults of this architecture, applied over the config's ``training:`` mapping and
+    under its ``overrides`` (the paper trains WRN-28-2 with weight decay 5e-4)."""
+    runtime_min_per_epoch: float = 1.0
+    """Minutes per CIFAR epoch on one modern GPU (cluster runtime requests); also the estimate for
+    an architecture outside the registry (an external one)."""
+    dense_edges: dict[str, int] | None = None
+    """Edges of the dense network's encodings at width 1 on a 32x32 input, ``weights`` (one per
+    weight: the BGEs) and ``unrolled`` (one per conv tap and output position: the MGE). Planning
+    estimates a job's memory from them before any layer spec exists, without torch; a test checks
+    them against the layer spec of the real model. ``None``: unknown (the planner's fallback)."""
+
+
+MODELS: Registry = Registry("architecture", ModelFacts)
 MODELS.register(
     "conv6",
     "snntopo.models.conv6:Conv6",
@@ -71,9 +84,10 @@ def arch_name(name: str) -> str:
     return name
 
 
-def arch_facts(arch: str) -> dict[str, Any]:
-    """The registry facts of ``arch`` (no torch)."""
-    return MODELS.meta(arch)
+def arch_facts(arch: str) -> ModelFacts:
+    """The registry facts of ``arch`` (no torch); the defaults for an architecture outside the
+    registry (an external one)."""
+    return MODELS.meta(arch) if arch in MODELS else MODELS.defaults()
 
 
-__all__ = ["MODELS", "arch_facts", "arch_name", *_LAZY]
+__all__ = ["MODELS", "ModelFacts", "arch_facts", "arch_name", *_LAZY]

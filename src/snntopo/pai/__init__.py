@@ -1,23 +1,35 @@
 """Pruning-at-initialization methods: the registry (torch-free) and ``compute_mask``.
 
 Adding a method: one module exposing ``compute(model, density, ctx) -> masks`` (see ``base``) plus
-one ``METHODS.register`` line below. The facts on each entry drive everything else:
-
-- ``needs_data``: the method reads training batches (the workflow gives its mask job the data set,
-  the CLI builds a loader);
-- ``wants_gpu``: it runs forward/backward passes worth a GPU on a cluster (mask jobs request one);
-- ``params``: JSON schema of its settings under the config's ``pai.<method>`` (merged into the
-  config schema; ``snntopo mask --param`` is checked against it);
-- ``paper``: its spelling in the authors' tables.
+one ``METHODS.register`` line below. The facts on each entry (:class:`MethodFacts`) drive
+everything else.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..registry import Registry, lazy_attributes
 
-METHODS: Registry = Registry("PaI method")
+
+@dataclass(frozen=True)
+class MethodFacts:
+    """The registry facts of a PaI method (one default each)."""
+
+    needs_data: bool = False
+    """The method reads training batches (the workflow gives its mask job the data set, the CLI
+    builds a loader)."""
+    wants_gpu: bool = False
+    """It runs forward/backward passes worth a GPU on a cluster (mask jobs request one)."""
+    paper: str | None = None
+    """Its spelling in the authors' tables; ``None``: not in the paper."""
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """JSON schema of each of its settings under the config's ``pai.<method>`` (merged into the
+    config schema; ``snntopo mask --param`` is checked against it)."""
+
+
+METHODS: Registry = Registry("PaI method", MethodFacts)
 METHODS.register(
     "uniform", "snntopo.pai.uniform:compute", needs_data=False, wants_gpu=False, paper="uniform"
 )
@@ -81,8 +93,8 @@ def params_schema(method: str) -> dict[str, Any]:
     return {
         "type": "object",
         "additionalProperties": False,
-        "properties": dict(METHODS.fact(method, "params", {}) or {}),
+        "properties": dict(METHODS.fact(method, "params")),
     }
 
 
-__all__ = ["METHODS", "compute_mask", "mask_info", "params_schema"]
+__all__ = ["METHODS", "MethodFacts", "compute_mask", "mask_info", "params_schema"]

@@ -47,10 +47,10 @@ def compute_mask(
     with ``seed``; the caller's global RNG state is left as it was.
     """
     fn = METHODS.get(method)
-    meta = METHODS.meta(method)
+    facts = METHODS.meta(method)
     if not isinstance(sparsity, int | float) or not 0.0 <= float(sparsity) < 1.0:
         raise ConfigError(f"sparsity must be a number in [0, 1), got {sparsity!r}")
-    if meta["needs_data"] and loader_factory is None:
+    if facts.needs_data and loader_factory is None:
         raise ConfigError(
             f"PaI method {method!r} needs training data: pass loader_factory "
             "(a function batch_size -> iterable of shuffled (inputs, targets) batches)"

@@ -10,22 +10,19 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
-from html import escape
 from pathlib import Path
 from typing import Any
 
-#: what each analysis figure shows, one line under it (the Snakemake report has the long captions)
-FIGURE_TITLES = {
-    "regression_r2": "Out-of-fold R² of each feature set and model (higher: the topology "
-    "predicts the accuracy better; grouped cross-validation: mean over folds, whiskers their "
-    "spread)",
-    "importance": "Permutation importance of the MGE metrics on held-out folds (the drop in R² "
-    "when one metric is shuffled)",
-    "ranking_tau": "Kendall's τ between the measured and the predicted ranking of the PaI "
-    "methods (1: same order, 0: unrelated)",
-    "ramanujan_density": "Ramanujan metrics against layer density, per layer (how much of a "
-    "Ramanujan metric is density alone)",
-}
+from ..render import escape, html_body, html_table, page
+from .captions import FIGURES, Caption
+
+#: the page's style (the summary's is :data:`snntopo.render.STYLE`)
+STYLE = (
+    "body{font-family:sans-serif;max-width:1100px;margin:auto;padding:0 1em}"
+    "table.acc{border-collapse:collapse}"
+    "table.acc td,table.acc th{padding:2px 8px;text-align:right;border-bottom:1px solid #ddd}"
+    "figcaption{color:#444;font-size:90%}"
+)
 
 
 def data_uri(path: str | Path) -> str:
@@ -37,10 +34,18 @@ def data_uri(path: str | Path) -> str:
     return f"data:{mime};base64,{base64.b64encode(p.read_bytes()).decode('ascii')}"
 
 
-def _figure(path: str, caption: str) -> str:
+def _cell(v: Any) -> str:
+    """An accuracy cell: its text, empty where the grid has no such network."""
+    return "" if v is None or (isinstance(v, float) and v != v) else str(v)
+
+
+def _figure(path: str) -> str:
+    """A figure with its caption (:mod:`snntopo.plots.captions`, the Snakemake report's too)."""
+    stem = Path(path).stem
+    cap = FIGURES.get(stem, Caption(stem, ""))
     return (
-        f'<figure><img src="{data_uri(path)}" alt="{escape(Path(path).stem)}" '
-        f'style="max-width:100%"><figcaption>{escape(caption)}</figcaption></figure>'
+        f'<figure><img src="{data_uri(path)}" alt="{escape(stem)}" style="max-width:100%">'
+        f"<figcaption><b>{escape(cap.title)}</b> {escape(cap.text)}</figcaption></figure>"
     )
 
 
@@ -54,37 +59,20 @@ def render_report(
     """The page's HTML. ``accuracy``: the table of :func:`snntopo.stages.report.accuracy_table`;
     ``figures``/``graph_figures``: PNG paths (embedded); ``summary_href``: a link to the analysis
     summary, relative to where the page is written."""
-    items = "".join(f"<li><b>{escape(k)}</b>: {escape(str(v))}</li>" for k, v in grid.items())
-    acc = accuracy.to_html(index=False, border=0, classes="acc")
-    mge = "".join(
-        "<h2>The multipartite graph encoding (MGE) of one network</h2>\n"
-        + _figure(f, "The sparsest network of the grid, layers as columns, input on the left")
-        for f in graph_figures
-    )
-    imgs = "\n".join(
-        _figure(f, FIGURE_TITLES.get(Path(f).stem, Path(f).stem))
-        for f in figures
-        if f.endswith(".png")
-    )
-    summary = (
-        f'<p>Protocol, numbers and verdicts on the paper\'s claims: <a href="{escape(summary_href)}">'
-        "analysis summary</a> (in <code>analysis/</code> beside this page).</p>"
-        if summary_href
-        else ""
-    )
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>snntopo report</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:0 1em}}
-table.acc{{border-collapse:collapse}}
-table.acc td,table.acc th{{padding:2px 8px;text-align:right;border-bottom:1px solid #ddd}}
-figcaption{{color:#444;font-size:90%}}</style></head>
-<body>
-<h1>snntopo report</h1>
-<ul>{items}</ul>
-{summary}
-<h2>Test accuracy of the PaI methods (mean ± std over seeds)</h2>
-{acc}
-{mge}
-<h2>Analysis figures</h2>
-{imgs}
-</body></html>
-"""
+    grid_list = html_body([("ul", [f"**{k}**: {v}" for k, v in grid.items()])])
+    body = ["<h1>snntopo report</h1>", grid_list]
+    if summary_href:
+        body.append(
+            "<p>Protocol, numbers and verdicts on the paper's claims: "
+            f'<a href="{escape(summary_href)}">analysis summary</a> (in <code>analysis/</code> '
+            "beside this page).</p>"
+        )
+    body += [
+        "<h2>Test accuracy of the PaI methods (mean ± std over seeds)</h2>",
+        html_table(accuracy, fmt=_cell, cls="acc"),
+    ]
+    for f in graph_figures:
+        body += ["<h2>The multipartite graph encoding (MGE) of one network</h2>", _figure(f)]
+    body.append("<h2>Analysis figures</h2>")
+    body += [_figure(f) for f in figures if f.endswith(".png")]
+    return page("snntopo report", body, STYLE)

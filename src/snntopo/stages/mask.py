@@ -48,7 +48,7 @@ def make_mask(
     else:
         from ..pai import METHODS, compute_mask
 
-        needs_data = bool(METHODS.fact(job.method, "needs_data", False))
+        needs_data = METHODS.fact(job.method, "needs_data")
         masks, info = compute_mask(
             job.method,
             model,

@@ -149,9 +149,9 @@ def paper_recipe(dataset: str, arch: str) -> dict[str, Any]:
     """The reference's training hyperparameters for (dataset, arch) as a ``TrainConfig`` dict
     (160 epochs / [80, 120] on CIFAR, 100 epochs on Tiny-ImageNet; the architecture's registered
     recipe on top, e.g. weight decay 5e-4 for WRN-28-2)."""
-    from ..models import MODELS
+    from ..models import arch_facts
 
-    arch_recipe = (MODELS.fact(arch, "training", {}) or {}) if arch in MODELS else {}
+    arch_recipe = dict(arch_facts(arch).training)
     wd = float(arch_recipe.get("weight_decay", 1e-4))
     if dataset == "tinyimagenet":
         milestones = [20, 60, 80] if arch == "conv6" else [30, 60, 80]

@@ -4,7 +4,6 @@ extrapolations and gives no interval or measured coverage for them."""
 
 from __future__ import annotations
 
-import html
 import math
 import os
 from collections.abc import Iterable, Mapping
@@ -13,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from ... import render
 from ...io import provenance, write_csv, write_json, write_text
 from ...names import KEYS
 from .apply import details_json, predict_details
@@ -28,7 +28,7 @@ def write_predictions(
     computed before the first file is written."""
     doc = load_predictor(predictor)
     pred, ranks, details = predict_details(doc, metrics)
-    md = report_section(doc, pred, ranks, details)
+    blocks = report_blocks(doc, pred, ranks, details)
     meta = {
         "predictor": str(predictor),
         "n": len(pred),
@@ -41,8 +41,8 @@ def write_predictions(
         "predictions": write_csv(pred, out / "predictions.csv"),
         "ranks": write_csv(ranks, out / "ranks.csv"),
     }
-    write_text(out / "predictions.md", md)
-    write_text(out / "predictions.html", md_to_html(md))
+    write_text(out / "predictions.md", render.markdown(blocks, fmt=_fmt))
+    write_text(out / "predictions.html", render.html(blocks, "snntopo predictions", fmt=_fmt))
     paths["section"] = out / "predictions.html"
     write_json(out / "predictions.json", meta)
     return paths
@@ -54,13 +54,6 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
-
-
-def md_table(df: pd.DataFrame) -> str:
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    sep = "|" + "---|" * len(df.columns)
-    rows = ["| " + " | ".join(_fmt(v) for v in r) + " |" for r in df.itertuples(index=False)]
-    return "\n".join([head, sep, *rows])
 
 
 def interval_text(row: Mapping[str, Any]) -> str:
@@ -85,42 +78,46 @@ def display_frame(pred: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def report_section(
+def report_blocks(
     doc: Mapping[str, Any],
     pred: pd.DataFrame,
     ranks: pd.DataFrame,
     details: list[dict[str, Any]],
-) -> str:
+) -> list[render.Block]:
+    """The report section as :mod:`snntopo.render` blocks (Markdown and HTML from the same)."""
     level = doc["interval_level"]
     n_ext = int((pred["extrapolation"] != "").sum())
-    lines = [
-        "## Predicted accuracy of untrained masks",
-        "",
-        f"Predictor fit on {doc['tables']} ({doc['tables_layout']} layout, "
-        f"{doc['encoding']} metrics in mode `{doc['encoding_mode']}`); target `{doc['target']}`; "
-        f"intervals at nominal level {level:g}, with the coverage measured leave-one-method-out, "
-        "for networks whose features lie inside the predictor's training range. No network below "
-        "was trained.",
-        "",
+    b: list[render.Block] = [
+        ("h2", "Predicted accuracy of untrained masks"),
+        (
+            "p",
+            f"Predictor fit on {doc['tables']} ({doc['tables_layout']} layout, "
+            f"{doc['encoding']} metrics in mode `{doc['encoding_mode']}`); target "
+            f"`{doc['target']}`; intervals at nominal level {level:g}, with the coverage measured "
+            "leave-one-method-out, for networks whose features lie inside the predictor's "
+            "training range. No network below was trained.",
+        ),
     ]
     if doc["excluded_features"]:
-        lines += [f"Features left out of the model: {', '.join(doc['excluded_features'])}.", ""]
+        b.append(("p", f"Features left out of the model: {', '.join(doc['excluded_features'])}."))
     if n_ext:
-        lines += [
-            f"**Extrapolation: {n_ext} of {len(pred)} networks have features outside the "
-            "predictor's training range.** Their predictions are extrapolations: they get no "
-            "interval and no measured coverage, since the coverage was measured on networks "
-            "inside the range. The features outside it:",
-            "",
-            md_table(
+        b += [
+            (
+                "p",
+                f"**Extrapolation: {n_ext} of {len(pred)} networks have features outside the "
+                "predictor's training range.** Their predictions are extrapolations: they get no "
+                "interval and no measured coverage, since the coverage was measured on networks "
+                "inside the range. The features outside it:",
+            ),
+            (
+                "table",
                 pd.DataFrame(details)[
                     [*KEYS, "feature", "value", "min", "max", "sd_outside", "model_z"]
-                ]
-            ),  # fmt: skip
-            "",
+                ],
+            ),
         ]
     else:
-        lines += ["Every network's features lie inside the predictor's training range.", ""]
+        b.append(("p", "Every network's features lie inside the predictor's training range."))
     val = []
     for sc in doc["scopes"]:
         v = sc["validation"]
@@ -129,43 +126,16 @@ def report_section(
             row[f"mae_{p}"] = (v.get(p) or {}).get("mae")
         row["coverage"] = (v.get("mge") or {}).get("coverage")
         val.append(row)
-    lines += [
-        "Leave-one-method-out error of the predictor and of its baselines:",
-        "",
-        md_table(pd.DataFrame(val)),
-        "",
-        "Predictions:",
-        "",
-        md_table(display_frame(pred)),
-        "",
-        "Rank among all the methods the predictor knows (1 = best; a method it knows is ranked "
-        "beside its new namesake), per sparsity:",
-        "",
-        md_table(ranks.drop(columns=["method"])),
-        "",
+    b += [
+        ("p", "Leave-one-method-out error of the predictor and of its baselines:"),
+        ("table", pd.DataFrame(val)),
+        ("p", "Predictions:"),
+        ("table", display_frame(pred)),
+        (
+            "p",
+            "Rank among all the methods the predictor knows (1 = best; a method it knows is "
+            "ranked beside its new namesake), per sparsity:",
+        ),
+        ("table", ranks.drop(columns=["method"])),
     ]
-    return "\n".join(lines)
-
-
-def md_to_html(md: str) -> str:
-    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>snntopo predictions"
-             "</title></head><body>"]  # fmt: skip
-    rows: list[str] = []
-    for line in [*md.splitlines(), ""]:
-        if line.startswith("|"):
-            if not set(line) <= set("|-"):
-                cells = [c.strip() for c in line.strip("|").split("|")]
-                rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-            continue
-        if rows:
-            parts.append("<table border='1'>" + "".join(rows) + "</table>")
-            rows = []
-        if line.startswith("## "):
-            parts.append(f"<h2>{html.escape(line[3:])}</h2>")
-        elif line.startswith("**") and "**" in line[2:]:
-            bold, _, rest = line[2:].partition("**")
-            parts.append(f"<p><strong>{html.escape(bold)}</strong>{html.escape(rest)}</p>")
-        elif line:
-            parts.append(f"<p>{html.escape(line)}</p>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return b
