@@ -276,3 +276,14 @@ def test_topology_helps_only_where_it_beats_every_floor() -> None:
     assert v.loc["a3", "floor_name"] == "naive_dataset"
     assert v.loc["a4", "floor_name"] == "chance"
     assert v.loc["all", "cells_beating_all_floors"] == 2
+
+
+def test_worker_processes_do_not_change_the_results() -> None:
+    sets, y = _curve_sets()
+    kw = {"models": ("ridge", "gbt"), "n_splits": 3, "n_repeats": 1, "seed": 0,
+          "importance_set": "mge", "n_permutation_repeats": 2}  # fmt: skip
+    one = cross_validate(sets, y, n_jobs=1, **kw)
+    two = cross_validate(sets, y, n_jobs=2, **kw)
+    pd.testing.assert_frame_equal(one.folds, two.folds)
+    pd.testing.assert_frame_equal(one.predictions, two.predictions)
+    pd.testing.assert_frame_equal(one.importance, two.importance)

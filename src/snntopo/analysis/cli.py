@@ -40,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
         "n_permutation_repeats": args.perm_repeats,
         "ranking_scope": args.ranking_scope,
         "figures": not args.no_figures,
+        # the cores the analysis may use, when the command line carries a --threads cap;
+        # otherwise one (BLAS/OpenMP are capped inside the analysis either way)
+        "threads": getattr(args, "threads", None) or 1,
     }
     paths = run_analysis(
         args.tables, args.out, params, progress=lambda m: print(f"analyze: {m}", flush=True)

@@ -23,6 +23,14 @@ import pandas as pd
 
 from .ranking import CELL, MARGIN, NAIVE
 
+REGRESSION_COLUMNS = [
+    "feature_set", "model", "dataset", "arch", "r2", "r2_sparsity_floor", "sparsity_floor_model",
+    "r2_layer_density", "gain_r2", "mae", "mae_sparsity_floor", "mae_layer_density", "gain_mae",
+    "helps",
+]  # fmt: skip
+CELL_COLUMNS = [*CELL, "tau", "feature_set", "model", "floor", "beats_all"]
+VERDICT_COLUMNS = ["feature_set", "model", "dataset", "arch", "tau", "n_cells",
+                   "cells_beating_all_floors", "floor", "floor_name", "helps"]  # fmt: skip
 VERDICT_SCOPE = "arch"  # the per-(dataset, architecture) models: the cleanest comparison
 LAYER_DENSITY = "layer_density"
 
@@ -87,7 +95,7 @@ def regression_verdicts(reg: pd.DataFrame, dataset: str | None = None) -> pd.Dat
                     "helps": bool(r["r2_oof"] > best_r2 + MARGIN and r["mae_oof"] < best_mae),
                 }
             )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=REGRESSION_COLUMNS)
 
 
 def _best_ranking_model(rk: pd.DataFrame, feature_set: str) -> str | None:
@@ -129,7 +137,7 @@ def ranking_cells(ranking: pd.DataFrame, scope: str = VERDICT_SCOPE) -> pd.DataF
             d = d.merge(floors, on=key, how="left")
         rows.append(d)
     if not rows:
-        return pd.DataFrame()
+        return pd.DataFrame(columns=CELL_COLUMNS)
     cells = pd.concat(rows, ignore_index=True)
     fcols = [c for c in cells.columns if c.startswith("tau_")]
     cells["floor"] = np.fmax(cells[fcols].max(axis=1, skipna=True).fillna(0.0), 0.0)
@@ -142,7 +150,7 @@ def ranking_verdicts(cells: pd.DataFrame) -> pd.DataFrame:
     mean of each floor, the highest mean floor, the cells beating every floor, and ``helps``
     (mean tau > every floor's mean + :data:`MARGIN`)."""
     if cells.empty:
-        return cells
+        return pd.DataFrame(columns=VERDICT_COLUMNS)
     fcols = [c for c in cells.columns if c.startswith("tau_")]
     everything = cells.assign(dataset="all", arch="all")
     both = pd.concat([cells, everything], ignore_index=True)
