@@ -287,3 +287,21 @@ def test_worker_processes_do_not_change_the_results() -> None:
     pd.testing.assert_frame_equal(one.folds, two.folds)
     pd.testing.assert_frame_equal(one.predictions, two.predictions)
     pd.testing.assert_frame_equal(one.importance, two.importance)
+
+
+def test_batched_permutation_importance_matches_scikit_learn() -> None:
+    from sklearn.inspection import permutation_importance
+    from sklearn.linear_model import LinearRegression
+
+    from snntopo.analysis.regression import _permutation_importance
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = 2.0 * X[:, 0] + 0.5 * X[:, 1]  # the third column is ignored by the true model
+    est = LinearRegression().fit(X, y)
+    ours = _permutation_importance(est, X, y, n_repeats=30, seed=0)
+    ref = permutation_importance(est, X, y, scoring="neg_mean_absolute_error", n_repeats=30,
+                                 random_state=0).importances_mean  # fmt: skip
+    assert ours[2] == pytest.approx(0.0, abs=1e-9)  # an unused column: no change at all
+    assert ours[0] > ours[1] > 0
+    assert ours == pytest.approx(ref, rel=0.1, abs=1e-9)  # same statistic, other shuffles
