@@ -29,7 +29,16 @@ rule analysis:
                 "predictions",
                 "normalised",
                 "skipped",
+                "regression_verdicts",
+                "ranking_cells",
+                "ranking_verdicts",
             )
+        ],
+        # fit on one data set, rank the methods on another: only with several data sets
+        transfer=[
+            f"{RESULTS}/analysis/{t}.csv"
+            for t in ("transfer", "transfer_summary")
+            if len(config["datasets"]) > 1
         ],
         # leave-one-method-out: the MGE predictor, so only when the MGE is computed
         lomo=[

@@ -60,10 +60,11 @@ def md_table(df: Any, fmt: Fmt = str) -> str:
 
 
 def html_table(df: Any, fmt: Fmt = str, cls: str | None = None) -> str:
-    """An HTML table with a header row; every cell escaped."""
+    """An HTML table with a header row; every cell escaped, then its inline marks (a verdict
+    cell's ``**helps**``) turned into tags as in running text."""
     head = "".join(f"<th>{escape(c)}</th>" for c in df.columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in _rows(df, fmt)
+        "<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>" for r in _rows(df, fmt)
     )
     attr = f' class="{escape(cls)}"' if cls else ""
     return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -16,6 +16,11 @@ from scipy.stats import kendalltau
 
 CELL = ["dataset", "arch", "sparsity"]
 PREDICTOR = ["feature_set", "model", "scope"]
+#: feature sets that carry no information within one sparsity level: their tau is undefined
+NO_WITHIN_CELL = ("sparsity",)
+#: the naive transfer orders (see :func:`naive_orders`), as feature-set names in ranking.csv
+NAIVE = ("naive:dataset", "naive:arch")
+MARGIN = 0.02  # tau differences below this count as a tie
 
 
 def _agreement(cell: pd.DataFrame) -> pd.Series:
@@ -38,13 +43,56 @@ def _agreement(cell: pd.DataFrame) -> pd.Series:
     )
 
 
+def naive_orders(measured: pd.DataFrame, higher_is_better: bool) -> pd.DataFrame:
+    """The naive transfer order of every (dataset, arch, sparsity) cell: the methods ordered as
+    they were *measured* elsewhere in the tables, the answer a researcher gives without any model.
+
+    ``measured`` has ``dataset, arch, sparsity, method`` and ``y`` (the mean over seeds of one
+    configuration). Two orders per cell, each only where the tables hold the source:
+
+    - ``naive:dataset``: the same architecture and sparsity on the *other* data sets;
+    - ``naive:arch``: the other architectures at the same sparsity on the same data set.
+
+    With several sources the score of a method is its mean percentile rank over them (ranks, not
+    accuracies, because data sets differ in difficulty); with one source it is exactly that
+    source's order. Returns ``dataset, arch, sparsity, method, feature_set, pred_score``
+    (higher = better).
+    """
+    sign = 1.0 if higher_is_better else -1.0
+    m = measured[[*CELL, "method"]].copy()
+    m["pct"] = (sign * measured["y"]).groupby([measured[c] for c in CELL]).rank(pct=True)
+    out = []
+    for name, same, other in (("naive:dataset", "arch", "dataset"),
+                              ("naive:arch", "dataset", "arch")):  # fmt: skip
+        src = m.rename(columns={other: "source", "pct": "pred_score"})
+        j = m[[*CELL, "method"]].merge(src, on=[same, "sparsity", "method"])
+        j = j[j[other] != j["source"]]
+        if j.empty:
+            continue
+        agg = j.groupby([*CELL, "method"], sort=True)["pred_score"].mean().reset_index()
+        out.append(agg.assign(feature_set=name))
+    cols = [*CELL, "method", "feature_set", "pred_score"]
+    return pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols)
+
+
 def rank_agreement(
-    predictions: pd.DataFrame, higher_is_better: bool, direct: pd.DataFrame | None = None
+    predictions: pd.DataFrame,
+    higher_is_better: bool,
+    direct: pd.DataFrame | None = None,
+    naive: bool = True,
 ) -> pd.DataFrame:
     """ranking.csv: one row per predictor and (dataset, arch, sparsity) cell.
 
     ``predictions`` has the key columns plus ``feature_set, model, scope, y_true, y_pred``.
     ``direct`` (optional) has the key columns, ``y_true`` and one column per raw metric.
+    ``naive``: add the naive transfer orders (:func:`naive_orders`) as predictors
+    ``naive:dataset`` / ``naive:arch`` (model and scope ``none``) wherever the tables hold a
+    source for them.
+
+    A feature set in :data:`NO_WITHIN_CELL` (``sparsity``) cannot order methods within one
+    sparsity: its tau and top-1 are left undefined (NaN). Its predictions do differ within a cell,
+    but only because holding a configuration out shifts the training mean against it, which gives
+    a spurious negative tau; that is no floor.
     """
     sign = 1.0 if higher_is_better else -1.0
     frames = [
@@ -76,11 +124,23 @@ def rank_agreement(
         .reset_index()
         .dropna(subset=["pred_score"])
     )
+    if naive:
+        truth = predictions.groupby([*CELL, "method"], sort=True)["y_true"].mean().reset_index()
+        orders = naive_orders(truth.rename(columns={"y_true": "y"}), higher_is_better)
+        if len(orders):
+            truth["true_score"] = sign * truth["y_true"]
+            nv = orders.merge(truth[[*CELL, "method", "true_score"]], on=[*CELL, "method"])
+            per_method = pd.concat(
+                [per_method, nv.assign(model="none", scope="none")[per_method.columns]],
+                ignore_index=True,
+            )
     out = (
         per_method.groupby([*PREDICTOR, *CELL], sort=True)
         .apply(_agreement, include_groups=False)
         .reset_index()
     )
+    undefined = out["feature_set"].isin(NO_WITHIN_CELL)
+    out.loc[undefined, ["kendall_tau", "top1_agree"]] = np.nan
     return out
 
 

@@ -18,11 +18,13 @@ import pandas as pd
 from ..errors import ConfigError
 from ..io import provenance, write_csv, write_json
 from .features import KEY_LIST, build_feature_sets, higher_is_better, mask_infinite, target_frame
-from .models import MODELS
+from .models import MODELS, limit_threads
 from .ramanujan import density_correlation
 from .ranking import rank_agreement, summarise_ranking
 from .regression import cross_validate, summarise_folds, summarise_importance
 from .tables import Tables, load_tables
+from .transfer import summarise_transfer, transfer
+from .verdicts import ranking_cells, ranking_verdicts, regression_verdicts
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,10 @@ class AnalysisParams:
     ``target``: 'auto' (drop when every network has a dense accuracy, else accuracy), 'drop' or
     'accuracy'. ``drop``: 'absolute' (dense - sparse) or 'relative' ((dense - sparse) / dense).
     ``ranking_scope``: which regression scope's out-of-fold predictions rank the methods in the
-    headline figure (all scopes are in ranking.csv).
+    headline figure (all scopes are in ranking.csv). ``threads``: the cores the analysis may use;
+    with more than one, the cross-validation runs that many worker processes, each fit
+    single-threaded (one level of parallelism); BLAS/OpenMP threads are capped at one in every
+    process either way, so a run never oversubscribes shared cores. Results do not depend on it.
     """
 
     seed: int = 0
@@ -44,6 +49,7 @@ class AnalysisParams:
     n_permutation_repeats: int = 5
     ranking_scope: str = "arch"
     figures: bool = True
+    threads: int = 1
 
     @classmethod
     def from_mapping(cls, params: Mapping[str, Any] | None) -> AnalysisParams:
@@ -64,6 +70,8 @@ class AnalysisParams:
             )
         if p.n_permutation_repeats < 1:
             raise ConfigError("n_permutation_repeats must be >= 1")
+        if not isinstance(p.threads, int) or isinstance(p.threads, bool) or p.threads < 1:
+            raise ConfigError(f"threads must be an integer >= 1, got {p.threads!r}")
         return p
 
 
@@ -85,7 +93,12 @@ def library_versions() -> dict[str, str]:
 
 
 def compute(tables: Tables, params: AnalysisParams, progress: Callable[[str], None]) -> dict:
-    """All result tables, in memory."""
+    """All result tables, in memory (BLAS/OpenMP capped at one thread per process)."""
+    with limit_threads(1):
+        return _compute(tables, params, progress)
+
+
+def _compute(tables: Tables, params: AnalysisParams, progress: Callable[[str], None]) -> dict:
     y, target_name = target_frame(tables.networks, params.target, params.drop)
     tables, inf_notes = mask_infinite(tables)
     sets, notes = build_feature_sets(tables)
@@ -112,10 +125,11 @@ def compute(tables: Tables, params: AnalysisParams, progress: Callable[[str], No
         importance_model="gbt" if "gbt" in params.models else params.models[0],
         n_permutation_repeats=params.n_permutation_repeats,
         progress=progress,
+        n_jobs=params.threads,
     )
     res["regression"] = summarise_folds(cv.folds, cv.predictions, target_name)
     res["regression_folds"] = cv.folds
-    res["predictions"] = cv.predictions.drop(columns="oof_r2_by_repeat")
+    res["predictions"] = cv.predictions.drop(columns=["oof_r2_by_repeat", "oof_mae_by_repeat"])
     res["importance"] = summarise_importance(cv.importance)
     progress("ranking: Kendall tau and top-1 agreement per (dataset, arch, sparsity)")
     direct = None
@@ -124,6 +138,16 @@ def compute(tables: Tables, params: AnalysisParams, progress: Callable[[str], No
         direct = sets["ramanujan"].assign(y_true=y.loc[index]).reset_index()
     res["ranking"] = rank_agreement(res["predictions"], higher_is_better(target_name), direct)
     res["ranking_summary"] = summarise_ranking(res["ranking"])
+    dataset = str(index.get_level_values("dataset")[0])
+    res["regression_verdicts"] = regression_verdicts(res["regression"], dataset)
+    res["ranking_cells"] = ranking_cells(res["ranking"], params.ranking_scope)
+    res["ranking_verdicts"] = ranking_verdicts(res["ranking_cells"])
+    if index.get_level_values("dataset").nunique() > 1:
+        progress("transfer: fit on one data set, rank the methods on another, per architecture")
+        res["transfer"] = transfer(
+            sets, y, higher_is_better(target_name), params.models, params.seed
+        )
+        res["transfer_summary"] = summarise_transfer(res["transfer"])
     from .predictor import feature_frames, leave_one_method_out, lomo_verdicts
 
     if "mge" in sets:
@@ -168,6 +192,11 @@ def run_analysis(
         "importance",
         "ranking",
         "ranking_summary",
+        "regression_verdicts",
+        "ranking_cells",
+        "ranking_verdicts",
+        "transfer",
+        "transfer_summary",
         "predictions",
         "lomo",
         "lomo_methods",

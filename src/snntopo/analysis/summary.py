@@ -27,12 +27,26 @@ def _fmt(v: Any) -> str:
 
 
 def _r2_wide(reg: pd.DataFrame, sets: list[str]) -> pd.DataFrame:
+    """Out-of-fold R2 per (scope, group, model) and feature set; ``sparsity`` is shown as the
+    sparsity floor (the best sparsity-only model of that group, see
+    :func:`snntopo.analysis.regression.sparsity_floor`), the same for every model's row."""
     scopes = ["pooled", "dataset", "arch", "sparsity"]
     d = reg[reg["feature_set"].isin(sets) & reg["scope"].isin(scopes)]
+    d = d[~((d["feature_set"] == "sparsity") & ~d["model"].isin(_main_models(reg)))]
     wide = d.pivot_table(
         index=["scope", "group", "model"], columns="feature_set", values="r2_oof", sort=False
     )
-    return wide[[s for s in sets if s in wide.columns]].reset_index()
+    if "sparsity" in sets and "floor_r2_oof" in reg:
+        floor = reg.groupby(["scope", "group"], sort=False)["floor_r2_oof"].first()
+        idx = wide.index.droplevel("model")
+        wide["sparsity"] = floor.reindex(idx).to_numpy()
+    out = wide[[s for s in sets if s in wide.columns]].reset_index()
+    return out.rename(columns={"sparsity": "sparsity_floor"}) if "sparsity" in sets else out
+
+
+def _main_models(reg: pd.DataFrame) -> list[str]:
+    """The models every feature set was fitted with (not the sparsity set's extra floor model)."""
+    return sorted(set(reg.loc[reg["feature_set"] != "sparsity", "model"]))
 
 
 def compare(reg: pd.DataFrame, a: str, b: str) -> dict[str, Any]:
@@ -56,37 +70,47 @@ def compare(reg: pd.DataFrame, a: str, b: str) -> dict[str, Any]:
 
 
 def gain_over_sparsity(reg: pd.DataFrame, a: str) -> dict[str, dict[str, Any]]:
-    """Per scope: ΔR² = r2_oof(a) − r2_oof(sparsity) over its groups and models (median, wins)."""
-    w = _r2_wide(reg, ["sparsity", a])
-    if a not in w or "sparsity" not in w or a == "sparsity":
+    """Per scope: the gain of set ``a`` over the sparsity floor, ΔR² = r2_oof(a) − floor R² and
+    ΔMAE = floor MAE − mae_oof(a), over its groups and models (medians, wins)."""
+    if a == "sparsity" or "gain_r2_oof" not in reg:
         return {}
-    w = w.assign(gain=w[a] - w["sparsity"])
+    d = reg[(reg["feature_set"] == a) & reg["floor_r2_oof"].notna()]
     out = {}
-    for scope, d in w.groupby("scope", sort=False):
-        g = d["gain"].to_numpy()
-        out[str(scope)] = {"n": len(g), "median": float(np.median(g)),
-                           "wins": int((g > MARGIN).sum())}  # fmt: skip
+    for scope, part in d.groupby("scope", sort=False):
+        g = part["gain_r2_oof"].to_numpy()
+        out[str(scope)] = {
+            "n": len(g),
+            "median": float(np.median(g)),
+            "median_mae": float(np.median(part["gain_mae_oof"])),
+            "wins": int((g > MARGIN).sum()),
+        }
     return out
 
 
 def _gain_text(reg: pd.DataFrame, a: str) -> str:
     g = gain_over_sparsity(reg, a)
     if not g:
-        return f"{a}: no sparsity-only baseline to compare with"
-    parts = [f"{sc} median ΔR² {v['median']:+.3f} ({v['wins']}/{v['n']} cells > {MARGIN})"
-             for sc, v in g.items()]  # fmt: skip
-    return f"gain of `{a}` over the `sparsity`-only model: " + "; ".join(parts)
+        return f"{a}: no sparsity floor to compare with"
+    parts = [f"{sc} median ΔR² {v['median']:+.3f}, ΔMAE {v['median_mae']:+.4f} "
+             f"({v['wins']}/{v['n']} cells ΔR² > {MARGIN})" for sc, v in g.items()]  # fmt: skip
+    return f"gain of `{a}` over the sparsity floor: " + "; ".join(parts)
 
 
 def _gain_wide(reg: pd.DataFrame, sets: list[str]) -> pd.DataFrame:
-    w = _r2_wide(reg, ["sparsity", *sets])
-    if "sparsity" not in w:
-        return w
-    out = w[["scope", "group", "model", "sparsity"]].rename(columns={"sparsity": "r2_sparsity"})
-    for a in sets:
-        if a in w and a != "sparsity":
-            out[f"Δ{a}"] = w[a] - w["sparsity"]
-    return out
+    """ΔR² over the sparsity floor per (scope, group, model) and set."""
+    d = reg[reg["feature_set"].isin(sets) & reg["floor_r2_oof"].notna()]
+    if d.empty:
+        return pd.DataFrame()
+    wide = d.pivot_table(
+        index=["scope", "group", "model"], columns="feature_set", values="gain_r2_oof", sort=False
+    )
+    wide.columns = [f"Δ{c}" for c in wide.columns]
+    floor = reg.groupby(["scope", "group"], sort=False)[["floor_model", "floor_r2_oof"]].first()
+    fl = floor.reindex(wide.index.droplevel("model"))
+    wide.insert(0, "r2_floor", fl["floor_r2_oof"].to_numpy())
+    wide.insert(0, "floor_model", fl["floor_model"].to_numpy())
+    cols = ["floor_model", "r2_floor", *[f"Δ{a}" for a in sets if f"Δ{a}" in wide.columns]]
+    return wide[cols].reset_index()
 
 
 def _counts(c: dict[str, Any], a: str, b: str) -> str:
@@ -123,6 +147,7 @@ def build_blocks(res: dict[str, Any], meta: dict[str, Any], params: Any, figs: d
     reg = res["regression"]
     target = res["target"]
     b: list[tuple[str, Any]] = [("h1", "snntopo analysis summary")]
+    b += verdict_blocks(res, params)
     sets = meta["feature_sets"]
     b.append(("h2", "Protocol"))
     b.append(
@@ -146,18 +171,22 @@ def build_blocks(res: dict[str, Any], meta: dict[str, Any], params: Any, figs: d
                 "`layer_density` = every layer's density; BGE per-layer metrics are averaged "
                 "over layers; Ramanujan metrics are averaged over layers per network.",
                 f"Models: {', '.join(params.models)} (ridge: signed-log, standardised, clipped "
-                "features; gbt: histogram gradient boosting, 100 trees of ≤8 leaves).",
+                "features; gbt: histogram gradient boosting, 50 trees of ≤8 leaves, learning "
+                "rate 0.2, 32 bins per feature; the sparsity set also with the per-level mean curve, for "
+                "the floor).",
                 f"Grouped {params.n_splits}-fold CV × {params.n_repeats} repeats (seed "
                 f"{params.seed}); a group is one configuration (dataset, arch, method, sparsity), "
                 "so the seeds of a configuration are never split between train and test. "
                 "Scopes: pooled, per data set (when there are several), per architecture and "
                 "per sparsity within a data set (each its own models).",
-                "Every regression verdict is read against the `sparsity`-only model: an R² of 0.9 "
-                "within one architecture can mean 'knows the sparsity', so each set's gain ΔR² "
-                "over it is given per scope (within one sparsity level the `sparsity`-only model "
-                "is a constant, so there ΔR² is the set's own R² plus the leave-out penalty of a "
-                "constant). The ranking verdicts come first: within one sparsity level "
-                "topology has to do the work.",
+                "Every regression verdict is read against the **sparsity floor**: the best "
+                "sparsity-only model of the same scope group under the same folds (the "
+                "per-sparsity-level mean curve or gradient-boosted trees on sparsity, whichever "
+                "has the higher out-of-fold R²; MAE: the lower of the two). An R² of 0.9 within "
+                "one architecture can mean 'knows the sparsity', so each set's gains ΔR² and ΔMAE "
+                "over the floor are given per scope (within one sparsity level the floor is a "
+                "constant, so there ΔR² is the set's own R² plus the leave-out penalty of a "
+                "constant).",
                 "Scores: R² and MAE per held-out fold (mean ± sd in regression.csv) and "
                 "`r2_oof`, the R² of all out-of-fold predictions together (steadier on small "
                 "folds; used for the verdicts below).",
@@ -196,9 +225,12 @@ def build_blocks(res: dict[str, Any], meta: dict[str, Any], params: Any, figs: d
             f"Per (dataset, arch, sparsity) cell the methods are ranked by measured {target} "
             f"(mean over seeds) and by each predictor's out-of-fold prediction ({params.ranking_scope}"
             "-scope models; the configuration is never in the training fold), or by a raw "
-            "Ramanujan metric read as higher-is-better ('direct:'). The `sparsity` set carries no "
-            "method information; its negative tau is the leave-out artefact (removing a "
-            "configuration from training shifts the training mean against it) and is the floor.",
+            "Ramanujan metric read as higher-is-better ('direct:'), or by the naive transfer "
+            "order ('naive:dataset': the methods' order measured on the other data sets, same "
+            "architecture and sparsity; 'naive:arch': on the other architectures, same data set "
+            "and sparsity). The `sparsity` set carries no method information: its tau is "
+            "undefined (empty), not a floor (its held-out predictions differ within a cell only "
+            "because leaving a configuration out shifts the training mean against it).",
         )
     )
     mge_rows = allr[allr["feature_set"] == "mge"]
@@ -224,6 +256,8 @@ def build_blocks(res: dict[str, Any], meta: dict[str, Any], params: Any, figs: d
                              "kendall_tau_std", "top1_rate"]]))  # fmt: skip
     if "figure_ranking_tau_png" in figs:
         b.append(("img", figs["figure_ranking_tau_png"]))
+    if "transfer_summary" in res and len(res["transfer_summary"]):
+        b += transfer_blocks(res)
     # Leave-one-method-out: the situation of a user with a new PaI method.
     b.append(("h2", "2. A new PaI method: leave-one-method-out prediction and rank"))
     if "lomo_verdicts" in res and len(res["lomo_verdicts"]):
@@ -339,6 +373,199 @@ def build_blocks(res: dict[str, Any], meta: dict[str, Any], params: Any, figs: d
     b.append(
         ("p", "Library versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
     )
+    return b
+
+
+def _yes(v: Any) -> str:
+    return "**helps**" if bool(v) else "no"
+
+
+def verdict_table(res: dict[str, Any], feature_set: str = "mge") -> pd.DataFrame:
+    """The lead table: per (dataset, arch), one topology set's ranking tau beside every ranking
+    floor and its R² beside both regression floors, with the two verdicts."""
+    rv, gv = res.get("ranking_verdicts"), res.get("regression_verdicts")
+    parts = []
+    if rv is not None and len(rv):
+        r = rv[rv["feature_set"] == feature_set].copy()
+        keep = {"dataset": "dataset", "arch": "arch", "tau": "τ", "tau_layer_density":
+                "τ layer density", "tau_naive_dataset": "τ naive (data set)", "tau_naive_arch":
+                "τ naive (arch)", "cells_beating_all_floors": "cells > all floors",
+                "n_cells": "cells"}  # fmt: skip
+        r = r[[c for c in keep if c in r.columns] + ["helps"]].rename(columns=keep)
+        r["ranking"] = r.pop("helps").map(_yes)
+        r["cells > all floors"] = [
+            f"{a}/{n}" for a, n in zip(r["cells > all floors"], r.pop("cells"), strict=True)
+        ]
+        parts.append(r)
+    if gv is not None and len(gv):
+        g = gv[gv["feature_set"] == feature_set]
+        g = g[["dataset", "arch", "r2", "r2_sparsity_floor", "r2_layer_density", "gain_r2",
+               "gain_mae", "helps"]].rename(columns={  # fmt: skip
+            "r2": "R²", "r2_sparsity_floor": "R² sparsity floor",
+            "r2_layer_density": "R² layer density", "gain_r2": "ΔR² over floor",
+            "gain_mae": "ΔMAE over floor"})  # fmt: skip
+        g["regression"] = g.pop("helps").map(_yes)
+        parts.append(g)
+    if not parts:
+        return pd.DataFrame()
+    out = parts[0]
+    for p in parts[1:]:
+        out = out.merge(p, on=["dataset", "arch"], how="outer")
+    order = {"all": 1}
+    return out.sort_values(["dataset", "arch"], key=lambda c: c.map(lambda v: (order.get(v, 0), v)))
+
+
+def verdict_blocks(res: dict[str, Any], params: Any) -> list:
+    """The summary's first section: where topology helps, against every floor."""
+    b: list[tuple[str, Any]] = [("h2", "Verdict: where does topology help? (against every floor)")]
+    rv, gv = res.get("ranking_verdicts"), res.get("regression_verdicts")
+    if (rv is None or not len(rv)) and (gv is None or not len(gv)):
+        b.append(("p", "Not testable: no topology feature table."))
+        return b
+    b.append(
+        (
+            "p",
+            "Ranking (the PaI methods within one sparsity; models of the "
+            f"{params.ranking_scope} scope, held-out predictions): Kendall τ against three "
+            "floors — 0 (chance), the layer-density profile model (how many weights each layer "
+            "keeps) and the naive transfer order (the methods' order *measured* on the other data "
+            "sets, same architecture and sparsity, or on the other architectures, same data set), "
+            "wherever the tables hold one. Regression (per data set and architecture): "
+            "out-of-fold R² and MAE against the sparsity floor (best sparsity-only model: "
+            "per-level mean curve or GBT on sparsity) and the layer-density profile. A verdict "
+            f"**helps** is written only where topology beats every floor (τ or R² by more than "
+            f"{MARGIN}, and a lower MAE); each set uses one model everywhere (its better mean), "
+            "and so does the layer-density floor.",
+        )
+    )
+    if "mge" in set(rv["feature_set"] if rv is not None and len(rv) else []) | set(
+        gv["feature_set"] if gv is not None and len(gv) else []
+    ):
+        b.append(("p", "MGE topometrics, per data set and architecture (`all`: every cell):"))
+        b.append(("table", verdict_table(res, "mge")))
+    lines = []
+    sets = list(
+        dict.fromkeys(
+            [
+                *(rv["feature_set"] if rv is not None and len(rv) else []),
+                *(gv["feature_set"] if gv is not None and len(gv) else []),
+            ]
+        )
+    )
+    for fs in sets:
+        txt = [f"`{fs}`"]
+        if rv is not None and len(rv):
+            r = rv[(rv["feature_set"] == fs) & (rv["arch"] != "all")]
+            a = rv[(rv["feature_set"] == fs) & (rv["arch"] == "all")]
+            if len(r):
+                txt.append(
+                    f"ranking ({r['model'].iloc[0]}) helps in {int(r['helps'].sum())} of {len(r)} "
+                    f"(data set, arch) scopes, beats every floor in "
+                    f"{int(a['cells_beating_all_floors'].iloc[0])} of {int(a['n_cells'].iloc[0])} "
+                    f"cells (mean τ {a['tau'].iloc[0]:.3f} vs highest floor "
+                    f"{a['floor'].iloc[0]:.3f}, {a['floor_name'].iloc[0]})"
+                )
+        if gv is not None and len(gv):
+            g = gv[gv["feature_set"] == fs]
+            if len(g):
+                txt.append(
+                    f"regression ({g['model'].iloc[0]}) helps in {int(g['helps'].sum())} of "
+                    f"{len(g)} (median ΔR² over the sparsity floor {g['gain_r2'].median():+.3f})"
+                )
+        lines.append(": ".join(txt[:2]) + ("; " + txt[2] if len(txt) > 2 else ""))
+    b.append(("ul", lines))
+    ts = res.get("transfer_summary")
+    if ts is not None and len(ts):
+        b.append(("p", "Transfer (fit on one data set, rank the methods on another; details in "
+                  "the transfer section): " + _transfer_line(ts)))  # fmt: skip
+    return b
+
+
+def _transfer_model(ts: pd.DataFrame, feature_set: str) -> str | None:
+    """The model of ``feature_set`` with the higher mean transfer tau over every pair (one choice
+    for all pairs, not a per-pair pick)."""
+    d = ts[ts["feature_set"] == feature_set]
+    if d.empty:
+        return None
+    return str(d.groupby("model")["kendall_tau_mean"].mean().idxmax())
+
+
+def _transfer_line(ts: pd.DataFrame) -> str:
+    model = _transfer_model(ts, "mge")
+    if model is None:
+        return "no MGE table."
+    parts = []
+    for (fit, pred), d in ts.groupby(["fit_dataset", "pred_dataset"], sort=False):
+        naive = d.loc[d["feature_set"] == "naive", "kendall_tau_mean"]
+        r = d[(d["feature_set"] == "mge") & (d["model"] == model)]
+        if naive.empty or r.empty:
+            continue
+        r = r.iloc[0]
+        parts.append(
+            f"{fit} → {pred}: MGE τ {r['kendall_tau_mean']:.2f} vs naive order "
+            f"{naive.iloc[0]:.2f}, beats it in {int(r['cells_beating_naive'])} of "
+            f"{int(r['n_cells'])} cells"
+        )
+    return f"MGE model {model}; " + "; ".join(parts) + "."
+
+
+def transfer_table(ts: pd.DataFrame) -> pd.DataFrame:
+    """One row per (fit → predicted data set): the naive order's mean tau, then each predictor's
+    mean tau with the cells where it beats the naive order ("0.42 (6/20)")."""
+    order = {"naive": 0, "mge": 1, "rolled": 2, "rolled-channel": 3, "combined": 4,
+             "layer_density": 5}  # fmt: skip
+    d = ts.assign(k=ts["feature_set"].map(order).fillna(9)).sort_values(["k", "model"])
+    d["predictor"] = np.where(d["model"] == "none", d["feature_set"],
+                              d["feature_set"] + "/" + d["model"])  # fmt: skip
+    d["value"] = [
+        f"{t:.3f}" if fs == "naive" else f"{t:.3f} ({w}/{n})"
+        for fs, t, w, n in zip(
+            d["feature_set"],
+            d["kendall_tau_mean"],
+            d["cells_beating_naive"],
+            d["n_cells"],
+            strict=True,
+        )  # fmt: skip
+    ]
+    d["pair"] = d["fit_dataset"] + " → " + d["pred_dataset"]
+    wide = d.pivot_table(index="pair", columns="predictor", values="value", aggfunc="first",
+                         sort=False)  # fmt: skip
+    cols = list(dict.fromkeys(d["predictor"]))
+    pairs = list(dict.fromkeys(ts["fit_dataset"] + " → " + ts["pred_dataset"]))
+    return wide.loc[pairs, cols].reset_index().rename(columns={"pair": "fit → predict"})
+
+
+def transfer_blocks(res: dict[str, Any]) -> list:
+    ts = res["transfer_summary"]
+    b: list[tuple[str, Any]] = [("h2", "Transfer: fit on one data set, rank on another")]
+    b.append(
+        (
+            "p",
+            "Per architecture and ordered pair of data sets (A → B): each model is fit on every "
+            "network of A and predicts B's networks; within each sparsity of B the methods are "
+            "ordered by mean prediction and compared with B's measured order (Kendall τ). The "
+            "naive order is the methods' mean accuracy measured on A at the same sparsity — what "
+            "a researcher would answer without any model. Each entry: mean τ over the cells "
+            "(architectures × sparsities) and, in brackets, the cells where the predictor beats "
+            f"the naive order (τ higher by more than {MARGIN}); transfer.csv has every cell, "
+            "transfer_summary.csv the losses too.",
+        )
+    )
+    b.append(("table", transfer_table(ts)))
+    sub = ts[ts["feature_set"] != "naive"]
+    n_pairs = sub.groupby(["feature_set", "model"]).apply(
+        lambda d: int((d["kendall_tau_mean"] > d["naive_tau_mean"] + MARGIN).sum()),
+        include_groups=False,
+    )
+    total = sub.groupby(["feature_set", "model"])[["cells_beating_naive", "n_cells"]].sum()
+    lines = [
+        f"`{fs}/{m}`: mean τ above the naive order's in {n_pairs[(fs, m)]} of "
+        f"{ts[['fit_dataset', 'pred_dataset']].drop_duplicates().shape[0]} pairs; beats it in "
+        f"{int(total.loc[(fs, m), 'cells_beating_naive'])} of "
+        f"{int(total.loc[(fs, m), 'n_cells'])} cells"
+        for fs, m in total.index
+    ]
+    b.append(("ul", lines))
     return b
 
 

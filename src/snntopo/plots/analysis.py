@@ -115,7 +115,8 @@ def importance_figure(importance: pd.DataFrame) -> plt.Figure:
 
 def ranking_figure(summary: pd.DataFrame, scope: str) -> plt.Figure:
     """Mean Kendall tau over (dataset, arch, sparsity) cells per predictor."""
-    data = summary[(summary["arch"] == "all") & summary["scope"].isin([scope, "none"])].copy()
+    data = summary[(summary["arch"] == "all") & summary["scope"].isin([scope, "none"])]
+    data = data[data["kendall_tau_mean"].notna()].copy()  # sparsity alone: tau undefined
     data["predictor"] = np.where(
         data["model"] == "none", data["feature_set"], data["feature_set"] + " / " + data["model"]
     )
@@ -126,7 +127,10 @@ def ranking_figure(summary: pd.DataFrame, scope: str) -> plt.Figure:
     ax.axvline(0, color="k", lw=0.6)
     ax.set_xlim(-1, 1)
     ax.set_xlabel("Kendall tau, measured vs predicted PaI ranking (mean ± sd over cells)")
-    ax.set_title(f"PaI ranking agreement (models: {scope} scope; grey: raw Ramanujan metric)")
+    ax.set_title(
+        f"PaI ranking agreement (models: {scope} scope; grey: no model, a raw Ramanujan metric "
+        "or a naive transfer order)"
+    )
     return fig
 
 
