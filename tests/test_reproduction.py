@@ -104,7 +104,7 @@ def test_registry_marks_exactly_the_columns_found_not_reproducible():
     assert not set(NOT_REPRODUCED.values()) & keep
     assert set(unreproducible_columns("mge")) == set(NOT_REPRODUCED.values())
     bge_bad = {
-        "mean_sink_nodes", "mean_source_nodes", "mean_r_out", "mean_avg_node_strength",
+        "mean_sink_nodes", "mean_source_nodes", "mean_r_out", "mean_r_in", "mean_avg_node_strength",
         "mean_spectral_gap", "mean_spectral_radius", "mean_iterative_spectral_gap",
         "mean_weighted_spectral_gap",
     }  # fmt: skip

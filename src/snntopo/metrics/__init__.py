@@ -36,7 +36,7 @@ TRAINED_WEIGHTS = (
 )
 #: Why the published BGE tables' local columns are not reproducible.
 BGE_LOCAL = (
-    "the published per-layer sink/source/lost-out-edge columns come from code that is not in the "
+    "the published per-layer sink/source/lost-edge columns come from code that is not in the "
     "published code (whose BGE path writes no local metrics) and subtract counts that are not "
     "the layer's (ResNet-20 ERK 0.98: source_nodes about -3317 per layer, sink_nodes 26 where a "
     "layer's right side has no out-edges by construction)"
@@ -63,7 +63,7 @@ FAMILIES.register(
         "r_out": "edges",
         "r_in": "edges",
     },
-    not_reproducible_layers={m: BGE_LOCAL for m in ("sink_nodes", "source_nodes", "r_out")},
+    not_reproducible_layers={m: BGE_LOCAL for m in ("sink_nodes", "source_nodes", "r_out", "r_in")},
 )
 FAMILIES.register(
     "neighbourhood",
