@@ -19,6 +19,7 @@ import pytest
 
 from snntopo.cli import main
 from snntopo.encode.graph import load_graph
+from snntopo.errors import ConfigError
 from snntopo.metrics import (
     FAMILIES,
     compute_family,
@@ -116,6 +117,8 @@ def test_registry_marks_exactly_the_columns_found_not_reproducible():
         meta = FAMILIES.meta(fam)
         assert set(meta.get("not_reproducible", {})) <= set(meta["metrics"])
         assert set(meta.get("not_reproducible_layers", {})) <= set(meta["metrics"])
+    with pytest.raises(ConfigError, match="unknown encoding 'unrolled'"):
+        reproducible_columns("unrolled")  # the paper's folder name, not an encoding
 
 
 @pytest.mark.parametrize(
