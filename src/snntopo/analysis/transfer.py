@@ -26,8 +26,15 @@ from .models import make_model
 from .ranking import MARGIN, _agreement
 
 NAIVE = "naive"
-#: the feature sets compared in the transfer table (those present in the tables are used)
-TRANSFER_SETS = ("mge", "rolled", "rolled-channel", "combined", "layer_density")
+
+
+def transfer_sets() -> tuple[str, ...]:
+    """The feature sets compared in the transfer table (those present in the tables are used):
+    every registered encoding's topometrics, all of them combined, and the layer-density
+    profile (the registry is the one list of encodings)."""
+    from ..encode import ENCODINGS
+
+    return (*ENCODINGS.names(), "combined", "layer_density")
 
 
 def _cell_agreement(keys: pd.DataFrame, true: np.ndarray, pred: np.ndarray, sign: float):
@@ -42,14 +49,14 @@ def transfer(
     higher_is_better: bool,
     models: tuple[str, ...],
     seed: int,
-    feature_sets: tuple[str, ...] = TRANSFER_SETS,
+    feature_sets: tuple[str, ...] | None = None,
 ) -> pd.DataFrame:
     """transfer.csv: one row per (arch, fit data set, predicted data set, sparsity, predictor)."""
     sign = 1.0 if higher_is_better else -1.0
     index = next(iter(sets.values())).index
     keys = index.to_frame(index=False)
     ys = y.loc[index].to_numpy(float)
-    used = [s for s in feature_sets if s in sets]
+    used = [s for s in (transfer_sets() if feature_sets is None else feature_sets) if s in sets]
     rows = []
     for arch in sorted(keys["arch"].unique()):
         in_arch = (keys["arch"] == arch).to_numpy()

@@ -24,7 +24,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "motif_sample_fraction": 0.001,
     "motif_min_sample": 1,
     # "count": vectorised exact count of what igraph's RAND-ESU estimate counts on the sampled
-    # roots (same value, ~40x faster on a ResNet-20 MGE); "igraph": motifs_randesu_estimate itself
+    # roots (same value, ~40x faster on a ResNet-20 MGE); "igraph": motifs_randesu_estimate itself;
+    # "paper_sample": igraph draws the roots from random.Random(seed), as the authors' code does
     "motif_method": "count",
     # eigensolver (ARPACK via scipy eigsh): fixed start vector from the seed
     "eigsh_tol": 1e-6,
