@@ -83,7 +83,7 @@ def family_threads(family: str, cores: int) -> int:
     sys.path.insert(0, str(ROOT / "src"))
     from snntopo.metrics import FAMILIES
 
-    return max(1, min(cores, int(FAMILIES.meta(family).get("threads", 1))))
+    return max(1, min(cores, int(FAMILIES.meta(family).threads)))
 
 
 def warm_memory(gb: float) -> None:
