@@ -438,3 +438,35 @@ def test_reference_mode_refuses_multi_input_layers():
     w = _set(net, a=[[[[2.0]]]], c=[[[[3.0]], [[5.0]]]])
     with pytest.raises(Exception, match="several tensors"):
         build_graph("mge", layer_spec(net, (1, 2, 2)), w, mode="reference")
+
+
+# ------------------------------------------------------------------ shape arithmetic (metadata)
+class ShapeFlatten(nn.Module):
+    """Research-code flatten spellings: ``b, c, h, w = x.shape``, ``x.shape[0]``, ``x.size()``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, padding=1, bias=False)
+        self.tc = Tap("conv")
+        self.conv2 = nn.Conv2d(3, 2, 1, bias=False)
+        self.t2 = Tap("conv2")
+        self.fc = nn.Linear(2 * 4 * 4, 3)
+        self.tf = Tap("fc")
+        self.fc2 = nn.Linear(3, 2)
+        self.tf2 = Tap("fc2")
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        y = self.tc(self.conv(x))
+        y = y.reshape(b, 3, h, w)  # a view to the same 4-D shape spelled from unpacked sizes
+        z = self.t2(self.conv2(y))
+        f = self.tf(self.fc(z.view(z.shape[0], -1)))
+        n = f.size()[0]
+        return self.tf2(self.fc2(f.reshape(n, f.size(1))))
+
+
+def test_shape_arithmetic_is_metadata():
+    spec, g, n = check_against_jacobian(ShapeFlatten(), (2, 4, 4))
+    assert [x["name"] for x in spec["layers"]] == ["conv", "conv2", "fc", "fc2"]
+    assert spec["layers"][2]["flatten"] is True
+    assert n == 4

@@ -271,6 +271,13 @@ class _Walker:
             raise UnsupportedOpError(f"unsupported parameter access {node.target!r}")
         args = [self.values.get(a) if isinstance(a, fx.Node) else a for a in node.args]
         tensors = [a for a in args if isinstance(a, _Value)]
+        if node.op != "call_module" and not any(
+            isinstance(self.values.get(a), _Value) for a in node.all_input_nodes
+        ):
+            # shape arithmetic (x.shape[i], x.size(), b, c, h, w = x.shape, c // g) and constants
+            # made from it: metadata, no graph; a tensor built from it is a constant
+            self.values[node] = None
+            return
         if node.op == "call_module":
             self.values[node] = self.module(node, self.modules[str(node.target)], tensors)
         elif node.op == "call_function":
@@ -348,6 +355,8 @@ class _Walker:
             return None
         if name in ("flatten", "view", "reshape"):
             out = node.meta.get("tensor_meta")
+            if out is not None and not tensors[0].flatten and _shape(node) == tensors[0].shape:
+                return tensors[0]  # a view to the shape it has: nothing moves
             if out is None or len(out.shape) != 2:
                 raise UnsupportedOpError(f"{name} that is not a flatten to 2-D")
             return self.flattened(tensors[0], node)
