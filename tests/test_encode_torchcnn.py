@@ -470,3 +470,51 @@ def test_shape_arithmetic_is_metadata():
     assert [x["name"] for x in spec["layers"]] == ["conv", "conv2", "fc", "fc2"]
     assert spec["layers"][2]["flatten"] is True
     assert n == 4
+
+
+# ------------------------------------------------------------------ asymmetric padding
+class AsymmetricPadding(nn.Module):
+    """A 4x4 ``padding='same'`` stem (torch pads 1 before, 2 after), ``F.pad`` with four different
+    sides before a strided conv, ``nn.ZeroPad2d`` then a ReLU before a conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(2, 3, 4, padding="same", bias=False)
+        self.t0 = Tap("stem")
+        self.down = nn.Conv2d(3, 2, 3, stride=2, bias=False)
+        self.t1 = Tap("down")
+        self.zpad = nn.ZeroPad2d((0, 1, 2, 0))  # left, right, top, bottom
+        self.last = nn.Conv2d(2, 2, (2, 3), padding=(1, 0), bias=False)
+        self.t2 = Tap("last")
+
+    def forward(self, x):
+        s = self.t0(self.stem(x))
+        d = self.t1(self.down(torch.nn.functional.pad(s, (1, 0, 2, 1))))
+        return self.t2(self.last(torch.relu(self.zpad(d))))
+
+
+def test_asymmetric_padding_equals_jacobian():
+    spec, g, n = check_against_jacobian(AsymmetricPadding(), (2, 7, 6))
+    lay = {x["name"]: x for x in spec["layers"]}
+    assert lay["stem"]["padding"] == [1, 1] and lay["stem"]["padding_end"] == [2, 2]
+    assert lay["down"]["padding"] == [2, 1] and lay["down"]["padding_end"] == [1, 0]
+    assert lay["last"]["padding"] == [3, 0] and lay["last"]["padding_end"] == [1, 1]
+    assert n == 3
+    # the dense conv operator of the metrics takes symmetric convs only: none of these is a term
+    assert "conv_terms" not in g.meta
+    with pytest.raises(Exception, match="pads one side more"):
+        build_graph("mge", spec, _positive(AsymmetricPadding()), mode="reference")
+
+
+class PadThenPool(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 1)
+
+    def forward(self, x):
+        return self.conv(torch.nn.functional.max_pool2d(torch.nn.functional.pad(x, (1, 1)), 2))
+
+
+def test_padding_not_read_by_a_conv_is_refused():
+    with pytest.raises(UnsupportedOpError, match="zero padding .* not read by a conv"):
+        layer_spec(PadThenPool(), (2, 4, 4))

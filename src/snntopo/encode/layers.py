@@ -61,6 +61,8 @@ _PASS_FUNCTIONS = {
     F.leaky_relu,
     F.elu,
 }
+# Modules that may read a zero-padded tensor (the padding then joins the next conv's).
+_PADDED_READERS = (nn.Conv2d, nn.ZeroPad2d, nn.ConstantPad2d, *_PASS_MODULES)
 _GATE_FUNCTIONS = {torch.sigmoid, F.sigmoid, F.hardsigmoid}
 _PASS_METHODS = {"relu", "relu_", "contiguous", "tanh", "clone"}
 _GATE_METHODS = {"sigmoid", "sigmoid_"}
@@ -99,6 +101,9 @@ class _Value:
     flatten: bool = False
     fresh_layer: str | None = None  # layer whose raw output this is (no add in between)
     gate: bool = False  # came out of a sigmoid-like activation
+    # zero padding (top, bottom, left, right) applied by F.pad / nn.ZeroPad2d, not yet read by a
+    # conv: ``shape`` stays the unpadded one, the next conv takes it as (asymmetric) padding
+    pad: tuple[int, int, int, int] | None = None
 
     @property
     def block(self) -> str:
@@ -278,12 +283,47 @@ class _Walker:
             # made from it: metadata, no graph; a tensor built from it is a constant
             self.values[node] = None
             return
+        if any(t.pad is not None for t in tensors):
+            self.check_padded_reader(node)
         if node.op == "call_module":
             self.values[node] = self.module(node, self.modules[str(node.target)], tensors)
         elif node.op == "call_function":
             self.values[node] = self.function(node, node.target, tensors)
         elif node.op == "call_method":
             self.values[node] = self.method(node, str(node.target), tensors)
+
+    def check_padded_reader(self, node: fx.Node) -> None:
+        """A zero-padded tensor may pass through elementwise ops and must then be read by a conv
+        (the padding joins the conv's); any other reader would need nodes for the zeros."""
+        t = node.target
+        if node.op == "call_module":
+            m = self.modules[str(t)]
+            if isinstance(m, _PADDED_READERS):
+                return
+        elif node.op == "call_function":
+            if (
+                t in _PASS_FUNCTIONS
+                or t is F.pad
+                or t is getattr
+                or getattr(t, "__name__", "") in _EVAL_IDENTITY_NAMES
+            ):
+                return
+        elif node.op == "call_method" and (t in _PASS_METHODS or t in ("size", "dim")):
+            return
+        raise UnsupportedOpError("zero padding (F.pad / ZeroPad2d) that is not read by a conv")
+
+    def padded(self, src: _Value, pad: Any, mode: str = "constant") -> _Value:
+        """``F.pad``/``nn.ZeroPad2d``/``nn.ConstantPad2d`` on H, W: constants, no nodes; recorded
+        on the value for the conv that reads it."""
+        pad = [int(p) for p in (pad if isinstance(pad, tuple | list) else [pad] * 4)]
+        if mode != "constant" or len(pad) not in (2, 4) or min(pad) < 0 or src.flatten:
+            raise UnsupportedOpError(
+                f"padding {pad} (mode {mode!r}): only non-negative constant padding of H and W"
+            )
+        left, right, top, bottom = (*pad, 0, 0)[:4]
+        old = src.pad or (0, 0, 0, 0)
+        new = (old[0] + top, old[1] + bottom, old[2] + left, old[3] + right)
+        return replace(src, pad=new, fresh_layer=None, gate=False)
 
     def module(self, node: fx.Node, m: nn.Module, tensors: list[_Value]) -> Any:
         src = tensors[0]
@@ -306,6 +346,8 @@ class _Walker:
             return self.flattened(src, node)
         if isinstance(m, nn.Sequential) and len(m) == 0:
             return src
+        if isinstance(m, nn.ZeroPad2d | nn.ConstantPad2d):
+            return self.padded(src, m.padding)
         raise UnsupportedOpError(f"unsupported module of type {type(m).__name__}")
 
     def function(self, node: fx.Node, fn: Any, tensors: list[_Value]) -> Any:
@@ -324,6 +366,11 @@ class _Walker:
             return replace(tensors[0], gate=True)
         if fn is torch.flatten:
             return self.flattened(tensors[0], node)
+        if fn is F.pad:
+            names = ("input", "pad", "mode")
+            kw = dict(zip(names, node.args, strict=False))
+            kw.update({k: v for k, v in node.kwargs.items() if k in names})
+            return self.padded(tensors[0], kw["pad"], kw.get("mode") or "constant")
         if fn is torch.cat or fn is torch.concat:
             seq = node.args[0]
             dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
@@ -384,23 +431,32 @@ class _Walker:
             if m.padding_mode != "zeros":
                 raise UnsupportedOpError(f"conv {name!r} uses padding_mode={m.padding_mode!r}")
             pad = m.padding
-            if isinstance(pad, str):  # 'same'/'valid': resolve to numbers from the shapes
-                pad = [
-                    0 if pad == "valid" else (m.dilation[i] * (m.kernel_size[i] - 1)) // 2
-                    for i in range(2)
-                ]
+            if isinstance(pad, str):  # 'same'/'valid': torch's numbers, the odd one at the end
+                total = [0 if pad == "valid" else m.dilation[i] * (m.kernel_size[i] - 1)
+                         for i in range(2)]  # fmt: skip
+                begin = [t // 2 for t in total]
+                end = [t - b for t, b in zip(total, begin, strict=True)]
+            else:
+                begin = end = _pair(pad)
+            if src.pad is not None:  # F.pad / ZeroPad2d before the conv: (top, bottom, left, right)
+                begin = [begin[0] + src.pad[0], begin[1] + src.pad[2]]
+                end = [end[0] + src.pad[1], end[1] + src.pad[3]]
             layer.update(
                 kind="conv",
                 kernel=_pair(m.kernel_size),
                 stride=_pair(m.stride),
-                padding=_pair(pad),
+                padding=list(begin),
                 dilation=_pair(m.dilation),
                 groups=int(m.groups),
             )
+            if end != begin:  # asymmetric: padding is the top/left side, this the bottom/right
+                layer["padding_end"] = list(end)
         else:
             in_feat = 1
             for s in in_shape:
                 in_feat *= s
+            if src.pad is not None:
+                raise UnsupportedOpError(f"linear {name!r} applied to a zero-padded tensor")
             if len(in_shape) != 1 and not src.flatten:
                 raise UnsupportedOpError(
                     f"linear {name!r} applied to a {len(in_shape) + 1}-D tensor"

@@ -8,7 +8,9 @@ Edges (``exact`` mode, the default):
 
 - conv weight ``W[o, i, u, v] != 0`` gives, for every output position ``(oy, ox)`` whose tap lands on
   a real input position ``y = oy*s - p + u*d`` (same for x), an edge ``in(i, y, x) -> out(o, oy, ox)``
-  of weight ``|W[o, i, u, v]|``. Zero padding creates no nodes and no edges. Groups are honoured.
+  of weight ``|W[o, i, u, v]|`` (``p`` is the top/left padding, ``padding``; an asymmetric conv's
+  bottom/right side, ``padding_end``, only shows in its output size). Zero padding creates no nodes
+  and no edges. Groups are honoured.
 - pooling windows between a layer's input block and the layer fold into the layer: every edge from
   a pooled position q is replicated to each pre-pool position of q's window (same weight; max and
   avg pooling have the same structure). With overlapping, adaptive or broadcast (gate) windows a
@@ -92,6 +94,12 @@ def build(
         others = [lay for lay in layers[1:] if lay["in_block"] == "input"]
         if others:
             raise ConfigError("reference mode: only the first layer may read the input block")
+        uneven = [lay["name"] for lay in layers if "padding_end" in lay]
+        if uneven:
+            raise ConfigError(
+                f"reference mode reproduces the paper code's symmetric padding; layer "
+                f"{uneven[0]!r} pads one side more than the other (use mode exact)"
+            )
         several = [lay["name"] for lay in layers if "inputs" in lay]
         if several:
             raise ConfigError(
@@ -192,11 +200,12 @@ def _operator_terms(
     of the adjacency are the conv itself (``|W|`` applied as a cross-correlation), which the
     spectral metrics apply as a dense convolution instead of reading every edge
     (:mod:`snntopo.metrics.conv_operator`). Only plain convs qualify (no pooling folded in, no
-    concatenated input, one group, exact mode); every other edge stays in the CSR alone."""
+    concatenated input, one group, symmetric padding, exact mode); every other edge stays in
+    the CSR alone."""
     terms, kernels = [], {}
     for lay, w in convs:
         pair = (index[lay["in_block"]], index[lay["out_block"]])
-        if writers.get(pair) != 1 or int(lay.get("groups", 1)) != 1:
+        if writers.get(pair) != 1 or int(lay.get("groups", 1)) != 1 or "padding_end" in lay:
             continue
         name = f"kernel_{len(terms)}"
         kernels[name] = np.abs(w).astype(np.float32)
