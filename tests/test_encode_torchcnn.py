@@ -518,3 +518,30 @@ class PadThenPool(nn.Module):
 def test_padding_not_read_by_a_conv_is_refused():
     with pytest.raises(UnsupportedOpError, match="zero padding .* not read by a conv"):
         layer_spec(PadThenPool(), (2, 4, 4))
+
+
+# ------------------------------------------------------------------ pooled-conv output
+class PooledConvHead(nn.Module):
+    """SqueezeNet's classifier: a final 1x1 conv, ReLU, global average pool, flatten."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, stride=2, padding=1, bias=False)
+        self.tc = Tap("conv")
+        self.pool = nn.AvgPool2d(2, ceil_mode=True)  # folded like a max pool
+        self.head = nn.Conv2d(3, 4, 1, bias=False)
+        self.th = Tap("head")
+        self.gap = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x):
+        y = self.pool(torch.relu(self.tc(self.conv(x))))
+        return torch.flatten(self.gap(torch.relu(self.th(self.head(y)))), 1)
+
+
+def test_pooled_conv_output_keeps_the_last_block():
+    spec, g, n = check_against_jacobian(
+        PooledConvHead(), (2, 10, 10), structure_only={("conv", "head")}
+    )
+    # 10x10 -> conv 5x5 -> ceil-mode pool 3x3 -> head 4x3x3: the head's 36 nodes are the outputs
+    assert g.blocks[-1].name == "head" and g.blocks[-1].size == 4 * 3 * 3
+    assert spec["num_classes"] == 4 and n == 2

@@ -268,9 +268,17 @@ class _Walker:
             out = node.args[0]
             if isinstance(out, fx.Node) and isinstance(self.values.get(out), _Value):
                 v = self.values[out]
-                if not v.simple or v.terms[0].pools:
+                if not v.simple:
                     raise UnsupportedOpError("the network output is not the output of a layer")
-                self.num_out = int(torch.Size(self.blocks[v.block]).numel())
+                if v.terms[0].pools:
+                    # a pooled conv (SqueezeNet: 1x1 conv, ReLU, global pool, flatten): the
+                    # pool's positions are the last layer's nodes, which stay the output block
+                    last = [lay["out_block"] for lay in self.layers if lay["role"] == "main"]
+                    if not last or v.block != last[-1]:
+                        raise UnsupportedOpError(
+                            "the network output is a pooled tensor that is not the last layer's"
+                        )
+                self.num_out = int(torch.Size(v.shape).numel())
             return
         if node.op == "get_attr":
             raise UnsupportedOpError(f"unsupported parameter access {node.target!r}")
