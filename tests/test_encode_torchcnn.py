@@ -417,13 +417,15 @@ def test_grouped_and_depthwise_conv_equal_jacobian(groups, c_in, c_out):
 
 
 class Permute(nn.Module):
+    """A conv on a tensor with H and W swapped: not a channel permutation, not channels-last."""
+
     def __init__(self) -> None:
         super().__init__()
         self.a = nn.Conv2d(2, 2, 1)
-        self.b = nn.Linear(2, 2)
+        self.b = nn.Conv2d(2, 2, 1)
 
     def forward(self, x):
-        return self.b(self.a(x).permute(0, 2, 3, 1))
+        return self.b(self.a(x).permute(0, 1, 3, 2))
 
 
 def test_unsupported_op_names_op_module_and_model():
@@ -545,3 +547,92 @@ def test_pooled_conv_output_keeps_the_last_block():
     # 10x10 -> conv 5x5 -> ceil-mode pool 3x3 -> head 4x3x3: the head's 36 nodes are the outputs
     assert g.blocks[-1].name == "head" and g.blocks[-1].size == 4 * 3 * 3
     assert spec["num_classes"] == 4 and n == 2
+
+
+# ------------------------------------------------------------------ channel permutations
+def _shuffle(x, groups):
+    b, c, h, w = x.size()
+    x = x.view(b, groups, c // groups, h, w)
+    x = torch.transpose(x, 1, 2).contiguous()
+    return x.view(b, -1, h, w)
+
+
+class ShuffleUnit(nn.Module):
+    """ShuffleNetV2 pattern: split the channels (chunk), a branch on one half, concatenate, shuffle
+    (view -> transpose -> view), then a conv on the shuffled tensor and one on a channel slice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(2, 4, 1, bias=False)
+        self.t0 = Tap("stem")
+        self.branch = nn.Conv2d(2, 2, 3, padding=1, groups=2, bias=False)
+        self.tb = Tap("branch")
+        self.mix = nn.Conv2d(4, 4, 1, groups=2, bias=False)
+        self.tm = Tap("mix")
+        self.part = nn.Conv2d(2, 2, 1, bias=False)
+        self.tp = Tap("part")
+
+    def forward(self, x):
+        s = self.t0(self.stem(x))
+        x1, x2 = s.chunk(2, dim=1)
+        y = _shuffle(torch.cat((x1, self.tb(self.branch(x2))), dim=1), 2)
+        m = self.tm(self.mix(y))
+        return m, self.tp(self.part(y[:, 1:3]))
+
+
+def test_channel_shuffle_and_slices_equal_jacobian():
+    spec, g, n = check_against_jacobian(ShuffleUnit(), (2, 3, 3))
+    lay = {x["name"]: x for x in spec["layers"]}
+    # the shuffled tensor's channel k: stem 0, branch 0, stem 1, branch 1
+    assert [(t["block"], t.get("from_channel", 0)) for t in lay["mix"]["inputs"]] == [
+        ("stem", 0), ("branch", 0), ("stem", 1), ("branch", 1)
+    ]  # fmt: skip
+    # branch reads channels 2..3 of the stem
+    assert lay["branch"]["inputs"][0]["from_channel"] == 2
+    # the slice y[:, 1:3] is branch channel 0, then stem channel 1
+    assert [(t["block"], t.get("from_channel", 0)) for t in lay["part"]["inputs"]] == [
+        ("branch", 0), ("stem", 1)
+    ]  # fmt: skip
+
+
+class ChannelsLast(nn.Module):
+    """ConvNeXt block: depthwise conv, permute to channels-last, LayerNorm over channels, Linear on
+    the channel axis (a 1x1 conv) twice, permute back, layer scale, identity shortcut."""
+
+    def __init__(self, norm: nn.Module) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(2, 3, 2, stride=2, bias=False)
+        self.t0 = Tap("stem")
+        self.dw = nn.Conv2d(3, 3, 3, padding=1, groups=3, bias=False)
+        self.td = Tap("dw")
+        self.norm = norm
+        self.fc1 = nn.Linear(3, 5)
+        self.t1 = Tap("fc1")
+        self.fc2 = nn.Linear(5, 3)
+        self.t2 = Tap("fc2")
+        self.gamma = nn.Parameter(torch.ones(3, 1, 1))
+        self.head = nn.Linear(3, 2)
+        self.th = Tap("head")
+
+    def forward(self, x):
+        s = self.t0(self.stem(x))
+        h = self.td(self.dw(s)).permute(0, 2, 3, 1)
+        h = self.fc1(self.norm(h))
+        h = self.t1(h.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # tapped in (C, H, W) order
+        y = self.gamma * self.fc2(h).permute(0, 3, 1, 2)
+        y = self.t2(y + s)  # the block of fc2 is the sum (an identity shortcut from stem)
+        return self.th(self.head(y.mean((2, 3))))
+
+
+def test_channels_last_linear_layernorm_and_layer_scale():
+    # LayerNorm mixes a position's channels in value, not in structure (a per-position
+    # normalisation, like BatchNorm): the graph is the one of the block without it
+    with_ln = layer_spec(ChannelsLast(nn.LayerNorm(3)), (2, 4, 4))
+    spec, g, n = check_against_jacobian(
+        ChannelsLast(nn.Identity()), (2, 4, 4), scale={("fc2", "head"): 4.0, ("stem", "head"): 4.0}
+    )
+    assert with_ln["layers"] == spec["layers"]
+    lay = {x["name"]: x for x in spec["layers"]}
+    assert lay["fc1"]["kind"] == "conv" and lay["fc1"]["weight_shape"] == [5, 3, 1, 1]
+    assert spec["identity_shortcuts"] == [{"from_block": "stem", "to_block": "fc2"}]
+    assert n == 6  # input-stem, stem-dw, dw-fc1, fc1-fc2, stem-fc2 (identity), fc2-head

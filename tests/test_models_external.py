@@ -92,12 +92,13 @@ def test_cli_encode_and_metrics_with_users_module(tmp_path):
     m = json.loads((tmp_path / "m.json").read_text())
     assert m  # a metrics artifact was written
     bad = subprocess.run(
-        [*run, "encode", "--arch", "torchvision:convnext_tiny", "--dataset", "cifar10",
+        [*run, "encode", "--arch", "module:user_models:make_unsupported", "--dataset", "digits",
          "--encoding", "mge", "--out", str(tmp_path / "c.npz")],
         env=env, capture_output=True, text=True,
     )  # fmt: skip
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
-    assert "permute" in bad.stderr and "torchvision:convnext_tiny" in bad.stderr
+    assert "permute" in bad.stderr and "module:user_models:make_unsupported" in bad.stderr
+    assert not (tmp_path / "c.npz").exists()
 
 
 def test_cli_same_padding_and_shape_flatten_encode_and_metrics(tmp_path):

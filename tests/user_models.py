@@ -33,3 +33,19 @@ class SameStem(nn.Module):
 
 def make_same(num_classes: int, in_channels: int, input_size: int, hidden: int = 4) -> nn.Module:
     return SameStem(num_classes, in_channels, hidden)
+
+
+class SwapHW(nn.Module):
+    """A conv on a tensor whose H and W are swapped (no static graph rule covers it)."""
+
+    def __init__(self, num_classes: int, in_channels: int) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(in_channels, 4, 1)
+        self.b = nn.Conv2d(4, num_classes, 1)
+
+    def forward(self, x):
+        return self.b(self.a(x).permute(0, 1, 3, 2)).mean((2, 3))
+
+
+def make_unsupported(num_classes: int, in_channels: int, input_size: int) -> nn.Module:
+    return SwapHW(num_classes, in_channels)

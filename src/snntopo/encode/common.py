@@ -22,6 +22,8 @@ def layer_weight(weights: Mapping[str, np.ndarray], layer: dict[str, Any]) -> np
     if name not in weights:
         raise MaskError(f"no weights for parameter {name!r} (layer {layer['name']!r})")
     w = np.asarray(weights[name], dtype=np.float32)
+    if "param_shape" in layer and list(w.shape) == list(layer["param_shape"]):
+        w = w.reshape(layer["weight_shape"])  # a Linear on the channel axis is a 1x1 conv
     if list(w.shape) != list(layer["weight_shape"]):
         raise MaskError(
             f"parameter {name!r} has shape {list(w.shape)}, the layer spec says "

@@ -137,9 +137,7 @@ def build(
         if "inputs" in lay:  # cat / gating / union of tensors: each term feeds its own block
             n_edges = 0
             for term in lay["inputs"]:
-                t = _unpool(
-                    _row_range(a, *term["rows"]), term["pools"], sizes[index[term["block"]]]
-                )
+                t = _term_rows(a, term, sizes[index[term["block"]]], shapes[term["block"]])
                 n_edges += int(t.nnz)
                 parts[term["block"]].append(t)
         else:
@@ -171,9 +169,8 @@ def build(
             for term in terms:
                 pair = (index[term["block"]], index[t])
                 writers[pair] = writers.get(pair, 0) + 1
-                sub = _row_range(a, *term["rows"])
                 parts[term["block"]].append(
-                    _unpool(sub, term["pools"], sizes[index[term["block"]]])
+                    _term_rows(a, term, sizes[index[term["block"]]], shapes[term["block"]])
                 )
 
     indptr, indices, data = _assemble(parts, names, sizes, n_nodes)
@@ -433,6 +430,31 @@ def _unpool(a: sp.csr_array, pools: list[dict[str, Any]], in_size: int) -> sp.cs
         if in_size == spare:
             return _take_head(a, in_size)
     out = sp.csr_array(a[rows, :])
+    out.indices = out.indices.astype(np.int32, copy=False)
+    return out
+
+
+def _term_rows(
+    a: sp.csr_array, term: dict[str, Any], block_size: int, block_shape: list[int]
+) -> sp.csr_array:
+    """The rows ``term["rows"]`` of a layer's CSR mapped to positions of the term's block: through
+    its pooling windows, then from channel ``from_channel`` on (a channel slice or permutation)."""
+    sub = _row_range(a, *term["rows"])
+    start = int(term.get("from_channel", 0))
+    if not start:
+        return _unpool(sub, term["pools"], block_size)
+    area = block_size // int(block_shape[0])
+    # positions of the channels read: before the first pool, or the rows themselves
+    pools = term["pools"]
+    n_local = _prod(pools[0]["in_shape"]) if pools else term["rows"][1] - term["rows"][0]
+    t = _unpool(sub, term["pools"], n_local)
+    t = _take_head(t, n_local) if t.shape[0] != n_local else t
+    lo = start * area
+    ptr = t.indptr.astype(np.int64)
+    indptr = np.concatenate(
+        [np.zeros(lo, np.int64), ptr, np.full(block_size - lo - n_local, ptr[-1], np.int64)]
+    )
+    out = sp.csr_array((t.data, t.indices, indptr), shape=(block_size, a.shape[1]), copy=False)
     out.indices = out.indices.astype(np.int32, copy=False)
     return out
 
