@@ -636,3 +636,19 @@ def test_channels_last_linear_layernorm_and_layer_scale():
     assert lay["fc1"]["kind"] == "conv" and lay["fc1"]["weight_shape"] == [5, 3, 1, 1]
     assert spec["identity_shortcuts"] == [{"from_block": "stem", "to_block": "fc2"}]
     assert n == 6  # input-stem, stem-dw, dw-fc1, fc1-fc2, stem-fc2 (identity), fc2-head
+
+
+def test_encoded_sparsity_must_equal_the_masks():
+    from snntopo.encode.common import check_encoded_sparsity
+    from snntopo.errors import MaskError
+
+    spec = {"layers": [{"param": "a.weight"}, {"param": "b.weight"}]}
+    masks = {
+        "a.weight": np.array([1, 0, 0, 0], bool),
+        "b.weight": np.array([1, 1, 0, 0], bool),
+        "aux.weight": np.ones(8, bool),
+    }
+    # by hand: the graph's weights keep 3 of 8 (0.625); all three tensors keep 11 of 16
+    check_encoded_sparsity(spec, masks, {"realised_sparsity": 0.625}, "m")
+    with pytest.raises(MaskError, match=r"sparsity 0.625 but the mask records 0.3125.*aux.weight"):
+        check_encoded_sparsity(spec, masks, {"realised_sparsity": 1 - 11 / 16}, "m")

@@ -60,3 +60,30 @@ def base_meta(
         **params,
         "provenance": provenance(encoding=encoding, arch=spec.get("arch"), **params),
     }
+
+
+def check_encoded_sparsity(
+    spec: dict[str, Any], masks: Mapping[str, Any], mask_meta: Mapping[str, Any], source: str
+) -> None:
+    """The weights an encoding reads (the spec's layers: the inference network) must be the
+    weights the mask's budget counts: the realised sparsity of the encoded ones must equal the
+    mask's recorded one. A mismatch (a mask that spent its budget on layers the graph does not
+    have, e.g. auxiliary heads not listed as ``outside_inference``) is an error."""
+    recorded = mask_meta.get("realised_sparsity")
+    if recorded is None:
+        return
+    params = [lay["param"] for lay in spec["layers"] if lay["param"] in masks]
+    arrays = [
+        np.asarray(masks[p].numpy() if hasattr(masks[p], "numpy") else masks[p]) for p in params
+    ]
+    total = sum(a.size for a in arrays)
+    if not total:
+        return
+    encoded = 1.0 - sum(int(np.count_nonzero(a)) for a in arrays) / total
+    if abs(encoded - float(recorded)) > 1e-9:
+        left = sorted(set(masks) - set(params) - set(mask_meta.get("outside_inference") or ()))
+        raise MaskError(
+            f"{source}: the encoded weights have sparsity {encoded:.6g} but the mask records "
+            f"{float(recorded):.6g}; its budget counts weights the graph does not have"
+            + (f" ({', '.join(left[:3])}{' ...' if len(left) > 3 else ''})" if left else "")
+        )

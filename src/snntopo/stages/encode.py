@@ -98,6 +98,9 @@ def check_inputs(
                 f"{actual} (made with another mask)"
             )
         check_weights_within_mask(weights, masks, weights_path, mask_path)
+        from ..encode.common import check_encoded_sparsity
+
+        check_encoded_sparsity(spec, masks, mask_meta, mask_path)
 
 
 def encode_network(
