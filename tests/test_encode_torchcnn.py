@@ -652,3 +652,48 @@ def test_encoded_sparsity_must_equal_the_masks():
     check_encoded_sparsity(spec, masks, {"realised_sparsity": 0.625}, "m")
     with pytest.raises(MaskError, match=r"sparsity 0.625 but the mask records 0.3125.*aux.weight"):
         check_encoded_sparsity(spec, masks, {"realised_sparsity": 1 - 11 / 16}, "m")
+
+
+# ------------------------------------------------------------------ inputs too small, attention
+class ShrinkingNet(nn.Module):
+    """3x3 conv (no padding), 3x3/s2 max pool, 3x3 conv: by hand, side s gives s - 2, then
+    floor((s - 5) / 2) + 1, which the last conv needs to be >= 3: s >= 9."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3)
+        self.pool = nn.MaxPool2d(3, 2)
+        self.b = nn.Conv2d(4, 4, 3)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.gap(self.b(self.pool(self.a(x)))), 1))
+
+
+def test_input_too_small_names_the_smallest_that_works():
+    with pytest.raises(UnsupportedOpError) as err:
+        layer_spec(ShrinkingNet(), (3, 8, 8), arch="m")
+    assert (
+        str(err.value) == "input 8x8 is too small for model m: the smallest input that works is 9x9"
+    )
+    assert "\n" not in str(err.value)
+    layer_spec(ShrinkingNet(), (3, 9, 9))  # and it does work
+
+
+class TinyAttention(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 2, stride=2)
+        self.attn = nn.MultiheadAttention(4, 2, batch_first=True)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        t = self.conv(x).flatten(2).transpose(1, 2)
+        return self.fc(self.attn(t, t, t)[0].mean(1))
+
+
+def test_attention_has_no_static_graph():
+    with pytest.raises(UnsupportedOpError, match="no static graph") as err:
+        layer_spec(TinyAttention(), (3, 4, 4), arch="m")
+    assert "MultiheadAttention in 'attn'" in str(err.value) and "\n" not in str(err.value)

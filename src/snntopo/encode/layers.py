@@ -224,6 +224,12 @@ def layer_spec(
     """
     input_shape = [int(s) for s in input_shape]
     model_name = arch or type(model).__name__
+    attention = _attention_module(model)
+    if attention is not None:
+        raise UnsupportedOpError(
+            f"cannot encode model {model_name}: it uses attention ({attention}), whose weights "
+            "depend on the input: it has no static graph to encode"
+        )
     was_training = model.training
     model.eval()
     try:
@@ -235,6 +241,13 @@ def layer_spec(
         cause = exc.__cause__ or exc
         text = str(cause).strip()
         msg = text.splitlines()[0] if text else type(cause).__name__
+        if _SIZE_ERROR.search(text):
+            side = _smallest_input(model, input_shape)
+            if side is not None:
+                raise UnsupportedOpError(
+                    f"input {input_shape[1]}x{input_shape[2]} is too small for model "
+                    f"{model_name}: the smallest input that works is {side}x{side}"
+                ) from None
         raise UnsupportedOpError(f"cannot trace model {model_name}: {msg}") from exc
     finally:
         model.train(was_training)
@@ -266,6 +279,51 @@ def layer_spec(
     }
     validate_spec(spec)
     return spec
+
+
+# torch's messages for a feature map that a conv or pool cannot read any more
+_SIZE_ERROR = re.compile(
+    r"too small|smaller than kernel|can't be greater than actual input size|"
+    r"padding should be at most half|Output size is",
+    re.IGNORECASE,
+)
+# torchvision's ViT (nn.MultiheadAttention), Swin (ShiftedWindowAttention[V2]), MaxViT
+# (RelativePositionalMultiHeadAttention)
+_ATTENTION_NAMES = re.compile(r"multi-?head\w*attention|windowattention", re.IGNORECASE)
+
+
+def _attention_module(model: nn.Module) -> str | None:
+    """The first attention submodule (``nn.MultiheadAttention`` or a multi-head/window attention
+    class, as in torchvision's ViT, Swin and MaxViT), as ``'Type' in 'qualified.name'``."""
+    for name, m in model.named_modules():
+        if name and _ATTENTION_NAMES.search(type(m).__name__):
+            return f"{type(m).__name__} in {name or '<top level>'!r}"
+    return None
+
+
+def _runs(model: nn.Module, shape: list[int]) -> bool:
+    try:
+        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
+            model(torch.zeros(1, *shape))
+    except Exception:  # any failure: this size does not work
+        return False
+    return True
+
+
+def _smallest_input(model: nn.Module, input_shape: list[int], limit: int = 1024) -> int | None:
+    """The smallest square input side, above the given one, on which an eval-mode forward runs
+    (doubling, then bisection; feature maps shrink monotonically with the input); ``None`` if
+    none up to ``limit`` does (the failure is then not about the size)."""
+    c, h, w = input_shape
+    lo, hi = max(h, w), max(h, w)
+    while not _runs(model, [c, hi, hi]):
+        lo, hi = hi, hi * 2
+        if hi > limit:
+            return None
+    while hi - lo > 1:  # lo fails, hi works
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if _runs(model, [c, mid, mid]) else (mid, hi)
+    return hi
 
 
 def _terms_spec(v: _Value) -> list[dict[str, Any]]:
