@@ -697,3 +697,22 @@ def test_attention_has_no_static_graph():
     with pytest.raises(UnsupportedOpError, match="no static graph") as err:
         layer_spec(TinyAttention(), (3, 4, 4), arch="m")
     assert "MultiheadAttention in 'attn'" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_weights_outside_the_graph_must_be_listed_by_the_mask():
+    from snntopo.encode.common import check_nothing_dropped
+    from snntopo.errors import MaskError
+
+    spec = {"layers": [{"param": "a.weight"}]}
+    init = {"a.weight": np.ones(2, np.float32), "aux.weight": np.array([0, 1], np.float32)}
+    with pytest.raises(MaskError, match=r"1 weight tensor.*\(aux.weight\)"):
+        check_nothing_dropped(spec, init, {"kind": "masked-init"}, "w")
+    meta = {"kind": "masked-init", "outside_inference": ["aux.weight"]}
+    check_nothing_dropped(spec, init, meta, "w")  # listed: kept dense, out of the budget
+    pruned = {**init, "aux.weight": np.zeros(2, np.float32)}
+    check_nothing_dropped(spec, pruned, {"kind": "masked-init"}, "w")  # nothing kept there
+    model = {"a.weight": init["a.weight"], "mask/a.weight": np.ones(2, bool),
+             "aux.weight": init["aux.weight"], "mask/aux.weight": np.ones(2, bool),
+             "bn.bias": np.ones(2, np.float32)}  # fmt: skip
+    with pytest.raises(MaskError, match="aux.weight"):
+        check_nothing_dropped(spec, model, {}, "w")  # a trained model: its masks name them

@@ -87,3 +87,34 @@ def check_encoded_sparsity(
             f"{float(recorded):.6g}; its budget counts weights the graph does not have"
             + (f" ({', '.join(left[:3])}{' ...' if len(left) > 3 else ''})" if left else "")
         )
+
+
+def check_nothing_dropped(
+    spec: dict[str, Any], weights: Mapping[str, Any], meta: Mapping[str, Any], source: str
+) -> None:
+    """Every prunable weight of a weights file is either read by the encoding (a layer of the
+    spec) or listed by its mask as outside the inference network (``outside_inference``); a
+    nonzero weight that is neither would be silently left out of the graph while the mask's
+    budget counts it. The prunable weights are the ``mask/<param>`` entries of a trained model,
+    or every tensor of a masked init; other files are not checked."""
+    masked = [k[len("mask/") :] for k in weights if k.startswith("mask/")]
+    if masked:
+        prunable = masked
+    elif meta.get("kind") == "masked-init":
+        prunable = list(weights)
+    else:
+        return
+    read = {lay["param"] for lay in spec["layers"]}
+    outside = set(meta.get("outside_inference") or ())
+    dropped = [
+        p
+        for p in prunable
+        if p not in read and p not in outside and p in weights and np.any(np.asarray(weights[p]))
+    ]
+    if dropped:
+        raise MaskError(
+            f"{source}: {len(dropped)} weight tensor(s) with kept weights are not in the graph "
+            f"and not listed as outside the inference network by the mask "
+            f"({', '.join(dropped[:3])}{' ...' if len(dropped) > 3 else ''}): the mask's budget "
+            "counts weights the encoding would drop (recompute the mask)"
+        )

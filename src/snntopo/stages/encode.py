@@ -87,6 +87,9 @@ def check_inputs(
         against=f"the layer spec {spec_path}",
     )
     check_finite(weights, weights_path)
+    from ..encode.common import check_nothing_dropped
+
+    check_nothing_dropped(spec, weights, meta, weights_path)
     if mask_path is not None:
         from ..pai.io import load_mask
 
