@@ -573,7 +573,7 @@ class ShuffleUnit(nn.Module):
         self.tp = Tap("part")
 
     def forward(self, x):
-        s = self.t0(self.stem(x))
+        s = torch.cat(self.t0(self.stem(x)).chunk(2, 1), 1)  # a traced tuple into cat
         x1, x2 = s.chunk(2, dim=1)
         y = _shuffle(torch.cat((x1, self.tb(self.branch(x2))), dim=1), 2)
         m = self.tm(self.mix(y))

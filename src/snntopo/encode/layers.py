@@ -535,7 +535,11 @@ class _Walker:
         if fn is torch.cat or fn is torch.concat:
             seq = node.args[0]
             dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
-            return self.cat(node, [self.values[a] for a in seq], dim)
+            if isinstance(seq, fx.Node):  # torch.cat(x.chunk(2, 1), 1): a traced tuple
+                parts = list(self.values.get(seq) or ())
+            else:
+                parts = [self.values.get(a) if isinstance(a, fx.Node) else a for a in seq]
+            return self.cat(node, parts, dim)
         if fn in (F.max_pool2d, F.avg_pool2d):
             names = ("kernel_size", "stride", "padding")
             kw = dict(zip(names, node.args[1:], strict=False))
