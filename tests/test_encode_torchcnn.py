@@ -417,13 +417,15 @@ def test_grouped_and_depthwise_conv_equal_jacobian(groups, c_in, c_out):
 
 
 class Permute(nn.Module):
+    """A conv on a tensor with H and W swapped: not a channel permutation, not channels-last."""
+
     def __init__(self) -> None:
         super().__init__()
         self.a = nn.Conv2d(2, 2, 1)
-        self.b = nn.Linear(2, 2)
+        self.b = nn.Conv2d(2, 2, 1)
 
     def forward(self, x):
-        return self.b(self.a(x).permute(0, 2, 3, 1))
+        return self.b(self.a(x).permute(0, 1, 3, 2))
 
 
 def test_unsupported_op_names_op_module_and_model():
@@ -438,3 +440,279 @@ def test_reference_mode_refuses_multi_input_layers():
     w = _set(net, a=[[[[2.0]]]], c=[[[[3.0]], [[5.0]]]])
     with pytest.raises(Exception, match="several tensors"):
         build_graph("mge", layer_spec(net, (1, 2, 2)), w, mode="reference")
+
+
+# ------------------------------------------------------------------ shape arithmetic (metadata)
+class ShapeFlatten(nn.Module):
+    """Research-code flatten spellings: ``b, c, h, w = x.shape``, ``x.shape[0]``, ``x.size()``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, padding=1, bias=False)
+        self.tc = Tap("conv")
+        self.conv2 = nn.Conv2d(3, 2, 1, bias=False)
+        self.t2 = Tap("conv2")
+        self.fc = nn.Linear(2 * 4 * 4, 3)
+        self.tf = Tap("fc")
+        self.fc2 = nn.Linear(3, 2)
+        self.tf2 = Tap("fc2")
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        y = self.tc(self.conv(x))
+        y = y.reshape(b, 3, h, w)  # a view to the same 4-D shape spelled from unpacked sizes
+        z = self.t2(self.conv2(y))
+        f = self.tf(self.fc(z.view(z.shape[0], -1)))
+        n = f.size()[0]
+        return self.tf2(self.fc2(f.reshape(n, f.size(1))))
+
+
+def test_shape_arithmetic_is_metadata():
+    spec, g, n = check_against_jacobian(ShapeFlatten(), (2, 4, 4))
+    assert [x["name"] for x in spec["layers"]] == ["conv", "conv2", "fc", "fc2"]
+    assert spec["layers"][2]["flatten"] is True
+    assert n == 4
+
+
+# ------------------------------------------------------------------ asymmetric padding
+class AsymmetricPadding(nn.Module):
+    """A 4x4 ``padding='same'`` stem (torch pads 1 before, 2 after), ``F.pad`` with four different
+    sides before a strided conv, ``nn.ZeroPad2d`` then a ReLU before a conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(2, 3, 4, padding="same", bias=False)
+        self.t0 = Tap("stem")
+        self.down = nn.Conv2d(3, 2, 3, stride=2, bias=False)
+        self.t1 = Tap("down")
+        self.zpad = nn.ZeroPad2d((0, 1, 2, 0))  # left, right, top, bottom
+        self.last = nn.Conv2d(2, 2, (2, 3), padding=(1, 0), bias=False)
+        self.t2 = Tap("last")
+
+    def forward(self, x):
+        s = self.t0(self.stem(x))
+        d = self.t1(self.down(torch.nn.functional.pad(s, (1, 0, 2, 1))))
+        return self.t2(self.last(torch.relu(self.zpad(d))))
+
+
+def test_asymmetric_padding_equals_jacobian():
+    spec, g, n = check_against_jacobian(AsymmetricPadding(), (2, 7, 6))
+    lay = {x["name"]: x for x in spec["layers"]}
+    assert lay["stem"]["padding"] == [1, 1] and lay["stem"]["padding_end"] == [2, 2]
+    assert lay["down"]["padding"] == [2, 1] and lay["down"]["padding_end"] == [1, 0]
+    assert lay["last"]["padding"] == [3, 0] and lay["last"]["padding_end"] == [1, 1]
+    assert n == 3
+    # the dense conv operator of the metrics takes symmetric convs only: none of these is a term
+    assert "conv_terms" not in g.meta
+    with pytest.raises(Exception, match="pads one side more"):
+        build_graph("mge", spec, _positive(AsymmetricPadding()), mode="reference")
+
+
+class PadThenPool(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 1)
+
+    def forward(self, x):
+        return self.conv(torch.nn.functional.max_pool2d(torch.nn.functional.pad(x, (1, 1)), 2))
+
+
+def test_padding_not_read_by_a_conv_is_refused():
+    with pytest.raises(UnsupportedOpError, match="zero padding .* not read by a conv"):
+        layer_spec(PadThenPool(), (2, 4, 4))
+
+
+# ------------------------------------------------------------------ pooled-conv output
+class PooledConvHead(nn.Module):
+    """SqueezeNet's classifier: a final 1x1 conv, ReLU, global average pool, flatten."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, stride=2, padding=1, bias=False)
+        self.tc = Tap("conv")
+        self.pool = nn.AvgPool2d(2, ceil_mode=True)  # folded like a max pool
+        self.head = nn.Conv2d(3, 4, 1, bias=False)
+        self.th = Tap("head")
+        self.gap = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x):
+        y = self.pool(torch.relu(self.tc(self.conv(x))))
+        return torch.flatten(self.gap(torch.relu(self.th(self.head(y)))), 1)
+
+
+def test_pooled_conv_output_keeps_the_last_block():
+    spec, g, n = check_against_jacobian(
+        PooledConvHead(), (2, 10, 10), structure_only={("conv", "head")}
+    )
+    # 10x10 -> conv 5x5 -> ceil-mode pool 3x3 -> head 4x3x3: the head's 36 nodes are the outputs
+    assert g.blocks[-1].name == "head" and g.blocks[-1].size == 4 * 3 * 3
+    assert spec["num_classes"] == 4 and n == 2
+
+
+# ------------------------------------------------------------------ channel permutations
+def _shuffle(x, groups):
+    b, c, h, w = x.size()
+    x = x.view(b, groups, c // groups, h, w)
+    x = torch.transpose(x, 1, 2).contiguous()
+    return x.view(b, -1, h, w)
+
+
+class ShuffleUnit(nn.Module):
+    """ShuffleNetV2 pattern: split the channels (chunk), a branch on one half, concatenate, shuffle
+    (view -> transpose -> view), then a conv on the shuffled tensor and one on a channel slice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(2, 4, 1, bias=False)
+        self.t0 = Tap("stem")
+        self.branch = nn.Conv2d(2, 2, 3, padding=1, groups=2, bias=False)
+        self.tb = Tap("branch")
+        self.mix = nn.Conv2d(4, 4, 1, groups=2, bias=False)
+        self.tm = Tap("mix")
+        self.part = nn.Conv2d(2, 2, 1, bias=False)
+        self.tp = Tap("part")
+
+    def forward(self, x):
+        s = torch.cat(self.t0(self.stem(x)).chunk(2, 1), 1)  # a traced tuple into cat
+        x1, x2 = s.chunk(2, dim=1)
+        y = _shuffle(torch.cat((x1, self.tb(self.branch(x2))), dim=1), 2)
+        m = self.tm(self.mix(y))
+        return m, self.tp(self.part(y[:, 1:3]))
+
+
+def test_channel_shuffle_and_slices_equal_jacobian():
+    spec, g, n = check_against_jacobian(ShuffleUnit(), (2, 3, 3))
+    lay = {x["name"]: x for x in spec["layers"]}
+    # the shuffled tensor's channel k: stem 0, branch 0, stem 1, branch 1
+    assert [(t["block"], t.get("from_channel", 0)) for t in lay["mix"]["inputs"]] == [
+        ("stem", 0), ("branch", 0), ("stem", 1), ("branch", 1)
+    ]  # fmt: skip
+    # branch reads channels 2..3 of the stem
+    assert lay["branch"]["inputs"][0]["from_channel"] == 2
+    # the slice y[:, 1:3] is branch channel 0, then stem channel 1
+    assert [(t["block"], t.get("from_channel", 0)) for t in lay["part"]["inputs"]] == [
+        ("branch", 0), ("stem", 1)
+    ]  # fmt: skip
+
+
+class ChannelsLast(nn.Module):
+    """ConvNeXt block: depthwise conv, permute to channels-last, LayerNorm over channels, Linear on
+    the channel axis (a 1x1 conv) twice, permute back, layer scale, identity shortcut."""
+
+    def __init__(self, norm: nn.Module) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(2, 3, 2, stride=2, bias=False)
+        self.t0 = Tap("stem")
+        self.dw = nn.Conv2d(3, 3, 3, padding=1, groups=3, bias=False)
+        self.td = Tap("dw")
+        self.norm = norm
+        self.fc1 = nn.Linear(3, 5)
+        self.t1 = Tap("fc1")
+        self.fc2 = nn.Linear(5, 3)
+        self.t2 = Tap("fc2")
+        self.gamma = nn.Parameter(torch.ones(3, 1, 1))
+        self.head = nn.Linear(3, 2)
+        self.th = Tap("head")
+
+    def forward(self, x):
+        s = self.t0(self.stem(x))
+        h = self.td(self.dw(s)).permute(0, 2, 3, 1)
+        h = self.fc1(self.norm(h))
+        h = self.t1(h.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # tapped in (C, H, W) order
+        y = self.gamma * self.fc2(h).permute(0, 3, 1, 2)
+        y = self.t2(y + s)  # the block of fc2 is the sum (an identity shortcut from stem)
+        return self.th(self.head(y.mean((2, 3))))
+
+
+def test_channels_last_linear_layernorm_and_layer_scale():
+    # LayerNorm mixes a position's channels in value, not in structure (a per-position
+    # normalisation, like BatchNorm): the graph is the one of the block without it
+    with_ln = layer_spec(ChannelsLast(nn.LayerNorm(3)), (2, 4, 4))
+    spec, g, n = check_against_jacobian(
+        ChannelsLast(nn.Identity()), (2, 4, 4), scale={("fc2", "head"): 4.0, ("stem", "head"): 4.0}
+    )
+    assert with_ln["layers"] == spec["layers"]
+    lay = {x["name"]: x for x in spec["layers"]}
+    assert lay["fc1"]["kind"] == "conv" and lay["fc1"]["weight_shape"] == [5, 3, 1, 1]
+    assert spec["identity_shortcuts"] == [{"from_block": "stem", "to_block": "fc2"}]
+    assert n == 6  # input-stem, stem-dw, dw-fc1, fc1-fc2, stem-fc2 (identity), fc2-head
+
+
+def test_encoded_sparsity_must_equal_the_masks():
+    from snntopo.encode.common import check_encoded_sparsity
+    from snntopo.errors import MaskError
+
+    spec = {"layers": [{"param": "a.weight"}, {"param": "b.weight"}]}
+    masks = {
+        "a.weight": np.array([1, 0, 0, 0], bool),
+        "b.weight": np.array([1, 1, 0, 0], bool),
+        "aux.weight": np.ones(8, bool),
+    }
+    # by hand: the graph's weights keep 3 of 8 (0.625); all three tensors keep 11 of 16
+    check_encoded_sparsity(spec, masks, {"realised_sparsity": 0.625}, "m")
+    with pytest.raises(MaskError, match=r"sparsity 0.625 but the mask records 0.3125.*aux.weight"):
+        check_encoded_sparsity(spec, masks, {"realised_sparsity": 1 - 11 / 16}, "m")
+
+
+# ------------------------------------------------------------------ inputs too small, attention
+class ShrinkingNet(nn.Module):
+    """3x3 conv (no padding), 3x3/s2 max pool, 3x3 conv: by hand, side s gives s - 2, then
+    floor((s - 5) / 2) + 1, which the last conv needs to be >= 3: s >= 9."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3)
+        self.pool = nn.MaxPool2d(3, 2)
+        self.b = nn.Conv2d(4, 4, 3)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.gap(self.b(self.pool(self.a(x)))), 1))
+
+
+def test_input_too_small_names_the_smallest_that_works():
+    with pytest.raises(UnsupportedOpError) as err:
+        layer_spec(ShrinkingNet(), (3, 8, 8), arch="m")
+    assert (
+        str(err.value) == "input 8x8 is too small for model m: the smallest input that works is 9x9"
+    )
+    assert "\n" not in str(err.value)
+    layer_spec(ShrinkingNet(), (3, 9, 9))  # and it does work
+
+
+class TinyAttention(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 2, stride=2)
+        self.attn = nn.MultiheadAttention(4, 2, batch_first=True)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        t = self.conv(x).flatten(2).transpose(1, 2)
+        return self.fc(self.attn(t, t, t)[0].mean(1))
+
+
+def test_attention_has_no_static_graph():
+    with pytest.raises(UnsupportedOpError, match="no static graph") as err:
+        layer_spec(TinyAttention(), (3, 4, 4), arch="m")
+    assert "MultiheadAttention in 'attn'" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_weights_outside_the_graph_must_be_listed_by_the_mask():
+    from snntopo.encode.common import check_nothing_dropped
+    from snntopo.errors import MaskError
+
+    spec = {"layers": [{"param": "a.weight"}]}
+    init = {"a.weight": np.ones(2, np.float32), "aux.weight": np.array([0, 1], np.float32)}
+    with pytest.raises(MaskError, match=r"1 weight tensor.*\(aux.weight\)"):
+        check_nothing_dropped(spec, init, {"kind": "masked-init"}, "w")
+    meta = {"kind": "masked-init", "outside_inference": ["aux.weight"]}
+    check_nothing_dropped(spec, init, meta, "w")  # listed: kept dense, out of the budget
+    pruned = {**init, "aux.weight": np.zeros(2, np.float32)}
+    check_nothing_dropped(spec, pruned, {"kind": "masked-init"}, "w")  # nothing kept there
+    model = {"a.weight": init["a.weight"], "mask/a.weight": np.ones(2, bool),
+             "aux.weight": init["aux.weight"], "mask/aux.weight": np.ones(2, bool),
+             "bn.bias": np.ones(2, np.float32)}  # fmt: skip
+    with pytest.raises(MaskError, match="aux.weight"):
+        check_nothing_dropped(spec, model, {}, "w")  # a trained model: its masks name them

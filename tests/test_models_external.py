@@ -92,12 +92,38 @@ def test_cli_encode_and_metrics_with_users_module(tmp_path):
     m = json.loads((tmp_path / "m.json").read_text())
     assert m  # a metrics artifact was written
     bad = subprocess.run(
-        [*run, "encode", "--arch", "torchvision:convnext_tiny", "--dataset", "cifar10",
+        [*run, "encode", "--arch", "module:user_models:make_unsupported", "--dataset", "digits",
          "--encoding", "mge", "--out", str(tmp_path / "c.npz")],
         env=env, capture_output=True, text=True,
     )  # fmt: skip
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
-    assert "permute" in bad.stderr and "torchvision:convnext_tiny" in bad.stderr
+    assert "permute" in bad.stderr and "module:user_models:make_unsupported" in bad.stderr
+    assert not (tmp_path / "c.npz").exists()
+
+
+def test_cli_same_padding_and_shape_flatten_encode_and_metrics(tmp_path):
+    """A user module with a 4x4 padding='same' stem and x.view(x.shape[0], -1) goes through
+    ``snntopo encode`` and ``snntopo metrics`` (the graph file is readable by the metrics)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(TESTS)])}
+    run = [sys.executable, "-m", "snntopo.cli"]
+    g = tmp_path / "g.npz"
+    out = subprocess.run(
+        [*run, "encode", "--arch", "module:user_models:make_same", "--dataset", "digits",
+         "--method", "erk", "--sparsity", "0.5", "--encoding", "mge", "--out", str(g)],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    line = json.loads(out.stdout.strip().splitlines()[-1])
+    # digits: 3x16x16 input; stem 4x16x16 ('same'), conv 4x8x8, fc 10
+    assert line["nodes"] == 3 * 16 * 16 + 4 * 16 * 16 + 4 * 8 * 8 + 10
+    m = tmp_path / "m.json"
+    res = subprocess.run(
+        [*run, "metrics", str(g), "--families", "local", "strength", "expansion", "--out", str(m)],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    fams = json.loads(m.read_text())
+    assert fams and "Traceback" not in res.stderr
 
 
 def _job(argv):

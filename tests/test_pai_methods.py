@@ -335,3 +335,71 @@ def test_prospr_through_hardsigmoid_gate():
     )  # fmt: skip
     check_budget("prospr", masks, info, 0.8)
     assert isinstance(net.gate, nn.Hardsigmoid)
+
+
+class _AuxNet(nn.Module):
+    """GoogLeNet's pattern: in train mode the output is a named tuple (logits, auxiliary logits)
+    whose auxiliary head an eval-mode forward never runs (torchvision skips a ``None`` head)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.bn = nn.BatchNorm2d(6)
+        self.conv2 = nn.Conv2d(6, 6, 3, padding=1)
+        self.aux = nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(24, 30),
+                                 nn.ReLU(), nn.Linear(30, 10))  # fmt: skip
+        self.fc = nn.Linear(6, 10)
+
+    def forward(self, x):
+        h = F.relu(self.bn(self.conv(x)))
+        aux = self.aux(h) if self.aux is not None and self.training else None
+        out = self.fc(F.relu(self.conv2(h)).mean((2, 3)))
+        if self.training:
+            from collections import namedtuple
+
+            return namedtuple("Outputs", ["logits", "aux_logits"])(out, aux)
+        return out
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_auxiliary_heads_are_outside_the_budget_and_kept(method):
+    """Every method on a model whose train-mode output is a named tuple: the auxiliary head's
+    weights are kept dense, listed, and left out of the budget, which the others meet exactly."""
+    model = _AuxNet()
+    masks, info = run(method, model, 0.8, seed=0)
+    aux = ["aux.2.weight", "aux.4.weight"]
+    assert list(masks) == [n for n, _ in prunable_parameters(model)]  # nothing silently dropped
+    assert info["outside_inference"] == aux
+    assert all(bool(masks[n].all()) for n in aux)
+    inside = [n for n in masks if n not in aux]
+    total = sum(masks[n].numel() for n in inside)
+    assert total == 3 * 6 * 9 + 6 * 6 * 9 + 6 * 10  # counted by hand: conv, conv2, fc
+    kept = sum(int(masks[n].sum()) for n in inside)
+    assert info["total_weights"] == total and info["kept_weights"] == kept
+    assert kept == round(total * 0.2)
+    assert model.aux is not None  # the caller's model keeps its head (scoring runs on a copy)
+
+
+def test_mask_file_lists_weights_outside_the_inference_network(tmp_path):
+    from snntopo.pai.io import load_mask, save_mask
+
+    masks, info = run("erk", _AuxNet(), 0.8, seed=0)
+    save_mask(tmp_path / "m.safetensors", masks, info)
+    _, meta = load_mask(tmp_path / "m.safetensors")
+    assert meta["outside_inference"] == ["aux.2.weight", "aux.4.weight"]
+    inside = 3 * 6 * 9 + 6 * 6 * 9 + 6 * 10
+    assert meta["realised_sparsity"] == 1 - round(inside * 0.2) / inside
+
+
+@pytest.mark.slow
+def test_googlenet_all_methods_with_aux_heads():
+    """torchvision's GoogLeNet with its auxiliary heads on (the default): every method runs and
+    the inference network meets the requested sparsity exactly."""
+    model = build_model("torchvision:googlenet", 10, 3, 32, seed=0)
+    for method in METHODS:
+        masks, info = run(method, model, 0.9, seed=0, loader=make_loader_factory(size=32, n_batches=40),
+                          input_shape=[3, 32, 32], rounds=2, batch_size=4,
+                          samples_per_class=1)  # fmt: skip
+        assert all(n.startswith(("aux1.", "aux2.")) for n in info["outside_inference"])
+        assert len(info["outside_inference"]) == 6
+        assert abs(info["kept_weights"] - info["total_weights"] * 0.1) <= 1.0, method

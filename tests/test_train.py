@@ -302,3 +302,35 @@ def test_learns_digits():
     )
     assert res.accuracy > 0.5
     assert torch.count_nonzero(pruned_values(model, masks)) == 0
+
+
+def test_train_mode_named_tuple_output_trains_on_the_logits():
+    """A model whose train-mode output is a named tuple (GoogLeNet's logits and auxiliary logits):
+    training reads the logits; the masked weights stay zero and the inference network learns."""
+    from collections import namedtuple
+
+    from torch import nn
+
+    Out = namedtuple("Out", ["logits", "aux_logits"])
+
+    class AuxNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.fc = nn.Linear(4, 10)
+            self.aux = nn.Linear(4, 10)
+
+        def forward(self, x):
+            h = torch.relu(self.conv(x)).mean((2, 3))
+            return Out(self.fc(h), self.aux(h)) if self.training else self.fc(h)
+
+    torch.manual_seed(0)
+    model = AuxNet()
+    masks = random_masks(model)
+    before = state(model)
+    res = train_masked(model, masks, fake_data(48), fake_data(16, seed=1), SMALL, seed=0)
+    assert torch.count_nonzero(pruned_values(model, masks)) == 0
+    assert not torch.equal(model.fc.weight.detach(), before["fc.weight"])
+    keep = masks["aux.weight"]
+    assert torch.equal(model.aux.weight.detach()[keep], before["aux.weight"][keep])  # no loss
+    assert 0.0 <= res.accuracy <= 1.0

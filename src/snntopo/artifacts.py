@@ -254,8 +254,10 @@ def check_mask_content(masks: Mapping[str, Any], meta: Mapping[str, Any], source
         n: np.asarray(m.numpy() if hasattr(m, "numpy") else m).astype(bool)
         for n, m in masks.items()
     }
-    total = sum(a.size for a in arrays.values())
-    kept = sum(int(np.count_nonzero(a)) for a in arrays.values())
+    # weights outside the inference network (auxiliary heads, kept dense) are not in the budget
+    outside = set(meta.get("outside_inference") or ())
+    total = sum(a.size for n, a in arrays.items() if n not in outside)
+    kept = sum(int(np.count_nonzero(a)) for n, a in arrays.items() if n not in outside)
     if total and kept == 0:
         raise ArtifactError(
             f"{source}: all-zero mask (keeps 0 of {total} weights; records sparsity "

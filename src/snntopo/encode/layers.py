@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
@@ -61,6 +62,10 @@ _PASS_FUNCTIONS = {
     F.leaky_relu,
     F.elu,
 }
+# Modules that may read a zero-padded tensor (the padding then joins the next conv's).
+_PADDED_READERS = (nn.Conv2d, nn.ZeroPad2d, nn.ConstantPad2d, *_PASS_MODULES)
+_LAYOUT_FUNCTIONS = {torch.permute, torch.transpose, torch.reshape, torch.flatten, F.layer_norm}
+_LAYOUT_METHODS = {"view", "reshape", "permute", "transpose", "flatten"}
 _GATE_FUNCTIONS = {torch.sigmoid, F.sigmoid, F.hardsigmoid}
 _PASS_METHODS = {"relu", "relu_", "contiguous", "tanh", "clone"}
 _GATE_METHODS = {"sigmoid", "sigmoid_"}
@@ -84,6 +89,7 @@ class _Term:
     channels: int
     pools: tuple[dict[str, Any], ...] = ()
     offset: int = 0
+    start: int = 0  # first channel of the block it reads (a channel slice or permutation)
 
 
 @dataclass
@@ -99,6 +105,9 @@ class _Value:
     flatten: bool = False
     fresh_layer: str | None = None  # layer whose raw output this is (no add in between)
     gate: bool = False  # came out of a sigmoid-like activation
+    # zero padding (top, bottom, left, right) applied by F.pad / nn.ZeroPad2d, not yet read by a
+    # conv: ``shape`` stays the unpadded one, the next conv takes it as (asymmetric) padding
+    pad: tuple[int, int, int, int] | None = None
 
     @property
     def block(self) -> str:
@@ -106,9 +115,44 @@ class _Value:
 
     @property
     def simple(self) -> bool:
-        """One term covering the whole tensor: the spec's plain ``in_block`` + ``pools`` form."""
+        """One term covering the whole tensor from the block's first channel (the walker also
+        checks that it covers the whole block: the spec's plain ``in_block`` + ``pools`` form)."""
         t = self.terms[0]
-        return len(self.terms) == 1 and t.offset == 0 and t.channels == self.shape[0]
+        return (
+            len(self.terms) == 1 and t.offset == 0 and t.start == 0 and t.channels == self.shape[0]
+        )
+
+
+@dataclass
+class _Layout:
+    """A tensor that is not in (C, H, W) order (after view/transpose/permute): ``idx`` has the
+    tensor's per-sample shape and holds, per element, the channel-major index of the element of
+    ``base`` (a (C, H, W) value) it is. Elementwise ops pass it; a view back to (C', H, W) that
+    only permutes or selects whole channels becomes a value again; a channels-last layout is read
+    by LayerNorm (passes) and Linear (a 1x1 conv)."""
+
+    base: _Value
+    idx: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Param:
+    """A parameter or buffer read in ``forward`` (``get_attr``), e.g. a layer scale."""
+
+    target: str
+
+
+def _is_data(v: Any) -> bool:
+    if isinstance(v, tuple):
+        return any(_is_data(x) for x in v)
+    return isinstance(v, _Value | _Layout)
+
+
+def _with_channels(pools: tuple[dict[str, Any], ...], n: int) -> tuple[dict[str, Any], ...]:
+    return tuple(
+        {**p, "in_shape": [n, *p["in_shape"][1:]], "out_shape": [n, *p["out_shape"][1:]]}
+        for p in pools
+    )
 
 
 def _pair(v: Any) -> list[int]:
@@ -180,6 +224,12 @@ def layer_spec(
     """
     input_shape = [int(s) for s in input_shape]
     model_name = arch or type(model).__name__
+    attention = _attention_module(model)
+    if attention is not None:
+        raise UnsupportedOpError(
+            f"cannot encode model {model_name}: it uses attention ({attention}), whose weights "
+            "depend on the input: it has no static graph to encode"
+        )
     was_training = model.training
     model.eval()
     try:
@@ -191,6 +241,13 @@ def layer_spec(
         cause = exc.__cause__ or exc
         text = str(cause).strip()
         msg = text.splitlines()[0] if text else type(cause).__name__
+        if _SIZE_ERROR.search(text):
+            side = _smallest_input(model, input_shape)
+            if side is not None:
+                raise UnsupportedOpError(
+                    f"input {input_shape[1]}x{input_shape[2]} is too small for model "
+                    f"{model_name}: the smallest input that works is {side}x{side}"
+                ) from None
         raise UnsupportedOpError(f"cannot trace model {model_name}: {msg}") from exc
     finally:
         model.train(was_training)
@@ -224,19 +281,67 @@ def layer_spec(
     return spec
 
 
+# torch's messages for a feature map that a conv or pool cannot read any more
+_SIZE_ERROR = re.compile(
+    r"too small|smaller than kernel|can't be greater than actual input size|"
+    r"padding should be at most half|Output size is",
+    re.IGNORECASE,
+)
+# torchvision's ViT (nn.MultiheadAttention), Swin (ShiftedWindowAttention[V2]), MaxViT
+# (RelativePositionalMultiHeadAttention)
+_ATTENTION_NAMES = re.compile(r"multi-?head\w*attention|windowattention", re.IGNORECASE)
+
+
+def _attention_module(model: nn.Module) -> str | None:
+    """The first attention submodule (``nn.MultiheadAttention`` or a multi-head/window attention
+    class, as in torchvision's ViT, Swin and MaxViT), as ``'Type' in 'qualified.name'``."""
+    for name, m in model.named_modules():
+        if name and _ATTENTION_NAMES.search(type(m).__name__):
+            return f"{type(m).__name__} in {name or '<top level>'!r}"
+    return None
+
+
+def _runs(model: nn.Module, shape: list[int]) -> bool:
+    try:
+        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
+            model(torch.zeros(1, *shape))
+    except Exception:  # any failure: this size does not work
+        return False
+    return True
+
+
+def _smallest_input(model: nn.Module, input_shape: list[int], limit: int = 1024) -> int | None:
+    """The smallest square input side, above the given one, on which an eval-mode forward runs
+    (doubling, then bisection; feature maps shrink monotonically with the input); ``None`` if
+    none up to ``limit`` does (the failure is then not about the size)."""
+    c, h, w = input_shape
+    lo, hi = max(h, w), max(h, w)
+    while not _runs(model, [c, hi, hi]):
+        lo, hi = hi, hi * 2
+        if hi > limit:
+            return None
+    while hi - lo > 1:  # lo fails, hi works
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if _runs(model, [c, mid, mid]) else (mid, hi)
+    return hi
+
+
 def _terms_spec(v: _Value) -> list[dict[str, Any]]:
     """A value's terms as spec ``inputs``: rows = the element range of the tensor it fills."""
     area = 1
     for s in v.shape[1:]:
         area *= s
-    return [
-        {
+    out = []
+    for t in v.terms:
+        term = {
             "block": t.block,
             "pools": [dict(p) for p in t.pools],
             "rows": [t.offset * area, (t.offset + t.channels) * area],
         }
-        for t in v.terms
-    ]
+        if t.start:
+            term["from_channel"] = t.start
+        out.append(term)
+    return out
 
 
 class _Walker:
@@ -261,16 +366,47 @@ class _Walker:
             return
         if node.op == "output":
             out = node.args[0]
+            if isinstance(out, fx.Node) and isinstance(self.values.get(out), _Layout):
+                raise UnsupportedOpError("the network output is not in (C, H, W) or (F,) order")
             if isinstance(out, fx.Node) and isinstance(self.values.get(out), _Value):
                 v = self.values[out]
-                if not v.simple or v.terms[0].pools:
+                if not self.whole(v):
                     raise UnsupportedOpError("the network output is not the output of a layer")
-                self.num_out = int(torch.Size(self.blocks[v.block]).numel())
+                if v.terms[0].pools:
+                    # a pooled conv (SqueezeNet: 1x1 conv, ReLU, global pool, flatten): the
+                    # pool's positions are the last layer's nodes, which stay the output block
+                    last = [lay["out_block"] for lay in self.layers if lay["role"] == "main"]
+                    if not last or v.block != last[-1]:
+                        raise UnsupportedOpError(
+                            "the network output is a pooled tensor that is not the last layer's"
+                        )
+                self.num_out = int(torch.Size(v.shape).numel())
             return
         if node.op == "get_attr":
-            raise UnsupportedOpError(f"unsupported parameter access {node.target!r}")
+            self.values[node] = _Param(str(node.target))
+            return
         args = [self.values.get(a) if isinstance(a, fx.Node) else a for a in node.args]
-        tensors = [a for a in args if isinstance(a, _Value)]
+        tensors = [a for a in args if isinstance(a, _Value | _Layout)]
+        if node.op != "call_module" and not any(
+            _is_data(self.values.get(a)) for a in node.all_input_nodes
+        ):
+            # shape arithmetic (x.shape[i], x.size(), b, c, h, w = x.shape, c // g) and constants
+            # made from it: metadata, no graph; a tensor built from it is a constant
+            self.values[node] = None
+            return
+        if any(isinstance(t, _Value) and t.pad is not None for t in tensors):
+            self.check_padded_reader(node)
+        if any(isinstance(t, _Layout) for t in tensors):
+            self.check_layout_reader(node)
+        if node.op == "call_function" and node.target is operator.getitem:
+            self.values[node] = self.getitem(node, args)
+            return
+        if any(isinstance(a, _Param) for a in args) and (
+            (node.op == "call_function" and node.target in _MUL)
+            or (node.op == "call_method" and node.target in ("mul", "mul_"))
+        ):  # scaling by a learned tensor (layer scale): elementwise, same nodes
+            self.values[node] = self.param_scaled(node, tensors)
+            return
         if node.op == "call_module":
             self.values[node] = self.module(node, self.modules[str(node.target)], tensors)
         elif node.op == "call_function":
@@ -278,11 +414,76 @@ class _Walker:
         elif node.op == "call_method":
             self.values[node] = self.method(node, str(node.target), tensors)
 
+    def whole(self, v: _Value) -> bool:
+        """One term that is its whole block (seen through pools)."""
+        return v.simple and v.terms[0].channels == self.blocks[v.block][0]
+
+    def check_layout_reader(self, node: fx.Node) -> None:
+        """Which ops may read a tensor that is not in (C, H, W) order."""
+        t = node.target
+        ok = False
+        if node.op == "call_module":
+            m = self.modules[str(t)]
+            ok = isinstance(m, (nn.Linear, nn.LayerNorm, *_PASS_MODULES))
+        elif node.op == "call_function":
+            ok = (
+                t in _PASS_FUNCTIONS
+                or t in _LAYOUT_FUNCTIONS
+                or t in _MUL
+                or t is getattr
+                or getattr(t, "__name__", "") in _EVAL_IDENTITY_NAMES
+            )
+        elif node.op == "call_method":
+            ok = t in _PASS_METHODS or t in _LAYOUT_METHODS or t in ("size", "dim", "mul")
+        if not ok:
+            raise UnsupportedOpError(
+                f"{node.op} {getattr(t, '__name__', t)!r} of a tensor whose elements are not in "
+                "(C, H, W) order (after view/transpose/permute): only channel permutations and "
+                "channels-last LayerNorm/Linear are supported"
+            )
+
+    def check_padded_reader(self, node: fx.Node) -> None:
+        """A zero-padded tensor may pass through elementwise ops and must then be read by a conv
+        (the padding joins the conv's); any other reader would need nodes for the zeros."""
+        t = node.target
+        if node.op == "call_module":
+            m = self.modules[str(t)]
+            if isinstance(m, _PADDED_READERS):
+                return
+        elif node.op == "call_function":
+            if (
+                t in _PASS_FUNCTIONS
+                or t is F.pad
+                or t is getattr
+                or getattr(t, "__name__", "") in _EVAL_IDENTITY_NAMES
+            ):
+                return
+        elif node.op == "call_method" and (t in _PASS_METHODS or t in ("size", "dim")):
+            return
+        raise UnsupportedOpError("zero padding (F.pad / ZeroPad2d) that is not read by a conv")
+
+    def padded(self, src: _Value, pad: Any, mode: str = "constant") -> _Value:
+        """``F.pad``/``nn.ZeroPad2d``/``nn.ConstantPad2d`` on H, W: constants, no nodes; recorded
+        on the value for the conv that reads it."""
+        pad = [int(p) for p in (pad if isinstance(pad, tuple | list) else [pad] * 4)]
+        if mode != "constant" or len(pad) not in (2, 4) or min(pad) < 0 or src.flatten:
+            raise UnsupportedOpError(
+                f"padding {pad} (mode {mode!r}): only non-negative constant padding of H and W"
+            )
+        left, right, top, bottom = (*pad, 0, 0)[:4]
+        old = src.pad or (0, 0, 0, 0)
+        new = (old[0] + top, old[1] + bottom, old[2] + left, old[3] + right)
+        return replace(src, pad=new, fresh_layer=None, gate=False)
+
     def module(self, node: fx.Node, m: nn.Module, tensors: list[_Value]) -> Any:
         src = tensors[0]
         name = str(node.target)
+        if isinstance(m, nn.Linear) and isinstance(src, _Layout):
+            return self.channels_last_linear(node, name, m, src)
         if isinstance(m, nn.Conv2d | nn.Linear):
             return self.new_layer(node, name, m, src)
+        if isinstance(m, nn.LayerNorm):
+            return self.layer_norm(src, m.normalized_shape)
         if isinstance(m, _PASS_MODULES):
             return src
         if isinstance(m, _GATE_MODULES):
@@ -296,9 +497,11 @@ class _Walker:
             kind = "max" if isinstance(m, nn.AdaptiveMaxPool2d) else "avg"
             return self.adaptive(src, node, kind)
         if isinstance(m, nn.Flatten):
-            return self.flattened(src, node)
+            return self.reshaped(node, src)
         if isinstance(m, nn.Sequential) and len(m) == 0:
             return src
+        if isinstance(m, nn.ZeroPad2d | nn.ConstantPad2d):
+            return self.padded(src, m.padding)
         raise UnsupportedOpError(f"unsupported module of type {type(m).__name__}")
 
     def function(self, node: fx.Node, fn: Any, tensors: list[_Value]) -> Any:
@@ -315,12 +518,28 @@ class _Walker:
             return tensors[0]
         if fn in _GATE_FUNCTIONS:
             return replace(tensors[0], gate=True)
-        if fn is torch.flatten:
-            return self.flattened(tensors[0], node)
+        if fn in (torch.flatten, torch.reshape):
+            return self.reshaped(node, tensors[0])
+        if fn in (torch.permute, torch.transpose):
+            return self.transposed(node, fn.__name__, tensors[0])
+        if fn is F.layer_norm:
+            shape = node.args[1] if len(node.args) > 1 else node.kwargs["normalized_shape"]
+            return self.layer_norm(tensors[0], shape)
+        if fn in (torch.chunk, torch.split):
+            return self.split(node, tensors[0], 0)
+        if fn is F.pad:
+            names = ("input", "pad", "mode")
+            kw = dict(zip(names, node.args, strict=False))
+            kw.update({k: v for k, v in node.kwargs.items() if k in names})
+            return self.padded(tensors[0], kw["pad"], kw.get("mode") or "constant")
         if fn is torch.cat or fn is torch.concat:
             seq = node.args[0]
             dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
-            return self.cat(node, [self.values[a] for a in seq], dim)
+            if isinstance(seq, fx.Node):  # torch.cat(x.chunk(2, 1), 1): a traced tuple
+                parts = list(self.values.get(seq) or ())
+            else:
+                parts = [self.values.get(a) if isinstance(a, fx.Node) else a for a in seq]
+            return self.cat(node, parts, dim)
         if fn in (F.max_pool2d, F.avg_pool2d):
             names = ("kernel_size", "stride", "padding")
             kw = dict(zip(names, node.args[1:], strict=False))
@@ -347,10 +566,11 @@ class _Walker:
         if name in ("size", "dim"):
             return None
         if name in ("flatten", "view", "reshape"):
-            out = node.meta.get("tensor_meta")
-            if out is None or len(out.shape) != 2:
-                raise UnsupportedOpError(f"{name} that is not a flatten to 2-D")
-            return self.flattened(tensors[0], node)
+            return self.reshaped(node, tensors[0])
+        if name in ("permute", "transpose"):
+            return self.transposed(node, name, tensors[0])
+        if name in ("chunk", "split"):
+            return self.split(node, tensors[0], 0)
         if name in ("add", "add_"):
             return self.add(tensors)
         if name in ("mul", "mul_"):
@@ -358,6 +578,208 @@ class _Walker:
         if name == "mean":
             return self.mean(node, tensors[0])
         raise UnsupportedOpError(f"unsupported tensor method {name!r}")
+
+    # -- layouts: view / transpose / permute chains, channel slices ------------------------------
+    def to_layout(self, v: _Value | _Layout) -> _Layout:
+        if isinstance(v, _Layout):
+            return v
+        if v.flatten or len(v.shape) != 3 or v.pad is not None:
+            raise UnsupportedOpError(f"view/transpose/permute of a tensor of shape {v.shape}")
+        return _Layout(v, np.arange(int(np.prod(v.shape))).reshape(v.shape))
+
+    def reshaped(self, node: fx.Node, src: _Value | _Layout) -> Any:
+        """flatten / view / reshape: a flatten to (N, F), the shape it has, or a layout."""
+        out = _shape(node)
+        if isinstance(src, _Value):
+            if not src.flatten and out == src.shape:
+                return src  # a view to the shape it has: nothing moves
+            if len(out) == 1:
+                return self.flattened(src, node)
+        if not out:
+            raise UnsupportedOpError("view/reshape/flatten over the batch dimension")
+        lay = self.to_layout(src)
+        if len(out) == 1:
+            if np.array_equal(lay.idx.ravel(), np.arange(lay.idx.size)):
+                return self.flattened(lay.base, node)
+            raise UnsupportedOpError(
+                "flatten of a tensor whose elements are not in (C, H, W) order"
+            )
+        return self.resolve(_Layout(lay.base, lay.idx.reshape(out)))
+
+    def transposed(self, node: fx.Node, name: str, src: _Value | _Layout) -> Any:
+        lay = self.to_layout(src)
+        nd = lay.idx.ndim + 1
+        rest = [a for a in node.args[1:]] or list(node.kwargs.values())
+        if name == "permute":
+            dims = list(rest[0]) if len(rest) == 1 and isinstance(rest[0], list | tuple) else rest
+            dims = [int(d) % nd for d in dims]
+        else:
+            d0, d1 = (int(d) % nd for d in rest[:2])
+            dims = list(range(nd))
+            dims[d0], dims[d1] = dims[d1], dims[d0]
+        if dims[0] != 0:
+            raise UnsupportedOpError(f"{name} that moves the batch dimension")
+        idx = lay.idx.transpose([d - 1 for d in dims[1:]])
+        return self.resolve(_Layout(lay.base, idx))
+
+    def resolve(self, lay: _Layout) -> _Value | _Layout:
+        """A layout that is (C', H, W) and takes whole channels of its base is a value again."""
+        base, idx = lay.base, lay.idx
+        c, h, w = base.shape
+        if idx.ndim != 3 or tuple(idx.shape[1:]) != (h, w):
+            return lay
+        first = idx[:, :1, :1]
+        if not (
+            (first % (h * w) == 0).all()
+            and np.array_equal(
+                idx - first, np.broadcast_to(np.arange(h * w).reshape(1, h, w), idx.shape)
+            )
+        ):
+            return lay
+        perm = first.ravel() // (h * w)
+        if len(perm) == c and np.array_equal(perm, np.arange(c)):
+            return base
+        return self.permuted(base, [int(p) for p in perm])
+
+    def permuted(self, base: _Value, perm: list[int]) -> _Value:
+        """Output channel k is channel ``perm[k]`` of ``base``: runs of channels that stay
+        contiguous in one term keep one term."""
+        runs: list[list[Any]] = []  # [term, offset, start, channels]
+        last: dict[tuple[str, str], int] = {}
+        for k, p in enumerate(perm):
+            for t in base.terms:
+                if not t.offset <= p < t.offset + t.channels:
+                    continue
+                key = (t.block, repr(_with_channels(t.pools, 1)))
+                src = t.start + p - t.offset
+                j = last.get(key)
+                if (
+                    j is not None
+                    and runs[j][1] + runs[j][3] == k
+                    and runs[j][2] + runs[j][3] == src
+                ):
+                    runs[j][3] += 1
+                    continue
+                last[key] = len(runs)
+                runs.append([t, k, src, 1])
+        terms = [
+            _Term(t.block, n, _with_channels(t.pools, n), off, start) for t, off, start, n in runs
+        ]
+        return _Value(terms, [len(perm), *base.shape[1:]])
+
+    def channel_slice(self, v: _Value, lo: int, hi: int) -> _Value:
+        if v.flatten or len(v.shape) != 3 or v.pad is not None:
+            raise UnsupportedOpError(f"channel slice of a tensor of shape {v.shape}")
+        terms = []
+        for t in v.terms:
+            a, b = max(lo, t.offset), min(hi, t.offset + t.channels)
+            if a < b:
+                n = b - a
+                pools = _with_channels(t.pools, n)
+                terms.append(_Term(t.block, n, pools, a - lo, t.start + a - t.offset))
+        return _Value(terms, [hi - lo, *v.shape[1:]])
+
+    def split(self, node: fx.Node, src: Any, default_dim: int) -> tuple[_Value, ...]:
+        """chunk / split along the channels: a tuple of channel slices."""
+        names = ("tensor", "size", "dim")
+        dim = node.args[2] if len(node.args) > 2 else node.kwargs.get("dim", default_dim)
+        metas = node.meta.get("tensor_meta")
+        if not isinstance(src, _Value) or int(dim) % (len(src.shape) + 1) != 1 or not metas:
+            raise UnsupportedOpError(f"{node.target} along dim {dim} (only channels)")
+        del names
+        out, lo = [], 0
+        for m in metas:
+            n = int(m.shape[1])
+            out.append(self.channel_slice(src, lo, lo + n))
+            lo += n
+        return tuple(out)
+
+    def getitem(self, node: fx.Node, args: list[Any]) -> Any:
+        box, key = args[0], args[1]
+        if isinstance(box, tuple):
+            return box[key]
+        if isinstance(box, _Value) and isinstance(key, tuple) and len(key) >= 2:
+            full = slice(None)
+            rest_full = all(k == full or k is Ellipsis for k in key[2:])
+            if key[0] == full and isinstance(key[1], slice) and rest_full:
+                lo, hi, step = key[1].indices(box.shape[0])
+                if step == 1 and lo < hi:
+                    return self.channel_slice(box, lo, hi)
+        if _is_data(box):
+            raise UnsupportedOpError(f"indexing with {key!r} (only channel slices x[:, a:b])")
+        return None
+
+    def param_scaled(self, node: fx.Node, tensors: list[Any]) -> Any:
+        """Elementwise product with a parameter (layer scale): the tensor's nodes, unchanged."""
+        if len(tensors) != 1:
+            raise UnsupportedOpError(f"mul of {len(tensors)} tensors and a parameter")
+        (v,) = tensors
+        shape = list(v.idx.shape) if isinstance(v, _Layout) else v.shape
+        if v.flatten if isinstance(v, _Value) else False:
+            shape = [int(np.prod(shape))]
+        if _shape(node) != shape:
+            raise UnsupportedOpError(f"parameter product that broadcasts {shape} to {_shape(node)}")
+        return v
+
+    def layer_norm(self, src: Any, normalized_shape: Any) -> Any:
+        """LayerNorm over the channels of a channels-last tensor: per-position normalisation,
+        which makes no edges (like BatchNorm)."""
+        ns = (
+            [int(normalized_shape)] if isinstance(normalized_shape, int) else list(normalized_shape)
+        )
+        if isinstance(src, _Layout) and self.channels_last(src) and ns == [src.base.shape[0]]:
+            return src
+        raise UnsupportedOpError(
+            f"LayerNorm over {ns} (only over the channels of a channels-last tensor)"
+        )
+
+    @staticmethod
+    def channels_last(lay: _Layout) -> bool:
+        c, h, w = lay.base.shape
+        want = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0)
+        return lay.idx.shape == want.shape and np.array_equal(lay.idx, want)
+
+    def channels_last_linear(self, node: fx.Node, name: str, m: nn.Linear, src: _Layout) -> Any:
+        """Linear on the last axis of a channels-last tensor: a 1x1 conv of its base."""
+        base = src.base
+        if not self.channels_last(src) or m.in_features != base.shape[0]:
+            raise UnsupportedOpError(f"linear {name!r} on a tensor that is not channels-last")
+        if name in self.seen_modules:
+            raise UnsupportedOpError(f"module {name!r} is called twice (shared weights)")
+        self.seen_modules.add(name)
+        for t in base.terms:
+            self.consumed.add(t.block)
+        _, h, w = base.shape
+        out_shape = [int(m.out_features), h, w]
+        simple = self.whole(base)
+        layer: dict[str, Any] = {
+            "name": name,
+            "param": f"{name}.weight",
+            "kind": "conv",
+            "kernel": [1, 1],
+            "stride": [1, 1],
+            "padding": [0, 0],
+            "dilation": [1, 1],
+            "groups": 1,
+            "role": "main",
+            "in_block": base.block,
+            "out_block": name,
+            "in_shape": list(base.shape),
+            "out_shape": out_shape,
+            "pools": [dict(p) for p in base.terms[0].pools] if simple else [],
+            "weight_shape": [*map(int, m.weight.shape), 1, 1],
+            "param_shape": [int(s) for s in m.weight.shape],
+            "bias": m.bias is not None,
+        }
+        if not simple:
+            layer["inputs"] = _terms_spec(base)
+        self.layers.append(layer)
+        self.by_name[name] = layer
+        self.blocks[name] = out_shape
+        value = _Value([_Term(name, out_shape[0])], out_shape, fresh_layer=name)
+        return _Layout(
+            value, np.arange(int(np.prod(out_shape))).reshape(out_shape).transpose(1, 2, 0)
+        )
 
     # -- layers -----------------------------------------------------------------------------------
     def new_layer(self, node: fx.Node, name: str, m: nn.Module, src: _Value) -> _Value:
@@ -375,23 +797,32 @@ class _Walker:
             if m.padding_mode != "zeros":
                 raise UnsupportedOpError(f"conv {name!r} uses padding_mode={m.padding_mode!r}")
             pad = m.padding
-            if isinstance(pad, str):  # 'same'/'valid': resolve to numbers from the shapes
-                pad = [
-                    0 if pad == "valid" else (m.dilation[i] * (m.kernel_size[i] - 1)) // 2
-                    for i in range(2)
-                ]
+            if isinstance(pad, str):  # 'same'/'valid': torch's numbers, the odd one at the end
+                total = [0 if pad == "valid" else m.dilation[i] * (m.kernel_size[i] - 1)
+                         for i in range(2)]  # fmt: skip
+                begin = [t // 2 for t in total]
+                end = [t - b for t, b in zip(total, begin, strict=True)]
+            else:
+                begin = end = _pair(pad)
+            if src.pad is not None:  # F.pad / ZeroPad2d before the conv: (top, bottom, left, right)
+                begin = [begin[0] + src.pad[0], begin[1] + src.pad[2]]
+                end = [end[0] + src.pad[1], end[1] + src.pad[3]]
             layer.update(
                 kind="conv",
                 kernel=_pair(m.kernel_size),
                 stride=_pair(m.stride),
-                padding=_pair(pad),
+                padding=list(begin),
                 dilation=_pair(m.dilation),
                 groups=int(m.groups),
             )
+            if end != begin:  # asymmetric: padding is the top/left side, this the bottom/right
+                layer["padding_end"] = list(end)
         else:
             in_feat = 1
             for s in in_shape:
                 in_feat *= s
+            if src.pad is not None:
+                raise UnsupportedOpError(f"linear {name!r} applied to a zero-padded tensor")
             if len(in_shape) != 1 and not src.flatten:
                 raise UnsupportedOpError(
                     f"linear {name!r} applied to a {len(in_shape) + 1}-D tensor"
@@ -401,7 +832,7 @@ class _Walker:
                     f"linear {name!r} expects {m.in_features} features, sees {in_shape}"
                 )
             layer.update(kind="linear", flatten=bool(src.flatten or len(in_shape) != 1))
-        simple = src.simple
+        simple = self.whole(src)
         layer.update(
             role="main",
             in_block=src.block,
@@ -536,7 +967,7 @@ class _Walker:
             if v not in fresh:
                 self.identity.append(
                     _identity_record(v, main.block)
-                    if not v.simple or v.terms[0].pools
+                    if not self.whole(v) or v.terms[0].pools
                     else {"from_block": v.block, "to_block": main.block}
                 )
         return _Value([_Term(main.block, main.shape[0])], list(main.shape), fresh_layer=main.block)

@@ -8,7 +8,9 @@ Edges (``exact`` mode, the default):
 
 - conv weight ``W[o, i, u, v] != 0`` gives, for every output position ``(oy, ox)`` whose tap lands on
   a real input position ``y = oy*s - p + u*d`` (same for x), an edge ``in(i, y, x) -> out(o, oy, ox)``
-  of weight ``|W[o, i, u, v]|``. Zero padding creates no nodes and no edges. Groups are honoured.
+  of weight ``|W[o, i, u, v]|`` (``p`` is the top/left padding, ``padding``; an asymmetric conv's
+  bottom/right side, ``padding_end``, only shows in its output size). Zero padding creates no nodes
+  and no edges. Groups are honoured.
 - pooling windows between a layer's input block and the layer fold into the layer: every edge from
   a pooled position q is replicated to each pre-pool position of q's window (same weight; max and
   avg pooling have the same structure). With overlapping, adaptive or broadcast (gate) windows a
@@ -92,6 +94,12 @@ def build(
         others = [lay for lay in layers[1:] if lay["in_block"] == "input"]
         if others:
             raise ConfigError("reference mode: only the first layer may read the input block")
+        uneven = [lay["name"] for lay in layers if "padding_end" in lay]
+        if uneven:
+            raise ConfigError(
+                f"reference mode reproduces the paper code's symmetric padding; layer "
+                f"{uneven[0]!r} pads one side more than the other (use mode exact)"
+            )
         several = [lay["name"] for lay in layers if "inputs" in lay]
         if several:
             raise ConfigError(
@@ -129,9 +137,7 @@ def build(
         if "inputs" in lay:  # cat / gating / union of tensors: each term feeds its own block
             n_edges = 0
             for term in lay["inputs"]:
-                t = _unpool(
-                    _row_range(a, *term["rows"]), term["pools"], sizes[index[term["block"]]]
-                )
+                t = _term_rows(a, term, sizes[index[term["block"]]], shapes[term["block"]])
                 n_edges += int(t.nnz)
                 parts[term["block"]].append(t)
         else:
@@ -163,9 +169,8 @@ def build(
             for term in terms:
                 pair = (index[term["block"]], index[t])
                 writers[pair] = writers.get(pair, 0) + 1
-                sub = _row_range(a, *term["rows"])
                 parts[term["block"]].append(
-                    _unpool(sub, term["pools"], sizes[index[term["block"]]])
+                    _term_rows(a, term, sizes[index[term["block"]]], shapes[term["block"]])
                 )
 
     indptr, indices, data = _assemble(parts, names, sizes, n_nodes)
@@ -192,11 +197,12 @@ def _operator_terms(
     of the adjacency are the conv itself (``|W|`` applied as a cross-correlation), which the
     spectral metrics apply as a dense convolution instead of reading every edge
     (:mod:`snntopo.metrics.conv_operator`). Only plain convs qualify (no pooling folded in, no
-    concatenated input, one group, exact mode); every other edge stays in the CSR alone."""
+    concatenated input, one group, symmetric padding, exact mode); every other edge stays in
+    the CSR alone."""
     terms, kernels = [], {}
     for lay, w in convs:
         pair = (index[lay["in_block"]], index[lay["out_block"]])
-        if writers.get(pair) != 1 or int(lay.get("groups", 1)) != 1:
+        if writers.get(pair) != 1 or int(lay.get("groups", 1)) != 1 or "padding_end" in lay:
             continue
         name = f"kernel_{len(terms)}"
         kernels[name] = np.abs(w).astype(np.float32)
@@ -424,6 +430,31 @@ def _unpool(a: sp.csr_array, pools: list[dict[str, Any]], in_size: int) -> sp.cs
         if in_size == spare:
             return _take_head(a, in_size)
     out = sp.csr_array(a[rows, :])
+    out.indices = out.indices.astype(np.int32, copy=False)
+    return out
+
+
+def _term_rows(
+    a: sp.csr_array, term: dict[str, Any], block_size: int, block_shape: list[int]
+) -> sp.csr_array:
+    """The rows ``term["rows"]`` of a layer's CSR mapped to positions of the term's block: through
+    its pooling windows, then from channel ``from_channel`` on (a channel slice or permutation)."""
+    sub = _row_range(a, *term["rows"])
+    start = int(term.get("from_channel", 0))
+    if not start:
+        return _unpool(sub, term["pools"], block_size)
+    area = block_size // int(block_shape[0])
+    # positions of the channels read: before the first pool, or the rows themselves
+    pools = term["pools"]
+    n_local = _prod(pools[0]["in_shape"]) if pools else term["rows"][1] - term["rows"][0]
+    t = _unpool(sub, term["pools"], n_local)
+    t = _take_head(t, n_local) if t.shape[0] != n_local else t
+    lo = start * area
+    ptr = t.indptr.astype(np.int64)
+    indptr = np.concatenate(
+        [np.zeros(lo, np.int64), ptr, np.full(block_size - lo - n_local, ptr[-1], np.int64)]
+    )
+    out = sp.csr_array((t.data, t.indices, indptr), shape=(block_size, a.shape[1]), copy=False)
     out.indices = out.indices.astype(np.int32, copy=False)
     return out
 

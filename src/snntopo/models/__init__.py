@@ -66,7 +66,9 @@ MODELS.register(
 
 _LAZY = {
     "build_model": "build",
+    "drop_outside_inference": "common",
     "init_weights": "common",
+    "main_output": "common",
     "prunable_parameters": "common",
     "scaled": "common",
 }

@@ -7,8 +7,13 @@ all methods, so differences between masks come from the methods and nothing else
 
 Conventions (all methods):
 
-* The budget counts every conv and linear weight (``prunable_parameters``), never biases or
-  BatchNorm parameters; a request for sparsity ``s`` keeps ``round(N * (1 - s))`` weights.
+* The budget counts every conv and linear weight (``prunable_parameters``) of the inference
+  network, never biases or BatchNorm parameters; a request for sparsity ``s`` keeps
+  ``round(N * (1 - s))`` weights. Layers an eval-mode forward never runs (auxiliary heads, as in
+  GoogLeNet and Inception-v3) are taken out of the copy the method scores, kept dense, left out
+  of the budget and listed as ``outside_inference`` in the mask's metadata; a train-mode output
+  that is a tuple or named tuple is read through its first field, the logits
+  (``snntopo.models.common.main_output``), in scoring and in training alike.
 * Global selection sorts scores with a *stable* sort, so equal scores are broken by the flat index
   (module order, then row-major): the lower index wins. The result is a pure function of the scores.
 * Randomness comes only from ``torch.Generator`` objects seeded from the caller's seed, on the CPU,

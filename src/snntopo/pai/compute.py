@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DeviceError
-from ..models import prunable_parameters
+from ..models import drop_outside_inference, prunable_parameters
 from . import METHODS
-from .base import LoaderFactory, PaiContext, deterministic
+from .base import LoaderFactory, PaiContext, deterministic, input_shape_of
 
 log = logging.getLogger("snntopo.pai")
 
@@ -66,6 +66,9 @@ def compute_mask(
         method=method,
     )
     work = copy.deepcopy(model).to(dev)
+    # the inference network only: auxiliary heads (layers an eval-mode forward never runs) are
+    # taken out of the working copy, kept dense and left out of the budget (listed in the info)
+    outside = _drop_auxiliary(work, ctx)
     fork = (
         [dev.index if dev.index is not None else torch.cuda.current_device()]
         if dev.type == "cuda"
@@ -78,13 +81,16 @@ def compute_mask(
     seconds = time.perf_counter() - t0
     del work
 
-    expected = {n: tuple(p.shape) for n, p in prunable_parameters(model)}
+    expected = {n: tuple(p.shape) for n, p in prunable_parameters(model) if n not in outside}
     if list(masks) != list(expected) or any(
         tuple(masks[n].shape) != s for n, s in expected.items()
     ):
         raise RuntimeError(f"PaI method {method!r} returned masks that do not match the model")
-    masks = {n: m.to("cpu", torch.bool) for n, m in masks.items()}
-    info = mask_info(masks)
+    masks = {
+        n: masks[n].to("cpu", torch.bool) if n in masks else torch.ones(p.shape, dtype=torch.bool)
+        for n, p in prunable_parameters(model)
+    }
+    info = mask_info(masks, outside)
     if info["emptied_layers"]:
         log.warning(
             "%s at sparsity %g emptied %d layer(s) entirely: %s",
@@ -92,6 +98,12 @@ def compute_mask(
             sparsity,
             len(info["emptied_layers"]),
             ", ".join(info["emptied_layers"]),
+        )
+    if outside:
+        log.info(
+            "%d weight tensor(s) outside the inference network kept dense, not in the budget: %s",
+            len(outside),
+            ", ".join(outside),
         )
     info = {
         "method": method,
@@ -108,10 +120,32 @@ def compute_mask(
     return masks, info
 
 
-def mask_info(masks: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """Budget summary of a mask: realised global sparsity, counts, per-layer densities, empties."""
-    total = sum(m.numel() for m in masks.values())
-    kept = sum(int(m.sum()) for m in masks.values())
+def _drop_auxiliary(work: nn.Module, ctx: PaiContext) -> list[str]:
+    """Take the layers an eval-mode forward never runs out of the working copy (see
+    :func:`snntopo.models.common.drop_outside_inference`); the input shape is the method's
+    ``input_shape``, else the model's, else that of the loader's first batch, else (C, 32, 32).
+    A model that does not run on that shape is left whole (every weight in the budget)."""
+    if "input_shape" in ctx.params or getattr(work, "input_shape", None) is not None:
+        shape = input_shape_of(work, ctx)
+    else:
+        first = next(iter(ctx.loader_factory(1)), None) if ctx.loader_factory else None
+        shape = tuple(first[0].shape[1:]) if first is not None else input_shape_of(work, ctx)
+    try:
+        return drop_outside_inference(work, shape)
+    except RuntimeError as exc:
+        log.debug("no eval-mode forward on %s (%s): every weight is in the budget", shape, exc)
+        return []
+
+
+def mask_info(masks: dict[str, torch.Tensor], outside: Any = ()) -> dict[str, Any]:
+    """Budget summary of a mask: realised global sparsity, counts, per-layer densities, empties.
+
+    Weights ``outside`` the inference network (auxiliary heads, kept dense) are not in the budget:
+    the counts and the realised sparsity leave them out, and they are listed."""
+    outside = [n for n in masks if n in set(outside)]
+    inside = [m for n, m in masks.items() if n not in outside]
+    total = sum(m.numel() for m in inside)
+    kept = sum(int(m.sum()) for m in inside)
     dens = {n: (int(m.sum()) / m.numel() if m.numel() else math.nan) for n, m in masks.items()}
     return {
         "realised_sparsity": 1.0 - kept / total if total else 0.0,
@@ -119,4 +153,5 @@ def mask_info(masks: dict[str, torch.Tensor]) -> dict[str, Any]:
         "kept_weights": kept,
         "densities": dens,
         "emptied_layers": [n for n, m in masks.items() if m.numel() and not bool(m.any())],
+        **({"outside_inference": outside} if outside else {}),
     }

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models import prunable_parameters
+from ..models import main_output, prunable_parameters
 from .base import (
     Masks,
     PaiContext,
@@ -32,12 +32,12 @@ def scores(
     parts = [(x[:half], y[:half]), (x[half:], y[half:])]
     g = [torch.zeros_like(w) for w in weights]
     for xb, yb in parts:
-        loss = F.cross_entropy(model(xb) / temperature, yb)
+        loss = F.cross_entropy(main_output(model(xb)) / temperature, yb)
         for acc, gi in zip(g, torch.autograd.grad(loss, weights), strict=True):
             acc.add_(gi)
     hg = [torch.zeros_like(w) for w in weights]
     for xb, yb in parts:
-        loss = F.cross_entropy(model(xb) / temperature, yb)
+        loss = F.cross_entropy(main_output(model(xb)) / temperature, yb)
         gf = torch.autograd.grad(loss, weights, create_graph=True)
         z = sum((gw * gfi).sum() for gw, gfi in zip(g, gf, strict=True))
         for acc, h in zip(hg, torch.autograd.grad(z, weights), strict=True):

@@ -38,8 +38,10 @@ def save_mask(
     from . import mask_info
 
     tensors = {n: m.detach().to("cpu", torch.bool).contiguous() for n, m in masks.items()}
-    summary = mask_info(tensors)
+    summary = mask_info(tensors, meta.get("outside_inference", ()))
     full = dict(meta)
+    if summary.get("outside_inference"):
+        full["outside_inference"] = summary["outside_inference"]
     full["densities"] = summary["densities"]
     full["realised_sparsity"] = summary["realised_sparsity"]
     full["emptied_layers"] = summary["emptied_layers"]

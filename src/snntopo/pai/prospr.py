@@ -11,7 +11,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ..errors import DataError
-from ..models import prunable_parameters
+from ..models import main_output, prunable_parameters
 from .base import Masks, PaiContext, global_topk, twice_differentiable
 
 
@@ -48,7 +48,7 @@ def scores(
     bufs: dict[str, torch.Tensor] = {}
     for _ in range(steps):
         x, y = next(batches)
-        loss = F.cross_entropy(functional_call(model, fast, (x,)), y)
+        loss = F.cross_entropy(main_output(functional_call(model, fast, (x,))), y)
         grads = torch.autograd.grad(loss, list(fast.values()), create_graph=True)
         new: dict[str, torch.Tensor] = {}
         for (n, p), g in zip(fast.items(), grads, strict=True):
@@ -56,7 +56,7 @@ def scores(
             new[n] = p - lr * bufs[n]
         fast = new
     x, y = next(batches)
-    loss = F.cross_entropy(functional_call(model, fast, (x,)), y)
+    loss = F.cross_entropy(main_output(functional_call(model, fast, (x,))), y)
     meta = torch.autograd.grad(loss, list(masks.values()))
     return {n: g.abs() for n, g in zip(masks, meta, strict=True)}
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DataError
-from ..models import prunable_parameters
+from ..models import main_output, prunable_parameters
 from .base import Masks, PaiContext, global_topk
 
 
@@ -19,7 +19,7 @@ def scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torc
     model.train()
     params = prunable_parameters(model)
     model.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(model(x), y)
+    loss = F.cross_entropy(main_output(model(x)), y)
     grads = torch.autograd.grad(loss, [p for _, p in params])
     return {name: (p.detach() * g).abs() for (name, p), g in zip(params, grads, strict=True)}
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..models import prunable_parameters
+from ..models import main_output, prunable_parameters
 from .base import Masks, PaiContext, global_topk, input_shape_of
 
 
@@ -60,7 +60,7 @@ def compute(model: nn.Module, density: float, ctx: PaiContext) -> Masks:
         with torch.no_grad():
             for w, w0, m in zip(weights, original, dev_masks, strict=True):
                 w.copy_(w0 * m)
-        out = model(x).sum()
+        out = main_output(model(x)).sum()
         grads = torch.autograd.grad(out, weights)
         scores = {}
         for n, w, g, m in zip(names, weights, grads, dev_masks, strict=True):

@@ -87,6 +87,9 @@ def check_inputs(
         against=f"the layer spec {spec_path}",
     )
     check_finite(weights, weights_path)
+    from ..encode.common import check_nothing_dropped
+
+    check_nothing_dropped(spec, weights, meta, weights_path)
     if mask_path is not None:
         from ..pai.io import load_mask
 
@@ -98,6 +101,9 @@ def check_inputs(
                 f"{actual} (made with another mask)"
             )
         check_weights_within_mask(weights, masks, weights_path, mask_path)
+        from ..encode.common import check_encoded_sparsity
+
+        check_encoded_sparsity(spec, masks, mask_meta, mask_path)
 
 
 def encode_network(

@@ -254,6 +254,12 @@ def train_network(
             "accuracy": result.accuracy,
             "history": result.history,
             "realised_sparsity": mask_meta.get("realised_sparsity", 0.0),
+            # auxiliary heads kept dense, out of the budget (the encode stage reads this list)
+            **(
+                {"outside_inference": mask_meta["outside_inference"]}
+                if mask_meta.get("outside_inference")
+                else {}
+            ),
             "mask_sha256": mask_meta.get("mask_sha256"),
             "mask_digest": bits,
             "device": result.device,

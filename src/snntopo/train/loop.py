@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..data import make_loader
 from ..determinism import deterministic_mode
 from ..errors import CheckpointError
-from ..models import prunable_parameters
+from ..models import main_output, prunable_parameters
 from .checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
@@ -123,7 +123,7 @@ def evaluate(
             for x, y in loader:
                 x, y = _to_device(x, y, device, channels_last)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    out = model(x)
+                    out = main_output(model(x))  # logits; auxiliary outputs are not trained
                 correct += int((out.argmax(dim=1) == y).sum())
                 total += int(y.numel())
     finally:
@@ -250,7 +250,7 @@ def train_masked(
                     break
                 x, y = _to_device(x, y, device, channels_last)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    out = model(x)
+                    out = main_output(model(x))  # logits; auxiliary outputs are not trained
                     loss = nn.functional.cross_entropy(out, y)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
