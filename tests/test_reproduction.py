@@ -163,7 +163,9 @@ def test_motif_estimate_per_edge_on_fresh_mask(tmp_path_factory):
 def test_bge_motif_is_connected_triples_and_in_published_range(tmp_path_factory):
     """BGE ``motif`` per layer is igraph's motifs_randesu_no(size=3), and the mean over layers
     lands in the published ``motifs_count`` range (ResNet-20 ERK 0.98, both BGEs)."""
-    pub = pd.read_csv(DATA.parent / "published_reproduction" / "bge-CIFAR-10-Resnet-20-erk-0.98.csv.gz")
+    pub = pd.read_csv(
+        DATA.parent / "published_reproduction" / "bge-CIFAR-10-Resnet-20-erk-0.98.csv.gz"
+    )
     for enc, pub_enc in (("rolled", "rolled"), ("rolled-channel", "rolled_channel")):
         out = tmp_path_factory.mktemp("bge") / f"{enc}.npz"
         assert (
@@ -254,7 +256,9 @@ def test_bge_column_inside_published_range(tmp_path_factory, encoding, column):
     per-seed means (the per-layer rows in tests/data/paper_cifar10/reproduction)."""
     fam, metric = BGE_REPRODUCED[column]
     ours = _ours_bge(tmp_path_factory, encoding)[fam]["network"][f"mean_{metric}"]
-    pub = pd.read_csv(DATA.parent / "published_reproduction" / "bge-CIFAR-10-Resnet-20-erk-0.98.csv.gz")
+    pub = pd.read_csv(
+        DATA.parent / "published_reproduction" / "bge-CIFAR-10-Resnet-20-erk-0.98.csv.gz"
+    )
     pub = pub[pub["encoding"] == encoding.replace("-", "_")]
     per_seed = pub.groupby("seed")[column].mean().to_numpy(float)
     assert per_seed.shape == (3,)
