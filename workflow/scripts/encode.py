@@ -16,6 +16,7 @@ run_job(
     encoding=snakemake.wildcards.encoding,
     spec_path=snakemake.input.spec,
     weights_path=snakemake.input.weights,
+    mask_path=snakemake.input.mask,
     params=snakemake.params.encode,
     out=snakemake.output[0],
 )
