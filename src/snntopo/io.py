@@ -14,6 +14,7 @@ import json
 import math
 import os
 import platform
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -69,15 +70,68 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
         tmp.write_text(text + "\n")
 
 
+#: the deepest nesting of arrays and objects any JSON snntopo reads may have (its own files nest
+#: fewer than 10 levels); deeper text is refused before it is parsed, so a crafted file ends in one
+#: line instead of a ``RecursionError``
+MAX_JSON_DEPTH = 64
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of ``[``/``{`` in a JSON text, brackets inside strings not counted."""
+    depth = deepest = 0
+    for m in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
+        if m.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def loads_json(text: str | bytes, where: str, error: type[Exception] = ArtifactError) -> Any:
+    """Strict, bounded JSON: nesting deeper than :data:`MAX_JSON_DEPTH`, ``NaN``/``Infinity``,
+    numbers beyond float range (``1e400``) and invalid text all raise ``error`` with one line
+    naming ``where``. Every reader of a JSON file or header goes through here."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise error(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise error(f"{where}: JSON nested {depth} levels deep (at most {MAX_JSON_DEPTH})")
+    try:
+        return json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+    except (json.JSONDecodeError, ValueError, RecursionError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise error(f"{where}: not valid JSON ({first})") from None
+
+
 def read_json(path: str | os.PathLike[str], required: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Read a JSON artifact, raising ``ArtifactError`` naming the file on any defect."""
+    """Read a JSON artifact, raising ``ArtifactError`` naming the file on any defect (see
+    :func:`loads_json`)."""
     p = Path(path)
     if not p.exists():
         raise ArtifactError(f"{p}: file not found")
     try:
-        obj = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{p}: not valid JSON ({exc})") from None
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"{p}: unreadable ({exc.strerror or exc})") from None
+    obj = loads_json(raw, str(p))
     if not isinstance(obj, dict):
         raise ArtifactError(f"{p}: expected a JSON object, got {type(obj).__name__}")
     missing = [k for k in required if k not in obj]

@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     import scipy.sparse as sp
 
 from ..errors import GraphError
-from ..io import atomic_path, read_npy_header
+from ..io import atomic_path, loads_json, read_npy_header
 
 
 @dataclass(frozen=True)
@@ -366,12 +366,79 @@ def _mapped_members(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]
     return out
 
 
+#: the array members of a graph file and the dtype kinds each may have (``i`` signed, ``u``
+#: unsigned integers, ``f`` real floats; complex, object and string arrays are refused)
+_MEMBER_KINDS = {
+    "indptr": "iu",
+    "indices": "iu",
+    "weights": "f",
+    "block_offsets": "iu",
+    "meta": "U",
+}
+#: a deflated member may not claim more than this many bytes per stored byte (deflate's own
+#: limit is about 1032)
+_MAX_DEFLATE_RATIO = 1100
+
+
+def _check_members(p: Path) -> None:
+    """Every ``.npy`` member's header against the zip's own sizes, before any array is allocated:
+    a header declaring more data than the member holds (a huge shape), an object, complex or
+    string array where numbers belong, or a member claiming more bytes than deflate can produce
+    is refused with one line naming the member."""
+    with zipfile.ZipFile(p) as zf:
+        for info in zf.infolist():
+            name = info.filename.removesuffix(".npy")
+            kinds = _MEMBER_KINDS.get(name, "f" if name.startswith("kernel_") else None)
+            if kinds is None:
+                continue
+            if info.compress_type != zipfile.ZIP_STORED and info.file_size > (
+                _MAX_DEFLATE_RATIO * info.compress_size + (1 << 20)
+            ):
+                raise GraphError(
+                    f"{p}: member {name} claims {info.file_size} bytes from "
+                    f"{info.compress_size} compressed (not a deflated array)"
+                )
+            with zf.open(info) as fh:
+                try:
+                    shape, _fortran, dtype = read_npy_header(fh)
+                except (ValueError, EOFError, OSError, SyntaxError) as exc:
+                    raise GraphError(
+                        f"{p}: member {name} has no valid array header ({exc})"
+                    ) from None
+                head = fh.tell()
+            if dtype.kind not in kinds or dtype.hasobject:
+                raise GraphError(
+                    f"{p}: member {name} has dtype {dtype}, expected {_KIND_WORDS[kinds]}"
+                )
+            want_ndim = 0 if name == "meta" else 4 if name.startswith("kernel_") else 1
+            if len(shape) != want_ndim:
+                raise GraphError(
+                    f"{p}: member {name} has shape {list(shape)}, expected {want_ndim} dimension(s)"
+                )
+            declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if declared != info.file_size - head:
+                raise GraphError(
+                    f"{p}: member {name} declares shape {list(shape)} ({declared} bytes) but "
+                    f"holds {info.file_size - head} bytes"
+                )
+
+
+_KIND_WORDS = {"iu": "an integer array", "f": "a real float array", "U": "a JSON string"}
+
+
 def load_graph(path: str | Path) -> Graph:
-    """Read and validate a graph file; any defect raises :class:`GraphError` naming the file."""
+    """Read and validate a graph file; any defect raises :class:`GraphError` naming the file.
+
+    Checked before anything is allocated: every member's declared size against the bytes it
+    holds, and its dtype (:func:`_check_members`); then the meaning: a CSR whose offsets rise
+    from 0 to the edge count, edge targets inside the graph, weights finite and > 0, block offsets
+    rising from 0 to the node count, a metadata object whose blocks, layers and conv terms have
+    the types and ranges the readers index with (:func:`_meta_problems`)."""
     p = Path(path)
     if not p.exists():
         raise GraphError(f"{p}: graph file not found")
     try:
+        _check_members(p)
         arrays = _mapped_members(p, ("indptr", "indices", "weights"))
         with np.load(p, allow_pickle=False) as z:
             for k in ("indptr", "indices", "weights", "block_offsets", "meta"):
@@ -380,12 +447,11 @@ def load_graph(path: str | Path) -> Graph:
             kernels = {k: z[k] for k in z.files if k.startswith("kernel_")}
     except KeyError as exc:
         raise GraphError(f"{p}: not a snntopo graph file (missing array {exc})") from None
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise GraphError(f"{p}: unreadable or truncated graph file ({exc})") from None
-    try:
-        meta = json.loads(str(arrays["meta"]))
-    except json.JSONDecodeError as exc:
-        raise GraphError(f"{p}: metadata header is not valid JSON ({exc})") from None
+    meta = loads_json(str(arrays["meta"]), f"{p}: metadata header", GraphError)
+    if not isinstance(meta, dict):
+        raise GraphError(f"{p}: metadata header is a JSON {type(meta).__name__}, not an object")
     indptr, indices, weights, offsets = (
         arrays["indptr"],
         arrays["indices"],
@@ -400,18 +466,29 @@ def load_graph(path: str | Path) -> Graph:
         problems.append(f"indptr ends at {indptr[-1]} but there are {indices.shape[0]} edges")
     if weights.shape != indices.shape:
         problems.append(f"{weights.shape[0]} weights for {indices.shape[0]} edges")
+    elif weights.size:
+        lo, hi = weights.min(), weights.max()
+        if not (lo > 0 and np.isfinite(hi)):  # NaN fails both comparisons
+            bad = weights[~((weights > 0) & np.isfinite(weights))][0]
+            problems.append(f"weights must be finite and > 0 (found {bad})")
     if indices.size and (indices.min() < 0 or indices.max() >= n):
         problems.append(f"edge targets outside [0, {n})")
-    block_meta = meta.get("blocks", [])
-    if offsets.shape[0] != len(block_meta) + 1 or (offsets.size and offsets[-1] != n):
+    if offsets.size == 0 or offsets[0] != 0 or np.any(np.diff(offsets) < 0):
         problems.append(
-            f"block_offsets ({offsets.shape[0] - 1} blocks ending at "
-            f"{offsets[-1] if offsets.size else '?'}) disagree with metadata "
-            f"({len(block_meta)} blocks, {n} nodes)"
+            f"block_offsets {offsets[:8].tolist()} do not rise from 0 (a block of negative size)"
         )
-    else:
+    if problems:
+        raise GraphError(f"{p}: inconsistent graph file: " + "; ".join(problems))
+    problems += _meta_problems(meta, offsets.shape[0] - 1)
+    block_meta = meta.get("blocks", [])
+    if not problems and (offsets.shape[0] != len(block_meta) + 1 or offsets[-1] != n):
+        problems.append(
+            f"block_offsets ({offsets.shape[0] - 1} blocks ending at {offsets[-1]}) disagree "
+            f"with metadata ({len(block_meta)} blocks, {n} nodes)"
+        )
+    if not problems:
         for b, lo, hi in zip(block_meta, offsets[:-1], offsets[1:], strict=True):
-            if "shape" in b and int(np.prod(b["shape"])) != hi - lo:
+            if "shape" in b and int(np.prod(b["shape"], dtype=object)) != hi - lo:
                 problems.append(
                     f"block {b.get('name')!r} has {hi - lo} nodes but shape {b['shape']}"
                 )
@@ -427,6 +504,69 @@ def load_graph(path: str | Path) -> Graph:
     layers = meta.pop("layers", [])
     meta.pop("blocks", None)
     return Graph(indptr, indices, weights, blocks, meta=meta, layers=layers, kernels=kernels)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _meta_problems(meta: dict[str, Any], n_blocks: int) -> list[str]:
+    """The metadata fields the readers index with, checked for type and range (one problem per
+    field, naming field and value)."""
+
+    def show(v: Any) -> str:
+        text = repr(v)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    blocks = meta.get("blocks", [])
+    if not isinstance(blocks, list):
+        return [f"metadata 'blocks' is {show(blocks)}, not a list"]
+    for i, b in enumerate(blocks):
+        if not isinstance(b, dict) or not isinstance(b.get("name"), str):
+            return [f"metadata blocks[{i}] is {show(b)}, not an object with a string name"]
+        shape = b.get("shape", [])
+        if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+            return [f"metadata blocks[{i}].shape is {show(shape)}, not a list of sizes >= 0"]
+    for key in ("encoding", "mode"):
+        if key in meta and meta[key] is not None and not isinstance(meta[key], str):
+            return [f"metadata {key!r} is {show(meta[key])}, not a string"]
+    for key in ("network", "provenance"):
+        if key in meta and meta[key] is not None and not isinstance(meta[key], dict):
+            return [f"metadata {key!r} is {show(meta[key])}, not an object"]
+    layers = meta.get("layers", [])
+    if not isinstance(layers, list):
+        return [f"metadata 'layers' is {show(layers)}, not a list"]
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, dict):
+            return [f"metadata layers[{i}] is {show(layer)}, not an object"]
+        for side in ("left", "right"):
+            v = layer.get(side)
+            if not _is_int(v) or not 0 <= v < n_blocks:
+                return [
+                    f"metadata layers[{i}].{side} is {show(v)}, not a block index in [0, {n_blocks})"
+                ]
+        if layer["left"] == layer["right"]:
+            return [f"metadata layers[{i}] has the same block {layer['left']} on both sides"]
+    terms = meta.get("conv_terms", [])
+    if not isinstance(terms, list) or not all(isinstance(t, dict) for t in terms):
+        return [f"metadata 'conv_terms' is {show(terms)}, not a list of objects"]
+    for i, t in enumerate(terms):
+        for side in ("in_block", "out_block"):
+            v = t.get(side)
+            if not _is_int(v) or not 0 <= v < n_blocks:
+                return [
+                    f"metadata conv_terms[{i}].{side} is {show(v)}, not a block index in [0, {n_blocks})"
+                ]
+        for key in ("stride", "padding", "dilation"):
+            v = t.get(key)
+            least = 1 if key != "padding" else 0
+            if (
+                not isinstance(v, list)
+                or len(v) != 2
+                or not all(_is_int(x) and x >= least for x in v)
+            ):
+                return [f"metadata conv_terms[{i}].{key} is {show(v)}, not two integers >= {least}"]
+    return []
 
 
 def conv_output_side(side: int, k: int, stride: int, pad: int, dil: int) -> int:
