@@ -141,6 +141,7 @@ def test_json_depth_ignores_brackets_in_strings():
         ("[" * 65 + "]" * 65, "nested 65 levels deep"),
         (b'{"a": "\xff"}', "not UTF-8 text"),
         ('{"a": 1', "not valid JSON"),
+        ('{"a": 1, "b": {"c": 1, "c": 2}}', "duplicate key 'c'"),
     ],
 )
 def test_loads_json_refuses(text, expect):
@@ -322,3 +323,43 @@ def test_encode_cli_refuses_spec_that_does_not_fit_the_mask(tiny, tmp_path, caps
     assert rc == 2 and not out.exists()
     assert err[-1].startswith("snntopo encode: error: ") and "spec.json" in err[-1]
     assert ("stride" in err[-1]) if cut == "stride" else ("mask.safetensors" in err[-1])
+
+
+def _flip_weight_bit(path):
+    """Flip the low mantissa bit of the first stored weight (still finite and > 0)."""
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("weights.npy")
+    data = bytearray(path.read_bytes())
+    start = data.index(b"\x93NUMPY", info.header_offset)
+    header_len = int.from_bytes(data[start + 8 : start + 10], "little") + 10
+    data[start + header_len] ^= 1
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("digest", [True, False])
+def test_flipped_bit_in_a_mapped_weight_is_an_error(tmp_path, digest):
+    """Mapped members skip zipfile's CRC check: the recorded content digest (or, for a file
+    without one, the zip's CRC-32) catches a weight 0.5 -> 0.50000006 that every other check
+    passes. 5000 parallel edges, so that reading a member's header does not read (and CRC-check)
+    the whole member."""
+    from snntopo.encode.graph import Block, Graph, _savez_aligned, load_graph, save_graph
+
+    e = 5000
+    arrays = {
+        "indptr": np.array([0, e, e], dtype=np.int64),
+        "indices": np.ones(e, dtype=np.int32),
+        "weights": np.full(e, 0.5, dtype=np.float32),
+    }
+    blocks = [Block("input", 0, 1, (1,)), Block("out", 1, 2, (1,))]
+    path = tmp_path / "g.npz"
+    if digest:
+        save_graph(path, Graph(**arrays, blocks=blocks))
+    else:
+        meta = {"blocks": [{"name": "input", "shape": [1]}, {"name": "out", "shape": [1]}]}
+        members = [*arrays.items(), ("block_offsets", np.array([0, 1, 2]))]
+        with open(path, "wb") as fh:
+            _savez_aligned(fh, [*members, ("meta", np.array(json.dumps(meta)))])
+    assert float(load_graph(path).weights.sum()) == 0.5 * e
+    _flip_weight_bit(path)
+    with pytest.raises(GraphError, match="content_sha256 is" if digest else "fails its CRC-32"):
+        load_graph(path)

@@ -98,13 +98,22 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"duplicate key {dup!r}")
+    return out
+
+
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
 def loads_json(text: str | bytes, where: str, error: type[Exception] = ArtifactError) -> Any:
     """Strict, bounded JSON: nesting deeper than :data:`MAX_JSON_DEPTH`, ``NaN``/``Infinity``,
-    numbers beyond float range (``1e400``) and invalid text all raise ``error`` with one line
+    numbers beyond float range (``1e400``), a key twice in one object and invalid text all raise ``error`` with one line
     naming ``where``. Every reader of a JSON file or header goes through here."""
     if isinstance(text, bytes):
         try:
@@ -115,7 +124,12 @@ def loads_json(text: str | bytes, where: str, error: type[Exception] = ArtifactE
     if depth > MAX_JSON_DEPTH:
         raise error(f"{where}: JSON nested {depth} levels deep (at most {MAX_JSON_DEPTH})")
     try:
-        return json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+        return json.loads(
+            text,
+            parse_float=_finite_float,
+            parse_constant=_no_constant,
+            object_pairs_hook=_unique_keys,
+        )
     except (json.JSONDecodeError, ValueError, RecursionError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise error(f"{where}: not valid JSON ({first})") from None
