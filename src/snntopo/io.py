@@ -63,9 +63,26 @@ def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iter
         raise
 
 
-def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write JSON atomically; NaN/inf become ``null`` so the file is strict JSON."""
-    text = json.dumps(_jsonable(obj), indent=2, sort_keys=False, allow_nan=False)
+#: top-level key of a JSON artifact's own digest (:func:`json_digest`)
+JSON_DIGEST_KEY = "content_sha256"
+
+
+def json_digest(obj: Mapping[str, Any]) -> str:
+    """Short sha256 of a JSON object's canonical text (keys sorted), without its digest key."""
+    rest = {k: v for k, v in obj.items() if k != JSON_DIGEST_KEY}
+    text = json.dumps(rest, sort_keys=True, allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def write_json(path: str | os.PathLike[str], obj: Any, digest: bool = False) -> None:
+    """Write JSON atomically; NaN/inf become ``null`` so the file is strict JSON. ``digest``: the
+    object (a mapping) records its own :func:`json_digest` under ``content_sha256``, which
+    :func:`read_json` checks, so a flipped digit in a value is an error, not another value."""
+    obj = _jsonable(obj)
+    if digest:
+        obj = {**{k: v for k, v in obj.items() if k != JSON_DIGEST_KEY}}
+        obj[JSON_DIGEST_KEY] = json_digest(obj)
+    text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False)
     with atomic_path(path) as tmp:
         tmp.write_text(text + "\n")
 
@@ -148,6 +165,12 @@ def read_json(path: str | os.PathLike[str], required: tuple[str, ...] = ()) -> d
     obj = loads_json(raw, str(p))
     if not isinstance(obj, dict):
         raise ArtifactError(f"{p}: expected a JSON object, got {type(obj).__name__}")
+    recorded = obj.get(JSON_DIGEST_KEY)
+    if recorded is not None and recorded != json_digest(obj):
+        raise ArtifactError(
+            f"{p}: content_sha256 is {recorded!r:.40} but the content gives {json_digest(obj)} "
+            "(a changed or damaged file)"
+        )
     missing = [k for k in required if k not in obj]
     if missing:
         raise ArtifactError(f"{p}: missing required keys {missing}")

@@ -25,6 +25,18 @@ def _keys(d: dict[str, Any], source: str) -> dict[str, Any]:
     missing = [k for k in KEYS if k not in d]
     if missing:
         raise TableError(f"{source}: missing network keys {missing}")
+    for k in KEYS:
+        v = d[k]
+        number = k in ("sparsity", "seed")
+        if (
+            isinstance(v, bool)
+            or (number and not isinstance(v, int | float))
+            or (not number and not isinstance(v, str))
+            or (k == "seed" and float(v) != int(v))
+        ):
+            raise TableError(
+                f"{source}: network.{k} is {v!r:.60}, not a {'number' if number else 'string'}"
+            )
     # the full architecture name (artifacts written from a path carry its slug)
     return dict(network_keys(*(d[k] for k in KEYS)))
 
@@ -101,10 +113,10 @@ def metric_tables(metric_files: list[str]) -> tuple[dict[str, pd.DataFrame], pd.
             )
         _check_belongs(keys, path, seen, f"family {art['family']}")
         key = tuple(keys[k] for k in KEYS)
-        if not isinstance(art["encodings"], dict):
-            raise TableError(f"{path}: 'encodings' is not a mapping")
+        if not isinstance(art["encodings"], dict) or not art["encodings"]:
+            raise TableError(f"{path}: 'encodings' is not a non-empty mapping")
         for encoding, res in art["encodings"].items():
-            if not isinstance(res, dict) or not isinstance(res.get("network") or {}, dict):
+            if not isinstance(res, dict) or not isinstance(res.get("network"), dict):
                 raise TableError(f"{path}: encodings.{encoding} has no 'network' object of metrics")
             layer_list = res.get("layers") or []
             if not isinstance(layer_list, list) or not all(isinstance(x, dict) for x in layer_list):

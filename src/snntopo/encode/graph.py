@@ -386,14 +386,14 @@ def _mapped_members(path: Path, names: tuple[str, ...], crc: bool = True) -> dic
     return out
 
 
-#: the array members of a graph file and the dtype kinds each may have (``i`` signed, ``u``
-#: unsigned integers, ``f`` real floats; complex, object and string arrays are refused)
+#: the array members of a graph file and the dtypes each may have (the format's; a float64,
+#: complex, object or string array is refused, ``U``: any unicode string)
 _MEMBER_KINDS = {
-    "indptr": "iu",
-    "indices": "iu",
-    "weights": "f",
-    "block_offsets": "iu",
-    "meta": "U",
+    "indptr": ("<i8",),
+    "indices": ("<i4", "<i8"),
+    "weights": ("<f4",),
+    "block_offsets": ("<i8",),
+    "meta": ("U",),
 }
 #: a deflated member may not claim more than this many bytes per stored byte (deflate's own
 #: limit is about 1032)
@@ -408,7 +408,7 @@ def _check_members(p: Path) -> None:
     with zipfile.ZipFile(p) as zf:
         for info in zf.infolist():
             name = info.filename.removesuffix(".npy")
-            kinds = _MEMBER_KINDS.get(name, "f" if name.startswith("kernel_") else None)
+            kinds = _MEMBER_KINDS.get(name, ("<f4",) if name.startswith("kernel_") else None)
             if kinds is None:
                 continue
             if info.compress_type != zipfile.ZIP_STORED and info.file_size > (
@@ -426,9 +426,10 @@ def _check_members(p: Path) -> None:
                         f"{p}: member {name} has no valid array header ({exc})"
                     ) from None
                 head = fh.tell()
-            if dtype.kind not in kinds or dtype.hasobject:
+            if dtype.str not in kinds and (kinds != ("U",) or dtype.kind != "U"):
                 raise GraphError(
-                    f"{p}: member {name} has dtype {dtype}, expected {_KIND_WORDS[kinds]}"
+                    f"{p}: member {name} has dtype {dtype}, expected "
+                    + " or ".join(str(np.dtype(k)) if k != "U" else "a JSON string" for k in kinds)
                 )
             want_ndim = 0 if name == "meta" else 4 if name.startswith("kernel_") else 1
             if len(shape) != want_ndim:
@@ -441,9 +442,6 @@ def _check_members(p: Path) -> None:
                     f"{p}: member {name} declares shape {list(shape)} ({declared} bytes) but "
                     f"holds {info.file_size - head} bytes"
                 )
-
-
-_KIND_WORDS = {"iu": "an integer array", "f": "a real float array", "U": "a JSON string"}
 
 
 def load_graph(path: str | Path) -> Graph:
@@ -506,6 +504,14 @@ def load_graph(path: str | Path) -> Graph:
             problems.append(f"weights must be finite and > 0 (found {bad})")
     if indices.size and (indices.min() < 0 or indices.max() >= n):
         problems.append(f"edge targets outside [0, {n})")
+    elif (
+        not problems
+        and meta.get("encoding") is not None  # hand-built graphs may have any direction
+        and offsets.size
+        and offsets[0] == 0
+        and np.all(np.diff(offsets) >= 0)
+    ):
+        problems += _backward_edges(indptr, indices, offsets)
     if offsets.size == 0 or offsets[0] != 0 or np.any(np.diff(offsets) < 0):
         problems.append(
             f"block_offsets {offsets[:8].tolist()} do not rise from 0 (a block of negative size)"
@@ -526,6 +532,10 @@ def load_graph(path: str | Path) -> Graph:
                     f"block {b.get('name')!r} has {hi - lo} nodes but shape {b['shape']}"
                 )
                 break
+    for k, kernel in kernels.items():
+        if kernel.size and not (kernel.min() >= 0 and np.isfinite(kernel.max())):
+            problems.append(f"{k} must hold finite values >= 0 (|W|)")
+            break
     if not problems:
         problems += _conv_term_problems(meta, kernels)
     if problems:
@@ -537,6 +547,24 @@ def load_graph(path: str | Path) -> Graph:
     layers = meta.pop("layers", [])
     meta.pop("blocks", None)
     return Graph(indptr, indices, weights, blocks, meta=meta, layers=layers, kernels=kernels)
+
+
+def _backward_edges(indptr: np.ndarray, indices: np.ndarray, offsets: np.ndarray) -> list[str]:
+    """Every encoding's edges point forward: in a graph that names its encoding, no edge enters
+    the input block, and none goes back to an earlier block (the reference MGE has edges
+    within a block, so not "past its block"). One ``minimum.reduceat`` (~30 ms for 25M edges)."""
+    rows = np.flatnonzero(np.diff(indptr))
+    if rows.size == 0 or offsets[-1] != indptr.shape[0] - 1 or offsets.shape[0] < 2:
+        return []
+    if indices.min() < offsets[1]:
+        return [f"an edge enters the input block (node {int(indices.min())})"]
+    first_target = np.minimum.reduceat(indices, indptr[rows])
+    block_start = offsets[np.searchsorted(offsets, rows, side="right") - 1]
+    bad = np.flatnonzero(first_target < block_start)
+    if bad.size:
+        r = int(rows[bad[0]])
+        return [f"node {r} has an edge back to node {int(first_target[bad[0]])}, an earlier block"]
+    return []
 
 
 def _is_int(v: Any) -> bool:
@@ -584,6 +612,8 @@ def _meta_problems(meta: dict[str, Any], n_blocks: int) -> list[str]:
     if not isinstance(terms, list) or not all(isinstance(t, dict) for t in terms):
         return [f"metadata 'conv_terms' is {show(terms)}, not a list of objects"]
     for i, t in enumerate(terms):
+        if not isinstance(t.get("layer", ""), str) or not isinstance(t.get("kernel"), str):
+            return [f"metadata conv_terms[{i}] has a layer or kernel that is not a string"]
         for side in ("in_block", "out_block"):
             v = t.get(side)
             if not _is_int(v) or not 0 <= v < n_blocks:

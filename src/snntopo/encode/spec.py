@@ -72,7 +72,7 @@ def check_spec(spec: Mapping[str, Any], path: str) -> None:
             fail(f"{where} param", lay["param"], "a second layer of that parameter")
         params.add(lay["param"])
         for side in ("in_block", "out_block"):
-            if lay.get(side) not in shapes:
+            if not isinstance(lay.get(side), str) or lay[side] not in shapes:
                 fail(f"{where} {side}", lay.get(side), "names no block of the spec")
         for key in ("in_shape", "out_shape", "weight_shape"):
             if not _ints(lay.get(key), least=1):
@@ -83,9 +83,12 @@ def check_spec(spec: Mapping[str, Any], path: str) -> None:
                 lay["out_shape"],
                 f"its block {lay['out_block']!r} has shape {shapes[lay['out_block']]}",
             )
+        if lay.get("role") not in ("main", "shortcut"):
+            fail(f"{where} role", lay.get("role"), "expected 'main' or 'shortcut'")
         pools = lay.get("pools", [])
-        if not isinstance(pools, list) or not all(isinstance(p, dict) for p in pools):
-            fail(f"{where} pools", pools, "expected a list of objects")
+        _check_pools(pools, f"{where} pools", fail)
+        if "inputs" in lay:
+            _check_inputs(lay["inputs"], f"{where} inputs", shapes, fail)
         if not pools and not lay.get("inputs") and lay["in_shape"] != shapes[lay["in_block"]]:
             fail(
                 f"{where} in_shape",
@@ -94,6 +97,50 @@ def check_spec(spec: Mapping[str, Any], path: str) -> None:
             )
         if lay["kind"] == "conv":
             _check_conv(lay, where, fail)
+    shortcuts = spec.get("identity_shortcuts", [])
+    if not isinstance(shortcuts, list):
+        fail("identity_shortcuts", shortcuts, "expected a list")
+    for i, sc in enumerate(shortcuts):
+        where = f"identity_shortcuts[{i}]"
+        if not isinstance(sc, dict):
+            fail(where, sc, "expected an object")
+        for side in ("from_block", "to_block"):
+            if not isinstance(sc.get(side), str) or sc[side] not in shapes:
+                fail(f"{where}.{side}", sc.get(side), "names no block of the spec")
+        if "inputs" in sc:
+            _check_inputs(sc["inputs"], f"{where}.inputs", shapes, fail)
+
+
+def _check_pools(pools: Any, where: str, fail: Any) -> None:
+    if not isinstance(pools, list):
+        fail(where, pools, "expected a list of objects")
+    for i, pool in enumerate(pools):
+        if not isinstance(pool, dict) or not isinstance(pool.get("kind"), str):
+            fail(f"{where}[{i}]", pool, "expected an object with a string kind")
+        adaptive = pool.get("adaptive", False)
+        if not isinstance(adaptive, bool):
+            fail(f"{where}[{i}].adaptive", adaptive, "expected true or false")
+        for key, least in (("kernel", 1), ("stride", 1), ("padding", 0)):
+            required = not adaptive
+            if (required or key in pool) and not _ints(pool.get(key), 2, least):
+                fail(f"{where}[{i}].{key}", pool.get(key), f"expected two integers >= {least}")
+        for key in ("in_shape", "out_shape"):
+            if not _ints(pool.get(key), 3, 1):
+                fail(f"{where}[{i}].{key}", pool.get(key), "expected three sizes >= 1")
+
+
+def _check_inputs(inputs: Any, where: str, shapes: dict[str, list[int]], fail: Any) -> None:
+    if not isinstance(inputs, list) or not inputs:
+        fail(where, inputs, "expected a non-empty list of objects")
+    for i, term in enumerate(inputs):
+        if not isinstance(term, dict) or not isinstance(term.get("block"), str):
+            fail(f"{where}[{i}]", term, "expected an object naming a block of the spec")
+        if term["block"] not in shapes:
+            fail(f"{where}[{i}]", term, "expected an object naming a block of the spec")
+        _check_pools(term.get("pools", []), f"{where}[{i}].pools", fail)
+        rows = term.get("rows")
+        if rows is not None and (not _ints(rows, 2) or rows[0] > rows[1]):
+            fail(f"{where}[{i}].rows", rows, "expected a range [start, stop] of rows")
 
 
 def _check_conv(lay: dict[str, Any], where: str, fail: Any) -> None:

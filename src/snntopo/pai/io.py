@@ -83,6 +83,8 @@ def load_mask(
     for name, m in masks.items():
         if m.dtype != torch.bool:
             raise MaskError(f"{p}: tensor {name!r} has dtype {m.dtype}, expected torch.bool")
+        if m.numel() and int(m.view(torch.uint8).max()) > 1:
+            raise MaskError(f"{p}: tensor {name!r} holds bytes other than 0 and 1 (damaged)")
     if not isinstance(meta, dict):
         raise MaskError(f"{p}: '{META_KEY}' metadata is not a JSON object")
     from ..artifacts import check_mask_content, check_recorded
