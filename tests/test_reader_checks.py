@@ -170,6 +170,14 @@ def test_read_json_deep_file_is_one_line(tmp_path):
         read_json(p)
 
 
+#: the network-level values the ``local`` family writes (its metrics and their _norm forms)
+LOCAL = {
+    m: 1.0
+    for base in ("sink_nodes", "source_nodes", "disc_nodes", "r_out", "r_in")
+    for m in (base, f"{base}_norm")
+} | {"nodes": 3.0, "edges": 2.0}
+
+
 def _metric_file(tmp_path, encodings):
     art = {
         "family": "local",
@@ -186,8 +194,8 @@ def _metric_file(tmp_path, encodings):
     [
         ({"mge": [1, 2]}, "encodings.mge has no 'network' object"),
         ({"mge": {"network": [1]}}, "encodings.mge has no 'network' object"),
-        ({"mge": {"network": {"x": "1"}}}, "mge metric 'x' is '1', not a number"),
-        ({"mge": {"network": {}, "layers": "l"}}, "encodings.mge.layers is not a list"),
+        ({"mge": {"network": {**LOCAL, "r_in": "1"}}}, "mge metric 'r_in' is '1', not a number"),
+        ({"mge": {"network": LOCAL, "layers": "l"}}, "encodings.mge.layers is not a list"),
     ],
 )
 def test_metric_json_types_checked(tmp_path, encodings, expect):
@@ -200,8 +208,8 @@ def test_metric_json_types_checked(tmp_path, encodings, expect):
 def test_metric_json_good_file_reads(tmp_path):
     from snntopo.tables import metric_tables
 
-    tables, _ = metric_tables([_metric_file(tmp_path, {"mge": {"network": {"x": 2}}})])
-    assert tables["mge"]["x"].tolist() == [2.0]
+    tables, _ = metric_tables([_metric_file(tmp_path, {"mge": {"network": LOCAL}})])
+    assert tables["mge"]["edges"].tolist() == [2.0]
 
 
 # ----------------------------------------------------------------------------- masks and specs

@@ -519,6 +519,10 @@ def load_graph(path: str | Path) -> Graph:
     if problems:
         raise GraphError(f"{p}: inconsistent graph file: " + "; ".join(problems))
     problems += _meta_problems(meta, offsets.shape[0] - 1)
+    if not problems and indices.dtype != np.int32 and n < 2**31:
+        problems.append(
+            f"indices are {indices.dtype} for {n} nodes (the format: int32 below 2**31)"
+        )
     block_meta = meta.get("blocks", [])
     if not problems and (offsets.shape[0] != len(block_meta) + 1 or offsets[-1] != n):
         problems.append(
@@ -611,6 +615,9 @@ def _meta_problems(meta: dict[str, Any], n_blocks: int) -> list[str]:
     terms = meta.get("conv_terms", [])
     if not isinstance(terms, list) or not all(isinstance(t, dict) for t in terms):
         return [f"metadata 'conv_terms' is {show(terms)}, not a list of objects"]
+    named = [str(t.get("kernel")) for t in terms]
+    if len(set(named)) != len(named):
+        return ["metadata conv_terms name one kernel twice"]
     for i, t in enumerate(terms):
         if not isinstance(t.get("layer", ""), str) or not isinstance(t.get("kernel"), str):
             return [f"metadata conv_terms[{i}] has a layer or kernel that is not a string"]

@@ -85,7 +85,9 @@ def check_spec(spec: Mapping[str, Any], path: str) -> None:
             )
         if lay.get("role") not in ("main", "shortcut"):
             fail(f"{where} role", lay.get("role"), "expected 'main' or 'shortcut'")
-        pools = lay.get("pools", [])
+        if "pools" not in lay:
+            fail(f"{where} pools", None, "expected a list (empty without pooling)")
+        pools = lay["pools"]
         _check_pools(pools, f"{where} pools", fail)
         if "inputs" in lay:
             _check_inputs(lay["inputs"], f"{where} inputs", shapes, fail)
@@ -127,6 +129,20 @@ def _check_pools(pools: Any, where: str, fail: Any) -> None:
         for key in ("in_shape", "out_shape"):
             if not _ints(pool.get(key), 3, 1):
                 fail(f"{where}[{i}].{key}", pool.get(key), "expected three sizes >= 1")
+        if not adaptive:
+            # torch's floor or ceil mode (the spec does not record which): either side fits
+            pad = pool.get("padding", [0, 0])
+            fits = []
+            for d in range(2):
+                span = pool["in_shape"][1 + d] + 2 * pad[d] - pool["kernel"][d]
+                lo = span // pool["stride"][d] + 1
+                fits.append(pool["out_shape"][1 + d] in (lo, -(-span // pool["stride"][d]) + 1))
+            if not all(fits) or pool["in_shape"][0] != pool["out_shape"][0]:
+                fail(
+                    f"{where}[{i}]",
+                    {k: pool.get(k) for k in ("kernel", "stride", "padding")},
+                    f"does not map {pool['in_shape']} to {pool['out_shape']}",
+                )
 
 
 def _check_inputs(inputs: Any, where: str, shapes: dict[str, list[int]], fail: Any) -> None:
