@@ -155,6 +155,7 @@ TINY_SPEC = {
             "name": "conv1",
             "param": "conv1.weight",
             "kind": "conv",
+            "role": "main",
             "kernel": [3, 3],
             "stride": [1, 1],
             "padding": [1, 1],

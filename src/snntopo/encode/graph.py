@@ -476,13 +476,6 @@ def load_graph(path: str | Path) -> Graph:
         raise GraphError(f"{p}: not a snntopo graph file (missing array {exc})") from None
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise GraphError(f"{p}: unreadable or truncated graph file ({exc})") from None
-    if recorded is not None:
-        members = {k: arrays[k] for k in ("indptr", "indices", "weights", "block_offsets")}
-        if recorded != content_digest({**members, **kernels}, meta):
-            raise GraphError(
-                f"{p}: content_sha256 is {recorded!r} but the content gives another digest "
-                "(a changed or damaged file)"
-            )
     indptr, indices, weights, offsets = (
         arrays["indptr"],
         arrays["indices"],
@@ -544,6 +537,14 @@ def load_graph(path: str | Path) -> Graph:
         problems += _conv_term_problems(meta, kernels)
     if problems:
         raise GraphError(f"{p}: inconsistent graph file: " + "; ".join(problems))
+    # last, so that a file whose fields disagree is told what disagrees
+    if recorded is not None:
+        members = {k: arrays[k] for k in ("indptr", "indices", "weights", "block_offsets")}
+        if recorded != content_digest({**members, **kernels}, meta):
+            raise GraphError(
+                f"{p}: content_sha256 is {recorded!r:.40} but the content gives another digest "
+                "(a changed or damaged file)"
+            )
     blocks = [
         Block(b["name"], int(lo), int(hi), tuple(b.get("shape", (int(hi - lo),))))
         for b, lo, hi in zip(block_meta, offsets[:-1], offsets[1:], strict=True)
