@@ -385,3 +385,21 @@ def test_flipped_bit_in_a_mapped_weight_is_an_error(tmp_path, digest):
     _flip_weight_bit(path)
     with pytest.raises(GraphError, match="content_sha256 is" if digest else "fails its CRC-32"):
         load_graph(path)
+
+
+def test_graph_member_header_cut_mid_dict_is_one_line(tmp_path):
+    """numpy parses a .npy header with tokenize: a header whose dict never closes raised
+    tokenize.TokenError (found by the fuzz suite, seed 202)."""
+    from snntopo.encode.graph import load_graph
+
+    path = write_graph(tmp_path / "g.npz")
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    text = b"{'descr': '<f4', 'fortran_order': False, 'shape': (2,"
+    text += b" " * (-(len(text) + 11) % 64) + b"\n"
+    members["weights.npy"] = b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, data in members.items():
+            zf.writestr(n, data)
+    with pytest.raises(GraphError, match="member weights has no valid array header"):
+        load_graph(path)

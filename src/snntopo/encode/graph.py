@@ -56,6 +56,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from tokenize import TokenError
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -421,7 +422,7 @@ def _check_members(p: Path) -> None:
             with zf.open(info) as fh:
                 try:
                     shape, _fortran, dtype = read_npy_header(fh)
-                except (ValueError, EOFError, OSError, SyntaxError) as exc:
+                except (ValueError, EOFError, OSError, SyntaxError, TokenError) as exc:
                     raise GraphError(
                         f"{p}: member {name} has no valid array header ({exc})"
                     ) from None
@@ -474,7 +475,15 @@ def load_graph(path: str | Path) -> Graph:
             kernels = {k: z[k] for k in z.files if k.startswith("kernel_")}
     except KeyError as exc:
         raise GraphError(f"{p}: not a snntopo graph file (missing array {exc})") from None
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        EOFError,
+        NotImplementedError,
+        SyntaxError,
+        TokenError,  # numpy parses a .npy header with tokenize: a damaged one can end there
+    ) as exc:
         raise GraphError(f"{p}: unreadable or truncated graph file ({exc})") from None
     indptr, indices, weights, offsets = (
         arrays["indptr"],
