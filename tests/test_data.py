@@ -48,8 +48,13 @@ def fixture_sums(base: Path) -> dict[str, str]:
     return {f.name: hashlib.md5(f.read_bytes()).hexdigest() for f in base.iterdir()}
 
 
-def write_fake_tiny(root: Path, wnids=("n01443537", "n01629819"), per_class: int = 3) -> Path:
-    """The ``tiny-imagenet-200`` layout with 64x64 JPEGs."""
+#: Tiny-ImageNet's 200 classes (made-up wnids; the loader checks the count)
+TINY_WNIDS = tuple(f"n{i:08d}" for i in range(200))
+
+
+def write_fake_tiny(root: Path, wnids=TINY_WNIDS, per_class: int = 1) -> Path:
+    """The ``tiny-imagenet-200`` layout with 64x64 JPEGs: ``per_class`` train images and one
+    val image per class."""
     from PIL import Image
 
     rng = np.random.default_rng(1)
@@ -122,12 +127,12 @@ def test_corrupt_cifar_batch_is_data_error(tmp_path):
 
 
 def test_tinyimagenet_layout(tmp_path):
-    write_fake_tiny(tmp_path)
+    write_fake_tiny(tmp_path, per_class=2)
     train = load_dataset("tinyimagenet", tmp_path, train=True)
     test = load_dataset("tinyimagenet", tmp_path, train=False)
-    assert len(train) == 6 and len(test) == 2
-    assert sorted(set(train.targets)) == [0, 1]
-    assert [t for _, t in test.samples] == [0, 1]
+    assert len(train) == 400 and len(test) == 200
+    assert sorted(set(train.targets)) == list(range(200))
+    assert [t for _, t in test.samples] == list(range(200))
     x, _ = test[1]
     assert x.shape == (3, 32, 32)  # 64x64 resized (BOX) to the paper's 32x32
 
@@ -192,3 +197,58 @@ def test_loader_order_is_function_of_seed():
     b = order(7)
     assert torch.equal(a, b)
     assert not torch.equal(a, order(8))
+
+
+# ------------------------------------------------------------------ Tiny-ImageNet completeness
+def test_tinyimagenet_with_two_of_200_classes_is_refused(tmp_path):
+    write_fake_tiny(tmp_path, wnids=TINY_WNIDS[:2])
+    with pytest.raises(DataError, match="lists 2 classes, Tiny-ImageNet has 200"):
+        load_dataset("tinyimagenet", tmp_path, train=True)
+
+
+def test_tinyimagenet_missing_class_folder_is_refused(tmp_path):
+    import shutil
+
+    base = write_fake_tiny(tmp_path)
+    shutil.rmtree(base / "train" / TINY_WNIDS[7])
+    with pytest.raises(DataError, match=f"no folder for 1 of the 200 classes.*{TINY_WNIDS[7]}"):
+        load_dataset("tinyimagenet", tmp_path, train=True)
+
+
+def test_tinyimagenet_class_short_of_images_is_refused(tmp_path):
+    base = write_fake_tiny(tmp_path, per_class=2)
+    next((base / "train" / TINY_WNIDS[3] / "images").glob("*.JPEG")).unlink()
+    with pytest.raises(DataError, match=f"class {TINY_WNIDS[3]} has 1 images, the others mostly 2"):
+        load_dataset("tinyimagenet", tmp_path, train=True)
+
+
+def test_tinyimagenet_listed_val_image_missing_is_refused(tmp_path):
+    base = write_fake_tiny(tmp_path)
+    (base / "val" / "images" / "val_5.JPEG").unlink()
+    with pytest.raises(DataError, match="1 listed image.s. missing, e.g. .*val_5.JPEG"):
+        load_dataset("tinyimagenet", tmp_path, train=False)
+
+
+def test_tinyimagenet_decompression_bomb_is_one_line(tmp_path):
+    """A PNG declaring 30000x30000 pixels (PIL's bomb limit is ~89M) in a few kilobytes: refused
+    from its header, before decoding."""
+    from PIL import Image
+
+    base = write_fake_tiny(tmp_path)
+    bomb = base / "val" / "images" / "val_0.JPEG"
+    Image.new("1", (30000, 30000)).save(bomb, format="PNG")
+    assert bomb.stat().st_size < 1_000_000
+    ds = load_dataset("tinyimagenet", tmp_path, train=False)
+    with pytest.raises(DataError) as err:
+        ds[0]
+    assert "val_0.JPEG" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_tinyimagenet_image_of_another_size_is_refused(tmp_path):
+    from PIL import Image
+
+    base = write_fake_tiny(tmp_path)
+    Image.new("RGB", (65, 64)).save(base / "val" / "images" / "val_1.JPEG", format="JPEG")
+    ds = load_dataset("tinyimagenet", tmp_path, train=False)
+    with pytest.raises(DataError, match="is 65x64, expected 64x64"):
+        ds[1]

@@ -14,7 +14,8 @@ from snntopo.encode.graph import Block, from_edges, load_graph, save_graph
 
 def _graph():
     rng = np.random.default_rng(0)
-    s, d = rng.integers(0, 30, 200), rng.integers(0, 30, 200)
+    # edges point forward, block a -> block b, as every encoding's do (load_graph checks it)
+    s, d = rng.integers(0, 10, 200), rng.integers(10, 30, 200)
     return from_edges(
         s, d, rng.random(200) + 0.1, [Block("a", 0, 10, (1, 2, 5)), Block("b", 10, 30, (20,))]
     )

@@ -146,14 +146,38 @@ def test_tables_stage_missing_network_keys(tmp_path):
 
 
 # --------------------------------------------------------------------------- weights / masks
+#: a valid one-convolution layer spec (1x4x4 input, 2 output channels, 3x3 kernel)
+TINY_SPEC = {
+    "input_shape": [1, 4, 4],
+    "blocks": [{"name": "input", "shape": [1, 4, 4]}, {"name": "c", "shape": [2, 4, 4]}],
+    "layers": [
+        {
+            "name": "conv1",
+            "param": "conv1.weight",
+            "kind": "conv",
+            "role": "main",
+            "kernel": [3, 3],
+            "stride": [1, 1],
+            "padding": [1, 1],
+            "dilation": [1, 1],
+            "groups": 1,
+            "in_block": "input",
+            "out_block": "c",
+            "in_shape": [1, 4, 4],
+            "out_shape": [2, 4, 4],
+            "weight_shape": [2, 1, 3, 3],
+            "pools": [],
+        }
+    ],
+}
+
+
 def test_encode_stage_with_missing_weights(tmp_path):
     spec = tmp_path / "layers.json"
     write_json(
         spec,
         {
-            "input_shape": [1, 4, 4],
-            "blocks": [],
-            "layers": [{"param": "conv1.weight", "kind": "conv"}],
+            **TINY_SPEC,
         },
     )
     weights = tmp_path / "init.safetensors"
@@ -166,7 +190,7 @@ def test_encode_stage_with_missing_weights(tmp_path):
 
 def test_encode_stage_with_corrupt_weights(tmp_path):
     spec = tmp_path / "layers.json"
-    write_json(spec, {"input_shape": [1, 4, 4], "blocks": [], "layers": []})
+    write_json(spec, TINY_SPEC)
     weights = tmp_path / "init.safetensors"
     weights.write_bytes(b"\x00\x01garbage")
     with pytest.raises(ArtifactError, match=r"init\.safetensors"):

@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import CheckpointError
 from .gridpoint import KEYS
-from .io import _jsonable, atomic_path, provenance
+from .io import _jsonable, atomic_path, loads_json, provenance
 
 MASK_PREFIX = "mask/"
 META_KEY = "snntopo"
@@ -118,10 +118,7 @@ def load_trained_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(f"{p}: unreadable safetensors file ({exc})") from None
     if META_KEY not in header:
         raise CheckpointError(f"{p}: no {META_KEY!r} metadata in the header")
-    try:
-        meta = json.loads(header[META_KEY])
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{p}: metadata is not valid JSON ({exc})") from None
+    meta = loads_json(header[META_KEY], f"{p}: metadata", CheckpointError)
     if not isinstance(meta, dict):
         raise CheckpointError(f"{p}: metadata is not a JSON object")
     return meta
@@ -212,10 +209,9 @@ def read_safetensors_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
             header = fh.metadata() or {}
     except Exception as exc:
         raise ArtifactError(f"{p}: unreadable safetensors file ({exc})") from None
-    try:
-        meta = json.loads(header[META_KEY])
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{p}: missing or invalid {META_KEY!r} metadata ({exc})") from None
+    if META_KEY not in header:
+        raise ArtifactError(f"{p}: missing {META_KEY!r} metadata")
+    meta = loads_json(header[META_KEY], f"{p}: {META_KEY!r} metadata")
     if not isinstance(meta, dict):
         raise ArtifactError(f"{p}: {META_KEY!r} metadata is not a JSON object")
     return meta
@@ -254,8 +250,27 @@ def check_mask_content(masks: Mapping[str, Any], meta: Mapping[str, Any], source
         n: np.asarray(m.numpy() if hasattr(m, "numpy") else m).astype(bool)
         for n, m in masks.items()
     }
+    if not arrays:
+        raise ArtifactError(f"{source}: the mask holds no tensors")
+    for key, kind in (
+        ("realised_sparsity", "number"),
+        ("sparsity", "number"),
+        ("mask_digest", "str"),
+    ):
+        v = meta.get(key)
+        if v is None:
+            continue
+        if kind == "str" and not isinstance(v, str):
+            raise ArtifactError(f"{source}: {key} is {v!r}, not a string")
+        if kind == "number" and (
+            isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1
+        ):
+            raise ArtifactError(f"{source}: {key} is {v!r}, not a number in [0, 1]")
     # weights outside the inference network (auxiliary heads, kept dense) are not in the budget
-    outside = set(meta.get("outside_inference") or ())
+    outside = meta.get("outside_inference") or []
+    if not isinstance(outside, list) or not all(isinstance(n, str) for n in outside):
+        raise ArtifactError(f"{source}: outside_inference is {outside!r}, not a list of names")
+    outside = set(outside)
     total = sum(a.size for n, a in arrays.items() if n not in outside)
     kept = sum(int(np.count_nonzero(a)) for n, a in arrays.items() if n not in outside)
     if total and kept == 0:

@@ -200,6 +200,14 @@ def check_config(
         raise ConfigError(
             f"{_where(source, []) or 'config: '}the configuration is empty or not a mapping"
         )
+    bad = _non_finite(config)
+    if bad:
+        raise ConfigError(
+            "\n".join(
+                f"{_where(source, path)}{_key(path)}: {value!r} is not a finite number"
+                for path, value in bad
+            )
+        )
     schema = _accept_external_archs(config, schema, source)
     validator_cls = jsonschema.validators.validator_for(schema)
     validator = validator_cls(schema)
@@ -211,6 +219,20 @@ def check_config(
     _fill_defaults(out, schema)
     _check_semantics(out, source, grid=grid)
     return out
+
+
+def _non_finite(obj: Any, path: tuple[Any, ...] = ()) -> list[tuple[list[Any], float]]:
+    """Every NaN or infinity in a config (YAML's ``.nan``/``.inf``; the schema's range checks
+    compare false with NaN and let it through), with its key path."""
+    import math
+
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return [(list(path), obj)]
+    if isinstance(obj, dict):
+        return [x for k, v in obj.items() for x in _non_finite(v, (*path, k))]
+    if isinstance(obj, list):
+        return [x for i, v in enumerate(obj) for x in _non_finite(v, (*path, i))]
+    return []
 
 
 def _accept_external_archs(
@@ -227,6 +249,13 @@ def _accept_external_archs(
     ext = [a for a in archs if isinstance(a, str) and is_external(a)]
     if not ext:
         return schema
+    from .gridpoint import slug, slug_collisions
+
+    for a, b in slug_collisions(ext):
+        raise ConfigError(
+            f"{where}: {a!r} and {b!r} share the path form {slug(a)!r}; one network would "
+            "take the other's place (rename one)"
+        )
     for a in ext:
         validate_name(a, where=where)
     schema = copy.deepcopy(schema)

@@ -63,6 +63,38 @@ def unslug(name: str) -> str:
     return name
 
 
+#: the longest architecture slug accepted: one path component (NAME_MAX is 255 bytes on the
+#: usual file systems) with room for the suffixes of the files named after it
+MAX_SLUG_BYTES = 200
+
+
+def slug_problem(name: str) -> str | None:
+    """Why ``name`` has no usable path form, or ``None``: its slug must read back as the same
+    name (``module:a:b__c`` and ``module:a__b:c`` would share ``module__a__b__c``; the first
+    reads back as the second) and fit :data:`MAX_SLUG_BYTES`."""
+    s = slug(name)
+    if unslug(s) != str(name):
+        return (
+            f"its path form {s!r} reads back as {unslug(s)!r} ('__' inside a module:<path>:<fn> "
+            "name cannot be told from the ':' separators); rename the callable or module"
+        )
+    if len(s.encode()) > MAX_SLUG_BYTES:
+        return f"its path form is {len(s.encode())} bytes long (at most {MAX_SLUG_BYTES})"
+    return None
+
+
+def slug_collisions(names: list[str]) -> list[tuple[str, str]]:
+    """Pairs of distinct names in ``names`` that share a path form (same slug)."""
+    first: dict[str, str] = {}
+    out = []
+    for n in names:
+        s = slug(n)
+        if s in first and first[s] != n:
+            out.append((first[s], n))
+        first.setdefault(s, n)
+    return out
+
+
 def sparsity_tag(sparsity: float | str) -> str:
     """The path form of a sparsity: exact and round-trippable, digits and one dot only.
 
@@ -162,6 +194,7 @@ class GridPoint:
 
 __all__ = [
     "DENSE",
+    "MAX_SLUG_BYTES",
     "KEYS",
     "GridPoint",
     "NetworkKeys",
@@ -170,6 +203,8 @@ __all__ = [
     "network_pattern",
     "parse_path",
     "slug",
+    "slug_collisions",
+    "slug_problem",
     "sparsity_tag",
     "unslug",
     "wildcards_dir",

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import platform
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -62,24 +63,114 @@ def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iter
         raise
 
 
-def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write JSON atomically; NaN/inf become ``null`` so the file is strict JSON."""
-    text = json.dumps(_jsonable(obj), indent=2, sort_keys=False, allow_nan=False)
+#: top-level key of a JSON artifact's own digest (:func:`json_digest`)
+JSON_DIGEST_KEY = "content_sha256"
+
+
+def json_digest(obj: Mapping[str, Any]) -> str:
+    """Short sha256 of a JSON object's canonical text (keys sorted), without its digest key."""
+    rest = {k: v for k, v in obj.items() if k != JSON_DIGEST_KEY}
+    text = json.dumps(rest, sort_keys=True, allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def write_json(path: str | os.PathLike[str], obj: Any, digest: bool = False) -> None:
+    """Write JSON atomically; NaN/inf become ``null`` so the file is strict JSON. ``digest``: the
+    object (a mapping) records its own :func:`json_digest` under ``content_sha256``, which
+    :func:`read_json` checks, so a flipped digit in a value is an error, not another value."""
+    obj = _jsonable(obj)
+    if digest:
+        obj = {**{k: v for k, v in obj.items() if k != JSON_DIGEST_KEY}}
+        obj[JSON_DIGEST_KEY] = json_digest(obj)
+    text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False)
     with atomic_path(path) as tmp:
         tmp.write_text(text + "\n")
 
 
+#: the deepest nesting of arrays and objects any JSON snntopo reads may have (its own files nest
+#: fewer than 10 levels); deeper text is refused before it is parsed, so a crafted file ends in one
+#: line instead of a ``RecursionError``
+MAX_JSON_DEPTH = 64
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of ``[``/``{`` in a JSON text, brackets inside strings not counted."""
+    depth = deepest = 0
+    for m in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
+        if m.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"duplicate key {dup!r}")
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def loads_json(text: str | bytes, where: str, error: type[Exception] = ArtifactError) -> Any:
+    """Strict, bounded JSON: nesting deeper than :data:`MAX_JSON_DEPTH`, ``NaN``/``Infinity``,
+    numbers beyond float range (``1e400``), a key twice in one object and invalid text all raise ``error`` with one line
+    naming ``where``. Every reader of a JSON file or header goes through here."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise error(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise error(f"{where}: JSON nested {depth} levels deep (at most {MAX_JSON_DEPTH})")
+    try:
+        return json.loads(
+            text,
+            parse_float=_finite_float,
+            parse_constant=_no_constant,
+            object_pairs_hook=_unique_keys,
+        )
+    except (json.JSONDecodeError, ValueError, RecursionError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise error(f"{where}: not valid JSON ({first})") from None
+
+
 def read_json(path: str | os.PathLike[str], required: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Read a JSON artifact, raising ``ArtifactError`` naming the file on any defect."""
+    """Read a JSON artifact, raising ``ArtifactError`` naming the file on any defect (see
+    :func:`loads_json`)."""
     p = Path(path)
     if not p.exists():
         raise ArtifactError(f"{p}: file not found")
     try:
-        obj = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{p}: not valid JSON ({exc})") from None
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"{p}: unreadable ({exc.strerror or exc})") from None
+    obj = loads_json(raw, str(p))
     if not isinstance(obj, dict):
         raise ArtifactError(f"{p}: expected a JSON object, got {type(obj).__name__}")
+    recorded = obj.get(JSON_DIGEST_KEY)
+    if recorded is not None and recorded != json_digest(obj):
+        raise ArtifactError(
+            f"{p}: content_sha256 is {recorded!r:.40} but the content gives {json_digest(obj)} "
+            "(a changed or damaged file)"
+        )
     missing = [k for k in required if k not in obj]
     if missing:
         raise ArtifactError(f"{p}: missing required keys {missing}")

@@ -58,15 +58,94 @@ def yaml_typed(value: Any) -> Any:
     return value
 
 
+#: the most nodes a config file's YAML may expand to once its aliases are followed (the
+#: shipped configs have a few hundred): a "billion laughs" file of nested aliases is refused
+#: before anything walks it
+MAX_YAML_NODES = 100_000
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (YAML keeps the last one
+    silently)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # SafeLoader reports unhashable keys itself
+            if key in seen:
+                raise ConfigError(
+                    f"key {key!r} is given twice in one mapping (lines "
+                    f"{seen[key].start_mark.line + 1} and {key_node.start_mark.line + 1})"
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(node: Any, memo: dict[int, int], limit: int) -> int:
+    """Nodes of ``node`` with every alias expanded (memoised per node, so a bomb is counted
+    without being expanded), saturating just above ``limit``."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = limit + 1  # a cycle counts as too large
+    if isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    else:
+        children = []
+    total = 1
+    for child in children:
+        total = min(limit + 1, total + _expanded_size(child, memo, limit))
+        if total > limit:
+            break
+    memo[id(node)] = total
+    return total
+
+
+def strict_yaml(text: str | bytes, where: str) -> Any:
+    """YAML as the config files are read: UTF-8 only, no key twice in a mapping, aliases that
+    expand to at most :data:`MAX_YAML_NODES` nodes; each problem one :class:`ConfigError` line
+    naming ``where``."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{where}: not UTF-8 text (byte 0x{text[exc.start]:02x} at offset {exc.start})"
+            ) from None
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}, MAX_YAML_NODES) > MAX_YAML_NODES:
+            raise ConfigError(
+                f"{where}: its YAML aliases expand to more than {MAX_YAML_NODES:,} values "
+                "(an alias bomb?)"
+            )
+        return loader.construct_document(node)
+    except ConfigError as exc:
+        raise ConfigError(str(exc) if str(exc).startswith(where) else f"{where}: {exc}") from None
+    except (yaml.YAMLError, RecursionError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "parse error"
+        raise ConfigError(f"{where}: not valid YAML ({first})") from None
+    finally:
+        loader.dispose()
+
+
 def load_layer_file(path: str | Path) -> Layer:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found")
     try:
-        values = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "parse error"
-        raise ConfigError(f"{p}: not valid YAML ({first})") from None
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    values = strict_yaml(raw, str(p))
     if values is None:
         values = {}
     if not isinstance(values, dict):

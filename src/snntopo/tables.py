@@ -20,9 +20,23 @@ from .names import RAMANUJAN_LAYER_COLUMNS, RAMANUJAN_METRICS, encoding_names
 
 
 def _keys(d: dict[str, Any], source: str) -> dict[str, Any]:
+    if not isinstance(d, dict):
+        raise TableError(f"{source}: network is {d!r:.60}, not an object")
     missing = [k for k in KEYS if k not in d]
     if missing:
         raise TableError(f"{source}: missing network keys {missing}")
+    for k in KEYS:
+        v = d[k]
+        number = k in ("sparsity", "seed")
+        if (
+            isinstance(v, bool)
+            or (number and not isinstance(v, int | float))
+            or (not number and not isinstance(v, str))
+            or (k == "seed" and float(v) != int(v))
+        ):
+            raise TableError(
+                f"{source}: network.{k} is {v!r:.60}, not a {'number' if number else 'string'}"
+            )
     # the full architecture name (artifacts written from a path carry its slug)
     return dict(network_keys(*(d[k] for k in KEYS)))
 
@@ -91,15 +105,22 @@ def metric_tables(metric_files: list[str]) -> tuple[dict[str, pd.DataFrame], pd.
     for path in metric_files:
         art = read_json(path, required=("family", "encodings", "network"))
         keys = _keys(art["network"], path)
+        if not isinstance(art["family"], str):
+            raise TableError(f"{path}: family is {art['family']!r:.60}, not a string")
         if Path(path).parent.name == "metrics" and Path(path).stem != art["family"]:
             raise TableError(
                 f"{path}: family is {art['family']!r} but the file is named for {Path(path).stem!r}"
             )
         _check_belongs(keys, path, seen, f"family {art['family']}")
         key = tuple(keys[k] for k in KEYS)
-        if not isinstance(art["encodings"], dict):
-            raise TableError(f"{path}: 'encodings' is not a mapping")
+        if not isinstance(art["encodings"], dict) or not art["encodings"]:
+            raise TableError(f"{path}: 'encodings' is not a non-empty mapping")
         for encoding, res in art["encodings"].items():
+            if not isinstance(res, dict) or not isinstance(res.get("network"), dict):
+                raise TableError(f"{path}: encodings.{encoding} has no 'network' object of metrics")
+            layer_list = res.get("layers") or []
+            if not isinstance(layer_list, list) or not all(isinstance(x, dict) for x in layer_list):
+                raise TableError(f"{path}: encodings.{encoding}.layers is not a list of objects")
             row = per_encoding[encoding].setdefault(key, dict(keys))
             for metric, value in (res.get("network") or {}).items():
                 row[metric] = _number(value, path, f"{encoding} metric {metric!r}")
@@ -110,7 +131,7 @@ def metric_tables(metric_files: list[str]) -> tuple[dict[str, pd.DataFrame], pd.
                     out["layer_name"] = layer.get("layer_name")
                     out["layer_density"] = layer.get("density", layer.get("layer_density"))
                     for c in RAMANUJAN_METRICS:
-                        out[c] = layer.get(c)
+                        out[c] = _number(layer.get(c), path, f"{encoding} layer metric {c!r}")
                     layer_rows.append(out)
     tables = {
         enc: pd.DataFrame(list(rows.values())).sort_values(list(KEYS)).reset_index(drop=True)

@@ -8,7 +8,6 @@ planning the paper grid never imports torch and a newly registered member gets t
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -218,8 +217,9 @@ def encode_mem_mb(
             from safetensors.numpy import load_file
 
             from .encode import estimate_edges
+            from .io import read_json  # bounded, strict JSON like every reader
 
-            spec = json.loads(Path(spec_path).read_text())
+            spec = read_json(spec_path)
             nnz = {k: float(np.count_nonzero(v)) for k, v in load_file(weights_path).items()}
             edges = estimate_edges(spec, nnz, encoding)
         except Exception:  # a corrupt input fails in the job itself, with a clear message

@@ -83,8 +83,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run() -> int:
-    parser = build_parser()
-    args = parser.parse_args()
+    try:
+        # an argument type may raise snntopo's own errors (``--arch``'s "did you mean"), and
+        # building a subcommand's parser imports its registries: one line, exit 2, as argparse
+        parser = build_parser()
+        args = parser.parse_args()
+    except SnntopoError as exc:
+        command = sys.argv[1] if len(sys.argv) > 1 else "snntopo"
+        print(f"snntopo {command}: error: {exc}", file=sys.stderr)
+        return 2
     cap_threads(args.threads)
     module = importlib.import_module(COMMANDS[args.command][0])
     try:

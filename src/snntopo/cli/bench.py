@@ -96,8 +96,9 @@ def encode_case(
     import numpy as np
 
     from ..encode import build_graph, save_graph
+    from ..io import read_json
 
-    spec = json.loads(Path(spec_path).read_text())
+    spec = read_json(spec_path)
     with np.load(weights_path) as z:
         weights = {k: z[k] for k in z.files}
     t0 = time.perf_counter()

@@ -70,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
                 "mask": f"computed:{job.method}",
                 "realised_sparsity": meta["realised_sparsity"],
             }
+        mask_file = str(args.mask) if args.mask is not None else f"{tmp}/mask.safetensors"
+        if args.spec is not None and args.checkpoint is None:
+            _check_spec_against_mask(spec, mask_file, str(args.mask or f"the {job.method} mask"))
         params = {
             "mode": args.mode,
             "identity_edges": bool(args.identity_edges),
@@ -96,3 +99,17 @@ def run(args: argparse.Namespace) -> int:
     }
     print(json.dumps(line))
     return 0
+
+
+def _check_spec_against_mask(spec_path: str, mask_path: str, label: str) -> None:
+    """A ``--spec`` file against the mask the weights come from: one layer per masked weight,
+    with the mask's shape (a spec cut short or of another network is refused naming the mask)."""
+    from ..encode.spec import check_spec, check_spec_weights
+    from ..io import read_json
+    from ..stages.encode import load_weights
+
+    spec = read_json(spec_path, required=("layers", "blocks", "input_shape"))
+    check_spec(spec, spec_path)
+    masks = load_weights(mask_path)
+    shapes = {k: tuple(v.shape) for k, v in masks.items()}
+    check_spec_weights(spec, spec_path, masks, label, prunable=shapes, prunable_source=label)

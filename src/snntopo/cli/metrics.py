@@ -106,7 +106,11 @@ def run(args: argparse.Namespace) -> int:
             artifacts[fam] = family_on_graph(fam, str(args.graph), params, graph)
             say(f"{fam} done in {time.perf_counter() - t:.1f} s")
     seconds = time.perf_counter() - t0
-    write_json(args.out, artifacts[families[0]] if len(families) == 1 else artifacts)
+    write_json(
+        args.out,
+        artifacts[families[0]] if len(families) == 1 else artifacts,
+        digest=len(families) == 1,  # a family's artifact records its digest, as the workflow's
+    )
     line = {
         "graph": str(args.graph),
         "encoding": encoding,

@@ -330,13 +330,41 @@ class TinyImageNet(Dataset):
     Images are decoded lazily (100k JPEGs would take a while to preload); use loader workers.
     """
 
-    def __init__(self, base: Path, train: bool, transform: Callable[[Any], Any]) -> None:
+    def __init__(
+        self,
+        base: Path,
+        train: bool,
+        transform: Callable[[Any], Any],
+        num_classes: int | None = None,
+    ) -> None:
         self.base = base
         self.transform = transform
-        self.wnids = [w.strip() for w in (base / "wnids.txt").read_text().split() if w.strip()]
+        try:
+            text = (base / "wnids.txt").read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"{base}/wnids.txt: unreadable ({exc})") from None
+        self.wnids = [w.strip() for w in text.split() if w.strip()]
         index = {w: i for i, w in enumerate(self.wnids)}
+        if len(index) != len(self.wnids):
+            raise DataError(f"{base}/wnids.txt: a class is listed twice")
+        if num_classes is not None and len(self.wnids) != num_classes:
+            raise DataError(
+                f"{base}/wnids.txt: lists {len(self.wnids)} classes, Tiny-ImageNet has "
+                f"{num_classes} (an incomplete copy?)"
+            )
         self.samples: list[tuple[Path, int]] = []
         if train:
+            missing = [w for w in self.wnids if not (base / "train" / w / "images").is_dir()]
+            if missing:
+                raise DataError(
+                    f"{base}/train: no folder for {len(missing)} of the {len(self.wnids)} classes "
+                    f"of wnids.txt, e.g. {missing[0]}/images (an incomplete copy?)"
+                )
+            extra = sorted(
+                d.name for d in (base / "train").iterdir() if d.is_dir() and d.name not in index
+            )
+            if extra:
+                raise DataError(f"{base}/train/{extra[0]}: a class folder not in wnids.txt")
             for wnid in self.wnids:
                 folder = base / "train" / wnid / "images"
                 for p in sorted(folder.glob("*.JPEG")):
@@ -351,21 +379,63 @@ class TinyImageNet(Dataset):
                         f"{base}/val/val_annotations.txt: class {parts[1]!r} not in wnids.txt"
                     )
                 self.samples.append((base / "val" / "images" / parts[0], index[parts[1]]))
+            absent = [p for p, _ in self.samples if not p.is_file()]
+            if absent:
+                raise DataError(
+                    f"{base}/val/val_annotations.txt: {len(absent)} listed image(s) missing, "
+                    f"e.g. {absent[0]}"
+                )
         self.targets = [t for _, t in self.samples]
+        _check_balanced(self.targets, self.wnids, f"{base}/{'train' if train else 'val'}")
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, i: int) -> tuple[Any, int]:
+        import warnings
+
         from PIL import Image
 
         path, target = self.samples[i]
         try:
-            with Image.open(path) as im:
-                img = im.convert("RGB")
-        except OSError as exc:
-            raise DataError(f"tinyimagenet: cannot read image {path}: {exc}") from exc
+            with warnings.catch_warnings():
+                # a decompression bomb is an error here, not a warning (PIL warns above
+                # MAX_IMAGE_PIXELS and raises only at twice that)
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as im:
+                    if im.size != (64, 64):
+                        raise DataError(
+                            f"tinyimagenet: image {path} is {im.size[0]}x{im.size[1]}, "
+                            "expected 64x64"
+                        )
+                    img = im.convert("RGB")
+        except (
+            OSError,
+            ValueError,
+            SyntaxError,
+            Image.DecompressionBombError,
+            Image.DecompressionBombWarning,
+        ) as exc:
+            raise DataError(
+                f"tinyimagenet: cannot read image {path} ({type(exc).__name__}: {exc})"
+            ) from None
         return self.transform(img), target
+
+
+def _check_balanced(targets: list[int], names: list[str], where: str) -> None:
+    """Every class of the split has as many images as the others (500 train and 50 val each in
+    Tiny-ImageNet): a class with fewer, or none, is a copy that lost files."""
+    import collections
+
+    counts = collections.Counter(targets)
+    per = [counts.get(i, 0) for i in range(len(names))]
+    if per and min(per) != max(per):
+        usual = collections.Counter(per).most_common(1)[0][0]
+        odd = next(i for i, n in enumerate(per) if n != usual)
+        raise DataError(
+            f"{where}: class {names[odd]} has {per[odd]} images, the others mostly {usual} "
+            "(an incomplete copy?)"
+        )
 
 
 TINY_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
@@ -391,7 +461,7 @@ def _tinyimagenet(
                 info.name, base, missing, f"unzip tiny-imagenet-200.zip ({TINY_URL}) into {root}/"
             )
         )
-    ds = TinyImageNet(base, train, _image_transform(info, size, augment))
+    ds = TinyImageNet(base, train, _image_transform(info, size, augment), info.num_classes)
     if len(ds) == 0:
         raise DataError(f"tinyimagenet: no images found under {base}/{'train' if train else 'val'}")
     return ds

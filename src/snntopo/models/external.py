@@ -27,7 +27,7 @@ import re
 from typing import Any
 
 from ..errors import ConfigError
-from ..gridpoint import MODULE, TORCHVISION, unslug
+from ..gridpoint import MODULE, TORCHVISION, slug_problem, unslug
 from ..gridpoint import slug as slug  # the path form of a name lives with the grid point
 
 #: torchvision's classification constructors (see module docstring).
@@ -81,8 +81,11 @@ def validate_name(name: str, where: str = "architecture") -> str:
     if name.startswith(MODULE):
         if not _MODULE_NAME.match(name):
             raise ConfigError(
-                f"{where} {name!r}: expected 'module:<dotted.module.path>:<callable>'"
+                f"{where} {name!r:.120}: expected 'module:<dotted.module.path>:<callable>'"
             )
+        why = slug_problem(name)
+        if why:
+            raise ConfigError(f"{where} {name!r:.120}: {why}")
         return name
     raise ConfigError(f"{where} {name!r} is neither 'torchvision:<name>' nor 'module:<path>:<fn>'")
 
@@ -109,6 +112,11 @@ def build(
             hint = f"; did you mean '{TORCHVISION}{close[0]}'?" if close else ""
             raise ConfigError(f"architecture {name!r}: not in the installed torchvision{hint}")
         try:
+            _check_size(
+                name,
+                kwargs,
+                lambda: torchvision.models.get_model(tv, num_classes=int(num_classes), **kwargs),
+            )
             model = torchvision.models.get_model(tv, num_classes=int(num_classes), **kwargs)
         except (TypeError, ValueError) as exc:
             raise ConfigError(
@@ -127,13 +135,18 @@ def build(
     factory = getattr(module, fn, None)
     if not callable(factory):
         raise ConfigError(f"architecture {name!r}: {path!r} has no callable {fn!r}")
-    try:
-        model = factory(
+
+    def make() -> Any:
+        return factory(
             num_classes=int(num_classes),
             in_channels=int(in_channels),
             input_size=int(input_size),
             **kwargs,
         )
+
+    try:
+        _check_size(name, kwargs, make)
+        model = make()
     except TypeError as exc:
         raise ConfigError(
             f"architecture {name!r}: {fn}(num_classes=, in_channels=, input_size=, ...) "
@@ -144,6 +157,40 @@ def build(
             f"architecture {name!r}: {fn} returned {type(model).__name__}, not a Module"
         )
     return model
+
+
+def available_memory_bytes() -> int | None:
+    """``MemAvailable`` of ``/proc/meminfo`` (``None`` where there is none)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _check_size(name: str, kwargs: dict[str, Any], make: Any) -> None:
+    """Refuse, before allocating, a model whose parameters alone exceed the memory available:
+    it is first built on torch's ``meta`` device (shapes, no storage) and its float32 parameter
+    bytes estimated (``width_mult=100000`` asked for terabytes and ended in a traceback). A
+    constructor that cannot run on the meta device is built as before."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            probe = make()
+        n = sum(p.numel() for p in probe.parameters())
+    except Exception:  # noqa: BLE001 - an estimate only: the real build reports its own errors
+        return
+    need = 4 * n
+    have = available_memory_bytes()
+    if have is not None and need > have:
+        raise ConfigError(
+            f"architecture {name!r} with {kwargs}: its {n:,} parameters alone need "
+            f"{need / 2**30:,.1f} GiB; {have / 2**30:,.1f} GiB of memory is available"
+        )
 
 
 def _set_in_channels(model: Any, in_channels: int) -> None:

@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..errors import MaskError
-from ..io import _jsonable, atomic_path, provenance
+from ..io import _jsonable, atomic_path, loads_json, provenance
 from ..models import prunable_parameters
 
 META_KEY = "snntopo"
@@ -79,13 +79,14 @@ def load_mask(
             masks = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (not a dict)
     except Exception as exc:  # safetensors raises several unrelated types for corrupt files
         raise MaskError(f"{p}: unreadable mask file ({type(exc).__name__}: {exc})") from None
-    try:
-        meta = json.loads(raw_meta[META_KEY])
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise MaskError(f"{p}: missing or invalid '{META_KEY}' metadata ({exc})") from None
+    if META_KEY not in raw_meta:
+        raise MaskError(f"{p}: missing '{META_KEY}' metadata")
+    meta = loads_json(raw_meta[META_KEY], f"{p}: '{META_KEY}' metadata", MaskError)
     for name, m in masks.items():
         if m.dtype != torch.bool:
             raise MaskError(f"{p}: tensor {name!r} has dtype {m.dtype}, expected torch.bool")
+        if m.numel() and int(m.view(torch.uint8).max()) > 1:
+            raise MaskError(f"{p}: tensor {name!r} holds bytes other than 0 and 1 (damaged)")
     if not isinstance(meta, dict):
         raise MaskError(f"{p}: '{META_KEY}' metadata is not a JSON object")
     from ..artifacts import check_mask_content, check_recorded

@@ -120,8 +120,10 @@ def encode_network(
     returns its counts (``nodes``, ``edges``, ``seconds`` of graph construction)."""
     from ..encode import build_graph
     from ..encode.graph import save_graph
+    from ..encode.spec import check_spec, check_spec_weights
 
     spec = read_json(spec_path, required=("layers", "blocks", "input_shape"))
+    check_spec(spec, spec_path)
     weights = load_weights(weights_path)
     missing = [lay["param"] for lay in spec["layers"] if lay["param"] not in weights]
     if missing:
@@ -129,6 +131,7 @@ def encode_network(
             f"{weights_path}: no weights for {missing[:3]} required by {spec_path}"
             + (f" (+{len(missing) - 3} more)" if len(missing) > 3 else "")
         )
+    check_spec_weights(spec, spec_path, weights, weights_path)
     network = params.get("network") or {}
     check_inputs(spec, spec_path, weights, weights_path, network, mask_path, strict)
     t0 = time.perf_counter()

@@ -76,4 +76,4 @@ def compute_metrics(family: str, graphs: dict[str, str], params: MetricParams, o
         result["encodings"][encoding] = family_on_graph(family, path, params, graph)
     result["network"] = params.get("network", {})
     result["provenance"] = provenance(**params)
-    write_json(out, result)
+    write_json(out, result, digest=True)
