@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
 def _check_spec_against_mask(spec_path: str, mask_path: str, label: str) -> None:
     """A ``--spec`` file against the mask the weights come from: one layer per masked weight,
     with the mask's shape (a spec cut short or of another network is refused naming the mask)."""
+    from ..artifacts import read_safetensors_meta
     from ..encode.spec import check_spec, check_spec_weights
     from ..io import read_json
     from ..stages.encode import load_weights
@@ -112,4 +113,7 @@ def _check_spec_against_mask(spec_path: str, mask_path: str, label: str) -> None
     check_spec(spec, spec_path)
     masks = load_weights(mask_path)
     shapes = {k: tuple(v.shape) for k, v in masks.items()}
-    check_spec_weights(spec, spec_path, masks, label, prunable=shapes, prunable_source=label)
+    outside = read_safetensors_meta(mask_path).get("outside_inference") or ()
+    check_spec_weights(
+        spec, spec_path, masks, label, prunable=shapes, prunable_source=label, outside=outside
+    )

@@ -16,7 +16,7 @@ A spec is made by :func:`snntopo.encode.layers.layer_spec`; a file handed to ``s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import ArtifactError
@@ -182,9 +182,14 @@ def _check_conv(lay: dict[str, Any], where: str, fail: Any) -> None:
         fail(f"{where} kernel", lay["kernel"], f"the weight shape is {lay['weight_shape']}")
     if lay.get("pools") or lay.get("inputs") or len(lay["out_shape"]) != 3:
         return  # pooled or multi-input layers: their shapes were checked against the blocks
+    end = lay.get("padding_end")
+    if end is not None and not _ints(end, 2, 0):
+        fail(f"{where} padding_end", end, "expected two integers >= 0")
+    # torch's padding='same' with an even kernel pads the far side one more: ``padding`` is the
+    # near side then, ``padding_end`` the far one (symmetric when absent)
     sides = [
         conv_output_side(
-            lay["in_shape"][1 + d],
+            lay["in_shape"][1 + d] + (0 if end is None else end[d] - lay["padding"][d]),
             lay["kernel"][d],
             lay["stride"][d],
             lay["padding"][d],
@@ -208,18 +213,21 @@ def check_spec_weights(
     weights_path: str,
     prunable: Mapping[str, tuple[int, ...]] | None = None,
     prunable_source: str | None = None,
+    outside: Iterable[str] = (),
 ) -> None:
     """The spec's layers against the weights to encode (module docstring). ``prunable`` maps the
     network's prunable parameters to their shapes (a mask's tensors); without it, the weights
     are the masks a trained model holds, else its 2-d and 4-d ``*.weight`` tensors (the conv and
-    linear weights, what :func:`snntopo.models.prunable_parameters` lists)."""
+    linear weights, what :func:`snntopo.models.prunable_parameters` lists). Weights the mask lists
+    as ``outside`` the inference network (auxiliary heads, kept dense) need no layer."""
     from ..artifacts import MASK_PREFIX
 
     for lay in spec["layers"]:
         w = weights.get(lay["param"])
         if w is None:
             continue  # named by the caller's own check (missing weights)
-        if list(w.shape) != list(lay["weight_shape"]):
+        # a Linear read on the channel axis is a 1x1 conv whose parameter keeps its 2-d shape
+        if list(w.shape) != list(lay.get("param_shape") or lay["weight_shape"]):
             raise ArtifactError(
                 f"{spec_path}: layer {lay['name']!r} has weight_shape {lay['weight_shape']} but "
                 f"{weights_path} holds {lay['param']} with shape {list(w.shape)}"
@@ -238,7 +246,7 @@ def check_spec_weights(
     else:
         names, source = set(prunable), prunable_source or "the mask"
     in_spec = {lay["param"] for lay in spec["layers"]}
-    missing = sorted(names - in_spec)
+    missing = sorted(names - in_spec - set(outside))
     if missing:
         raise ArtifactError(
             f"{spec_path}: has no layer for {len(missing)} prunable weight(s) of {source}, "

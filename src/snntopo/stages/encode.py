@@ -118,6 +118,7 @@ def encode_network(
     """Build one graph encoding from the layer spec and the masked weights (checked against the
     grid point ``params["network"]`` and, given ``mask_path``, against the network's mask);
     returns its counts (``nodes``, ``edges``, ``seconds`` of graph construction)."""
+    from ..artifacts import read_safetensors_meta
     from ..encode import build_graph
     from ..encode.graph import save_graph
     from ..encode.spec import check_spec, check_spec_weights
@@ -131,7 +132,11 @@ def encode_network(
             f"{weights_path}: no weights for {missing[:3]} required by {spec_path}"
             + (f" (+{len(missing) - 3} more)" if len(missing) > 3 else "")
         )
-    check_spec_weights(spec, spec_path, weights, weights_path)
+    try:  # the weights file lists the auxiliary weights its mask left outside the graph
+        outside = read_safetensors_meta(weights_path).get("outside_inference") or ()
+    except ArtifactError:  # a file made by hand may carry no record
+        outside = ()
+    check_spec_weights(spec, spec_path, weights, weights_path, outside=outside)
     network = params.get("network") or {}
     check_inputs(spec, spec_path, weights, weights_path, network, mask_path, strict)
     t0 = time.perf_counter()
