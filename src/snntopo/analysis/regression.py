@@ -212,9 +212,14 @@ def cross_validate(
 
         if progress:
             progress(f"regression: {len(tasks)} scope groups on {n_jobs} workers")
-        results = Parallel(n_jobs=n_jobs, backend="loky", inner_max_num_threads=1)(
-            delayed(_cv_scope)(*a) for a in tasks
-        )
+        from ..threads import child_thread_variables
+
+        # the workers inherit the environment: one BLAS/OpenMP thread each, whatever cap the
+        # caller runs under (one level of parallelism)
+        with child_thread_variables(1):
+            results = Parallel(n_jobs=n_jobs, backend="loky", inner_max_num_threads=1)(
+                delayed(_cv_scope)(*a) for a in tasks
+            )
     else:
         results = [_cv_scope(*a) for a in tasks]
     fold_rows = [r for res in results for r in res[0]]

@@ -149,10 +149,17 @@ def _compute(tables: Tables, params: AnalysisParams, progress: Callable[[str], N
         )
         res["transfer_summary"] = summarise_transfer(res["transfer"])
     from .predictor import feature_frames, leave_one_method_out, lomo_verdicts
+    from .predictor.fit import default_excluded_features
 
     if "mge" in sets:
         progress("leave-one-method-out: MGE predictor vs sparsity and layer-density baselines")
-        frames, y_lomo, _, _ = feature_frames(tables, params.target, params.drop)
+        # the same columns `snntopo fit` uses: on published tables, not those computed on
+        # trained weights (a new method's mask at initialisation cannot give them)
+        excluded = default_excluded_features(tables, "reference")
+        frames, y_lomo, _, _ = feature_frames(
+            tables, params.target, params.drop, exclude_features=excluded
+        )
+        res["lomo_excluded"] = excluded
         _, per_method, lomo = leave_one_method_out(frames, y_lomo, target_name)
         res["lomo_methods"], res["lomo"] = per_method, lomo
         res["lomo_verdicts"] = lomo_verdicts(lomo)
@@ -216,6 +223,7 @@ def run_analysis(
     meta = {
         "target": res["target"],
         "n_networks": int(len(next(iter(res["sets"].values())))),
+        "lomo_excluded_features": list(res.get("lomo_excluded", [])),
         "feature_sets": {k: list(v.columns) for k, v in res["sets"].items()},
         "notes": res["notes"],
         "tables": str(source) if source else tables.source,

@@ -269,7 +269,16 @@ def build_blocks(res: dict[str, Any], meta: dict[str, Any], params: Any, figs: d
                 "p",
                 "Each PaI method is held out in turn; a model fit on the other methods of the "
                 "same (dataset, arch) predicts it at every sparsity. Model: sparsity curve + ridge "
-                "on the MGE topometrics; baselines: the sparsity curve alone (`sparsity`) and the "
+                "on the MGE topometrics"
+                + (
+                    " (without "
+                    + ", ".join(f"`{c}`" for c in res["lomo_excluded"])
+                    + ": published columns computed on trained weights, which a mask at "
+                    "initialisation cannot give; docs/reproduction.md)"
+                    if res.get("lomo_excluded")
+                    else ""
+                )
+                + "; baselines: the sparsity curve alone (`sparsity`) and the "
                 "same construction on the layer-density profile (`layer_density`). Interval: "
                 "± the 90% quantile of the other methods' held-out absolute errors; coverage is "
                 "measured on the held-out method. Rank: the held-out method's predicted vs true "

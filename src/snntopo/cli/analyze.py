@@ -8,7 +8,7 @@ import sys
 from ..analysis.models import MODELS
 
 #: worker processes at most: each holds its own copy of the tables (~0.3 GB on the complete
-#: published set) and the scope groups they share out are few, so more workers gain little
+#: published set) and the 31 scope groups they share out are few, so more workers gain little
 MAX_WORKERS = 4
 
 
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         "ranking_scope": args.ranking_scope,
         "figures": not args.no_figures,
         # worker processes: the command's --threads (default: the cores this process may run
-        # on), at most MAX_WORKERS; each worker runs its BLAS single-threaded
+        # on), at most MAX_WORKERS; each worker fits single-threaded
         "threads": min(args.threads, MAX_WORKERS),
     }
     paths = run_analysis(
