@@ -76,20 +76,25 @@ def _window(values: np.ndarray, column: str) -> tuple[float, float]:
 _CACHE: dict[tuple[str, float, str], dict[str, float]] = {}
 
 
+def _encode(out, method: str, sparsity: float, encoding: str):
+    """``snntopo encode`` of a fresh reference-mode ResNet-20 mask (CIFAR-10 shapes, seed 0) into
+    ``out``; ER with the authors' rule (kernel dims in the raw densities), as in their tables."""
+    rc = main(
+        ["encode", "--arch", "resnet20", "--dataset", "cifar10", "--method", method,
+         "--sparsity", str(sparsity), "--seed", "0", "--encoding", encoding,
+         "--mode", "reference", "--device", "cpu", "--out", str(out),
+         *(["--pai-param", "include_kernel=true"] if method == "er" else [])]
+    )  # fmt: skip
+    assert rc == 0
+    return load_graph(out)
+
+
 def _ours(tmp_path_factory, method: str, sparsity: float, encoding: str = "mge") -> dict:
     """Every family's network values of a fresh reference-mode ResNet-20 mask (seed 0)."""
     key = (method, sparsity, encoding)
     if key not in _CACHE:
         out = tmp_path_factory.mktemp("repro") / f"{method}-{sparsity}-{encoding}.npz"
-        rc = main(
-            ["encode", "--arch", "resnet20", "--dataset", "cifar10", "--method", method,
-             "--sparsity", str(sparsity), "--seed", "0", "--encoding", encoding,
-             "--mode", "reference", "--device", "cpu", "--out", str(out),
-             # the authors' ER rule (kernel dims in the raw densities), as in their tables
-             *(["--pai-param", "include_kernel=true"] if method == "er" else [])]
-        )  # fmt: skip
-        assert rc == 0
-        graph = load_graph(out)
+        graph = _encode(out, method, sparsity, encoding)
         net: dict[str, float] = {}
         for fam in ("local", "neighbourhood", "strength", "global", "expansion"):
             net.update(compute_family(fam, graph, {"seed": 0})["network"])
@@ -167,34 +172,7 @@ def test_bge_motif_is_connected_triples_and_in_published_range(tmp_path_factory)
         DATA.parent / "published_reproduction" / "bge-CIFAR-10-Resnet-20-erk-0.98.csv.gz"
     )
     for enc, pub_enc in (("rolled", "rolled"), ("rolled-channel", "rolled_channel")):
-        out = tmp_path_factory.mktemp("bge") / f"{enc}.npz"
-        assert (
-            main(
-                [
-                    "encode",
-                    "--arch",
-                    "resnet20",
-                    "--dataset",
-                    "cifar10",
-                    "--method",
-                    "erk",
-                    "--sparsity",
-                    "0.98",
-                    "--seed",
-                    "0",
-                    "--encoding",
-                    enc,
-                    "--mode",
-                    "reference",
-                    "--device",
-                    "cpu",
-                    "--out",
-                    str(out),
-                ]
-            )  # fmt: skip
-            == 0
-        )
-        graph = load_graph(out)
+        graph = _encode(tmp_path_factory.mktemp("bge") / f"{enc}.npz", "erk", 0.98, enc)
         art = compute_family("neighbourhood", graph, {"seed": 0})
         for row, (_, lg) in zip(art["layers"], graph.layer_graphs(), strict=True):
             assert row["motif"] == lg.to_igraph().motifs_randesu_no(size=3)
@@ -223,14 +201,7 @@ _BGE_CACHE: dict[str, dict[str, dict]] = {}
 def _ours_bge(tmp_path_factory, encoding: str) -> dict[str, dict]:
     """Family artifacts of a fresh ResNet-20 ERK 0.98 BGE (reference mode, seed 0)."""
     if encoding not in _BGE_CACHE:
-        out = tmp_path_factory.mktemp("bge") / f"{encoding}.npz"
-        rc = main(
-            ["encode", "--arch", "resnet20", "--dataset", "cifar10", "--method", "erk",
-             "--sparsity", "0.98", "--seed", "0", "--encoding", encoding, "--mode", "reference",
-             "--device", "cpu", "--out", str(out)]
-        )  # fmt: skip
-        assert rc == 0
-        graph = load_graph(out)
+        graph = _encode(tmp_path_factory.mktemp("bge") / f"{encoding}.npz", "erk", 0.98, encoding)
         fams = ("neighbourhood", "strength", "global", "local")
         if encoding == "rolled":
             fams += ("ramanujan",)
@@ -292,34 +263,7 @@ def test_motif_paper_sample_is_the_authors_value(tmp_path_factory):
     docs/reproduction.md) printed the estimate 2592757194.4083767; the default sampler (numpy
     roots) gives another draw of the same estimator."""
     net = _ours(tmp_path_factory, "erk", 0.98)
-    out = tmp_path_factory.mktemp("paper") / "g.npz"
-    assert (
-        main(
-            [
-                "encode",
-                "--arch",
-                "resnet20",
-                "--dataset",
-                "cifar10",
-                "--method",
-                "erk",
-                "--sparsity",
-                "0.98",
-                "--seed",
-                "0",
-                "--encoding",
-                "mge",
-                "--mode",
-                "reference",
-                "--device",
-                "cpu",
-                "--out",
-                str(out),
-            ]
-        )  # fmt: skip
-        == 0
-    )
-    graph = load_graph(out)
+    graph = _encode(tmp_path_factory.mktemp("paper") / "g.npz", "erk", 0.98, "mge")
     art = compute_family("neighbourhood", graph, {"seed": 0, "motif_method": "paper_sample"})
     assert art["network"]["motif"] * graph.n_edges == pytest.approx(2592757194.4083767, rel=1e-12)
     assert art["network"]["motif"] != net["motif"]
