@@ -34,25 +34,6 @@ from pathlib import Path
 
 import numpy as np
 
-# published column (as snntopo's loader names it) -> our network key on the same scale
-MGE_COLUMNS = {
-    "sink_nodes": "sink_nodes_norm",
-    "source_nodes": "source_nodes_norm",
-    "disc_nodes": "disc_nodes_norm",
-    "r_out": "r_out_norm",
-    "r_in": "r_in_norm",
-    "1_hop_nei": "one_hop_nei_norm",
-    "2_hop_nei": "two_hop_nei_norm",
-    "motif": "motif",
-    "avg_node_strength": "avg_node_strength_norm",
-    "k_core": "k_core_norm",
-    "cut_edges": "cut_edges_norm",
-    "cut_nodes": "cut_nodes_norm",
-    "no_connected_components": "no_connected_components",
-    "mean_connected_components": "mean_connected_components_norm",
-    "spectral_gap": "spectral_gap",
-    "spectral_radius": "spectral_radius",
-}
 # published BGE per-layer column means -> our layer means (raw, as the BGE tables publish them)
 BGE_COLUMNS = {
     "mean_nodes": "mean_nodes",
@@ -220,9 +201,13 @@ def main() -> None:
 
     from snntopo.analysis.paper_tables import load_paper_tables
 
+    # published MGE column -> our network key on the same scale: the predictor's own mapping
+    from snntopo.analysis.predictor.fit import PAPER_MGE_TO_CANONICAL as MGE_COLUMNS
+    from snntopo.threads import THREAD_VARIABLES
+
     tables = load_paper_tables(a.tables)
     env = {**os.environ}
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in THREAD_VARIABLES:
         env[var] = str(a.threads)
     rows = []
     out = Path(a.out)

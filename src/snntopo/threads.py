@@ -55,9 +55,11 @@ def thread_limits(threads: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def child_thread_variables(threads: int) -> Iterator[None]:
-    """Set the thread variables to ``threads`` for the child processes started inside the block,
-    then put back the caller's. Why: a worker pool (joblib's loky) started while the CLI's cap
+def thread_variables(threads: int) -> Iterator[None]:
+    """Set the thread variables to ``threads`` inside the block (for the libraries that load and
+    the child processes that start there), then put back the caller's. Used by the CLI around a
+    command run in the caller's process (the tests), and around worker pools. Why the pools: a
+    worker pool (joblib's loky) started while the CLI's cap
     (say 2) is in the environment gives each worker that many OpenMP threads, whatever limit the
     pool itself asks for; on two cores, two such workers fitting small gradient-boosted trees ran
     13 minutes instead of one minute (``snntopo analyze`` on the complete published tables)."""

@@ -212,11 +212,11 @@ def cross_validate(
 
         if progress:
             progress(f"regression: {len(tasks)} scope groups on {n_jobs} workers")
-        from ..threads import child_thread_variables
+        from ..threads import thread_variables
 
         # the workers inherit the environment: one BLAS/OpenMP thread each, whatever cap the
         # caller runs under (one level of parallelism)
-        with child_thread_variables(1):
+        with thread_variables(1):
             results = Parallel(n_jobs=n_jobs, backend="loky", inner_max_num_threads=1)(
                 delayed(_cv_scope)(*a) for a in tasks
             )

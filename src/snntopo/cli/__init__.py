@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
 from ..errors import SnntopoError
-from ..threads import THREAD_VARIABLES, available_cores, cap_threads, thread_limits
+from ..threads import available_cores, cap_threads, thread_limits, thread_variables
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "mask": ("snntopo.cli.mask", "compute a PaI mask for one network"),
@@ -70,16 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     # the thread cap goes into the environment before any numerical library loads (the
     # subcommand's module and its argument types may load numpy); a caller that runs main() in
     # its own process (the tests) gets its environment back afterwards
-    saved = {var: os.environ.get(var) for var in THREAD_VARIABLES}
-    try:
-        cap_threads(_early_threads(sys.argv[1:]) or available_cores())
+    with thread_variables(_early_threads(sys.argv[1:]) or available_cores()):
         return _run()
-    finally:
-        for var, value in saved.items():
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value
 
 
 def _run() -> int:
