@@ -367,15 +367,20 @@ def make_damage(src: Path, name: str) -> Callable[[random.Random, Path], str]:
 
 @pytest.mark.parametrize("klass", ["damage", "edit"])
 def test_fuzz_graph(tiny, klass):
+    fuzz_file(tiny, "graph", tiny / "mge.npz", "g.npz", graph_result, make_graph_edit, klass)
+
+
+def fuzz_file(tiny, kind: str, src: Path, name: str, result, make_edit, klass: str) -> None:
+    """The baseline is ``result`` of an intact copy of ``src`` (as ``name`` in a folder of its
+    own); then every case writes a damaged (byte-level) or edited (field-level) ``name``."""
     import shutil
 
-    src = tiny / "mge.npz"
-    ref = tiny.parent / "graph-ref"
+    ref = tiny.parent / f"{kind}-ref"
     ref.mkdir(exist_ok=True)
-    shutil.copy(src, ref / "g.npz")
-    BASELINES["graph"] = graph_result(ref)
-    make = make_damage(src, "g.npz") if klass == "damage" else make_graph_edit(src)
-    run_cases("graph", make, graph_result, tiny)
+    shutil.copy(src, ref / name)
+    BASELINES[kind] = result(ref)
+    make = make_damage(src, name) if klass == "damage" else make_edit(src)
+    run_cases(kind, make, result, tiny)
 
 
 # ----------------------------------------------------------------------------- masks
@@ -451,15 +456,8 @@ def _edit_safetensors_header(path: Path, rng: random.Random) -> str:
 
 @pytest.mark.parametrize("klass", ["damage", "edit"])
 def test_fuzz_mask(tiny, klass):
-    import shutil
-
     src = tiny / "mask.safetensors"
-    ref = tiny.parent / "mask-ref"
-    ref.mkdir(exist_ok=True)
-    shutil.copy(src, ref / "mask.safetensors")
-    BASELINES["mask"] = mask_result(ref)
-    make = make_damage(src, "mask.safetensors") if klass == "damage" else make_mask_edit(src)
-    run_cases("mask", make, mask_result, tiny)
+    fuzz_file(tiny, "mask", src, "mask.safetensors", mask_result, make_mask_edit, klass)
 
 
 # ----------------------------------------------------------------------------- layer specs
