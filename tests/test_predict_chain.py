@@ -93,18 +93,24 @@ def tables(d: Path, net: dict[float, dict[str, float]], scale: float, seed: int)
     return out
 
 
+def fit_and_predict(d: Path, t: Path, files, name: str, capsys) -> tuple[Path, Path, str]:
+    """``snntopo fit`` on tables ``t``, then ``snntopo predict`` on the fresh networks' metric
+    files; returns the predictor and output folders and what predict printed."""
+    pred_dir = d / f"pred-{name}"
+    assert main(["fit", "--tables", str(t), "--mode", "exact", "--out", str(pred_dir)]) == 0
+    out = d / f"out-{name}"
+    capsys.readouterr()
+    argv = ["predict", "--predictor", str(pred_dir), *map(str, files[0.6]), *map(str, files[0.9])]
+    assert main([*argv, "--out", str(out)]) == 0
+    return pred_dir, out, capsys.readouterr().out
+
+
 def test_readme_chain_mask_encode_metrics_predict(chain, capsys) -> None:
     d, files = chain
     net = {sp: measured(files[sp]) for sp in SPARSITIES}
     assert net[0.6].keys() == net[0.9].keys() and "motif" in net[0.6]
     t = tables(d, net, scale=1.0, seed=0)
-    pred_dir = d / "pred-inside"
-    assert main(["fit", "--tables", str(t), "--mode", "exact", "--out", str(pred_dir)]) == 0
-    out = d / "out-inside"
-    capsys.readouterr()
-    argv = ["predict", "--predictor", str(pred_dir), *map(str, files[0.6]), *map(str, files[0.9])]
-    assert main([*argv, "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+    pred_dir, out, printed = fit_and_predict(d, t, files, "inside", capsys)
     pred = pd.read_csv(out / "predictions.csv")
     # the network keys come from the graphs, recorded by `snntopo encode`
     assert list(zip(pred.method, pred.sparsity, pred.seed, strict=True)) == [
@@ -125,13 +131,7 @@ def test_fresh_networks_outside_the_training_range_are_extrapolations(chain, cap
     d, files = chain
     net = {sp: measured(files[sp]) for sp in SPARSITIES}
     t = tables(d, net, scale=10.0, seed=1)  # every feature 7-13x the fresh networks' values
-    pred_dir = d / "pred-outside"
-    assert main(["fit", "--tables", str(t), "--mode", "exact", "--out", str(pred_dir)]) == 0
-    out = d / "out-outside"
-    capsys.readouterr()
-    argv = ["predict", "--predictor", str(pred_dir), *map(str, files[0.6]), *map(str, files[0.9])]
-    assert main([*argv, "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+    pred_dir, out, printed = fit_and_predict(d, t, files, "outside", capsys)
     pred = pd.read_csv(out / "predictions.csv")
     assert pred[["lower", "upper", "measured_coverage"]].isna().all().all()
     sc = load_predictor(pred_dir)["scopes"][0]
