@@ -744,38 +744,27 @@ class _Walker:
         base = src.base
         if not self.channels_last(src) or m.in_features != base.shape[0]:
             raise UnsupportedOpError(f"linear {name!r} on a tensor that is not channels-last")
-        if name in self.seen_modules:
-            raise UnsupportedOpError(f"module {name!r} is called twice (shared weights)")
-        self.seen_modules.add(name)
-        for t in base.terms:
-            self.consumed.add(t.block)
+        self._claim(name, base)
         _, h, w = base.shape
         out_shape = [int(m.out_features), h, w]
-        simple = self.whole(base)
-        layer: dict[str, Any] = {
-            "name": name,
-            "param": f"{name}.weight",
-            "kind": "conv",
-            "kernel": [1, 1],
-            "stride": [1, 1],
-            "padding": [0, 0],
-            "dilation": [1, 1],
-            "groups": 1,
-            "role": "main",
-            "in_block": base.block,
-            "out_block": name,
-            "in_shape": list(base.shape),
-            "out_shape": out_shape,
-            "pools": [dict(p) for p in base.terms[0].pools] if simple else [],
-            "weight_shape": [*map(int, m.weight.shape), 1, 1],
-            "param_shape": [int(s) for s in m.weight.shape],
-            "bias": m.bias is not None,
-        }
-        if not simple:
-            layer["inputs"] = _terms_spec(base)
-        self.layers.append(layer)
-        self.by_name[name] = layer
-        self.blocks[name] = out_shape
+        self._add_layer(
+            name,
+            base,
+            {
+                "kind": "conv",
+                "kernel": [1, 1],
+                "stride": [1, 1],
+                "padding": [0, 0],
+                "dilation": [1, 1],
+                "groups": 1,
+            },  # fmt: skip
+            list(base.shape),
+            out_shape,
+            [*map(int, m.weight.shape), 1, 1],
+            m,
+            # the parameter keeps its 2-d shape; the spec checks read it from here
+            extra={"param_shape": [int(s) for s in m.weight.shape]},
+        )
         value = _Value([_Term(name, out_shape[0])], out_shape, fresh_layer=name)
         return _Layout(
             value, np.arange(int(np.prod(out_shape))).reshape(out_shape).transpose(1, 2, 0)
@@ -783,14 +772,10 @@ class _Walker:
 
     # -- layers -----------------------------------------------------------------------------------
     def new_layer(self, node: fx.Node, name: str, m: nn.Module, src: _Value) -> _Value:
-        if name in self.seen_modules:
-            raise UnsupportedOpError(f"module {name!r} is called twice (shared weights)")
-        self.seen_modules.add(name)
-        for t in src.terms:
-            self.consumed.add(t.block)
+        self._claim(name, src)
         in_shape = list(src.shape)
         out_shape = _shape(node)
-        layer: dict[str, Any] = {"name": name, "param": f"{name}.weight"}
+        layer: dict[str, Any] = {}
         if isinstance(m, nn.Conv2d):
             if src.flatten:
                 raise UnsupportedOpError(f"conv {name!r} applied to a flattened tensor")
@@ -832,23 +817,51 @@ class _Walker:
                     f"linear {name!r} expects {m.in_features} features, sees {in_shape}"
                 )
             layer.update(kind="linear", flatten=bool(src.flatten or len(in_shape) != 1))
+        self._add_layer(name, src, layer, in_shape, out_shape, [int(s) for s in m.weight.shape], m)
+        return _Value([_Term(name, out_shape[0])], list(out_shape), fresh_layer=name)
+
+    def _claim(self, name: str, src: _Value) -> None:
+        """A module becomes a layer once (shared weights have no place in the graph), and its
+        input blocks count as read (no longer fresh outputs for a residual merge)."""
+        if name in self.seen_modules:
+            raise UnsupportedOpError(f"module {name!r} is called twice (shared weights)")
+        self.seen_modules.add(name)
+        for t in src.terms:
+            self.consumed.add(t.block)
+
+    def _add_layer(
+        self,
+        name: str,
+        src: _Value,
+        kind_fields: dict[str, Any],
+        in_shape: list[int],
+        out_shape: list[int],
+        weight_shape: list[int],
+        m: nn.Module,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Record the spec entry of layer ``name`` reading ``src`` (keys in the order the spec
+        files have always had: layers.json is digested as written) and its output block."""
         simple = self.whole(src)
-        layer.update(
-            role="main",
-            in_block=src.block,
-            out_block=name,
-            in_shape=in_shape,
-            out_shape=out_shape,
-            pools=[dict(p) for p in src.terms[0].pools] if simple else [],
-            weight_shape=[int(s) for s in m.weight.shape],
-            bias=m.bias is not None,
-        )
+        layer: dict[str, Any] = {
+            "name": name,
+            "param": f"{name}.weight",
+            **kind_fields,
+            "role": "main",
+            "in_block": src.block,
+            "out_block": name,
+            "in_shape": in_shape,
+            "out_shape": out_shape,
+            "pools": [dict(p) for p in src.terms[0].pools] if simple else [],
+            "weight_shape": weight_shape,
+            **(extra or {}),
+            "bias": m.bias is not None,
+        }
         if not simple:
             layer["inputs"] = _terms_spec(src)
         self.layers.append(layer)
         self.by_name[name] = layer
         self.blocks[name] = out_shape
-        return _Value([_Term(name, out_shape[0])], list(out_shape), fresh_layer=name)
 
     # -- shape-only operations ----------------------------------------------------------------------
     def _windowed(self, src: _Value, out_shape: list[int], make: Any) -> _Value:
