@@ -49,18 +49,25 @@ def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iter
     sfx = suffix if suffix is not None else "".join(final.suffixes)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{sfx}", dir=final.parent)
     os.close(fd)
-    # mkstemp creates 0600; give the artifact the permissions a plain open() would (umask)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp creates 0600, and a writer may replace the temporary file with its own (the
+        # safetensors library writes a file of its own and renames it, again 0600): give the
+        # finished file the permissions a plain open() would, after the writer is done
+        os.chmod(tmp_path, _umask_mode())
         os.replace(tmp_path, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def _umask_mode() -> int:
+    """``0o666`` less the process's umask: the mode ``open(path, "w")`` would give a new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 #: top-level key of a JSON artifact's own digest (:func:`json_digest`)
