@@ -71,10 +71,10 @@ rule analysis:
         f"{BENCH}/analysis.tsv"
     conda:
         "../workflow/envs/graph.yaml"
-    threads: 1
+    threads: W.RULE_RESOURCES["analysis"]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=W.RULE_RESOURCES["analysis"]["mem_mb"],
+        runtime=W.RULE_RESOURCES["analysis"]["runtime"],
     params:
         code=W.stage_code("analysis"),
         tables=lambda wc, input: os.path.dirname(input[0]),

@@ -43,10 +43,10 @@ for _dataset, _index in DATA_FILES.items():
         localrule: True
         conda:
             "../workflow/envs/torch.yaml"
-        threads: 1
+        threads: W.RULE_RESOURCES["data"]["threads"]
         resources:
-            mem_mb=4000,
-            runtime=60,
+            mem_mb=W.RULE_RESOURCES["data"]["mem_mb"],
+            runtime=W.RULE_RESOURCES["data"]["runtime"],
         params:
             code=W.stage_code("data"),
             dataset=_dataset,

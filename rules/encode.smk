@@ -22,12 +22,12 @@ rule encode:
         "graphs"
     conda:
         "../workflow/envs/graph.yaml"
-    threads: 1
+    threads: W.RULE_RESOURCES["encode"]["threads"]
     resources:
         mem_mb=lambda wc, input, attempt: W.encode_mem_mb(
             input.spec, input.weights, wc.encoding, attempt, config
         ),
-        runtime=30,
+        runtime=W.RULE_RESOURCES["encode"]["runtime"],
     params:
         code=lambda wc: W.stage_code("encode", encoding=wc.encoding),
         encode=lambda wc: {**config["encode"], "network": network_keys(wc)},

@@ -11,10 +11,10 @@ rule spec:
         f"{BENCH}/spec/{{dataset}}_{{arch}}.tsv"
     conda:
         TORCH_ENV
-    threads: 1
+    threads: W.RULE_RESOURCES["spec"]["threads"]
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=W.RULE_RESOURCES["spec"]["mem_mb"],
+        runtime=W.RULE_RESOURCES["spec"]["runtime"],
     params:
         code=lambda wc: W.stage_code("spec", dataset=wc.dataset, arch=wc.arch),
         model=lambda wc: W.model_params(config, wc.dataset, wc.arch),
@@ -41,11 +41,9 @@ rule mask:
         TORCH_ENV
     threads: 1
     resources:
-        mem_mb=lambda wc: 4000 if W.wants_gpu(wc.method) else 2000,
-        runtime=lambda wc: 60 if W.wants_gpu(wc.method) else 15,
-        gpu=lambda wc: (
-            config["resources"]["train_gpus"] if W.wants_gpu(wc.method) else 0
-        ),
+        mem_mb=lambda wc: W.mask_resources(config, wc.method)["mem_mb"],
+        runtime=lambda wc: W.mask_resources(config, wc.method)["runtime"],
+        gpu=lambda wc: W.mask_resources(config, wc.method)["gpu"],
     params:
         code=lambda wc: W.stage_code(
             "mask", dataset=wc.dataset, arch=wc.arch, method=wc.method

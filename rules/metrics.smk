@@ -37,7 +37,7 @@ for _family in FAMILIES_ACTIVE:
             mem_mb=lambda wc, input, attempt: W.metrics_mem_mb(
                 list(input), attempt, config
             ),
-            runtime=60,
+            runtime=W.RULE_RESOURCES["metrics"]["runtime"],
         params:
             code=W.stage_code("metrics", family=_family),
             family=_family,

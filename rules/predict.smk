@@ -23,10 +23,10 @@ rule predict:
         f"{BENCH}/predict.tsv"
     conda:
         "../workflow/envs/graph.yaml"
-    threads: 1
+    threads: W.RULE_RESOURCES["predict"]["threads"]
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=W.RULE_RESOURCES["predict"]["mem_mb"],
+        runtime=W.RULE_RESOURCES["predict"]["runtime"],
     params:
         code=W.stage_code("predict"),
         out=lambda wc, output: os.path.dirname(output.csv),

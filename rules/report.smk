@@ -14,9 +14,10 @@ rule graph_figure:
         f"{LOGS}/graph_figure.log",
     conda:
         "../workflow/envs/graph.yaml"
+    threads: W.RULE_RESOURCES["graph_figure"]["threads"]
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=W.RULE_RESOURCES["graph_figure"]["mem_mb"],
+        runtime=W.RULE_RESOURCES["graph_figure"]["runtime"],
     params:
         code=W.stage_code("report"),
     script:
@@ -43,9 +44,10 @@ rule report:
         f"{LOGS}/report.log",
     conda:
         "../workflow/envs/graph.yaml"
+    threads: W.RULE_RESOURCES["report"]["threads"]
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=W.RULE_RESOURCES["report"]["mem_mb"],
+        runtime=W.RULE_RESOURCES["report"]["runtime"],
     params:
         code=W.stage_code("report"),
         grid={

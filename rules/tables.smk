@@ -14,10 +14,10 @@ rule tables:
         f"{BENCH}/tables.tsv"
     conda:
         "../workflow/envs/graph.yaml"
-    threads: 1
+    threads: W.RULE_RESOURCES["tables"]["threads"]
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=W.RULE_RESOURCES["tables"]["mem_mb"],
+        runtime=W.RULE_RESOURCES["tables"]["runtime"],
     params:
         code=W.stage_code("tables"),
     script:

@@ -153,6 +153,29 @@ def train_params(config: dict[str, Any], wc: Any) -> dict[str, Any]:
     return network_job(config, wc).params("train")
 
 
+#: requests of the rules whose needs do not depend on the network (threads, MB, minutes); the
+#: rules read them from here, and ``snntopo plan`` prices the grid with the same numbers
+RULE_RESOURCES: dict[str, dict[str, int]] = {
+    "data": {"threads": 1, "mem_mb": 4000, "runtime": 60},
+    "spec": {"threads": 1, "mem_mb": 2000, "runtime": 10},
+    "encode": {"threads": 1, "runtime": 30},
+    "metrics": {"runtime": 60},
+    "tables": {"threads": 1, "mem_mb": 2000, "runtime": 10},
+    "analysis": {"threads": 1, "mem_mb": 4000, "runtime": 30},
+    "graph_figure": {"threads": 1, "mem_mb": 2000, "runtime": 10},
+    "report": {"threads": 1, "mem_mb": 1000, "runtime": 5},
+    "predict": {"threads": 1, "mem_mb": 2000, "runtime": 10},
+}
+
+
+def mask_resources(config: Mapping[str, Any], method: str) -> dict[str, int]:
+    """Requests of a mask job: a data-driven PaI method (registry fact ``wants_gpu``) runs
+    forward/backward passes and gets the training's GPUs, more memory and time."""
+    if wants_gpu(method):
+        return {"mem_mb": 4000, "runtime": 60, "gpu": int(config["resources"]["train_gpus"])}
+    return {"mem_mb": 2000, "runtime": 15, "gpu": 0}
+
+
 def train_runtime_min(config: dict[str, Any], dataset: str, arch: str) -> int:
     """Wall-clock estimate for one training job on one GPU, with a 1.5x margin."""
     from .data import dataset_info

@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fit": ("snntopo.cli.fit", "fit an accuracy predictor on metric tables"),
     "predict": ("snntopo.cli.predict", "predict the accuracy of untrained masks"),
     "bench": ("snntopo.cli.bench", "benchmarks: encode and metric time and peak memory"),
+    "plan": (
+        "snntopo.cli.plan",
+        "price a workflow config before launch: jobs, hours, memory, disk",
+    ),
 }
 
 
