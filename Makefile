@@ -41,9 +41,11 @@ format: venv
 bench: venv
 	$(BIN)/snntopo bench --out results/bench
 
-## Plan the paper grid (1,260 sparse + 36 dense trainings) without running anything
+## Plan the paper grid (1,260 sparse + 36 dense trainings) without running anything: Snakemake's
+## job counts, then the price (submissions, GPU-hours, CPU-hours, memory, disk: `snntopo plan`)
 paper-dry-run: venv
 	$(BIN)/snakemake -n --quiet rules --profile profiles/slurm
+	$(BIN)/snntopo plan --configfile config/config.yaml --profile profiles/slurm
 
 ## Snakemake's own self-contained report of the finished demo run
 report: venv

@@ -75,6 +75,8 @@ class Profile:
     set_resources: dict[str, dict[str, Any]] = field(default_factory=dict)
     set_threads: dict[str, int] = field(default_factory=dict)
     group_components: dict[str, int] = field(default_factory=dict)
+    #: ``retries`` of the rules that set none (the graph rules set their own)
+    retries: int = 0
 
     @property
     def cluster(self) -> bool:
@@ -181,7 +183,18 @@ def load_profile(path: str | os.PathLike[str] | None) -> Profile:
             k: int(v)
             for k, v in _pairs(data.get("group-components"), f"{file}: group-components").items()
         },
+        retries=_count(data.get("retries", 0), f"{file}: retries"),
     )
+
+
+def _count(value: Any, where: str) -> int:
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected a whole number, got {value!r}") from None
+    if n < 0:
+        raise ConfigError(f"{where}: expected a whole number >= 0, got {n}")
+    return n
 
 
 # --------------------------------------------------------------------------- config
@@ -214,9 +227,10 @@ def load_workflow_config(
 
 
 # --------------------------------------------------------------------------- jobs
-def _retries(rule: str) -> int:
-    """Retries a rule declares (``retries: 2`` on the graph jobs, whose memory doubles on each)."""
-    return 2 if rule == "encode" or rule.startswith("metrics_") else 0
+def _retries(rule: str, profile: Profile) -> int:
+    """Retries of a rule: its own ``retries: 2`` (the graph jobs, whose memory doubles on each),
+    else the profile's ``retries``."""
+    return 2 if rule == "encode" or rule.startswith("metrics_") else profile.retries
 
 
 def plan_jobs(config: Mapping[str, Any], profile: Profile, cores: int) -> list[Job]:
@@ -237,7 +251,7 @@ def plan_jobs(config: Mapping[str, Any], profile: Profile, cores: int) -> list[J
         over = profile.set_resources.get(rule, {})
         threads = int(profile.set_threads.get(rule, threads))
         first = int(over.get("mem_mb", mem(1)))
-        last = int(over.get("mem_mb", mem(1 + _retries(rule))))
+        last = int(over.get("mem_mb", mem(1 + _retries(rule, profile))))
         jobs.append(
             Job(
                 rule=rule,
@@ -480,17 +494,18 @@ def format_plan(plan: Plan) -> str:
         out.append(
             f"Executor: local, every job runs on this machine (threads capped at {plan.cores})"
         )
-    out.append("Peak memory per job kind (first try; graph jobs double it on each of 2 retries):")
+    out.append("Peak memory per job kind (first try; the last retry's request in brackets):")
     kinds: dict[str, list[Job]] = defaultdict(list)
     for j in plan.jobs:
         if j.rule != "all":
             kinds[j.kind].append(j)
+    width = max(len(k) for k in kinds)
     for kind, jobs in kinds.items():
         big = max(jobs, key=lambda j: j.mem_mb)
         retry = max(j.mem_mb_last_try for j in jobs)
         more = f" (last retry {retry:,} MB)" if retry > big.mem_mb else ""
         at = f" at {big.network}" if big.network and len(jobs) > 1 else ""
-        out.append(f"  {kind:<14} {big.mem_mb:>9,} MB{at}{more}")
+        out.append(f"  {kind:<{width}} {big.mem_mb:>9,} MB{at}{more}")
     d = plan.disk_bytes
     out.append(
         "Disk: "
@@ -515,6 +530,12 @@ def format_plan(plan: Plan) -> str:
                 )
         else:
             out.append("  every job fits")
+        retry = [j for j in plan.jobs if j.mem_mb <= plan.mem_limit_mb < j.mem_mb_last_try]
+        if retry:
+            out.append(
+                f"  {len(retry):,} more fit on their first try but not on their last retry "
+                "(a job that runs out of memory there cannot be retried within the limit)"
+            )
     return "\n".join(out)
 
 
