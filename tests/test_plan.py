@@ -61,7 +61,13 @@ def _dry_run_jobs(text: str) -> list[tuple[str, int, int, int, int]]:
                 i.strip().split("=", 1) for i in s[len("resources:") :].split(",") if "=" in i
             )
             jobs.append(
-                (rule, threads, int(res["mem_mb"]), int(res["runtime"]), int(res.get("gpu", 0)))
+                (
+                    rule,
+                    threads,
+                    int(res.get("mem_mb", 0)),  # only `all` may lack them (no default-resources)
+                    int(res.get("runtime", 0)),
+                    int(res.get("gpu", 0)),
+                )
             )
             rule = None
     return jobs
@@ -80,17 +86,35 @@ def _job_stats(text: str) -> Counter[str]:
     return counts
 
 
+#: a profile that overrides requests the way sites do (units included), caps cores, batches more
+CUSTOM_PROFILE = """executor: slurm
+jobs: 10
+cores: 4
+group-components: [network=2, graphs=4]
+set-resources:
+  train: {runtime: 2h, mem: 3G}
+  encode: {mem_mb: 1500}
+set-threads: [train=3]
+"""
+
+
 @pytest.mark.workflow
-def test_plan_equals_the_dry_run_of_the_demo(tmp_path):
+@pytest.mark.parametrize("profile", ["slurm", "custom"])
+def test_plan_equals_the_dry_run_of_the_demo(tmp_path, profile):
     """Same jobs per rule, same requests job by job, same GPU-hours and cluster submissions as
-    ``snakemake -n --profile profiles/slurm`` on the demo config (with GPUs, so GPU-hours count)."""
+    ``snakemake -n --profile ...`` on the demo config (with GPUs, so GPU-hours count)."""
     demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     demo["resources"]["train_gpus"] = 1
     demo["resources"]["train_cpus"] = 2
     config = _write(tmp_path / "work" / "config.yaml", demo)
+    prof = SLURM
+    if profile == "custom":
+        prof = tmp_path / "profile"
+        prof.mkdir()
+        (prof / "config.yaml").write_text(CUSTOM_PROFILE)
     res = subprocess.run(
         [SNAKEMAKE, "-n", "-s", str(REPO / "Snakefile"), "--directory", str(config.parent)]
-        + ["--configfile", str(config), "--profile", str(SLURM)],
+        + ["--configfile", str(config), "--profile", str(prof)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -98,12 +122,14 @@ def test_plan_equals_the_dry_run_of_the_demo(tmp_path):
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     text = res.stdout + res.stderr
 
-    plan = make_plan(load_workflow_config([config]), load_profile(SLURM))
+    plan = make_plan(load_workflow_config([config]), load_profile(prof))
     assert Counter(j.rule for j in plan.jobs) == _job_stats(text)
 
     dry = [j for j in _dry_run_jobs(text) if j[0] != "all"]
     mine = [(j.rule, j.threads, j.mem_mb, j.runtime, j.gpu) for j in plan.jobs if j.rule != "all"]
     assert Counter(mine) == Counter(dry)
+    if profile == "custom":  # the overrides arrived (and the check above compared them)
+        assert {(t, m, r) for rule, t, m, r, _ in dry if rule == "train"} == {(3, 3000, 120)}
     gpu_minutes = sum(gpu * runtime for _, _, _, runtime, gpu in dry)
     assert gpu_minutes > 0
     assert plan.gpu_hours == pytest.approx(gpu_minutes / 60)

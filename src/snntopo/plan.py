@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -167,7 +168,7 @@ def load_profile(path: str | os.PathLike[str] | None) -> Profile:
         except (TypeError, ValueError):
             raise ConfigError(f"{file}: cores: expected a number or 'all', got {cores!r}") from None
     set_resources = {
-        rule: _pairs(res, f"{file}: set-resources: {rule}")
+        rule: _requests(_pairs(res, f"{file}: set-resources: {rule}"), f"{file}: {rule}")
         for rule, res in _pairs(data.get("set-resources"), f"{file}: set-resources").items()
     }
     return Profile(
@@ -185,6 +186,31 @@ def load_profile(path: str | os.PathLike[str] | None) -> Profile:
         },
         retries=_count(data.get("retries", 0), f"{file}: retries"),
     )
+
+
+_UNIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+#: Snakemake's spellings of time and size units (minutes; megabytes, SI as Snakemake reads them)
+_MINUTES = {"": 1, "s": 1 / 60, "m": 1, "min": 1, "h": 60, "d": 1440, "w": 10080}
+_MB = {"": 1e-6, "b": 1e-6, "k": 1e-3, "kb": 1e-3, "m": 1, "mb": 1, "g": 1e3, "gb": 1e3}
+_MB.update({"t": 1e6, "tb": 1e6})
+
+
+def _requests(res: dict[str, Any], where: str) -> dict[str, int]:
+    """The requests of a profile's ``set-resources`` entry that change the price, in the rules'
+    units: ``mem_mb`` (or ``mem`` such as ``4G``), ``runtime`` in minutes (or ``2h``), ``gpu``."""
+    out: dict[str, int] = {}
+    for key, value in res.items():
+        if key not in ("mem_mb", "mem", "runtime", "gpu"):
+            continue  # partitions, accounts, constraints: where, not how much
+        m = _UNIT.match(str(value))
+        unit = m[2].lower() if m else ""
+        table = _MINUTES if key == "runtime" else _MB if key == "mem" else {"": 1}
+        if key == "mem_mb" and unit in ("", "mb"):
+            table = {unit: 1}
+        if not m or unit not in table:
+            raise ConfigError(f"{where}: {key}: cannot read {value!r} as a {key} request")
+        out["mem_mb" if key == "mem" else key] = math.ceil(float(m[1]) * table[unit])
+    return out
 
 
 def _count(value: Any, where: str) -> int:
@@ -392,13 +418,14 @@ def make_plan(
     mem_limit_mb: int | None = None,
 ) -> Plan:
     """The plan of a checked config. ``cores``: the cap on a job's threads (default: the
-    profile's ``cores``, else this machine's). The memory limit a job must fit: ``mem_limit_mb``,
+    profile's ``cores``, else this machine's for the local executor, none for a cluster's). The memory limit a job must fit: ``mem_limit_mb``,
     else the profile's global ``resources: mem_mb``, else this machine's memory when the jobs run
     here; unknown for a cluster (pass the largest node's memory)."""
     from .threads import available_cores
 
     profile = profile or Profile()
-    cores = int(cores or profile.cores or available_cores())
+    # a cluster executor without ``cores`` leaves a job's threads as the rule asks
+    cores = int(cores or profile.cores or (10**6 if profile.cluster else available_cores()))
     jobs = plan_jobs(config, profile, cores)
     if mem_limit_mb is not None:
         limit, source = int(mem_limit_mb), "--mem-limit-mb"
