@@ -242,3 +242,22 @@ def test_user_mistakes_are_one_line(tmp_path, args, fragment):
     assert "Traceback" not in res.stderr
     assert fragment in res.stderr
     assert res.stdout == ""
+
+
+def test_configfiles_and_config_layer_like_snakemake(tmp_path):
+    """``--configfile a b`` (b over a over the defaults) and ``--config key=value`` read as YAML:
+    two seeds double the tiny grid's 2 networks, and its 2 network submissions."""
+    tiny = _write(tmp_path / "tiny.yaml", TINY)
+    over = _write(tmp_path / "over.yaml", {"analysis": {"n_splits": 3}, "sparsities": [0.8, 0.9]})
+    res = subprocess.run(
+        [SNNTOPO, "plan", "--configfile", str(tiny), str(over), "--profile", str(SLURM)]
+        + ["--config", "seeds=[0, 1]", "dense_baseline=true"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stderr
+    # 2 methods x 2 sparsities x 2 seeds + 2 dense = 10 networks: 10 masks, 10 network submissions
+    assert re.search(r"^mask\s+10\s", res.stdout, re.M)
+    assert re.search(r"^encode\s+8\s", res.stdout, re.M)  # sparse networks x 1 encoding
+    assert "Cluster submissions (slurm): 11 = 10 network" in res.stdout

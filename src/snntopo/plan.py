@@ -236,15 +236,20 @@ def load_workflow_config(
 ) -> dict[str, Any]:
     """The config the workflow would run, layered as the Snakefile layers it: its defaults, each
     ``--configfile`` in order, then ``--config key=value`` (values typed as YAML reads them)."""
+    import yaml
+
     from .config import check_config
-    from .overrides import layered_config, yaml_typed
+    from .overrides import layered_config
 
     pairs: dict[str, Any] = {}
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--config {item!r}: expected key=value")
-        pairs[key.strip()] = yaml_typed(value)
+        try:  # as snakemake's --config reads a value: YAML (seeds=[0]), else the string
+            pairs[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            pairs[key.strip()] = value
     for f in configfiles:
         if not Path(f).is_file():
             raise ConfigError(f"--configfile {f}: no such file")

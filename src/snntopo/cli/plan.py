@@ -19,13 +19,13 @@ def positive_int(text: str) -> int:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--configfile", action="append", default=[], metavar="FILE",
+        "--configfile", action="extend", nargs="+", default=[], metavar="FILE",
         help="workflow config, layered over the workflow's defaults like snakemake's "
-        "--configfile (repeatable: a later file overlays an earlier one)",
+        "--configfile (several: a later file overlays an earlier one)",
     )  # fmt: skip
     parser.add_argument(
-        "--config", action="append", default=[], metavar="KEY=VALUE",
-        help="override one top-level key, like snakemake's --config (repeatable)",
+        "--config", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+        help="override top-level keys, like snakemake's --config (values read as YAML)",
     )  # fmt: skip
     parser.add_argument(
         "--profile", default=None, metavar="DIR",
