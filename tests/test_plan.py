@@ -261,3 +261,24 @@ def test_configfiles_and_config_layer_like_snakemake(tmp_path):
     assert re.search(r"^mask\s+10\s", res.stdout, re.M)
     assert re.search(r"^encode\s+8\s", res.stdout, re.M)  # sparse networks x 1 encoding
     assert "Cluster submissions (slurm): 11 = 10 network" in res.stdout
+
+
+def test_local_rules_and_groups_are_the_workflows():
+    """The plan's local rules are the Snakefile's ``localrules:`` (plus the data rules, each a
+    ``localrule: True``), and its groups the rules' ``group:`` directives."""
+    from snntopo.plan import LOCAL_RULES, RULE_GROUPS
+
+    snakefile = (REPO / "Snakefile").read_text()
+    block = re.search(r"^localrules:\n((?:[ \t]+\S.*\n)+)", snakefile, re.M)[1]
+    assert set(re.findall(r"(\w+),?", block)) == LOCAL_RULES
+    assert "localrule: True" in (REPO / "rules" / "data.smk").read_text()
+    groups = {}
+    for smk in (REPO / "rules").glob("*.smk"):
+        text = smk.read_text()
+        for m in re.finditer(
+            r"^rule (\w+):\n(?:(?!^rule ).*\n)*?\s+group:\n\s+\"(\w+)\"", text, re.M
+        ):
+            groups[m[1]] = m[2]
+    assert groups == RULE_GROUPS
+    metrics = (REPO / "rules" / "metrics.smk").read_text()
+    assert re.search(r"group:\n\s+\"graphs\"", metrics)  # the generated metrics_<family> rules
