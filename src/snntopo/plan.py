@@ -175,13 +175,14 @@ def load_profile(path: str | os.PathLike[str] | None) -> Profile:
         name=str(path),
         executor=str(data.get("executor", "local")),
         cores=cores_n,
-        resources={k: v for k, v in _pairs(data.get("resources"), f"{file}: resources").items()},
+        resources=_requests(_pairs(data.get("resources"), f"{file}: resources"), f"{file}"),
         set_resources=set_resources,
         set_threads={
-            k: int(v) for k, v in _pairs(data.get("set-threads"), f"{file}: set-threads").items()
+            k: _count(v, f"{file}: set-threads: {k}")
+            for k, v in _pairs(data.get("set-threads"), f"{file}: set-threads").items()
         },
         group_components={
-            k: int(v)
+            k: _count(v, f"{file}: group-components: {k}")
             for k, v in _pairs(data.get("group-components"), f"{file}: group-components").items()
         },
         retries=_count(data.get("retries", 0), f"{file}: retries"),
@@ -196,8 +197,8 @@ _MB.update({"t": 1e6, "tb": 1e6})
 
 
 def _requests(res: dict[str, Any], where: str) -> dict[str, int]:
-    """The requests of a profile's ``set-resources`` entry that change the price, in the rules'
-    units: ``mem_mb`` (or ``mem`` such as ``4G``), ``runtime`` in minutes (or ``2h``), ``gpu``."""
+    """The requests of a profile's ``set-resources`` entry (or its global ``resources``) that
+    change the price, in the rules' units: ``mem_mb`` (or ``mem`` such as ``4G``), ``runtime`` in minutes (or ``2h``), ``gpu``."""
     out: dict[str, int] = {}
     for key, value in res.items():
         if key not in ("mem_mb", "mem", "runtime", "gpu"):
