@@ -12,6 +12,7 @@ rule graph_figure:
         ),
     log:
         f"{LOGS}/graph_figure.log",
+    localrule: True
     conda:
         "../workflow/envs/graph.yaml"
     resources:
@@ -41,6 +42,7 @@ rule report:
         ),
     log:
         f"{LOGS}/report.log",
+    localrule: True
     conda:
         "../workflow/envs/graph.yaml"
     resources:

@@ -372,18 +372,25 @@ def test_paper_grid_plans_every_job_with_cluster_resources(paper_dry_run):
     assert max(met) > 4 * min(met)
 
 
-def test_lint_and_format(tmp_path):
-    write_config(tmp_path, TINY)
+@pytest.mark.parametrize("configfile", [None, "config/demo.yaml", "tiny"])
+def test_lint_and_format(tmp_path, configfile):
+    """`snakemake --lint` finds nothing on the paper config (the default: its data-set rules
+    too), the demo config and a tiny grid; the Snakefiles are snakefmt-formatted."""
+    args = []
+    if configfile == "tiny":
+        write_config(tmp_path, TINY)
+        args = ["--configfile", str(tmp_path / "config.yaml")]
+    elif configfile:
+        args = ["--configfile", configfile]
+    res = subprocess.run([SNAKEMAKE, "--lint", *args], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Lints for" not in res.stdout + res.stderr, res.stdout + res.stderr
+    snakefmt = str(Path(sys.executable).parent / "snakefmt")
     res = subprocess.run(
-        [SNAKEMAKE, "--lint", "--configfile", str(tmp_path / "config.yaml")],
+        [snakefmt, "--check", "Snakefile", "workflow/Snakefile", "rules"],
         cwd=REPO,
         capture_output=True,
         text=True,
-    )
-    assert res.returncode == 0, res.stdout + res.stderr
-    snakefmt = str(Path(sys.executable).parent / "snakefmt")
-    res = subprocess.run(
-        [snakefmt, "--check", "Snakefile", "rules"], cwd=REPO, capture_output=True, text=True
     )
     assert res.returncode == 0, res.stdout + res.stderr
 
