@@ -314,7 +314,7 @@ def test_slurm_submissions_carry_the_profile_and_rule_resources(tmp_path):
 @pytest.mark.workflow
 @pytest.mark.slow
 def test_a_graphs_submission_asks_for_the_cores_it_runs_with(tmp_path):
-    """The encodings and metrics of both networks (2 x (3 + 6) = 18 one-thread jobs, one
+    """The encodings and metrics of both networks (2 x (3 + 6) = 18 jobs of 1 or 2 threads, one
     "graphs" submission): `--cpus-per-task` is the `--cores` its Snakemake runs them with (the
     old profile default `cpus_per_task: 1` made it ask for 6 and run with 8); the CPU partition,
     no QOS where the profile sets none."""
@@ -339,7 +339,7 @@ def test_a_graphs_submission_asks_for_the_cores_it_runs_with(tmp_path):
     assert "--qos" not in call and "--gpus" not in call
     jobs = re.search(r"--target-jobs (.*?) --", call).group(1)
     assert jobs.count("'encode:") == 6 and jobs.count("'metrics_") == 12
-    assert _cpus_and_cores(call) == (4, 4)  # the profile's cores: 4, filled by one-thread jobs
+    assert _cpus_and_cores(call) == (4, 4)  # the profile's cores: 4, filled by its jobs
 
 
 def test_the_profile_uses_current_slurm_plugin_keys_only():

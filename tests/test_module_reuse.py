@@ -129,3 +129,71 @@ def test_a_bad_caller_config_is_one_line_naming_the_module_config(tmp_path):
     assert "Traceback" not in res.stderr + res.stdout
     line = next(x for x in res.stderr.splitlines() if "seedz" in x)
     assert line.startswith("the config handed to the snntopo module: unknown key 'seedz'"), line
+
+
+# --------------------------------------------------------------------------- config/README.md
+#: list-valued keys whose default is every registered name (snntopo.config fills them)
+REGISTRY_DEFAULTS = {"encodings", "metrics.families"}
+
+
+def _schema_keys(node: dict, prefix: str = "", required: frozenset = frozenset()):
+    """(dotted key, default as config/README.md shows it) for every settable key of the schema:
+    the properties of nested mappings that declare their own properties, else the key itself."""
+    for key, sub in node.get("properties", {}).items():
+        name = f"{prefix}{key}"
+        if sub.get("type") == "object" and "properties" in sub:
+            yield from _schema_keys(sub, f"{name}.", frozenset(sub.get("required", ())))
+        elif "default" in sub:
+            shown = yaml.safe_dump(sub["default"], default_flow_style=True, width=1000)
+            yield name, f"`{shown.strip().removesuffix('...').strip()}`"
+        elif name in REGISTRY_DEFAULTS:
+            yield name, "every registered name"
+        else:
+            yield name, "required" if key in required else "—"
+
+
+def test_config_readme_lists_every_schema_key_with_its_default():
+    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    expected = dict(_schema_keys(schema, required=frozenset(schema["required"])))
+    rows = re.findall(
+        r"^\| `([\w.]+)` \| ([^|]+?) \| [^|]+ \|$",
+        (REPO / "config" / "README.md").read_text(),
+        re.M,
+    )
+    documented = dict(rows)
+    assert len(rows) == len(documented), "a key is listed twice in config/README.md"
+    missing = {k: v for k, v in expected.items() if k not in documented}
+    assert not missing, f"config/README.md lacks rows for {missing} (key: default)"
+    assert not set(documented) - set(expected), "config/README.md lists keys the schema lacks"
+    assert documented == expected
+    # the example `config:` keys the page's module snippet relies on are the required ones
+    assert [k for k, v in expected.items() if v == "required"] == schema["required"]
+
+
+# --------------------------------------------------------------------------- deployment files
+def test_version_citation_changelog_and_catalog_agree():
+    """pyproject's version is CITATION.cff's and has a CHANGELOG section; the catalog file names
+    the entry points snakedeploy and the workflow catalog look for, and they exist."""
+    import tomllib
+
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    cff = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    assert str(cff["version"]) == version and cff["cff-version"] == "1.2.0"
+    assert cff["preferred-citation"]["year"] == 2024
+    assert {a["family-names"] for a in cff["preferred-citation"]["authors"]} == {
+        "Cunegatti",
+        "Farina",
+        "Bucur",
+        "Iacca",
+    }
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    assert "## [Unreleased]" in changelog
+    assert re.search(rf"^## \[{re.escape(version)}\]", changelog, re.M), version
+    catalog = yaml.safe_load((REPO / ".snakemake-workflow-catalog.yml").read_text())
+    assert set(catalog["usage"]["software-stack-deployment"]) == {
+        "conda",
+        "singularity",
+        "singularity+conda",
+    }
+    for path in ("workflow/Snakefile", "config/README.md", "config/config.yaml"):
+        assert (REPO / path).is_file(), path
