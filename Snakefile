@@ -16,7 +16,7 @@ SNNTOPO_DIR = os.path.dirname(os.path.abspath(workflow.snakefile))
 # `--config key=value` overrides single keys. A workflow that uses this one as a module with
 # `config: config` replaces all of that with its own config (schema defaults fill the rest); see
 # rules/common.smk.
-DEFAULT_CONFIG = os.path.join(SNNTOPO_DIR, "config", "config.yaml")
+DEFAULT_CONFIG = str(workflow.source_path("config/config.yaml"))
 
 
 configfile: DEFAULT_CONFIG
