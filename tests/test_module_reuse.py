@@ -4,15 +4,19 @@ the demo grid with the caller's values; outputs land under the caller's director
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import subprocess
 import sys
-from collections import Counter
+import time
 from pathlib import Path
 
 import pytest
 import yaml
+from test_cluster import FAKE
+from test_workflow import job_counts
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
@@ -51,22 +55,6 @@ def dry_run(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [SNAKEMAKE, "-n", *args], cwd=work, capture_output=True, text=True, timeout=300
     )
-
-
-def job_counts(text: str) -> Counter[str]:
-    """Jobs per rule in the first job-stats table of a dry run."""
-    counts: Counter[str] = Counter()
-    lines = iter(text.splitlines())
-    for line in lines:
-        if re.match(r"^job\s+count", line.strip()):
-            break
-    for line in lines:
-        m = re.match(r"^([A-Za-z_]\w*)\s+(\d+)$", line.strip())
-        if m and m.group(1) == "total":
-            break
-        if m:
-            counts[m.group(1)] = int(m.group(2))
-    return counts
 
 
 def demo(**changes) -> dict:
@@ -129,6 +117,58 @@ def test_a_bad_caller_config_is_one_line_naming_the_module_config(tmp_path):
     assert "Traceback" not in res.stderr + res.stdout
     line = next(x for x in res.stderr.splitlines() if "seedz" in x)
     assert line.startswith("the config handed to the snntopo module: unknown key 'seedz'"), line
+
+
+@pytest.mark.slow
+def test_a_module_on_slurm_keeps_its_local_rules_local(tmp_path):
+    """The caller's module with the rule prefix, through the real SLURM plugin and a stand-in
+    sbatch: the layer spec (`localrule: True`) runs on the submitting machine (a `localrules:`
+    list would not know `snntopo_spec`), the masks are submitted as the prefixed rules' group and
+    the Snakemake of a submission reads the caller's Snakefile."""
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    cfg = demo(methods=["erk", "uniform"], sparsities=[0.9], seeds=[0], dense_baseline=False)
+    cfg["model"] = {"width": 0.25, "input_size": {"digits": 8}}
+    cfg["analysis"] = {"n_splits": 2}
+    work = caller_dir(tmp_path, cfg, prefix="snntopo_")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for name, body in FAKE.items():
+        (fake / name).write_text(f"#!/bin/sh\n{body}\n")
+        (fake / name).chmod(0o755)
+    log = tmp_path / "sbatch.log"
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "FAKE_SLURM_LOG": str(log)}
+    spec = work / "results" / "digits" / "resnet20" / "layers.json"
+    targets = [str(spec.relative_to(work))]
+    targets += [
+        f"results/digits/resnet20/{m}/s0.9/seed0/mask.safetensors" for m in ("erk", "uniform")
+    ]
+    proc = subprocess.Popen(
+        [SNAKEMAKE, "--profile", str(REPO / "profiles" / "slurm"), *targets],
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and proc.poll() is None:
+            if spec.exists() and log.exists() and len(log.read_text().splitlines()) >= 2:
+                break
+            time.sleep(1)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 9)
+        proc.wait()
+    out = proc.stdout.read().decode(errors="replace")
+    calls = log.read_text().splitlines() if log.exists() else []
+    assert len(calls) >= 2, out[-3000:]
+    # the layer spec ran here (a local rule), the masks were submitted
+    assert spec.stat().st_size > 0, out[-3000:]
+    for call in calls:
+        assert "--comment rule_network_snntopo_mask" in call, call[:300]
+        assert "snntopo_spec" not in call
+        assert f"--snakefile '{work / 'Snakefile'}'" in call
 
 
 # --------------------------------------------------------------------------- config/README.md
