@@ -29,13 +29,14 @@ test-fast: venv
 lint: venv
 	$(BIN)/ruff check src tests workflow benchmarks
 	$(BIN)/ruff format --check src tests workflow benchmarks
-	$(BIN)/snakefmt --check Snakefile rules
+	$(BIN)/snakefmt --check Snakefile workflow/Snakefile rules
+	$(BIN)/snakemake --lint
 	$(BIN)/snakemake --lint --configfile config/demo.yaml
 
 format: venv
 	$(BIN)/ruff format src tests workflow benchmarks
 	$(BIN)/ruff check --fix src tests workflow benchmarks
-	$(BIN)/snakefmt Snakefile rules
+	$(BIN)/snakefmt Snakefile workflow/Snakefile rules
 
 ## Encode and metric benchmarks -> results/bench/*.csv
 bench: venv

@@ -69,6 +69,7 @@ rule analysis:
         benchmark=f"{BENCH}/analysis.tsv",
     benchmark:
         f"{BENCH}/analysis.tsv"
+    localrule: True
     conda:
         "../workflow/envs/graph.yaml"
     threads: W.RULE_RESOURCES["analysis"]["threads"]

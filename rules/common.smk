@@ -4,33 +4,60 @@ import os
 import sys
 from pathlib import Path
 
-_SRC = str(Path(workflow.basedir) / "src")
-if _SRC not in sys.path:
+_SRC = str(Path(SNNTOPO_DIR) / "src")
+if Path(_SRC).is_dir() and _SRC not in sys.path:
     sys.path.insert(0, _SRC)
 
 from snntopo.config import check_config, write_effective_schema
 from snntopo.errors import ConfigError
-from snntopo.overrides import layered_config
+from snntopo.overrides import Layer, layered_config, source_of, yaml_typed
 from snntopo import workflow as W
 from snntopo import gridpoint
 from snntopo.plots.captions import ANALYSIS_FIGURES
 
-# The configuration, layered the Snakemake way: DEFAULT_CONFIG (the Snakefile's `configfile:`),
-# then each --configfile, then --config key=value (re-typed as YAML reads it: download=true is a
-# boolean). Every error names the layer that set the bad value, and is printed once, without a
-# traceback.
+
+def _module_config_layers(handed, overrides):
+    """The config a calling workflow hands this one (`module ...: config: config`), as one layer:
+    the caller's values, with those its command line set (`--config key=value`, which Snakemake
+    reads as strings) re-typed as YAML reads them. The schema's defaults fill what it leaves out.
+    """
+    values = dict(handed)
+    for key, value in overrides.items():
+        if values.get(key) == value:
+            values[key] = yaml_typed(value)
+    return [Layer("the config handed to the snntopo module", values)]
+
+
+# The configuration. Run directly, it is layered the Snakemake way: DEFAULT_CONFIG (the
+# Snakefile's `configfile:`), then each --configfile, then --config key=value (re-typed as YAML
+# reads it: download=true is a boolean). Used as a module with `config:`, it is the caller's
+# config (Snakemake then skips this workflow's `configfile:`), over the schema's defaults. Every
+# error names the layer that set the bad value, and is printed once, without a traceback.
 try:
-    _raw, _source = layered_config(
-        (None if workflow.config_settings.replace_workflow_config else DEFAULT_CONFIG),
-        workflow.config_settings.configfiles,
-        dict(workflow.config_settings.config),
-    )
+    if getattr(workflow.modifier, "skip_configfile", False):
+        _layers = _module_config_layers(config, workflow.config_settings.config)
+        _raw = dict(_layers[0].values)
+        _source = lambda path: source_of(_layers, path)
+    else:
+        _raw, _source = layered_config(
+            (
+                None
+                if workflow.config_settings.replace_workflow_config
+                else DEFAULT_CONFIG
+            ),
+            workflow.config_settings.configfiles,
+            dict(workflow.config_settings.config),
+        )
     _checked = check_config(_raw, source=_source)
 except ConfigError as exc:
     print(f"invalid configuration:\n{exc}", file=sys.stderr)
     sys.exit(1)
-config.clear()
-config.update(_checked)
+if getattr(workflow.modifier, "skip_configfile", False):
+    # a module: its own checked copy; the caller's config dict is left as the caller wrote it
+    config = _checked
+else:
+    config.clear()
+    config.update(_checked)
 
 # the schema with the registries' names, written under the working directory's .snakemake/
 validate(

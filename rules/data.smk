@@ -24,6 +24,23 @@ def mask_data_input(wc):
     return data_input(wc) if W.needs_data(wc.method) else []
 
 
+from snntopo.data import extracted_index
+
+
+def data_root_of(index):
+    """``params.root`` of a data rule: its output path less the data set's index file (a function
+    of the output, not a second hard-coded copy of ``data_root``)."""
+    depth = len(Path(index).parts)
+
+    def root(wildcards, output):
+        out = Path(output[0])
+        # the output is data_root/index by construction
+        assert out.parts[-depth:] == Path(index).parts, (out, index)
+        return str(out.parents[depth - 1])
+
+    return root
+
+
 DATA_FILES = {
     d: W.dataset_file(config, d)
     for d in config["datasets"]
@@ -50,7 +67,7 @@ for _dataset, _index in DATA_FILES.items():
         params:
             code=W.stage_code("data"),
             dataset=_dataset,
-            root=config["data_root"],
+            root=data_root_of(extracted_index(_dataset)),
             download=bool(config["download"]),
         script:
             "../workflow/scripts/data.py"

@@ -9,6 +9,7 @@ rule spec:
         benchmark=f"{BENCH}/spec/{{dataset}}_{{arch}}.tsv",
     benchmark:
         f"{BENCH}/spec/{{dataset}}_{{arch}}.tsv"
+    localrule: True
     conda:
         TORCH_ENV
     threads: W.RULE_RESOURCES["spec"]["threads"]

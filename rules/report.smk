@@ -12,6 +12,7 @@ rule graph_figure:
         ),
     log:
         f"{LOGS}/graph_figure.log",
+    localrule: True
     conda:
         "../workflow/envs/graph.yaml"
     threads: W.RULE_RESOURCES["graph_figure"]["threads"]
@@ -42,6 +43,7 @@ rule report:
         ),
     log:
         f"{LOGS}/report.log",
+    localrule: True
     conda:
         "../workflow/envs/graph.yaml"
     threads: W.RULE_RESOURCES["report"]["threads"]

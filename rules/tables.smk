@@ -12,6 +12,7 @@ rule tables:
         benchmark=f"{BENCH}/tables.tsv",
     benchmark:
         f"{BENCH}/tables.tsv"
+    localrule: True
     conda:
         "../workflow/envs/graph.yaml"
     threads: W.RULE_RESOURCES["tables"]["threads"]

@@ -22,7 +22,6 @@ rule train:
         mem_mb=lambda wc, attempt: config["resources"]["train_mem_mb"] * attempt,
         runtime=lambda wc: W.train_runtime_min(config, wc.dataset, wc.arch),
         gpu=config["resources"]["train_gpus"],
-        cpus_per_task=config["resources"]["train_cpus"],
     params:
         code=lambda wc: W.stage_code("train", dataset=wc.dataset, arch=wc.arch),
         train=lambda wc: W.train_params(config, wc),

@@ -5,6 +5,7 @@ Snakemake SLURM plugin really submits) and a non-editable install run from anoth
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -201,32 +202,47 @@ FAKE = {
 }
 
 
-@pytest.mark.workflow
-@pytest.mark.slow
-def test_slurm_submissions_carry_the_profile_and_rule_resources(tmp_path):
-    """Through the real SLURM plugin with a fake sbatch: one submission per network (mask +
-    training), on the profile's GPU partition, with the GPU, CPUs, memory and runtime of the
-    rules, and no partition taken from the workflow config."""
+SLURM_GRID = {
+    "datasets": ["digits"],
+    "architectures": ["resnet20"],
+    "methods": ["erk", "snip"],
+    "sparsities": [0.9],
+    "seeds": [0],
+    "dense_baseline": False,
+    "model": {"width": 0.25, "input_size": {"digits": 8}},
+    "training": {"epochs": 2, "milestones": [1], "num_workers": 0},
+    "resources": {"train_gpus": 1, "train_cpus": 3, "train_mem_mb": 3000},
+    # two configurations: the analysis' folds must not outnumber them (config check)
+    "analysis": {"n_splits": 2},
+}
+
+
+def _profile_with(tmp_path: Path, uncomment: dict[str, str]) -> Path:
+    """A copy of profiles/slurm whose commented `key: value` lines named in ``uncomment`` (key ->
+    value as written in the comment) are switched on, as a user editing the profile would."""
+    text = (REPO / "profiles" / "slurm" / "config.yaml").read_text()
+    for key, value in uncomment.items():
+        pattern = rf"^(\s*)# {key}: {re.escape(value)}(\s|$)"
+        assert re.search(pattern, text, re.M), f"the profile documents no `# {key}: {value}`"
+        text = re.sub(pattern, rf"\1{key}: {value}\2", text, count=1, flags=re.M)
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    (profile / "config.yaml").write_text(text)
+    return profile
+
+
+def _sbatch_calls(
+    tmp_path: Path, profile: Path, targets: list[str], n: int, *extra: str
+) -> list[str]:
+    """Run Snakemake with the real SLURM plugin behind a fake sbatch until ``n`` submissions are
+    recorded (or 240 s pass); the recorded sbatch argument lines."""
     pytest.importorskip("snakemake_executor_plugin_slurm")
     fake = tmp_path / "bin"
     fake.mkdir()
     for name, body in FAKE.items():
         (fake / name).write_text(f"#!/bin/sh\n{body}\n")
         (fake / name).chmod(0o755)
-    cfg = {
-        "datasets": ["digits"],
-        "architectures": ["resnet20"],
-        "methods": ["erk", "snip"],
-        "sparsities": [0.9],
-        "seeds": [0],
-        "dense_baseline": False,
-        "model": {"width": 0.25, "input_size": {"digits": 8}},
-        "training": {"epochs": 2, "milestones": [1], "num_workers": 0},
-        "resources": {"train_gpus": 1, "train_cpus": 3, "train_mem_mb": 3000},
-        # two configurations: the analysis' folds must not outnumber them (config check)
-        "analysis": {"n_splits": 2},
-    }
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(SLURM_GRID))
     log = tmp_path / "sbatch.log"
     env = {
         **os.environ,
@@ -234,16 +250,10 @@ def test_slurm_submissions_carry_the_profile_and_rule_resources(tmp_path):
         "FAKE_SLURM_LOG": str(log),
         "PYTHONPATH": str(REPO / "src"),
     }
-    targets = [f"results/digits/resnet20/{m}/s0.9/seed0/train.json" for m in ("erk", "snip")]
     cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path)]
-    cmd += [
-        "--configfile",
-        str(tmp_path / "config.yaml"),
-        "--profile",
-        str(REPO / "profiles/slurm"),
-    ]
+    cmd += ["--configfile", str(tmp_path / "config.yaml"), "--profile", str(profile)]
     proc = subprocess.Popen(
-        [*cmd, *targets],
+        [*cmd, *targets, *extra],  # (targets first: some options take several values)
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -254,20 +264,43 @@ def test_slurm_submissions_carry_the_profile_and_rule_resources(tmp_path):
         while (
             time.time() < deadline
             and proc.poll() is None
-            and (not log.exists() or len(log.read_text().splitlines()) < 2)
+            and (not log.exists() or len(log.read_text().splitlines()) < n)
         ):
             time.sleep(1)
         if proc.poll() is not None and not log.exists():  # Snakemake stopped by itself
             pytest.fail(proc.stdout.read().decode(errors="replace")[-3000:])
     finally:
-        os.killpg(proc.pid, 9)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 9)
         proc.wait()
-    calls = log.read_text().splitlines() if log.exists() else []
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def _cpus_and_cores(call: str) -> tuple[int, int]:
+    """`--cpus-per-task` of the submission and `--cores` of the Snakemake it runs."""
+    cpus = int(re.search(r"--cpus-per-task=(\d+)", call).group(1))
+    cores = int(re.search(r"--wrap=.* --cores (\d+) ", call).group(1))
+    return cpus, cores
+
+
+@pytest.mark.workflow
+@pytest.mark.slow
+def test_slurm_submissions_carry_the_profile_and_rule_resources(tmp_path):
+    """Through the real SLURM plugin with a fake sbatch: one submission per network (mask +
+    training), on the profile's GPU partition and QOS, with the GPU, memory and runtime of the
+    rules, CPUs from the training's threads (the same number as the `--cores` the submission
+    runs its jobs with), and no partition taken from the workflow config."""
+    profile = _profile_with(tmp_path, {"qos": "long"})
+    targets = [f"results/digits/resnet20/{m}/s0.9/seed0/train.json" for m in ("erk", "snip")]
+    # `cores` = resources.train_cpus, as the profile says to keep it
+    calls = _sbatch_calls(tmp_path, profile, targets, 2, "--cores", "3")
     assert len(calls) >= 2, calls  # (the fake status query makes the plugin resubmit later)
     flags = {}
     for call in calls:
         assert "--comment rule_network_mask_train" in call  # the group, not single rules
-        assert " -p gpu " in call and "--gpus=1" in call and "--cpus-per-task=3" in call
+        assert " -p gpu " in call and "--gpus=1" in call
+        assert " --qos=long " in call  # the plugin's qos resource, set for `train` in the profile
+        assert _cpus_and_cores(call) == (3, 3)  # train_cpus threads; the submission's --cores
         flags[re.search(r"--target-jobs (.*?) --", call).group(1).count("erk") > 0] = (
             int(re.search(r" -t (\d+)", call).group(1)),
             int(re.search(r" --mem (\d+)", call).group(1)),
@@ -276,6 +309,50 @@ def test_slurm_submissions_carry_the_profile_and_rule_resources(tmp_path):
     # 60 min / 4000 MB (SNIP wants a GPU), training for 10 min (the minimum) and train_mem_mb 3000;
     # one submission runs them one after the other: runtimes add up, memory is the larger one
     assert flags == {True: (15 + 10, 3000), False: (60 + 10, 4000)}
+
+
+@pytest.mark.workflow
+@pytest.mark.slow
+def test_a_graphs_submission_asks_for_the_cores_it_runs_with(tmp_path):
+    """The encodings and metrics of both networks (2 x (3 + 6) = 18 jobs of 1 or 2 threads, one
+    "graphs" submission): `--cpus-per-task` is the `--cores` its Snakemake runs them with (the
+    old profile default `cpus_per_task: 1` made it ask for 6 and run with 8); the CPU partition,
+    no QOS where the profile sets none."""
+    profile = _profile_with(tmp_path, {})
+    # the networks' masks and layer specs exist (the graphs need nothing else), older first
+    net = tmp_path / "results" / "digits" / "resnet20"
+    net.mkdir(parents=True)
+    (net / "layers.json").write_text("{}")
+    time.sleep(1.1)
+    targets = []
+    for method in ("erk", "snip"):
+        d = net / method / "s0.9" / "seed0"
+        d.mkdir(parents=True)
+        for name in ("mask.safetensors", "init.safetensors"):
+            (d / name).write_bytes(b"x")
+        families = ("local", "neighbourhood", "strength", "global", "expansion", "ramanujan")
+        targets += [str((d / "metrics" / f"{f}.json").relative_to(tmp_path)) for f in families]
+    calls = _sbatch_calls(tmp_path, profile, targets, 1, "--rerun-triggers", "mtime")
+    assert calls, "no submission"
+    call = calls[0]
+    assert "--comment rule_graphs_" in call and " -p cpu " in call
+    assert "--qos" not in call and "--gpus" not in call
+    jobs = re.search(r"--target-jobs (.*?) --", call).group(1)
+    assert jobs.count("'encode:") == 6 and jobs.count("'metrics_") == 12
+    assert _cpus_and_cores(call) == (4, 4)  # the profile's cores: 4, filled by its jobs
+
+
+def test_the_profile_uses_current_slurm_plugin_keys_only():
+    """`slurm_extra` with options the plugin manages (--qos, --cpus-per-task, ...) is rejected by
+    snakemake-executor-plugin-slurm; the profile and docs use its resources instead, and nothing
+    overrides the rules' threads with a fixed cpus_per_task."""
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    text = (REPO / "profiles" / "slurm" / "config.yaml").read_text()
+    docs = (REPO / "docs" / "cluster.md").read_text()
+    assert not re.search(r"slurm_extra:\s*[\"']?--qos", text + docs)
+    for where in [profile.get("default-resources") or {}, *profile["set-resources"].values()]:
+        assert "cpus_per_task" not in (where or {}) and "slurm_extra" not in (where or {})
+    assert re.search(r"^\s*# qos: ", text, re.M)  # documented, off by default
 
 
 # --------------------------------------------------------------------------- packaging

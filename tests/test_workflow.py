@@ -311,18 +311,22 @@ def paper_dry_run(tmp_path_factory) -> str:
 
 
 def _job_resources(text: str) -> dict[str, list[dict[str, str]]]:
-    """Per rule, the resources line of every planned job, parsed into dicts."""
+    """Per rule, the resources line of every planned job, parsed into dicts (its `threads:` line
+    as the entry `threads`)."""
     jobs: dict[str, list[dict[str, str]]] = {}
     rule = None
+    threads = "1"
     for line in text.splitlines():
         m = re.match(r"^(?:local)?rule (\w+):$", line.strip())
         if m:
-            rule = m.group(1)
+            rule, threads = m.group(1), "1"
             continue
+        if rule and line.strip().startswith("threads:"):
+            threads = line.strip()[len("threads:") :].strip()
         if rule and line.strip().startswith("resources:"):
             items = line.strip()[len("resources:") :].split(",")
             res = dict(item.strip().split("=", 1) for item in items if "=" in item)
-            jobs.setdefault(rule, []).append(res)
+            jobs.setdefault(rule, []).append({**res, "threads": threads})
             rule = None
     return jobs
 
@@ -355,7 +359,10 @@ def test_paper_grid_plans_every_job_with_cluster_resources(paper_dry_run):
     jobs = _job_resources(paper_dry_run)
     assert len(jobs["train"]) == 1296
     assert all(j["gpu"] == "1" and j["slurm_partition"] == "gpu" for j in jobs["train"])
-    assert all(int(j["cpus_per_task"]) == 4 for j in jobs["train"])
+    # CPUs per task come from the rules' threads (train_cpus for training); no rule or profile
+    # default overrides them
+    assert all(int(j["threads"]) == 4 and "cpus_per_task" not in j for j in jobs["train"])
+    assert not any("cpus_per_task" in j for rule_jobs in jobs.values() for j in rule_jobs)
     # Tiny-ImageNet epochs are 100 over twice the images: longer runtime than CIFAR
     runtimes = {int(j["runtime"]) for j in jobs["train"]}
     assert min(runtimes) >= 10 and len(runtimes) > 1
@@ -372,18 +379,25 @@ def test_paper_grid_plans_every_job_with_cluster_resources(paper_dry_run):
     assert max(met) > 4 * min(met)
 
 
-def test_lint_and_format(tmp_path):
-    write_config(tmp_path, TINY)
+@pytest.mark.parametrize("configfile", [None, "config/demo.yaml", "tiny"])
+def test_lint_and_format(tmp_path, configfile):
+    """`snakemake --lint` finds nothing on the paper config (the default: its data-set rules
+    too), the demo config and a tiny grid; the Snakefiles are snakefmt-formatted."""
+    args = []
+    if configfile == "tiny":
+        write_config(tmp_path, TINY)
+        args = ["--configfile", str(tmp_path / "config.yaml")]
+    elif configfile:
+        args = ["--configfile", configfile]
+    res = subprocess.run([SNAKEMAKE, "--lint", *args], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Lints for" not in res.stdout + res.stderr, res.stdout + res.stderr
+    snakefmt = str(Path(sys.executable).parent / "snakefmt")
     res = subprocess.run(
-        [SNAKEMAKE, "--lint", "--configfile", str(tmp_path / "config.yaml")],
+        [snakefmt, "--check", "Snakefile", "workflow/Snakefile", "rules"],
         cwd=REPO,
         capture_output=True,
         text=True,
-    )
-    assert res.returncode == 0, res.stdout + res.stderr
-    snakefmt = str(Path(sys.executable).parent / "snakefmt")
-    res = subprocess.run(
-        [snakefmt, "--check", "Snakefile", "rules"], cwd=REPO, capture_output=True, text=True
     )
     assert res.returncode == 0, res.stdout + res.stderr
 
