@@ -264,14 +264,17 @@ def test_configfiles_and_config_layer_like_snakemake(tmp_path):
 
 
 def test_local_rules_and_groups_are_the_workflows():
-    """The plan's local rules are the Snakefile's ``localrules:`` (plus the data rules, each a
-    ``localrule: True``), and its groups the rules' ``group:`` directives."""
+    """The plan's local rules are the rules that say ``localrule: True`` (the data rules, made in
+    a loop, are local too), and its groups the rules' ``group:`` directives."""
     from snntopo.plan import LOCAL_RULES, RULE_GROUPS
 
-    snakefile = (REPO / "Snakefile").read_text()
-    block = re.search(r"^localrules:\n((?:[ \t]+\S.*\n)+)", snakefile, re.M)[1]
-    assert set(re.findall(r"(\w+),?", block)) == LOCAL_RULES
-    assert "localrule: True" in (REPO / "rules" / "data.smk").read_text()
+    local = set()
+    for path in [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]:
+        for m in re.finditer(r"^rule (\w+):\n((?:(?!^rule ).*\n)*)", path.read_text(), re.M):
+            if re.search(r"^\s+localrule: True$", m[2], re.M):
+                local.add(m[1])
+    assert local == LOCAL_RULES
+    assert re.search(r"^\s+localrule: True$", (REPO / "rules" / "data.smk").read_text(), re.M)
     groups = {}
     for smk in (REPO / "rules").glob("*.smk"):
         text = smk.read_text()
