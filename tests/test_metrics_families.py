@@ -170,6 +170,44 @@ def test_rooted_4set_count_equals_igraph_randesu_per_root(graph):
         assert ours.tolist() == pytest.approx(ref, abs=1e-9)
 
 
+@pytest.mark.parametrize("method", ["bits", "probe"])
+@pytest.mark.parametrize("d", [1, 5, 63, 64, 65, 200])
+def test_shared_in_d_equals_a_set_count(method, d, monkeypatch):
+    """Both ways of counting common neighbours in D equal Python set intersections, across word
+    boundaries of the bit rows and across edge chunks (chunk set to a few entries)."""
+    rng = np.random.default_rng(d)
+    n_q = 40
+    adj = [
+        set(rng.choice(d, size=rng.integers(1, d + 1), replace=False).tolist()) for _ in range(n_q)
+    ]
+    ri = np.concatenate([np.full(len(a), r) for r, a in enumerate(adj)]).astype(np.int64)
+    p_all = np.concatenate([sorted(a) for a in adj]).astype(np.int64)
+    perm = rng.permutation(ri.shape[0])  # incidences in any order
+    c = np.array([len(a) for a in adj], dtype=np.int64)
+    er = rng.integers(0, n_q, 300)
+    es = rng.integers(0, n_q, 300)
+    want = sum(len(adj[r] & adj[s]) for r, s in zip(er.tolist(), es.tolist(), strict=True))
+    monkeypatch.setattr(nbmod, "SHARED_EDGE_CHUNK", 7)
+    got = nbmod.shared_in_d(er, es, ri[perm], p_all[perm], c, d, method=method)
+    assert got == want
+
+
+@pytest.mark.parametrize("method", ["bits", "probe"])
+def test_rooted_4set_count_with_wide_neighbourhoods(method, monkeypatch):
+    """Roots with ~70 and ~100 upper neighbours (bit rows of two words): both ways of counting the
+    shared neighbours give igraph's RAND-ESU count per root."""
+    from functools import partial
+
+    graph = layered_graph([2, 140, 12, 9], 0.6, 21, skip=0.2)
+    monkeypatch.setattr(nbmod, "shared_in_d", partial(nbmod.shared_in_d, method=method))
+    gi = graph.to_igraph()
+    roots = [0, 1, 2, 70, 141, 150]
+    ref = [gi.motifs_randesu_estimate(size=4, sample=[v]) / graph.n_nodes for v in roots]
+    rows = nbmod.SplitRows.of_upward_dag(graph)
+    assert rows.hi_end[0] - rows.hi_begin[0] > 64
+    assert nbmod.rooted_connected_4sets(rows, roots).tolist() == pytest.approx(ref, abs=1e-9)
+
+
 @pytest.mark.parametrize("graph", MOTIF_GRAPHS[:3] + MOTIF_GRAPHS[7:9])
 def test_motif_methods_agree_bit_for_bit(graph):
     p = {"seed": 3, "motif_min_sample": 6}
