@@ -9,6 +9,7 @@ import igraph as ig
 import networkx as nx
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from snntopo.encode.graph import Block, Graph, from_edges
 from snntopo.metrics import compute_family
@@ -382,3 +383,26 @@ def test_graph_without_edges_gives_nan_with_reasons():
     assert nb["one_hop_nei"] == 1 and nb["two_hop_nei"] == 1 and math.isnan(nb["motif"])
     nb_art = compute_family("neighbourhood", empty, {"motif_min_sample": 2})
     assert "no edges" in nb_art["nan_reasons"]["motif"]
+
+
+def test_dense_eigensolves_run_on_one_blas_thread(monkeypatch):
+    """Inside a 2-thread BLAS limit (``snntopo metrics --threads 2``), the dense eigensolve of a
+    small graph runs on a 1-thread pool (a pool of spinning threads made a 171-layer BGE's
+    expansion take minutes)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from snntopo.metrics.expansion import extreme_eigenvalues
+
+    seen = []
+    real = np.linalg.eigvalsh
+
+    def spy(a):
+        seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+        return real(a)
+
+    monkeypatch.setattr(np.linalg, "eigvalsh", spy)
+    a = np.diag(np.arange(1.0, 7.0))
+    with threadpool_limits(limits=2):
+        vals = extreme_eigenvalues(sp.csr_array(a), 2, "LA", {"dense_eig_max_nodes": 10})
+    assert vals.tolist() == [6.0, 5.0]
+    assert seen and set(seen) == {1}
