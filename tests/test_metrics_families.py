@@ -9,6 +9,7 @@ import igraph as ig
 import networkx as nx
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from snntopo.encode.graph import Block, Graph, from_edges
 from snntopo.metrics import compute_family
@@ -168,6 +169,44 @@ def test_rooted_4set_count_equals_igraph_randesu_per_root(graph):
         rows = nbmod.SplitRows.of_upward_dag(graph)
         ours = nbmod.rooted_connected_4sets(rows, np.arange(n))
         assert ours.tolist() == pytest.approx(ref, abs=1e-9)
+
+
+@pytest.mark.parametrize("method", ["bits", "probe"])
+@pytest.mark.parametrize("d", [1, 5, 63, 64, 65, 200])
+def test_shared_in_d_equals_a_set_count(method, d, monkeypatch):
+    """Both ways of counting common neighbours in D equal Python set intersections, across word
+    boundaries of the bit rows and across edge chunks (chunk set to a few entries)."""
+    rng = np.random.default_rng(d)
+    n_q = 40
+    adj = [
+        set(rng.choice(d, size=rng.integers(1, d + 1), replace=False).tolist()) for _ in range(n_q)
+    ]
+    ri = np.concatenate([np.full(len(a), r) for r, a in enumerate(adj)]).astype(np.int64)
+    p_all = np.concatenate([sorted(a) for a in adj]).astype(np.int64)
+    perm = rng.permutation(ri.shape[0])  # incidences in any order
+    c = np.array([len(a) for a in adj], dtype=np.int64)
+    er = rng.integers(0, n_q, 300)
+    es = rng.integers(0, n_q, 300)
+    want = sum(len(adj[r] & adj[s]) for r, s in zip(er.tolist(), es.tolist(), strict=True))
+    monkeypatch.setattr(nbmod, "SHARED_EDGE_CHUNK", 7)
+    got = nbmod.shared_in_d(er, es, ri[perm], p_all[perm], c, d, method=method)
+    assert got == want
+
+
+@pytest.mark.parametrize("method", ["bits", "probe"])
+def test_rooted_4set_count_with_wide_neighbourhoods(method, monkeypatch):
+    """Roots with ~70 and ~100 upper neighbours (bit rows of two words): both ways of counting the
+    shared neighbours give igraph's RAND-ESU count per root."""
+    from functools import partial
+
+    graph = layered_graph([2, 140, 12, 9], 0.6, 21, skip=0.2)
+    monkeypatch.setattr(nbmod, "shared_in_d", partial(nbmod.shared_in_d, method=method))
+    gi = graph.to_igraph()
+    roots = [0, 1, 2, 70, 141, 150]
+    ref = [gi.motifs_randesu_estimate(size=4, sample=[v]) / graph.n_nodes for v in roots]
+    rows = nbmod.SplitRows.of_upward_dag(graph)
+    assert rows.hi_end[0] - rows.hi_begin[0] > 64
+    assert nbmod.rooted_connected_4sets(rows, roots).tolist() == pytest.approx(ref, abs=1e-9)
 
 
 @pytest.mark.parametrize("graph", MOTIF_GRAPHS[:3] + MOTIF_GRAPHS[7:9])
@@ -344,3 +383,26 @@ def test_graph_without_edges_gives_nan_with_reasons():
     assert nb["one_hop_nei"] == 1 and nb["two_hop_nei"] == 1 and math.isnan(nb["motif"])
     nb_art = compute_family("neighbourhood", empty, {"motif_min_sample": 2})
     assert "no edges" in nb_art["nan_reasons"]["motif"]
+
+
+def test_dense_eigensolves_run_on_one_blas_thread(monkeypatch):
+    """Inside a 2-thread BLAS limit (``snntopo metrics --threads 2``), the dense eigensolve of a
+    small graph runs on a 1-thread pool (a pool of spinning threads made a 171-layer BGE's
+    expansion take minutes)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from snntopo.metrics.expansion import extreme_eigenvalues
+
+    seen = []
+    real = np.linalg.eigvalsh
+
+    def spy(a):
+        seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+        return real(a)
+
+    monkeypatch.setattr(np.linalg, "eigvalsh", spy)
+    a = np.diag(np.arange(1.0, 7.0))
+    with threadpool_limits(limits=2):
+        vals = extreme_eigenvalues(sp.csr_array(a), 2, "LA", {"dense_eig_max_nodes": 10})
+    assert vals.tolist() == [6.0, 5.0]
+    assert seen and set(seen) == {1}

@@ -280,6 +280,40 @@ def test_ramanujan_fast_path_equals_slow_path(monkeypatch):
     assert fast["weighted_spectral_gap"] == pytest.approx(slow["weighted_spectral_gap"], rel=1e-9)
 
 
+def test_degree_classes_in_any_id_order_match_dense_definition():
+    """Left nodes of one degree scattered over the ids (many classes, interleaved): the family
+    takes each class as a slice of the degree-sorted rows; every value equals the dense
+    definition."""
+    rng = np.random.default_rng(11)
+    n_r, n_l = 30, 160
+    dens = rng.permutation(np.repeat(np.linspace(0.12, 0.6, 16), n_l // 16))[None, :]
+    w = rng.normal(size=(n_r, n_l)) * (rng.random((n_r, n_l)) < dens)
+    assert len(np.unique((w != 0).sum(0))) > 10
+    row = compute_family("ramanujan", bge([(w, None)]))["layers"][0]
+    for key, val in reference_layer(w).items():
+        assert row[key] == pytest.approx(val, rel=1e-9, abs=1e-12), key
+
+
+def test_family_runs_its_blas_on_one_thread(monkeypatch):
+    """Inside a 2-thread BLAS limit (``snntopo metrics --threads 2``), the family's eigensolves run
+    on 1-thread pools (small solves; a pool of spinning threads made them ~6x slower)."""
+    import scipy.linalg
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    seen = []
+    real = ram.top2_gram
+
+    def spy(b):
+        seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+        return real(b)
+
+    monkeypatch.setattr(ram, "top2_gram", spy)
+    scipy.linalg.eigh(np.eye(3))  # scipy's own BLAS loaded, so the limit reaches it
+    with threadpool_limits(limits=2):
+        compute_family("ramanujan", bge([(LAYERS[1], None)]))
+    assert seen and set(seen) == {1}
+
+
 def test_cli_limits_blas_threads_to_threads_option(tmp_path):
     """``snntopo metrics --threads 1`` runs the families with 1-thread BLAS pools (the rules'
     limit), including scipy's own OpenBLAS that the families load lazily: a probe family reads

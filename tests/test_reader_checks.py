@@ -387,6 +387,38 @@ def test_flipped_bit_in_a_mapped_weight_is_an_error(tmp_path, digest):
         load_graph(path)
 
 
+def test_deferred_digest_check_fails_the_metrics_job_before_output(tmp_path):
+    """The content digest is checked on a thread beside the family (load_graph_deferred): the
+    graph comes back, ``verified()`` raises the digest error, and ``snntopo metrics`` and the
+    workflow's metric job stop with that one error and write nothing."""
+    from snntopo.cli import main
+    from snntopo.encode.graph import Block, Graph, load_graph_deferred, save_graph
+    from snntopo.stages.metrics import compute_metrics
+
+    e = 5000
+    graph = Graph(
+        indptr=np.array([0, e, e], dtype=np.int64),
+        indices=np.ones(e, dtype=np.int32),
+        weights=np.full(e, 0.5, dtype=np.float32),
+        blocks=[Block("input", 0, 1, (1,)), Block("out", 1, 2, (1,))],
+    )
+    path = tmp_path / "g.npz"
+    save_graph(path, graph)
+    _, verified = load_graph_deferred(path)
+    verified()  # intact: no error
+    _flip_weight_bit(path)
+    damaged, verified = load_graph_deferred(path)
+    assert damaged.n_edges == e
+    with pytest.raises(GraphError, match="content_sha256 is"):
+        verified()
+    out = tmp_path / "m.json"
+    with pytest.raises(GraphError, match="content_sha256 is"):
+        compute_metrics("local", {"mge": str(path)}, {"seed": 0}, str(out))
+    assert not out.exists()
+    assert main(["metrics", str(path), "--families", "local", "--out", str(out)]) != 0
+    assert not out.exists()
+
+
 def test_graph_member_header_cut_mid_dict_is_one_line(tmp_path):
     """numpy parses a .npy header with tokenize: a header whose dict never closes raised
     tokenize.TokenError (found by the fuzz suite, seed 202)."""

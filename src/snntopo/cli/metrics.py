@@ -70,7 +70,7 @@ def say(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..encode.graph import load_graph
+    from ..encode.graph import load_graph_deferred
     from ..io import write_json
     from ..metrics import applicable_families
     from ..perf import peak_rss_mb
@@ -79,7 +79,9 @@ def run(args: argparse.Namespace) -> int:
     params = parse_params(args)
     options.check_out_not_input(args.out, [args.graph])
     options.check_out_writable(args.out)
-    graph = load_graph(args.graph)
+    # the content digest is checked on a thread while the families run, and waited for before
+    # anything is written or any family error is reported (a damaged file is named as such)
+    graph, verified = load_graph_deferred(args.graph)
     encoding = graph.meta.get("encoding")
     if args.families:
         families = list(args.families)
@@ -97,14 +99,21 @@ def run(args: argparse.Namespace) -> int:
     from threadpoolctl import threadpool_limits
 
     artifacts = {}
-    with threadpool_limits(limits=max(1, int(args.threads))):
-        for i, fam in enumerate(families, 1):
-            # progress on stderr (a large MGE's family can take minutes); stdout stays one line
-            say(f"{fam} ({i}/{len(families)}) on {graph.n_nodes:,} nodes, {graph.n_edges:,} edges")
-            t = time.perf_counter()
-            # the same per-graph function as the workflow's metrics_<family> rules
-            artifacts[fam] = family_on_graph(fam, str(args.graph), params, graph)
-            say(f"{fam} done in {time.perf_counter() - t:.1f} s")
+    try:
+        with threadpool_limits(limits=max(1, int(args.threads))):
+            for i, fam in enumerate(families, 1):
+                # progress on stderr (a large MGE's family can take minutes); stdout one line
+                say(
+                    f"{fam} ({i}/{len(families)}) on {graph.n_nodes:,} nodes, {graph.n_edges:,} edges"
+                )
+                t = time.perf_counter()
+                # the same per-graph function as the workflow's metrics_<family> rules
+                artifacts[fam] = family_on_graph(fam, str(args.graph), params, graph)
+                say(f"{fam} done in {time.perf_counter() - t:.1f} s")
+    except BaseException:
+        verified()  # a damaged file is the error to report, not what it made a family do
+        raise
+    verified()
     seconds = time.perf_counter() - t0
     write_json(
         args.out,

@@ -165,12 +165,17 @@ def extreme_eigenvalues(
 
     Dense ``eigvalsh`` below ``dense_eig_max_nodes`` nodes; ARPACK with a seeded ``v0`` above.
     """
+    from threadpoolctl import threadpool_limits
+
     n = mat.shape[0]
     if n <= int(params["dense_eig_max_nodes"]) or k >= n - 1:
-        vals = np.linalg.eigvalsh(mat.toarray())
+        # one BLAS thread: these matrices are small (at most dense_eig_max_nodes square) and a
+        # BGE has one or two per layer; a pool of spinning OpenBLAS threads made the expansion of
+        # efficientnet_v2_s's rolled BGE (171 layers) take 16 minutes on the shared 2-core box
+        with threadpool_limits(limits=1, user_api="blas"):
+            vals = np.linalg.eigvalsh(mat.toarray())
         order = np.argsort(-np.abs(vals)) if which == "LM" else np.argsort(-vals)
         return vals[order[:k]]
-    from threadpoolctl import threadpool_limits
 
     v0 = np.random.default_rng(int(params["seed"])).uniform(0.5, 1.5, size=n)
     ncv = min(n - 1, max(int(params["eigsh_ncv"]), 2 * k + 1))

@@ -56,24 +56,46 @@ def family_on_graph(
 def compute_metrics(family: str, graphs: dict[str, str], params: MetricParams, out: str) -> None:
     """One metric family on every applicable encoding of one network -> one small JSON. Each
     graph must be this network's (``params["network"]``) and of the encoding it is read for."""
-    from ..artifacts import NETWORK_KEYS, check_recorded
-    from ..encode.graph import load_graph
+    from ..encode.graph import load_graph_deferred
 
     result: dict[str, Any] = {"family": family, "encodings": {}}
     network = dict(params.get("network") or {})
     for encoding, path in graphs.items():
-        graph = load_graph(path)
-        if network:
-            check_recorded(dict(graph.meta.get("network") or {}), network, path, keys=NETWORK_KEYS)
-        if graph.meta.get("encoding") is not None:  # hand-built graphs may not say
-            check_recorded(
-                {"encoding": graph.meta["encoding"]},
-                {"encoding": encoding},
-                path,
-                keys=("encoding",),
-                against="this job",
+        # the content digest is checked on a thread while the family runs; waited for before
+        # the artifact is written or an error of the family is reported
+        graph, verified = load_graph_deferred(path)
+        try:
+            result["encodings"][encoding] = _checked_family(
+                family, encoding, path, params, graph, network
             )
-        result["encodings"][encoding] = family_on_graph(family, path, params, graph)
+        except BaseException:
+            verified()
+            raise
+        verified()
     result["network"] = params.get("network", {})
     result["provenance"] = provenance(**params)
     write_json(out, result, digest=True)
+
+
+def _checked_family(
+    family: str,
+    encoding: str,
+    path: str,
+    params: MetricParams,
+    graph: Any,
+    network: dict[str, Any],
+) -> dict[str, Any]:
+    """:func:`family_on_graph` on a graph checked to be this network's and of ``encoding``."""
+    from ..artifacts import NETWORK_KEYS, check_recorded
+
+    if network:
+        check_recorded(dict(graph.meta.get("network") or {}), network, path, keys=NETWORK_KEYS)
+    if graph.meta.get("encoding") is not None:  # hand-built graphs may not say
+        check_recorded(
+            {"encoding": graph.meta["encoding"]},
+            {"encoding": encoding},
+            path,
+            keys=("encoding",),
+            against="this job",
+        )
+    return family_on_graph(family, path, params, graph)
