@@ -13,7 +13,7 @@ from snntopo.errors import ConfigError
 from snntopo.overrides import layered_config
 from snntopo import workflow as W
 from snntopo import gridpoint
-from snntopo.plots.captions import ANALYSIS_FIGURES
+from snntopo.plots.captions import ANALYSIS_FIGURES, FIELD_FIGURES
 
 # The configuration, layered the Snakemake way: DEFAULT_CONFIG (the Snakefile's `configfile:`),
 # then each --configfile, then --config key=value (re-typed as YAML reads it: download=true is a

@@ -70,6 +70,14 @@ def html_table(df: Any, fmt: Fmt = str, cls: str | None = None) -> str:
     return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def key_value_table(rows: Iterable[tuple[Any, Any]], cls: str | None = None) -> str:
+    """A two-column HTML table, one ``(label, value)`` row each (label as a row header); both
+    escaped."""
+    body = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
+    attr = f' class="{escape(cls)}"' if cls else ""
+    return f"<table{attr}>{body}</table>"
+
+
 def _rel(path: str | Path, base: str | Path | None) -> str:
     p = Path(path)
     return (p.relative_to(base) if base is not None else p).as_posix()
