@@ -183,3 +183,21 @@ def test_mge_drawing_fits_the_page_with_readable_labels(tmp_path, k):
     assert w <= 1400 and h >= 400
     assert min(captured["sizes"]) >= 9
     assert captured["labels"][1] == "layer1.0.conv1  4x8x8"
+
+
+def test_importance_heat_map_drops_the_lone_architecture_column():
+    from snntopo.plots.analysis import importance_figure
+
+    def imp(archs):
+        rows = []
+        groups = [("pooled", "all")] + [("arch", a) for a in archs] + [("sparsity", "0.9")]
+        for scope, group in groups:
+            for feat, share in (("cut_edges_norm", 0.7), ("cut_nodes_norm", 0.3)):
+                rows.append({"scope": scope, "group": group, "feature": feat,
+                             "family": "global", "share": share})  # fmt: skip
+        return pd.DataFrame(rows)
+
+    cols = [t.get_text() for t in importance_figure(imp(["resnet20"])).axes[0].get_xticklabels()]
+    assert cols == ["pooled", "s=0.9"]
+    cols = [t.get_text() for t in importance_figure(imp(["a", "b"])).axes[0].get_xticklabels()]
+    assert cols == ["pooled", "a", "b", "s=0.9"]

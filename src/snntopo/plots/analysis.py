@@ -147,8 +147,11 @@ def regression_figure(folds: pd.DataFrame, target: str) -> plt.Figure:
 
 
 def importance_figure(importance: pd.DataFrame) -> plt.Figure:
-    """Heat map of each MGE metric's share of the positive permutation importance per group."""
+    """Heat map of each MGE metric's share of the positive permutation importance per group
+    (without the architecture column when there is one architecture: it would repeat pooled)."""
     imp = importance.copy()
+    if imp.loc[imp["scope"] == "arch", "group"].nunique() == 1:
+        imp = imp[imp["scope"] != "arch"]  # one architecture: its column repeats "pooled"
     imp["column"] = np.where(
         imp["scope"] == "pooled",
         "pooled",

@@ -241,10 +241,12 @@ def layer_density_figure(profile: pd.DataFrame, methods: Sequence[str] | None = 
         .sort_values(["dataset", "arch", "sparsity"])
         .itertuples(index=False, name=None)
     )
-    ncol = min(len(cells), 3)
-    nrow = -(-len(cells) // ncol)
     n_layers = int(profile["layer_index"].max()) + 1 if len(profile) else 1
-    width = max(5.0, 0.22 * n_layers + 1.5)
+    # a deep network gets one wide panel per row (its layer names must stay readable at page
+    # width); a shallow one shares rows
+    ncol = 1 if n_layers > 10 else min(len(cells), 3)
+    nrow = -(-len(cells) // ncol)
+    width = min(12.0, max(5.0, 0.4 * n_layers + 2.0))
     fig, axes = plt.subplots(nrow, ncol, figsize=(width * ncol, 4.2 * nrow), squeeze=False)
     for ax in axes.flat[len(cells) :]:
         ax.axis("off")
@@ -258,14 +260,14 @@ def layer_density_figure(profile: pd.DataFrame, methods: Sequence[str] | None = 
                         lw=1.1, label=m)  # fmt: skip
         names = d.drop_duplicates("layer_index").sort_values("layer_index")
         ax.set_xticks(names["layer_index"].to_numpy())
-        ax.set_xticklabels(names["layer"].map(_short_layer), rotation=90, fontsize=7)
+        ax.set_xticklabels(names["layer"].map(_short_layer), rotation=90, fontsize=9)
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.axhline(1 - s, color="grey", lw=0.8, ls=":")
         ax.set_ylabel("layer density")
         ax.set_title(f"{ds} / {arch}, sparsity {_sparsity_label(s)} (dotted: 1 - sparsity)",
-                     fontsize=9)  # fmt: skip
+                     fontsize=10)  # fmt: skip
         ax.grid(alpha=0.3)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
