@@ -13,7 +13,7 @@ from snntopo.errors import ConfigError
 from snntopo.overrides import Layer, layered_config, source_of, yaml_typed
 from snntopo import workflow as W
 from snntopo import gridpoint
-from snntopo.plots.captions import ANALYSIS_FIGURES
+from snntopo.plots.captions import ANALYSIS_FIGURES, FIELD_FIGURES
 
 
 def _module_config_layers(handed, overrides):

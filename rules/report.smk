@@ -34,7 +34,19 @@ rule report:
             [f"{RESULTS}/figures/mge.png"] if "mge" in config["encodings"] else []
         ),
         networks=f"{RESULTS}/tables/networks.csv",
+        # the field's figures: accuracy vs sparsity and training curves from the trainings,
+        # per-layer density from the masks' metadata
+        train_summaries=TRAIN_SUMMARIES,
+        masks=net_paths(SPARSE, "mask.safetensors"),
     output:
+        **{
+            name: report(
+                f"{RESULTS}/figures/{name}.png",
+                category="Training",
+                caption=f"../report/figures/{name}.rst",
+            )
+            for name in FIELD_FIGURES
+        },
         html=ensure(f"{RESULTS}/report.html", non_empty=True),
         accuracy=report(
             f"{RESULTS}/tables/pai_accuracy.csv",

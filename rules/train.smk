@@ -8,6 +8,8 @@ rule train:
     output:
         model=ensure(f"{NET}/model.safetensors", non_empty=True),
         summary=ensure(f"{NET}/train.json", non_empty=True),
+        # the per-epoch history of train.json as CSV (snntopo.train.history)
+        history=ensure(f"{NET}/history.csv", non_empty=True),
     log:
         f"{LOGS}/train/{NETWORK_ID}.log",
         benchmark=f"{BENCH}/train/{NETWORK_ID}.tsv",

@@ -77,3 +77,22 @@ def test_report_page_shows_the_same_captions(tmp_path):
         cap = captions.FIGURES[stem]
         plain = re.sub(r"<[^>]+>", "", html).replace("&#x27;", "'").replace("&quot;", '"')
         assert plain == f"{cap.title} {cap.text}"
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "report").glob("*/*.rst")), ids=lambda p: p.stem)
+def test_caption_renders_as_snakemake_report_renders_it(path):
+    """As ``snakemake --report`` does: the caption plus Snakemake's link targets, through Jinja
+    (trim_blocks, lstrip_blocks), then docutils' HTML writer; a markup error would show as a red
+    "Docutils System Messages" box (a ``system-message`` element) in the report."""
+    from jinja2 import Environment
+
+    links = "\n\n.. _Workflow: javascript:show_panel('workflow')\n"
+    text = (
+        Environment(trim_blocks=True, lstrip_blocks=True)
+        .from_string(path.read_text(encoding="utf-8") + links)
+        .render(snakemake=None, categories={}, files={})
+    )
+    errors = io.StringIO()
+    body = publish_parts(text, writer="html", settings_overrides={"warning_stream": errors})["body"]
+    assert "system-message" not in body and "System Message" not in body
+    assert errors.getvalue() == ""

@@ -25,7 +25,10 @@ Fmt = Callable[[Any], str]
 #: the page style of the summary and the predictions (report.html passes its own)
 STYLE = (
     "body{font-family:sans-serif;max-width:70em;margin:2em auto;line-height:1.4}"
-    "table{border-collapse:collapse;font-size:85%;margin:1em 0}"
+    # a table wider than the page scrolls inside its own box instead of running off the page
+    "table{border-collapse:collapse;font-size:85%;margin:1em 0;display:block;max-width:100%;"
+    "overflow-x:auto}"
+    "th{vertical-align:bottom}"
     "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
     "img{max-width:100%}"
 )
@@ -68,6 +71,14 @@ def html_table(df: Any, fmt: Fmt = str, cls: str | None = None) -> str:
     )
     attr = f' class="{escape(cls)}"' if cls else ""
     return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def key_value_table(rows: Iterable[tuple[Any, Any]], cls: str | None = None) -> str:
+    """A two-column HTML table, one ``(label, value)`` row each (label as a row header); both
+    escaped."""
+    body = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
+    attr = f' class="{escape(cls)}"' if cls else ""
+    return f"<table{attr}>{body}</table>"
 
 
 def _rel(path: str | Path, base: str | Path | None) -> str:

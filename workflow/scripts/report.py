@@ -3,6 +3,7 @@
 import _bootstrap  # noqa: F401  (puts the checkout's src/ on sys.path)
 
 from snntopo.jobs import run_job
+from snntopo.plots.captions import FIELD_FIGURES
 from snntopo.stages.report import make_report
 
 run_job(
@@ -15,4 +16,7 @@ run_job(
     out=snakemake.output.html,
     out_accuracy=snakemake.output.accuracy,
     meta=dict(snakemake.params.grid),
+    train_summaries=list(snakemake.input.train_summaries),
+    masks=list(snakemake.input.masks),
+    out_figures={name: getattr(snakemake.output, name) for name in FIELD_FIGURES},
 )

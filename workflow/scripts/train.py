@@ -15,6 +15,9 @@ run_job(
     mask_path=snakemake.input.mask,
     out_model=snakemake.output.model,
     out_summary=snakemake.output.summary,
+    out_history=snakemake.output.history,
+    # not a param: turning TensorBoard on or off retrains nothing
+    tensorboard=bool(snakemake.config.get("tensorboard", False)),
     checkpoint=snakemake.params.checkpoint,
     # the GPUs this job was granted: a job given one that finds no CUDA stops (device: auto)
     gpus=int(getattr(snakemake.resources, "gpu", 0) or 0),

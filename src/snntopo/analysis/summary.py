@@ -389,6 +389,14 @@ def _yes(v: Any) -> str:
     return "**helps**" if bool(v) else "no"
 
 
+#: a ranking verdict over this many cells or fewer is flagged as a small sample
+SMALL_SAMPLE_CELLS = 3
+
+
+def _small(n: Any) -> bool:
+    return pd.notna(n) and int(n) <= SMALL_SAMPLE_CELLS
+
+
 def verdict_table(res: dict[str, Any], feature_set: str = "mge") -> pd.DataFrame:
     """The lead table: per (dataset, arch), one topology set's ranking tau beside every ranking
     floor and its R² beside both regression floors, with the two verdicts."""
@@ -401,7 +409,10 @@ def verdict_table(res: dict[str, Any], feature_set: str = "mge") -> pd.DataFrame
                 "τ naive (arch)", "cells_beating_all_floors": "cells > all floors",
                 "n_cells": "cells"}  # fmt: skip
         r = r[[c for c in keep if c in r.columns] + ["helps"]].rename(columns=keep)
-        r["ranking"] = r.pop("helps").map(_yes)
+        r["ranking"] = [
+            _yes(h) + (" (small sample)" if _small(n) else "")
+            for h, n in zip(r.pop("helps"), r["cells"], strict=True)
+        ]
         r["cells > all floors"] = [
             f"{a}/{n}" for a, n in zip(r["cells > all floors"], r.pop("cells"), strict=True)
         ]
@@ -452,6 +463,17 @@ def verdict_blocks(res: dict[str, Any], params: Any) -> list:
     ):
         b.append(("p", "MGE topometrics, per data set and architecture (`all`: every cell):"))
         b.append(("table", verdict_table(res, "mge")))
+    if rv is not None and len(rv) and any(_small(n) for n in rv["n_cells"]):
+        fewest = int(rv["n_cells"].min())
+        b.append(
+            (
+                "p",
+                f"**Small sample.** Some ranking verdicts rest on {fewest} cell(s) "
+                f"(≤ {SMALL_SAMPLE_CELLS}; a cell is one data set, architecture and sparsity): "
+                "with so few rankings, one cell decides the verdict, and τ between a handful of "
+                "methods takes only a few values. Read those verdicts as anecdotes, not evidence.",
+            )
+        )
     lines = []
     sets = list(
         dict.fromkeys(
@@ -473,6 +495,7 @@ def verdict_blocks(res: dict[str, Any], params: Any) -> list:
                     f"{int(a['cells_beating_all_floors'].iloc[0])} of {int(a['n_cells'].iloc[0])} "
                     f"cells (mean τ {a['tau'].iloc[0]:.3f} vs highest floor "
                     f"{a['floor'].iloc[0]:.3f}, {a['floor_name'].iloc[0]})"
+                    + (" — small sample" if _small(a["n_cells"].iloc[0]) else "")
                 )
         if gv is not None and len(gv):
             g = gv[gv["feature_set"] == fs]

@@ -1,4 +1,5 @@
-"""``snntopo train``: train one masked network and write ``model.safetensors`` + ``train.json``.
+"""``snntopo train``: train one masked network and write ``model.safetensors``, ``train.json``
+and ``history.csv``.
 
 The same stage as the workflow's ``train`` rule (:func:`snntopo.stages.train.train_network`) on
 the same typed job: the recipe is the paper's for (dataset, arch) unless ``--config`` (a workflow
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
             str(out / "train.json"),
             str(out / "checkpoint.pt"),
             log=out / "train.log",
+            out_history=str(out / "history.csv"),
             strict=False,  # a mask given here may be made by hand: check what it records
         )
     line = {

@@ -51,15 +51,50 @@ def _order(names: pd.Series) -> list[str]:
     return [s for s in SET_ORDER if s in present] + [s for s in present if s not in SET_ORDER]
 
 
-def regression_figure(folds: pd.DataFrame, target: str) -> plt.Figure:
-    """Held-out R2 per feature set and model; one panel per pooled/architecture scope.
+#: lowest R2 the regression figure's axis shows; bars below it are annotated with their value
+R2_AXIS_FLOOR = -3.0
 
-    Bars are fold means, error bars one standard deviation over folds; the axis is clipped at
-    -1 because a few folds of collapsed networks give very negative R2 (the CSV has the values).
-    """
+
+def regression_panels(folds: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The rows and panel names of :func:`regression_figure`: ``pooled`` and one panel per
+    architecture, except with a single architecture, whose panel would repeat the pooled one."""
     data = folds[folds["scope"].isin(["pooled", "arch"])].copy()
+    archs = sorted(data.loc[data["scope"] == "arch", "group"].unique())
+    if len(archs) <= 1:
+        data = data[data["scope"] == "pooled"]
+        return data.assign(panel="pooled"), ["pooled"]
     data["panel"] = np.where(data["scope"] == "pooled", "pooled", data["group"])
-    panels = ["pooled", *sorted(data.loc[data["scope"] == "arch", "group"].unique())]
+    return data, ["pooled", *archs]
+
+
+def r2_limits(data: pd.DataFrame) -> tuple[float, float]:
+    """y limits that hold every bar and whisker (mean ± sd over folds), 0 and a margin, never
+    below :data:`R2_AXIS_FLOOR` nor above 1.05."""
+    g = data.groupby(["panel", "feature_set", "model"])["r2"]
+    mean, sd = g.mean(), g.std().fillna(0.0)
+    lo = float(min(0.0, (mean - sd).min()))
+    hi = float(max(0.0, (mean + sd).max()))
+    pad = 0.05 * max(hi - lo, 0.2)
+    return max(lo - pad, R2_AXIS_FLOOR), min(hi + pad, 1.05)
+
+
+def _wrap_label(text: str, width: int = 14) -> str:
+    """A feature-set name broken after ``+`` (mixtures) so tick labels stay short."""
+    if len(text) <= width or "+" not in text:
+        return text
+    return text.replace("+", "+\n")
+
+
+def regression_figure(folds: pd.DataFrame, target: str) -> plt.Figure:
+    """Held-out R2 per feature set and model; one panel pooled and one per architecture (only
+    the pooled one when there is a single architecture: the two would be identical).
+
+    Bars are fold means, error bars one standard deviation over folds. The y axis is set from the
+    data (bars and whiskers); a bar below :data:`R2_AXIS_FLOOR` (collapsed networks can give very
+    negative R2) is cut there and its value written on it (the CSV has every value).
+    """
+    data, panels = regression_panels(folds)
+    order = _order(data["feature_set"])
     g = sns.catplot(
         data=data,
         x="feature_set",
@@ -67,26 +102,56 @@ def regression_figure(folds: pd.DataFrame, target: str) -> plt.Figure:
         hue="model",
         col="panel",
         col_order=panels,
-        order=_order(data["feature_set"]),
+        order=order,
         kind="bar",
         errorbar="sd",
-        col_wrap=min(len(panels), 3),
-        height=3.2,
-        aspect=1.3,
+        col_wrap=min(len(panels), 2) if len(panels) > 1 else None,
+        height=3.6,
+        aspect=max(1.3, 0.28 * len(order)),
         sharey=True,
     )
-    g.set(ylim=(-1, 1))
+    lo, hi = r2_limits(data)
+    g.set(ylim=(lo, hi))
     g.set_axis_labels("", f"held-out R$^2$ ({target})")
     for ax in g.axes.flat:
         ax.axhline(0, color="k", lw=0.6)
-        ax.tick_params(axis="x", rotation=60)
+        ax.set_xticks(ax.get_xticks())
+        ax.set_xticklabels(
+            [_wrap_label(t.get_text()) for t in ax.get_xticklabels()],
+            rotation=45,
+            ha="right",
+            rotation_mode="anchor",
+            fontsize=8,
+        )
+        for bar in ax.patches:
+            h = bar.get_height()
+            if np.isfinite(h) and h < lo:
+                ax.annotate(
+                    f"{h:.1f}",
+                    (bar.get_x() + bar.get_width() / 2, lo),
+                    xytext=(0, 3),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    rotation=90,
+                    color="darkred",
+                    bbox={"fc": "white", "ec": "none", "pad": 1},
+                )
+    if len(panels) == 1:
+        arch = sorted(folds.loc[folds["scope"] == "arch", "group"].unique())
+        title = f"pooled ({arch[0]}, the only architecture)" if len(arch) == 1 else "pooled"
+        g.axes.flat[0].set_title(title)
     g.figure.suptitle("Grouped-CV R$^2$ by feature set", y=1.02)
     return g.figure
 
 
 def importance_figure(importance: pd.DataFrame) -> plt.Figure:
-    """Heat map of each MGE metric's share of the positive permutation importance per group."""
+    """Heat map of each MGE metric's share of the positive permutation importance per group
+    (without the architecture column when there is one architecture: it would repeat pooled)."""
     imp = importance.copy()
+    if imp.loc[imp["scope"] == "arch", "group"].nunique() == 1:
+        imp = imp[imp["scope"] != "arch"]  # one architecture: its column repeats "pooled"
     imp["column"] = np.where(
         imp["scope"] == "pooled",
         "pooled",

@@ -63,6 +63,30 @@ FIGURES: dict[str, Caption] = {
         "correlation in each panel. Read it as: a tight monotone cloud (|ρ| near 1) means the "
         "metric mostly restates density; scatter at a fixed density is what the metric adds.",
     ),
+    "accuracy_sparsity": Caption(
+        "How does each PaI method degrade with sparsity?",
+        "Test accuracy of the trained networks against sparsity, one panel per data set and "
+        "architecture: a line per method (mean over seeds, error bars one standard deviation), "
+        "the dense baseline as a dashed line with its ±1 sd band. The sparsity axis is the log "
+        "of the remaining weights, so 90% to 99% is as wide as 0% to 90%. Read it as: lines "
+        "near the dashed one lose nothing to pruning; where the lines part, the method matters.",
+    ),
+    "training_curves": Caption(
+        "How did the trainings go?",
+        "Per-epoch training loss (top row) and test accuracy (bottom row) of every method, one "
+        "column per sparsity, averaged over seeds (test accuracy only on evaluated epochs); the "
+        "dense baseline dashed in every panel. The numbers come from each network's "
+        "history.csv. Read it as: curves still falling at the last epoch mean the training was "
+        "cut short; a flat loss means the network never learned (e.g. a layer pruned away).",
+    ),
+    "layer_density": Caption(
+        "Where does each method put the weights it keeps?",
+        "The density of every prunable layer (input side on the left, log scale) in the masks "
+        "of each method, one panel per sparsity, mean over seeds; the dotted line is the "
+        "overall density. Read it as: uniform pruning is flat on the dotted line; ERK keeps the "
+        "small layers denser; SNIP, GraSP and SynFlow follow the data or the weights and may "
+        "empty a layer at high sparsity, which cuts the network.",
+    ),
     "mge": Caption(
         "What an MGE looks like.",
         "The unrolled multipartite graph encoding of the sparsest network of the grid: one "
@@ -75,6 +99,9 @@ FIGURES: dict[str, Caption] = {
 
 #: the analysis figures, in the order both reports show them
 ANALYSIS_FIGURES = ("regression_r2", "importance", "ranking_tau", "ramanujan_density")
+
+#: the field's figures drawn by the report rule (``figures/<name>.png``, in page order)
+FIELD_FIGURES = ("accuracy_sparsity", "training_curves", "layer_density")
 
 #: the tables the Snakemake report shows (``report/tables/<name>.rst``)
 TABLES: dict[str, Caption] = {

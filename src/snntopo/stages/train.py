@@ -135,7 +135,12 @@ def _keep_final_state(out_model: str, keyed: Path) -> None:
 
 
 def _restore_final_state(
-    keyed: Path, out_model: str, out_summary: str, expected: dict[str, Any]
+    keyed: Path,
+    out_model: str,
+    out_summary: str,
+    expected: dict[str, Any],
+    out_history: str | None = None,
+    tensorboard: bool = False,
 ) -> bool:
     """Write both outputs from a keyed final state; ``False`` if it is unusable."""
     from ..artifacts import check_recorded, load_trained_meta, weights_network
@@ -156,9 +161,37 @@ def _restore_final_state(
             import shutil
 
             shutil.copyfile(keyed, tmp)
-    write_json(out_summary, {k: v for k, v in meta.items() if k != "params"})
+    summary = {k: v for k, v in meta.items() if k != "params"}
+    _write_history(summary.get("history", []), out_summary, out_history, tensorboard, replay=True)
+    write_json(out_summary, summary)
     log.info("restored the finished training from %s (same mask, recipe and code)", keyed)
     return True
+
+
+def tensorboard_dir(out_summary: str | os.PathLike[str]) -> Path:
+    """Where a network's TensorBoard event files go: ``tensorboard/`` beside ``train.json``."""
+    return Path(out_summary).parent / "tensorboard"
+
+
+def _write_history(
+    history: list[dict[str, Any]],
+    out_summary: str,
+    out_history: str | None,
+    tensorboard: bool,
+    replay: bool,
+) -> None:
+    """``history.csv`` (when asked) and, for a restored training with ``tensorboard`` on, its
+    event files from the stored history."""
+    from ..train.history import TensorBoardLog, write_history_csv
+
+    if out_history:
+        write_history_csv(out_history, history)
+    if tensorboard and replay:
+        tb = TensorBoardLog(tensorboard_dir(out_summary))
+        try:
+            tb.replay(history)
+        finally:
+            tb.close()
 
 
 def _check_trained_finite(model: Any, checkpoint: str) -> None:
@@ -185,6 +218,8 @@ def train_network(
     log: Any = None,
     strict: bool = True,
     gpus: int = 0,
+    out_history: str | None = None,
+    tensorboard: bool = False,
 ) -> Any:
     """Train one network under the mask at ``mask_path`` (dense without one) and write
     ``model.safetensors`` and ``train.json``; returns the ``TrainResult`` (``None`` when a kept
@@ -197,11 +232,17 @@ def train_network(
     docstring for what protects a finished training. ``strict=False`` (``snntopo train``, whose
     mask may be made by hand) compares only the parameters the mask records. ``gpus`` is what the
     job was granted (the rule's ``gpu`` resource): see :func:`snntopo.train.job_device`.
+    ``out_history``: also write the per-epoch history as CSV (:mod:`snntopo.train.history`);
+    ``tensorboard``: write TensorBoard event files under ``tensorboard/`` beside ``out_summary``
+    as each epoch ends (when ``torch.utils.tensorboard`` is importable).
     """
+    import torch
+
     from ..artifacts import NETWORK_KEYS, SHAPE_KEYS, mask_digest, save_trained
     from ..data import load_dataset
     from ..pai.io import load_mask
     from ..train import TrainConfig, job_device, train_masked
+    from ..train.history import TensorBoardLog
 
     job = NetworkJob.coerce(params)
     device = job_device(job.device, gpus)  # before any data is read: fail fast
@@ -228,7 +269,9 @@ def train_network(
         "seed": job.seed,
     }
     with training_lock(checkpoint):
-        if keyed.is_file() and _restore_final_state(keyed, out_model, out_summary, expected_out):
+        if keyed.is_file() and _restore_final_state(
+            keyed, out_model, out_summary, expected_out, out_history, tensorboard
+        ):
             return None
         _replay_earlier_attempts(checkpoint)
         attempts = attempts_log(checkpoint)
@@ -238,16 +281,22 @@ def train_network(
         common = dict(root=job.data_root, download=job.download, input_size=job.input_size)
         train_set = load_dataset(job.dataset, train=True, **common)
         test_set = load_dataset(job.dataset, train=False, **common)
-        result = train_masked(
-            model,
-            masks,
-            train_set,
-            test_set,
-            cfg,
-            seed=job.seed,
-            checkpoint_path=checkpoint,
-            log=_Tee(attempts, log),
-        )
+        tb = TensorBoardLog(tensorboard_dir(out_summary)) if tensorboard else None
+        try:
+            result = train_masked(
+                model,
+                masks,
+                train_set,
+                test_set,
+                cfg,
+                seed=job.seed,
+                checkpoint_path=checkpoint,
+                log=_Tee(attempts, log),
+                on_epoch=tb,
+            )
+        finally:
+            if tb is not None:
+                tb.close()
         _check_trained_finite(model, checkpoint)
         summary = {
             **expected_out,
@@ -266,9 +315,11 @@ def train_network(
             "amp": result.amp,
             "parameters": result.params,
             "training": cfg.to_dict(),
+            "torch_version": torch.__version__,
             "provenance": provenance(**stage_params),
         }
         save_trained(out_model, model, masks, {**summary, "params": stage_params})
+        _write_history(result.history, out_summary, out_history, tensorboard, replay=False)
         write_json(out_summary, summary)
         Path(checkpoint).unlink(missing_ok=True)
         _keep_final_state(out_model, keyed)

@@ -47,6 +47,9 @@ _LAZY = {
     "load_checkpoint": "checkpoint",
     "CHECKPOINT_FORMAT": "checkpoint",
     "CHECKPOINT_VERSION": "checkpoint",
+    "HISTORY_COLUMNS": "history",
+    "write_history_csv": "history",
+    "TensorBoardLog": "history",
 }
 
 

@@ -156,12 +156,15 @@ def train_masked(
     seed: int = 0,
     checkpoint_path: str | os.PathLike[str] | None = None,
     log: Log = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` (in place) with its pruned weights held at zero; return accuracy + history.
 
     ``masks`` maps prunable parameter names to bool tensors (``None``/empty: dense). With
     ``checkpoint_path`` a checkpoint is written atomically after every epoch, and an existing
     one is resumed ("resuming from epoch k"). The model ends on the training device, in eval mode.
+    ``on_epoch`` is called with each epoch's history row as the epoch ends (e.g. a
+    :class:`snntopo.train.history.TensorBoardLog`).
     """
     if not isinstance(cfg, TrainConfig):
         cfg = TrainConfig.from_dict(cfg)
@@ -291,6 +294,8 @@ def train_masked(
                 "seconds": seconds,
             }
             history.append(row)
+            if on_epoch is not None:
+                on_epoch(row)
             say(
                 f"epoch {epoch + 1}/{cfg.epochs} loss {train_loss:.4f} "
                 f"train_acc {row['train_acc']:.4f} "
