@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from snntopo.encode.graph import Block, from_edges, save_graph
 from snntopo.errors import MemoryLimitError
 from snntopo.memcheck import MB, MemoryGuard, check_memory
 
-GiB = 1024 * MB
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -184,3 +185,39 @@ def test_encode_stage_refuses_a_graph_whose_estimate_exceeds_the_limit(tmp_path)
     roomy = MemoryGuard(limit_mb=500 + 2 * edges // 1000, per_million_edges=1e3)
     encode_network("mge", str(spec), str(weights), {}, str(out), memory=roomy)
     assert load_graph(out).n_edges == edges
+
+
+def test_the_rule_script_refuses_with_one_log_line(graph_file, tmp_path):
+    """``workflow/scripts/metrics.py`` as Snakemake runs it (a ``snakemake`` object in its
+    globals): a job whose ``resources.mem_mb`` is below its estimate stops with exit 1 and one
+    error line in its log naming the config switch; no artifact."""
+    out, log = tmp_path / "local.json", tmp_path / "job.log"
+    script = textwrap.dedent(
+        f"""
+        import runpy, sys, types
+        sys.path.insert(0, {str(REPO / "workflow" / "scripts")!r})
+
+        class Inputs(types.SimpleNamespace):
+            def items(self):
+                return self.__dict__.items()
+
+        sm = types.SimpleNamespace(
+            threads=1,
+            config={{"resources": {{"mem_mb_per_million_edges": 32}}}},
+            resources=types.SimpleNamespace(mem_mb=300),
+            log=[{str(log)!r}],
+            params=types.SimpleNamespace(family="local", metrics={{"seed": 0}}),
+            input=Inputs(mge={str(graph_file)!r}),
+            output=[{str(out)!r}],
+        )
+        runpy.run_path({str(REPO / "workflow" / "scripts" / "metrics.py")!r},
+                       init_globals={{"snakemake": sm}})
+        """
+    )
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert res.returncode == 1, res.stderr
+    errors = [ln for ln in log.read_text().splitlines() if " ERROR " in ln]
+    assert len(errors) == 1 and "Traceback" not in log.read_text()
+    assert "MemoryLimitError: metric family local needs about 500 MB" in errors[0]
+    assert "only 300 MB" in errors[0] and "resources: {force_memory: true}" in errors[0]
+    assert not out.exists()
