@@ -17,10 +17,8 @@ estimate is of the whole process's peak.
 from __future__ import annotations
 
 import resource
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .errors import MemoryLimitError
 from .io import graph_edges_from_file
@@ -55,17 +53,6 @@ def graph_mem_mb(
     Conv-6 SynFlow 0.6 neighbourhood 4.1 GB for 172.5M edges; vgg16_bn's MGE ~19 B/edge)."""
     base = 500 + per_million * n_edges / 1e6
     return int(base * (2 ** (attempt - 1)))
-
-
-def encode_edges(spec: Mapping[str, Any], weights: Mapping[str, Any], encoding: str) -> float:
-    """Edge estimate of an encode job from its layer spec and masked weights (what
-    :func:`snntopo.workflow.encode_mem_mb` and the job's own memory check use)."""
-    import numpy as np
-
-    from .encode import estimate_edges
-
-    nnz = {k: float(np.count_nonzero(v)) for k, v in weights.items()}
-    return estimate_edges(spec, nnz, encoding)
 
 
 def metrics_edges(graph_paths: list[str]) -> float:

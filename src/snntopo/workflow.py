@@ -18,7 +18,6 @@ from .config import input_size, training_settings
 from .gridpoint import DENSE, GridPoint, parse_path, slug
 from .io import graph_edges_from_file
 from .memcheck import MEM_MB_PER_MILLION_EDGES as MEM_MB_PER_MILLION_EDGES
-from .memcheck import encode_edges
 from .memcheck import graph_mem_mb as graph_mem_mb  # the rules' estimate, shared with the jobs
 
 if TYPE_CHECKING:
@@ -202,6 +201,7 @@ def encode_mem_mb(
         try:
             from safetensors.numpy import load_file
 
+            from .encode import encode_edges
             from .io import read_json  # bounded, strict JSON like every reader
 
             edges = encode_edges(read_json(spec_path), load_file(weights_path), encoding)

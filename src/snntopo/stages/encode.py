@@ -146,7 +146,8 @@ def encode_network(
     network = params.get("network") or {}
     check_inputs(spec, spec_path, weights, weights_path, network, mask_path, strict)
     if memory is not None:
-        from ..memcheck import check_memory, encode_edges
+        from ..encode import encode_edges
+        from ..memcheck import check_memory
 
         check_memory(f"encoding {encoding}", encode_edges(spec, weights, encoding), memory)
     t0 = time.perf_counter()
