@@ -176,23 +176,29 @@ def in_neighbour_lists(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
     """CSC view of the graph: (in_ptr, sources grouped by target, ascending within each target).
 
     scipy's csr->csc conversion is a counting sort in C (O(N + E)), several times faster than a
-    stable argsort of the targets, and its output rows come out sorted. Bool data (1 byte/edge)
-    and an int32 ``indptr`` keep scipy from widening the index arrays.
+    stable argsort of the targets, and its output rows come out sorted. It is called directly
+    (the routine ``tocsc`` runs) with one int8 array of ones as both its input and its output
+    data (every value read or written is 1): 5 bytes per edge at the peak instead of 6 (issue
+    29), the same arrays; int32 offsets keep the index arrays narrow.
     """
-    n = graph.n_nodes
-    idx = index_dtype(max(n, graph.n_edges))
-    a = sp.csr_array(
-        (
-            np.ones(graph.n_edges, dtype=bool),
-            graph.indices.astype(idx, copy=False),
-            graph.indptr.astype(idx, copy=False),
-        ),
-        shape=(n, n),
-        copy=False,
+    from scipy.sparse import _sparsetools as st
+
+    n, e = graph.n_nodes, graph.n_edges
+    idx = index_dtype(max(n, e))
+    ones = np.ones(e, dtype=np.int8)
+    in_ptr, in_src = np.empty(n + 1, dtype=idx), np.empty(e, dtype=idx)
+    st.csr_tocsc(
+        n,
+        n,
+        graph.indptr.astype(idx, copy=False),
+        graph.indices.astype(idx, copy=False),
+        ones,
+        in_ptr,
+        in_src,
+        ones,
     )
-    c = a.tocsc()
-    del a
-    return c.indptr.astype(np.int64, copy=False), c.indices.astype(graph.indices.dtype, copy=False)
+    del ones
+    return in_ptr.astype(np.int64, copy=False), in_src.astype(graph.indices.dtype, copy=False)
 
 
 def sym_csgraph(indptr: np.ndarray, indices: np.ndarray) -> sp.csr_array:
