@@ -48,9 +48,9 @@ def graph_mem_mb(
 ) -> int:
     """Memory for a job that holds a graph of ``n_edges`` edges: 500 MB plus ``per_million`` MB
     per million edges, doubled on every retry so an out-of-memory kill asks for more. The default
-    32 B/edge covers the largest measured peaks (encode ~13 B/edge: the CSR plus its build
-    temporaries; the metric families up to ~24 B/edge: the CSR plus one undirected structure,
-    Conv-6 SynFlow 0.6 neighbourhood 4.1 GB for 172.5M edges; vgg16_bn's MGE ~19 B/edge)."""
+    32 B/edge covers the largest measured peaks (docs/benchmarks.md, "Memory per edge": encode
+    11-15 B/edge above the torch import, the metric families 10-27 B/edge, the most resnet18's
+    64x64 neighbourhood; Conv-6 SynFlow 0.6 global 4.1 GB for 172.5M edges before issue 29)."""
     base = 500 + per_million * n_edges / 1e6
     return int(base * (2 ** (attempt - 1)))
 
