@@ -211,3 +211,33 @@ def test_count_ids_in_chunks_is_bincount(chunk):
     for n, m in ((1, 0), (7, 5), (50, 1001)):
         ids = rng.integers(0, n, m).astype(np.int32)
         np.testing.assert_array_equal(count_ids(ids, n, chunk), np.bincount(ids, minlength=n))
+
+
+def test_upward_dag_merge_holds_at_most_12_bytes_per_edge_besides_the_graph(monkeypatch):
+    """Issue 29: the undirected structure of an MGE (the global family's peak) holds its result
+    (2E int32), A^T's indices (E int32) and one int8 array of E ones at most: 12 bytes per edge
+    plus O(n) offsets and chunk-sized buffers (the former one-shot merge held 16: int8 data
+    arrays of E, E and 2E entries). Measured by tracemalloc, which sees numpy's allocations."""
+    import tracemalloc
+
+    chunk = 1 << 15
+    monkeypatch.setattr(al, "EDGE_CHUNK", chunk)
+    rng = np.random.default_rng(7)
+    n, m = 20_000, 2_000_000
+    s = rng.integers(0, n - 1, m)
+    d = s + 1 + rng.integers(0, 5000, m) % (n - 1 - s)  # every edge to a higher id
+    graph = from_edges(s, d, np.ones(m), [Block("a", 0, n, (n,))], sum_duplicates=True)
+    e = graph.n_edges
+    assert e > 1_500_000 and al.is_upward_dag(graph)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        indptr, indices = al.undirected_adjacency(graph, virtual_root=True, upward_simple=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert indices.shape[0] == 2 * e + n and indptr[-1] == 2 * e + n
+    offsets = 4 * 8 * (n + 2)  # int32/int64 offset arrays and their per-chunk rebased copies
+    longest_row = int(np.diff(indptr[: n + 1]).max())
+    buffers = 2 * max(chunk, longest_row)  # the chunk's int8 ones and data
+    assert peak <= 12 * e + 4 * n + offsets + buffers, peak / e

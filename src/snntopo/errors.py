@@ -50,3 +50,8 @@ class DataError(SnntopoError):
 
 class DeviceError(SnntopoError):
     """A device was requested that this machine does not have."""
+
+
+class MemoryLimitError(SnntopoError):
+    """A job's estimated peak memory exceeds the memory this process may use (checked before
+    the job starts, :mod:`snntopo.memcheck`)."""

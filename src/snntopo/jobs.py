@@ -71,6 +71,21 @@ def limit_memory(mem_mb: int | float | None, margin_mb: int = 1024) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
+def memory_guard(mem_mb: int | float | None, config: dict[str, Any]) -> Any:
+    """The pre-flight memory check of a graph job (:mod:`snntopo.memcheck`): the rule's
+    ``mem_mb`` is one of its limits, the config's ``mem_mb_per_million_edges`` its estimate."""
+    from .memcheck import MemoryGuard
+
+    resources = config.get("resources") or {}
+    per_million = resources.get("mem_mb_per_million_edges")
+    return MemoryGuard(
+        limit_mb=float(mem_mb) if mem_mb else None,
+        per_million_edges=float(per_million) if per_million else None,
+        force=bool(resources.get("force_memory", False)),
+        hint="resources: {force_memory: true}",
+    )
+
+
 def run_job(
     func: Callable[..., Any],
     log_path: str | None,

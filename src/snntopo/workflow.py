@@ -17,6 +17,8 @@ from .codedigest import stage_code as stage_code  # the rules' ``code`` params
 from .config import input_size, training_settings
 from .gridpoint import DENSE, GridPoint, parse_path, slug
 from .io import graph_edges_from_file
+from .memcheck import MEM_MB_PER_MILLION_EDGES as MEM_MB_PER_MILLION_EDGES
+from .memcheck import graph_mem_mb as graph_mem_mb  # the rules' estimate, shared with the jobs
 
 if TYPE_CHECKING:
     from .stages.network import NetworkJob
@@ -188,22 +190,6 @@ def train_runtime_min(config: dict[str, Any], dataset: str, arch: str) -> int:
     return max(10, int(1.5 * per_epoch * scale * max(epochs, 1)) + 5)
 
 
-#: default of ``resources.mem_mb_per_million_edges`` (the schema's default too)
-MEM_MB_PER_MILLION_EDGES = 32.0
-
-
-def graph_mem_mb(
-    n_edges: float, attempt: int, per_million: float = MEM_MB_PER_MILLION_EDGES
-) -> int:
-    """Memory for a job that holds a graph of ``n_edges`` edges: 500 MB plus ``per_million`` MB
-    per million edges, doubled on every retry so an out-of-memory kill asks for more. The default
-    32 B/edge covers the largest measured peaks (encode ~13 B/edge: the CSR plus its build
-    temporaries; the metric families up to ~24 B/edge: the CSR plus one undirected structure,
-    Conv-6 SynFlow 0.6 neighbourhood 4.1 GB for 172.5M edges; vgg16_bn's MGE ~19 B/edge)."""
-    base = 500 + per_million * n_edges / 1e6
-    return int(base * (2 ** (attempt - 1)))
-
-
 #: edges assumed for a graph planned before its layer spec exists, when the architecture has no
 #: ``dense_edges`` fact (an external model): a generous figure, corrected once the spec exists
 UNKNOWN_DENSE_EDGES = {"weights": 5e6, "unrolled": 5e8}
@@ -236,15 +222,12 @@ def encode_mem_mb(
     edges = None
     if os.path.exists(spec_path) and os.path.exists(weights_path):
         try:
-            import numpy as np
             from safetensors.numpy import load_file
 
-            from .encode import estimate_edges
+            from .encode import encode_edges
             from .io import read_json  # bounded, strict JSON like every reader
 
-            spec = read_json(spec_path)
-            nnz = {k: float(np.count_nonzero(v)) for k, v in load_file(weights_path).items()}
-            edges = estimate_edges(spec, nnz, encoding)
+            edges = encode_edges(read_json(spec_path), load_file(weights_path), encoding)
         except Exception:  # a corrupt input fails in the job itself, with a clear message
             edges = None
     if edges is None:

@@ -2,7 +2,7 @@
 
 import _bootstrap  # noqa: F401  (puts the checkout's src/ on sys.path)
 
-from snntopo.jobs import limit_memory, limit_threads, run_job
+from snntopo.jobs import limit_memory, limit_threads, memory_guard, run_job
 
 limit_threads(snakemake.threads)
 if snakemake.config["resources"].get("enforce_memory"):
@@ -19,4 +19,5 @@ run_job(
     mask_path=snakemake.input.mask,
     params=snakemake.params.encode,
     out=snakemake.output[0],
+    memory=memory_guard(snakemake.resources.mem_mb, snakemake.config),
 )

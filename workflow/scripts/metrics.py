@@ -3,7 +3,7 @@ Logic: snntopo.stages.compute_metrics."""
 
 import _bootstrap  # noqa: F401  (puts the checkout's src/ on sys.path)
 
-from snntopo.jobs import limit_memory, limit_threads, run_job
+from snntopo.jobs import limit_memory, limit_threads, memory_guard, run_job
 
 limit_threads(snakemake.threads)
 if snakemake.config["resources"].get("enforce_memory"):
@@ -18,4 +18,5 @@ run_job(
     graphs=dict(snakemake.input.items()),
     params={**snakemake.params.metrics, "threads": snakemake.threads},
     out=snakemake.output[0],
+    memory=memory_guard(snakemake.resources.mem_mb, snakemake.config),
 )

@@ -40,6 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--compress", action="store_true", help="deflate the .npz (~7x smaller, slower I/O)"
     )
     parser.add_argument("--out", type=Path, required=True)
+    options.add_memory_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,7 +88,15 @@ def run(args: argparse.Namespace) -> int:
             "weights_source": source,
         }
         # files given here may be made by hand: check what they record
-        counts = encode_network(args.encoding, spec, weights, params, str(args.out), strict=False)
+        counts = encode_network(
+            args.encoding,
+            spec,
+            weights,
+            params,
+            str(args.out),
+            strict=False,
+            memory=options.memory_guard(args),
+        )
     line = {
         "encoding": args.encoding,
         "mode": args.mode,

@@ -42,6 +42,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="override a metric parameter (value parsed as JSON), e.g. motif_sample_fraction=0.01",
     )
     parser.add_argument("--out", type=Path, required=True, help="output JSON file")
+    options.add_memory_arguments(parser)
 
 
 def parse_params(args: argparse.Namespace) -> dict[str, Any]:
@@ -79,6 +80,12 @@ def run(args: argparse.Namespace) -> int:
     params = parse_params(args)
     options.check_out_not_input(args.out, [args.graph])
     options.check_out_writable(args.out)
+    # before the graph is loaded: a graph too big for this machine is refused with one line
+    from ..memcheck import check_memory, metrics_edges
+
+    check_memory(
+        f"metrics on {args.graph}", metrics_edges([str(args.graph)]), options.memory_guard(args)
+    )
     # the content digest is checked on a thread while the families run, and waited for before
     # anything is written or any family error is reported (a damaged file is named as such)
     graph, verified = load_graph_deferred(args.graph)

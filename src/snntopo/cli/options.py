@@ -318,3 +318,26 @@ __all__ = [
     "sparsity",
     "threads",
 ]
+
+
+def add_memory_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--mem-limit-mb``/``--force-memory`` of the graph commands (:mod:`snntopo.memcheck`)."""
+    parser.add_argument(
+        "--mem-limit-mb",
+        type=positive_float,
+        default=None,
+        help="memory this job may use, in MB (also bounded by ulimit, the cgroup and "
+        "MemAvailable); a job whose estimated peak exceeds it stops before it starts",
+    )
+    parser.add_argument(
+        "--force-memory",
+        action="store_true",
+        help="run even when the estimated peak memory exceeds the memory available",
+    )
+
+
+def memory_guard(args: argparse.Namespace) -> Any:
+    """The :class:`snntopo.memcheck.MemoryGuard` of ``--mem-limit-mb``/``--force-memory``."""
+    from ..memcheck import MemoryGuard
+
+    return MemoryGuard(limit_mb=args.mem_limit_mb, force=bool(args.force_memory))

@@ -78,6 +78,14 @@ def estimate_edges(spec: Mapping[str, Any], nnz: Mapping[str, float], encoding: 
     return total
 
 
+def encode_edges(spec: Mapping[str, Any], weights: Mapping[str, Any], encoding: str) -> float:
+    """:func:`estimate_edges` from the masked weights themselves (their nonzeros per layer): the
+    edge estimate of an encode job's memory request (:func:`snntopo.workflow.encode_mem_mb`) and
+    of its own pre-flight check (:mod:`snntopo.memcheck`)."""
+    nnz = {k: float(np.count_nonzero(v)) for k, v in weights.items()}
+    return estimate_edges(spec, nnz, encoding)
+
+
 def build_graph(
     encoding: str,
     spec: dict[str, Any],

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ..errors import ArtifactError
 from ..gridpoint import NetworkKeys
 from ..io import file_digest, provenance, read_json
+
+if TYPE_CHECKING:
+    from ..memcheck import MemoryGuard
 
 log = logging.getLogger("snntopo.stages")
 
@@ -114,10 +117,13 @@ def encode_network(
     out: str,
     mask_path: str | None = None,
     strict: bool = True,
+    memory: MemoryGuard | None = None,
 ) -> dict[str, Any]:
     """Build one graph encoding from the layer spec and the masked weights (checked against the
     grid point ``params["network"]`` and, given ``mask_path``, against the network's mask);
-    returns its counts (``nodes``, ``edges``, ``seconds`` of graph construction)."""
+    returns its counts (``nodes``, ``edges``, ``seconds`` of graph construction). Given
+    ``memory``, a graph whose estimated peak does not fit is refused before it is built
+    (:func:`snntopo.memcheck.check_memory`)."""
     from ..artifacts import read_safetensors_meta
     from ..encode import build_graph
     from ..encode.graph import save_graph
@@ -139,6 +145,11 @@ def encode_network(
     check_spec_weights(spec, spec_path, weights, weights_path, outside=outside)
     network = params.get("network") or {}
     check_inputs(spec, spec_path, weights, weights_path, network, mask_path, strict)
+    if memory is not None:
+        from ..encode import encode_edges
+        from ..memcheck import check_memory
+
+        check_memory(f"encoding {encoding}", encode_edges(spec, weights, encoding), memory)
     t0 = time.perf_counter()
     graph = build_graph(
         encoding,

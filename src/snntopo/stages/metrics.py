@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ..gridpoint import NetworkKeys
 from ..io import file_digest, provenance, write_json
+
+if TYPE_CHECKING:
+    from ..memcheck import MemoryGuard
 
 log = logging.getLogger("snntopo.stages")
 
@@ -53,10 +56,23 @@ def family_on_graph(
     return res
 
 
-def compute_metrics(family: str, graphs: dict[str, str], params: MetricParams, out: str) -> None:
+def compute_metrics(
+    family: str,
+    graphs: dict[str, str],
+    params: MetricParams,
+    out: str,
+    memory: MemoryGuard | None = None,
+) -> None:
     """One metric family on every applicable encoding of one network -> one small JSON. Each
-    graph must be this network's (``params["network"]``) and of the encoding it is read for."""
+    graph must be this network's (``params["network"]``) and of the encoding it is read for.
+    Given ``memory``, a job whose largest graph's estimated peak does not fit is refused before
+    any graph is loaded (:func:`snntopo.memcheck.check_memory`)."""
     from ..encode.graph import load_graph_deferred
+
+    if memory is not None:
+        from ..memcheck import check_memory, metrics_edges
+
+        check_memory(f"metric family {family}", metrics_edges(list(graphs.values())), memory)
 
     result: dict[str, Any] = {"family": family, "encodings": {}}
     network = dict(params.get("network") or {})

@@ -1,0 +1,177 @@
+"""Pre-flight memory check of the graph jobs: a job whose estimated peak exceeds the memory this
+process may use stops with one line before it starts, instead of being killed by the kernel's
+out-of-memory killer without a word.
+
+The estimate is the one the workflow's rules ask for (:func:`graph_mem_mb`, which
+:mod:`snntopo.workflow` re-exports, at the first attempt: 500 MB plus
+``mem_mb_per_million_edges`` per million edges; the edges from the layer spec and the mask before
+an encode, from the stored graph's header before a metric job). It lives here, not in the
+planning module, because the jobs themselves run it. The memory the process may use is the
+smallest of: the address-space and data-segment limits (``ulimit -v``/``-d``), the memory limit of
+this process's cgroup and its parents (v2 ``memory.max``, v1 ``memory.limit_in_bytes``),
+``MemAvailable`` of ``/proc/meminfo``, and an explicit limit (``--mem-limit-mb``, a rule's
+``resources.mem_mb``). What the process already holds (its resident set) counts as usable: the
+estimate is of the whole process's peak.
+"""
+
+from __future__ import annotations
+
+import resource
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import MemoryLimitError
+from .io import graph_edges_from_file
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class MemoryGuard:
+    """How a stage checks its memory before it starts: ``limit_mb`` an explicit limit (the rule's
+    ``resources.mem_mb``, ``--mem-limit-mb``), ``per_million_edges`` the estimate's MB per million
+    edges (``resources.mem_mb_per_million_edges``), ``force`` skip the check (``--force-memory``),
+    ``hint`` how to skip it, named in the message."""
+
+    limit_mb: float | None = None
+    per_million_edges: float | None = None
+    force: bool = False
+    hint: str = "--force-memory"
+
+
+#: default of ``resources.mem_mb_per_million_edges`` (the schema's default too)
+MEM_MB_PER_MILLION_EDGES = 32.0
+
+
+def graph_mem_mb(
+    n_edges: float, attempt: int, per_million: float = MEM_MB_PER_MILLION_EDGES
+) -> int:
+    """Memory for a job that holds a graph of ``n_edges`` edges: 500 MB plus ``per_million`` MB
+    per million edges, doubled on every retry so an out-of-memory kill asks for more. The default
+    32 B/edge covers the largest measured peaks (docs/benchmarks.md, "Memory per edge": encode
+    11-15 B/edge above the torch import, the metric families 10-27 B/edge, the most resnet18's
+    64x64 neighbourhood; Conv-6 SynFlow 0.6 global 4.1 GB for 172.5M edges before issue 29)."""
+    base = 500 + per_million * n_edges / 1e6
+    return int(base * (2 ** (attempt - 1)))
+
+
+def metrics_edges(graph_paths: list[str]) -> float:
+    """Edges of the largest stored graph a metric job reads (file headers only; 0 for a file
+    without a readable header: its reader reports it)."""
+    counts = [graph_edges_from_file(p) for p in graph_paths]
+    return float(max((n for n in counts if n is not None), default=0))
+
+
+def _status() -> dict[str, int]:
+    """``Vm*`` fields of ``/proc/self/status`` in bytes (empty where there is none)."""
+    out: dict[str, int] = {}
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                key, _, rest = line.partition(":")
+                if key.startswith("Vm") and rest.strip().endswith("kB"):
+                    out[key] = int(rest.split()[0]) * 1024
+    except (OSError, ValueError):
+        return {}
+    return out
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _read_int(path: Path) -> int | None:
+    """An integer file of the cgroup tree; ``None`` where it is absent or says no limit."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    try:
+        value = int(text)
+    except ValueError:  # "max": no limit (cgroup v2)
+        return None
+    return None if value >= 2**60 else value  # v1 writes "no limit" as ~2^63
+
+
+def _cgroup_room(
+    root: Path = Path("/sys/fs/cgroup"), membership: Path = Path("/proc/self/cgroup")
+) -> int | None:
+    """Smallest ``limit - usage`` over this process's memory cgroup and its parents: cgroup v2
+    (``memory.max``, ``memory.current``) or v1's memory controller (``memory.limit_in_bytes``,
+    ``memory.usage_in_bytes``); ``None`` where there is no readable limit."""
+    try:
+        lines = membership.read_text().splitlines()
+    except OSError:
+        return None
+    trees = []
+    for line in lines:
+        _, controllers, rel = line.split(":", 2) if line.count(":") >= 2 else ("", "", "")
+        if controllers == "" and rel:
+            trees.append((root, rel, "memory.max", "memory.current"))
+        elif "memory" in controllers.split(","):
+            trees.append((root / "memory", rel, "memory.limit_in_bytes", "memory.usage_in_bytes"))
+    room = None
+    for base, rel, limit_file, usage_file in trees:
+        d = base / rel.strip("/")
+        while True:
+            limit = _read_int(d / limit_file)
+            if limit is not None:
+                used = _read_int(d / usage_file) or 0
+                here = max(0, limit - used)
+                room = here if room is None else min(room, here)
+            if d == base or base not in d.parents:
+                break
+            d = d.parent
+    return room
+
+
+def memory_limits(explicit_mb: float | None = None) -> list[tuple[int, str]]:
+    """Each limit on this process's peak resident memory, in bytes, with where it comes from.
+    A limit on what may still be allocated (address space, data segment, cgroup, free memory)
+    adds the resident memory the process already holds."""
+    status = _status()
+    rss = status.get("VmRSS", 0)
+    out: list[tuple[int, str]] = []
+    for name, field, label in (
+        ("RLIMIT_AS", "VmSize", "the address-space limit (ulimit -v)"),
+        ("RLIMIT_DATA", "VmData", "the data-segment limit (ulimit -d)"),
+    ):
+        soft, _ = resource.getrlimit(getattr(resource, name))
+        if soft != resource.RLIM_INFINITY and soft >= 0:
+            out.append((rss + max(0, soft - status.get(field, 0)), label))
+    room = _cgroup_room()
+    if room is not None:
+        out.append((rss + room, "the cgroup's memory limit"))
+    avail = _meminfo_available()
+    if avail is not None:
+        out.append((rss + avail, "MemAvailable of /proc/meminfo"))
+    if explicit_mb is not None:
+        out.append((int(float(explicit_mb) * MB), "the job's memory limit"))
+    return out
+
+
+def check_memory(what: str, edges: float, guard: MemoryGuard | None) -> None:
+    """Refuse a job on a graph of ``edges`` edges whose estimated peak exceeds the smallest limit
+    of :func:`memory_limits`; ``None`` or ``guard.force``: no check."""
+    if guard is None or guard.force:
+        return
+    per_million = guard.per_million_edges or MEM_MB_PER_MILLION_EDGES
+    need_mb = graph_mem_mb(edges, 1, per_million)
+    limits = memory_limits(guard.limit_mb)
+    if not limits:
+        return
+    have, source = min(limits)
+    if need_mb * MB <= have:
+        return
+    raise MemoryLimitError(
+        f"{what} needs about {need_mb:,} MB ({edges:,.0f} edges at {per_million:g} MB per "
+        f"million plus 500 MB) but only {have / MB:,.0f} MB may be used here ({source}); use a "
+        f"smaller input, a machine with more memory, or {guard.hint} to try anyway"
+    )
