@@ -287,16 +287,33 @@ def _check_semantics(config: dict[str, Any], source: Source, grid: bool = True) 
     silently: the training recipe every (dataset, arch) of the grid actually gets (with the
     trainer's own rules), seeds, the results directory, the sparsity path tags, metric families
     that apply to no configured encoding, and a grid the analysis cannot cross-validate."""
+    from .data import dataset_info
     from .train import TrainConfig
 
     where = _where(source, ["training"])
+    errors: list[str] = []
+    idle: dict[tuple[int, tuple[int, ...]], list[str]] = {}
     for dataset in config["datasets"]:
+        images = dataset_info(dataset).train_images
         for arch in config["architectures"]:
-            TrainConfig.from_dict(
-                training_settings(config, dataset, arch),
-                where=f"{where}training (dataset {dataset}, arch {arch})",
-            )
-    errors = [
+            at = f"training (dataset {dataset}, arch {arch})"
+            cfg = TrainConfig.from_dict(training_settings(config, dataset, arch), where=where + at)
+            if cfg.batch_size > images:
+                errors.append(
+                    f"{at}.batch_size: {cfg.batch_size} is larger than the {images:,} training "
+                    f"images of {dataset}; every epoch would be one batch of {images:,} "
+                    "(lower training.batch_size)"
+                )
+            late = tuple(m for m in cfg.milestones if m >= cfg.epochs)
+            if late and cfg.epochs > 0:
+                idle.setdefault((cfg.epochs, late), []).append(f"{dataset}/{arch}")
+    for (epochs, late), points in idle.items():
+        warn_once(
+            f"{where}training.milestones: {list(late)} never take effect in {epochs} epoch(s) "
+            f"({', '.join(points)}); the learning rate is not decayed there"
+        )
+    errors += [
+        *_check_model_kwargs(config),
         *_check_seeds(config),
         *_check_results(config),
         *_check_sparsities(config),
@@ -305,6 +322,32 @@ def _check_semantics(config: dict[str, Any], source: Source, grid: bool = True) 
     ]
     if errors:
         raise ConfigError("\n".join(f"{_where(source, _key_path(e))}{e}" for e in errors))
+
+
+_WARNED: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """One line on stderr (logger ``snntopo.config``), once per process and message: a config
+    that is valid but probably not what was meant (e.g. learning-rate milestones past the last
+    epoch, as in a short smoke run with the paper's schedule)."""
+    import logging
+
+    if message not in _WARNED:
+        _WARNED.add(message)
+        logging.getLogger("snntopo.config").warning("warning: %s", message)
+
+
+def check_model_kwargs(arch: str, where: str = "model.kwargs") -> None:
+    """Constructor arguments apply to external architectures only (a bundled model is built
+    by snntopo with its ``width``): the config check and ``--model-kwargs`` both call this."""
+    from .models.external import is_external
+
+    if not is_external(arch):
+        raise ConfigError(
+            f"{where}: architecture {arch!r} is not external; constructor arguments apply to "
+            "torchvision:<name> and module:<path>:<fn> only (bundled models take model.width)"
+        )
 
 
 def _key_path(message: str) -> list[Any]:
@@ -327,6 +370,16 @@ def check_seed(value: Any, key: str = "seed") -> str | None:
             "keeps only 32 bits of a seed, so larger seeds would repeat smaller ones)"
         )
     return None
+
+
+def _check_model_kwargs(config: dict[str, Any]) -> list[str]:
+    out = []
+    for arch in config.get("model", {}).get("kwargs") or {}:
+        try:
+            check_model_kwargs(arch, f"model.kwargs.{arch}")
+        except ConfigError as exc:
+            out.append(str(exc))
+    return out
 
 
 def _check_seeds(config: dict[str, Any]) -> list[str]:

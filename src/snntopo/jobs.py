@@ -82,6 +82,9 @@ def run_job(
 
     ``job_context`` (e.g. ``mem_mb``, ``attempt``) only feeds the out-of-memory message.
     """
+    from .io import remove_temps_on_signal
+
+    remove_temps_on_signal()
     setup_logging(log_path)
     log = logging.getLogger("snntopo.job")
     log.info("start %s", func.__name__)

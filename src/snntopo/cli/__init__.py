@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run() -> int:
+    from ..io import remove_temps_on_signal
+
+    remove_temps_on_signal()
     try:
         # an argument type may raise snntopo's own errors (``--arch``'s "did you mean"), and
         # building a subcommand's parser imports its registries: one line, exit 2, as argparse

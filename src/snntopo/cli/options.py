@@ -213,13 +213,9 @@ def job_from_args(args: argparse.Namespace) -> NetworkJob:
     kwargs = dict(job.model_kwargs)
     items = flag("model_kwargs") or []
     if items:
-        from ..models.external import is_external
+        from ..config import check_model_kwargs
 
-        if not is_external(job.arch):
-            raise ConfigError(
-                f"--model-kwargs: architecture {job.arch!r} is bundled; constructor "
-                "arguments apply to torchvision:<name> and module:<path>:<fn> only"
-            )
+        check_model_kwargs(job.arch, "--model-kwargs")
         for item in items:
             key, value = _parse_kv(item, "--model-kwargs")
             kwargs[key] = value
