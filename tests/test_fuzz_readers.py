@@ -1,5 +1,6 @@
 """Fuzzing every reader of an artifact snntopo reads back: graph ``.npz``, mask ``.safetensors``,
-layer spec ``layers.json`` and metric JSON.
+layer spec ``layers.json``, metric JSON, predictor ``predictor.json``, the canonical CSV tables
+and a data set's own files (Tiny-ImageNet's ``wnids.txt``, ``val_annotations.txt`` and images).
 
 Each case starts from valid files the package made on the tiny ResNet-20 (``tiny_job.py``) and
 applies seeded random mutations, in two classes:
@@ -19,11 +20,17 @@ seed and mutation to replay.
 What a *result* is, per kind: a graph's arrays, blocks, layers and the metadata fields a metric
 reads; a mask's tensors and grid-point record as the workflow reads it (against the expected
 grid point); a layer spec's encoded graphs (rolled, and MGE every few cases); a metric file's
-table rows. Some edits are legitimately accepted and not generated: a metric's value or name
+table rows; a predictor's predictions and ranks for a metric file of a new method; the tables'
+networks and feature frames as ``fit``/``analyze`` load them; the val split's (image, label)
+pairs. Some edits are legitimately accepted and not generated: a metric's value or name
 changed in a file without its digest (a file made by hand carries data, not a proof of it; the
 workflow's files record ``content_sha256``, so damage to them is caught), a spec field no encoder
 reads, a graph weight or kernel value set to another finite positive number with the digest
-re-stamped.
+re-stamped, a predictor number set to another finite number in a file without its digest, a
+feature cell set to another finite number or left empty (an undefined metric), a CSV row
+deleted (a table of fewer networks); byte damage is not generated for CSV tables (no digest: a
+flipped digit is another valid table), nor inside an image's compressed data (JPEG has no
+checksum).
 
 Bounded for CI: ``SNNTOPO_FUZZ_ITERATIONS`` cases per kind and class (default 40; about a
 minute for the whole file on one core). For a release, run e.g.
@@ -738,3 +745,80 @@ def test_fuzz_tables(fitted):
     src = fitted / "tables"
     BASELINES["tables"] = tables_result(src)
     run_cases("tables", make_table_edit(src), tables_result, fitted)
+
+
+# ----------------------------------------------------------------------------- data set
+@pytest.fixture(scope="module")
+def tiny_imagenet(tmp_path_factory) -> Path:
+    """The fake ``tiny-imagenet-200`` of ``test_data`` (200 classes, one val image each)."""
+    from test_data import write_fake_tiny
+
+    root = tmp_path_factory.mktemp("fuzz-data") / "ref"
+    write_fake_tiny(root)
+    return root
+
+
+def data_result(root: Path) -> Any:
+    """The val split as the trainer reads it: every (image, label) pair."""
+    import torch
+
+    from snntopo.data import load_dataset
+
+    ds = load_dataset("tinyimagenet", root, train=False)
+    items = [ds[i] for i in range(len(ds))]
+    x = torch.stack([a for a, _ in items]).numpy()
+    return _digest(x), [t for _, t in items]
+
+
+def make_data_case(ref: Path, klass: str) -> Callable[[random.Random, Path], str]:
+    """Damage (bytes) or edits (lines deleted, repeated, a field changed) of ``wnids.txt`` and
+    ``val_annotations.txt``, or an image cut short. Not generated, because undetectable: flipped
+    bits inside an image's compressed data (JPEG has no checksum: another valid image) and two
+    lines of ``val_annotations.txt`` swapping their images (every class keeps one image)."""
+    import shutil
+
+    texts = ["wnids.txt", "val/val_annotations.txt"]
+
+    def make(rng: random.Random, out: Path) -> str:
+        base = out / "tiny-imagenet-200"
+        shutil.rmtree(base, ignore_errors=True)  # the other class's case of the same number
+        base.mkdir()
+        shutil.copy(ref / "tiny-imagenet-200" / "wnids.txt", base)  # the val split reads no train/
+        shutil.copytree(ref / "tiny-imagenet-200" / "val", base / "val")
+        if rng.random() < 0.2:
+            img = base / "val" / "images" / f"val_{rng.randrange(200)}.JPEG"
+            data = img.read_bytes()
+            n = rng.randrange(len(data) - 2)  # without its end-of-image marker
+            img.write_bytes(data[:n])
+            return f"{img.name} cut to {n} bytes"
+        name = rng.choice(texts)
+        f = base / name
+        if klass == "damage":
+            bad, what = damage(f.read_bytes(), rng)
+            f.write_bytes(bad)
+            return f"{name}: {what}"
+        lines = f.read_text().splitlines()
+        i = rng.randrange(len(lines))
+        kind = rng.choice(["delete", "repeat", "field"])
+        if kind == "delete":
+            del lines[i]
+        elif kind == "repeat":
+            lines.insert(i, lines[i])
+        else:
+            parts = lines[i].split("\t")
+            k = rng.randrange(min(2, len(parts)))
+            parts[k] = rng.choice(["", "../" + parts[k], "x" * 300, parts[k] + " ", "\u00e9"])
+            lines[i] = "\t".join(parts)
+            kind = f"field {k} = {parts[k]!r:.30} in"
+        f.write_text("\n".join(lines) + "\n")
+        return f"{name}: {kind} line {i + 1}"
+
+    return make
+
+
+@pytest.mark.parametrize("klass", ["damage", "edit"])
+def test_fuzz_data_set(tiny_imagenet, klass):
+    """Tiny-ImageNet's val split (the reader of a downloaded data set with files of its own;
+    CIFAR's batches are checked against their published md5 before they are read)."""
+    BASELINES["data"] = data_result(tiny_imagenet)
+    run_cases("data", make_data_case(tiny_imagenet, klass), data_result, tiny_imagenet)
