@@ -307,6 +307,17 @@ def _check_semantics(config: dict[str, Any], source: Source, grid: bool = True) 
             late = tuple(m for m in cfg.milestones if m >= cfg.epochs)
             if late and cfg.epochs > 0:
                 idle.setdefault((cfg.epochs, late), []).append(f"{dataset}/{arch}")
+    for i, ov in enumerate(config.get("training", {}).get("overrides", [])):
+        match = ov.get("match", {})
+        if grid and not any(
+            match.get("dataset", d) == d and match.get("arch", a) == a
+            for d in config["datasets"]
+            for a in config["architectures"]
+        ):
+            warn_once(
+                f"{where}training.overrides[{i}]: match {match} fits no (dataset, arch) of the "
+                "grid; it is never applied"
+            )
     for (epochs, late), points in idle.items():
         warn_once(
             f"{where}training.milestones: {list(late)} never take effect in {epochs} epoch(s) "

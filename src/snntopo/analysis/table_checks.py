@@ -51,9 +51,11 @@ def find_table(directory: Path, stem: str) -> Path | None:
 
 def read_csv(path: Path) -> pd.DataFrame:
     """Read a CSV (optionally gzip), turning parse failures into a TableError naming the file."""
+    import zlib
+
     try:
         df = pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
+    except (OSError, EOFError, zlib.error, ValueError, pd.errors.ParserError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TableError(f"{path}: cannot read table ({first})") from None
     _check_header(path)
@@ -121,7 +123,7 @@ def check_numeric(df: pd.DataFrame, name: str, columns: list[str]) -> None:
             if inf.any():
                 row = int(np.argmax(inf))
                 raise TableError(
-                    f"{name}: column {c!r} holds {df[c].iloc[row]!r} ({int(inf.sum())} row(s), "
+                    f"{name}: column {c!r} holds {float(df[c].iloc[row])} ({int(inf.sum())} row(s), "
                     f"first at row {row + 2} of the file); metrics must be finite or empty"
                 )
             continue

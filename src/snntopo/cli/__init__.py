@@ -94,6 +94,13 @@ def _run() -> int:
     except SnntopoError as exc:
         print(f"snntopo {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # the file system's answer (a full disk, a file size limit, a name too long, a path that
+        # exists as a file): one line naming the path, as the workflow's jobs do
+        from ..jobs import os_error_line
+
+        print(f"snntopo {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("snntopo: interrupted", file=sys.stderr)
         return 130
