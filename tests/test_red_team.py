@@ -139,6 +139,21 @@ def test_sigkill_leftover_is_swept_by_the_next_write(tmp_path):
     live.wait(30)
 
 
+def test_sigkill_during_the_report_figure_then_the_next_figure_run(fx, tmp_path):
+    """The fault the issue named: kill -9 while a figure is written left a 4.5 MB temporary in
+    figures/ for good. The next run of the report's figure writer (``plot_graph``) sweeps it."""
+    from snntopo.stages.report import plot_graph
+
+    figures = tmp_path / "figures"
+    proc = _start_writer(tmp_path, figures / "mge.png")
+    proc.kill()
+    assert proc.wait(30) == -signal.SIGKILL
+    (left,) = _temps(figures)
+    assert (figures / left).stat().st_size == 4_500_000
+    plot_graph(str(fx / "mge.npz"), str(figures / "mge.png"))
+    assert sorted(p.name for p in figures.iterdir()) == ["mge.png"]
+
+
 def test_a_long_final_name_still_gets_a_temporary_file(tmp_path):
     from snntopo.io import atomic_path
 
