@@ -78,6 +78,27 @@ def test_model_kwargs_of_a_bundled_model_same_error_in_config_and_cli(tmp_path, 
     check_config({**GRID, "model": {"kwargs": {"torchvision:resnet18": {"dropout": 0.2}}}})
 
 
+def test_train_cli_checks_the_recipe_against_the_data(tmp_path, capsys, caplog):
+    """``snntopo train`` runs the config check's rule (one function) on its final recipe."""
+    from snntopo.cli import main
+
+    base = ["train", "--arch", "resnet20", "--dataset", "digits", "--width", "0.25",
+            "--input-size", "8", "--device", "cpu", "--out", str(tmp_path / "t")]  # fmt: skip
+    assert main([*base, "--batch-size", "1500"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "snntopo train: error: training.batch_size: 1500 is larger than the 1,437 training "
+        "images of digits; every epoch would be one batch of 1,437 (lower training.batch_size)"
+    )
+    assert not (tmp_path / "t").exists()
+    with caplog.at_level("WARNING", logger="snntopo.config"):
+        assert main([*base, "--epochs", "1", "--limit-batches", "1"]) == 0
+    assert [r.getMessage() for r in caplog.records if r.name == "snntopo.config"] == [
+        "warning: training.milestones: [80, 120] never take effect in 1 epoch(s); the learning "
+        "rate is not decayed there"
+    ]
+
+
 # -- temporary files of an interrupted writer ------------------------------------------------------
 
 SLOW_WRITER = textwrap.dedent(

@@ -287,25 +287,18 @@ def _check_semantics(config: dict[str, Any], source: Source, grid: bool = True) 
     silently: the training recipe every (dataset, arch) of the grid actually gets (with the
     trainer's own rules), seeds, the results directory, the sparsity path tags, metric families
     that apply to no configured encoding, and a grid the analysis cannot cross-validate."""
-    from .data import dataset_info
     from .train import TrainConfig
 
     where = _where(source, ["training"])
     errors: list[str] = []
     idle: dict[tuple[int, tuple[int, ...]], list[str]] = {}
     for dataset in config["datasets"]:
-        images = dataset_info(dataset).train_images
         for arch in config["architectures"]:
             at = f"training (dataset {dataset}, arch {arch})"
             cfg = TrainConfig.from_dict(training_settings(config, dataset, arch), where=where + at)
-            if cfg.batch_size > images:
-                errors.append(
-                    f"{at}.batch_size: {cfg.batch_size} is larger than the {images:,} training "
-                    f"images of {dataset}; every epoch would be one batch of {images:,} "
-                    "(lower training.batch_size)"
-                )
-            late = tuple(m for m in cfg.milestones if m >= cfg.epochs)
-            if late and cfg.epochs > 0:
+            error, late = recipe_against_data(cfg, dataset, at)
+            errors += [error] if error else []
+            if late:
                 idle.setdefault((cfg.epochs, late), []).append(f"{dataset}/{arch}")
     for i, ov in enumerate(config.get("training", {}).get("overrides", [])):
         match = ov.get("match", {})
@@ -347,6 +340,25 @@ def warn_once(message: str) -> None:
     if message not in _WARNED:
         _WARNED.add(message)
         logging.getLogger("snntopo.config").warning("warning: %s", message)
+
+
+def recipe_against_data(cfg: Any, dataset: str, where: str) -> tuple[str | None, tuple[int, ...]]:
+    """What a valid training recipe (a ``TrainConfig``) gets wrong for ``dataset``: the error of
+    a batch larger than its training images (every epoch one batch of the whole set), and the
+    milestones at or past the last epoch (never applied; a warning). The config check and
+    ``snntopo train`` both call this."""
+    from .data import dataset_info
+
+    images = dataset_info(dataset).train_images
+    error = None
+    if cfg.batch_size > images:
+        error = (
+            f"{where}.batch_size: {cfg.batch_size} is larger than the {images:,} training "
+            f"images of {dataset}; every epoch would be one batch of {images:,} "
+            "(lower training.batch_size)"
+        )
+    late = tuple(m for m in cfg.milestones if m >= cfg.epochs) if cfg.epochs > 0 else ()
+    return error, late
 
 
 def check_model_kwargs(arch: str, where: str = "model.kwargs") -> None:
