@@ -1,7 +1,7 @@
 """Red team, round three (docs/guarantees.md): the config checks the issue named (milestones past
 the epochs, a batch larger than the data set, ``model.kwargs`` of a bundled model), temporary files
 of an interrupted writer (SIGTERM: removed by the handler; SIGKILL: swept by the next write), and
-40 new bad inputs and faults, each run through the CLI or the reader a user reaches."""
+41 new bad inputs and faults, each run through the command a user reaches."""
 
 from __future__ import annotations
 
@@ -185,7 +185,7 @@ def test_a_long_final_name_still_gets_a_temporary_file(tmp_path):
     assert out.read_bytes() == b"png"
 
 
-# -- red team, round three: 40 new bad inputs and faults ------------------------------------------
+# -- red team, round three: 41 new bad inputs and faults ------------------------------------------
 #
 # Each case: what a user (or a hostile file) does, the outcome before the fix (as in
 # docs/guarantees.md, "Red team, round 3"), and what must happen now: exit 2 with one error line
