@@ -50,7 +50,7 @@ def test_milestones_past_the_epochs_warn_once(caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert lines == [
         "warning: m.yaml: training.milestones: [90, 120] never take effect in 90 epoch(s) "
-        "(digits/resnet20); the learning rate is not decayed there"
+        "(1 of the grid's 1 (dataset, arch) pairs); the learning rate is not decayed there"
     ]
     caplog.clear()
     with caplog.at_level("WARNING", logger="snntopo.config"):

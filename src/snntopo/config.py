@@ -311,10 +311,12 @@ def _check_semantics(config: dict[str, Any], source: Source, grid: bool = True) 
                 f"{where}training.overrides[{i}]: match {match} fits no (dataset, arch) of the "
                 "grid; it is never applied"
             )
+    pairs = len(config["datasets"]) * len(config["architectures"])
     for (epochs, late), points in idle.items():
         warn_once(
             f"{where}training.milestones: {list(late)} never take effect in {epochs} epoch(s) "
-            f"({', '.join(points)}); the learning rate is not decayed there"
+            f"({len(points)} of the grid's {pairs} (dataset, arch) pairs); the learning rate is "
+            "not decayed there"
         )
     errors += [
         *_check_model_kwargs(config),
