@@ -99,6 +99,13 @@ def test_train_cli_checks_the_recipe_against_the_data(tmp_path, capsys, caplog):
     ]
 
 
+def test_the_tables_seed_bound_is_the_configs():
+    from snntopo.analysis import table_checks
+    from snntopo.config import MAX_SEED
+
+    assert table_checks.MAX_SEED == MAX_SEED == 4_294_967_295
+
+
 # -- temporary files of an interrupted writer ------------------------------------------------------
 
 SLOW_WRITER = textwrap.dedent(

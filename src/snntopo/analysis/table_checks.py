@@ -137,6 +137,11 @@ def check_numeric(df: pd.DataFrame, name: str, columns: list[str]) -> None:
             )
 
 
+#: the largest seed (``snntopo.config.MAX_SEED``, repeated here: the analysis stage's code digest
+#: does not cover the config module, and a job may import only modules of its digest)
+MAX_SEED = 2**32 - 1
+
+
 def normalise_keys(df: pd.DataFrame, name: str = "table") -> pd.DataFrame:
     """Give the key columns one dtype everywhere so merges never silently miss (str/float/int).
 
@@ -144,8 +149,6 @@ def normalise_keys(df: pd.DataFrame, name: str = "table") -> pd.DataFrame:
     TableError naming the file (``seed`` 1.5 was truncated to 1, ``sparsity`` "abc" a traceback).
     """
     import numpy as np
-
-    from ..config import MAX_SEED
 
     out = df.copy()
     for c in ("dataset", "arch", "method"):
