@@ -1,5 +1,6 @@
 """Fuzzing every reader of an artifact snntopo reads back: graph ``.npz``, mask ``.safetensors``,
-layer spec ``layers.json`` and metric JSON.
+layer spec ``layers.json``, metric JSON, predictor ``predictor.json``, the canonical CSV tables
+and a data set's own files (Tiny-ImageNet's ``wnids.txt``, ``val_annotations.txt`` and images).
 
 Each case starts from valid files the package made on the tiny ResNet-20 (``tiny_job.py``) and
 applies seeded random mutations, in two classes:
@@ -19,11 +20,17 @@ seed and mutation to replay.
 What a *result* is, per kind: a graph's arrays, blocks, layers and the metadata fields a metric
 reads; a mask's tensors and grid-point record as the workflow reads it (against the expected
 grid point); a layer spec's encoded graphs (rolled, and MGE every few cases); a metric file's
-table rows. Some edits are legitimately accepted and not generated: a metric's value or name
+table rows; a predictor's predictions and ranks for a metric file of a new method; the tables'
+networks and feature frames as ``fit``/``analyze`` load them; the val split's (image, label)
+pairs. Some edits are legitimately accepted and not generated: a metric's value or name
 changed in a file without its digest (a file made by hand carries data, not a proof of it; the
 workflow's files record ``content_sha256``, so damage to them is caught), a spec field no encoder
 reads, a graph weight or kernel value set to another finite positive number with the digest
-re-stamped.
+re-stamped, a predictor number set to another finite number in a file without its digest, a
+feature cell set to another finite number or left empty (an undefined metric), a CSV row
+deleted (a table of fewer networks); byte damage is not generated for CSV tables (no digest: a
+flipped digit is another valid table), nor inside an image's compressed data (JPEG has no
+checksum).
 
 Bounded for CI: ``SNNTOPO_FUZZ_ITERATIONS`` cases per kind and class (default 40; about a
 minute for the whole file on one core). For a release, run e.g.
@@ -140,7 +147,9 @@ ODD_VALUES: list[Any] = [
 ]  # fmt: skip
 
 
-def edit_json(obj: Any, rng: random.Random, skip: Callable[[tuple], bool]) -> tuple[Any, str]:
+def edit_json(
+    obj: Any, rng: random.Random, skip: Callable[[tuple], bool], odd: list[Any] = ODD_VALUES
+) -> tuple[Any, str]:
     """One random structural edit of a JSON value: a key deleted or duplicated (written twice
     with another value), a value swapped for an odd one, a list item removed or repeated, deep
     nesting. ``skip(path)``: paths whose edit is legitimately accepted (module docstring)."""
@@ -153,7 +162,7 @@ def edit_json(obj: Any, rng: random.Random, skip: Callable[[tuple], bool]) -> tu
     if kind == "delete":
         del parent[key]
     elif kind == "swap":
-        value = rng.choice(ODD_VALUES)
+        value = rng.choice(odd)
         if value == parent[key] and type(value) is type(parent[key]):
             value = [value]
         parent[key] = value
@@ -569,3 +578,247 @@ def test_fuzz_metric_json(tiny, klass):
         src.write_text(original)
     print(f"metrics {klass}: {counts}")
     assert not failures, f"seed {SEED}: " + "\n".join(failures[:20])
+
+
+# ----------------------------------------------------------------------------- predictor
+#: what a numeric field of a predictor may be given instead: never another valid predictor
+#: (another finite number is, and is not generated: a hand-made predictor carries numbers, not a
+#: proof of them; ``fit``'s files record ``content_sha256``, so damage to them is caught)
+BAD_NUMBERS: list[Any] = [None, True, "0.5", [], {}, float("nan"), float("inf"), -float("inf")]
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def edit_predictor(doc: Any, rng: random.Random) -> tuple[Any, str]:
+    """:func:`edit_json`'s edits on the non-numeric fields; a numeric field is given a value of
+    another type or a non-finite one, or (in a list) removed or repeated."""
+    numeric = [p for p in _paths(doc) if p and _is_number(_get(doc, p))]
+    if rng.random() < 0.5 or not numeric:
+        # a known method's mean deleted whole is a predictor fit on tables that lack those
+        # networks (valid); its fields are edited all the same
+        def skip(p: tuple) -> bool:
+            return _is_number(_get(doc, p)) or (len(p) == 4 and p[2] == "known_means")
+
+        # [1, 2] for a list of two coefficients is another valid predictor
+        return edit_json(doc, rng, skip=skip, odd=[v for v in ODD_VALUES if v != [1, 2]])
+    obj = json.loads(json.dumps(doc))
+    path = rng.choice(numeric)
+    parent, key = _get(obj, path[:-1]), path[-1]
+    kind = rng.choice(["swap", "swap", "delete", "repeat"])
+    if kind == "swap" or not isinstance(parent, list):
+        nullable = "validation" in path or key in ("interval_halfwidth", "alpha")
+        value = rng.choice([v for v in BAD_NUMBERS if not (nullable and v is None)])
+        parent[key] = value
+        return obj, f"{'.'.join(map(str, path))} = {value!r}"
+    if kind == "delete":
+        del parent[key]
+    else:
+        parent.insert(key, parent[key])
+    return obj, f"{kind} {'.'.join(map(str, path))}"
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory) -> Path:
+    """A predictor fit on synthetic tables (``test_predictor.synthetic``) and one metric file of
+    a new method to predict."""
+    from test_predictor import synthetic
+
+    from snntopo.analysis.predictor import fit_predictor
+
+    d = tmp_path_factory.mktemp("fuzz-predictor")
+    synthetic(d / "tables", "exact")
+    fit_predictor(d / "tables", d / "pred", mode="exact")
+    metrics = {
+        "family": "local",
+        "encodings": {"mge": {"mode": "exact", "network": {"signal": 1.5, "noise": 0.1}}},
+        "network": {"dataset": "cifar10", "arch": "resnet20", "method": "new", "sparsity": 0.9,
+                    "seed": 0},
+    }  # fmt: skip
+    (d / "m.json").write_text(json.dumps(metrics))
+    return d
+
+
+def predictor_result(fitted: Path) -> Callable[[Path], Any]:
+    from snntopo.analysis.predictor import predict
+
+    def read(path: Path) -> Any:
+        pred, ranks = predict(path / "predictor.json", [str(fitted / "m.json")])
+        return pred.to_json(), ranks.to_json()
+
+    return read
+
+
+@pytest.mark.parametrize("klass", ["damage", "edit"])
+def test_fuzz_predictor(fitted, klass):
+    src = fitted / "pred" / "predictor.json"
+    read = predictor_result(fitted)
+    BASELINES["predictor"] = read(fitted / "pred")
+    if klass == "damage":
+        make = make_damage(src, "predictor.json")
+    else:
+        # edited by hand: the file without its digest (with it, every edit is a digest error)
+        doc = {k: v for k, v in json.loads(src.read_text()).items() if k != "content_sha256"}
+
+        def make(rng: random.Random, out: Path) -> str:
+            obj, what = edit_predictor(doc, rng)
+            (out / "predictor.json").write_text(dumps(obj))
+            return what
+
+    run_cases("predictor", make, read, fitted)
+
+
+# ----------------------------------------------------------------------------- tables (CSV)
+#: what a cell of a table may be given instead; a key cell or an accuracy must refuse each of
+#: them, a feature cell those that are not a finite number or empty (an undefined metric is
+#: allowed: NaN)
+BAD_CELLS = ["", "nan", "inf", "-inf", "1e400", "abc", "1,5", "True", "0x10", "-1", "2", "1.5",
+             "9" * 30, '"', "\u00e9\u00e9"]  # fmt: skip
+
+
+def make_table_edit(src: Path) -> Callable[[random.Random, Path], str]:
+    """Edits of the tables directory ``src`` (``networks.csv``, ``mge.csv``): a column deleted,
+    named twice or renamed blank, a row repeated, a cell given a bad value, a ragged row."""
+    import csv
+    import shutil
+
+    files = sorted(p.name for p in src.glob("*.csv"))
+
+    def make(rng: random.Random, out: Path) -> str:
+        for f in files:
+            shutil.copy(src / f, out / f)
+        name = rng.choice(files)
+        with open(src / name, newline="") as fh:
+            rows = list(csv.reader(fh))
+        header, body = rows[0], rows[1:]
+        kind = rng.choice(["cell", "cell", "cell", "drop_column", "twice", "blank", "repeat",
+                           "ragged"])  # fmt: skip
+        j = rng.randrange(len(header))
+        i = rng.randrange(len(body))
+        col = header[j]
+        if kind == "cell":
+            value = rng.choice(BAD_CELLS)
+            feature = name != "networks.csv" and col not in ("dataset", "arch", "method",
+                                                              "sparsity", "seed")  # fmt: skip
+            if feature and value in ("", "nan", "-1", "2", "1.5", "9" * 30):
+                value = "inf"  # empty (undefined) or another finite number: a valid table
+            if col in ("dataset", "arch", "method") and value not in ("", "nan"):
+                value = ""  # any other string is another (valid) name
+            body[i][j] = value
+            what = f"{name} row {i + 2} {col} = {value!r}"
+        elif kind == "drop_column":
+            if col not in ("dataset", "arch", "method", "sparsity", "seed", "accuracy"):
+                col = "seed"  # a feature column dropped is a valid table with fewer features
+                j = header.index(col)
+            header, body = header[:j] + header[j + 1 :], [r[:j] + r[j + 1 :] for r in body]
+            what = f"{name}: column {col} deleted"
+        elif kind == "twice":
+            header, body = [*header, col], [[*r, r[j]] for r in body]
+            what = f"{name}: column {col} named twice"
+        elif kind == "blank":
+            header = [*header[:j], "", *header[j + 1 :]]
+            what = f"{name}: column {j + 1} renamed blank"
+        elif kind == "repeat":
+            body.insert(i, list(body[i]))
+            what = f"{name}: row {i + 2} repeated"
+        else:
+            body[i] = [*body[i], "1"]
+            what = f"{name}: row {i + 2} has one field too many"
+        with open(out / name, "w", newline="") as fh:
+            csv.writer(fh).writerows([header, *body])
+        return what
+
+    return make
+
+
+def tables_result(path: Path) -> Any:
+    from snntopo.analysis.tables import load_tables
+
+    t = load_tables(path)
+    return t.networks.to_json(), {k: v.to_json() for k, v in t.features.items()}
+
+
+def test_fuzz_tables(fitted):
+    """The canonical tables ``snntopo fit``/``analyze`` read. Byte damage is not generated: a
+    CSV carries no digest, so a flipped digit in a value is another valid table."""
+    src = fitted / "tables"
+    BASELINES["tables"] = tables_result(src)
+    run_cases("tables", make_table_edit(src), tables_result, fitted)
+
+
+# ----------------------------------------------------------------------------- data set
+@pytest.fixture(scope="module")
+def tiny_imagenet(tmp_path_factory) -> Path:
+    """The fake ``tiny-imagenet-200`` of ``test_data`` (200 classes, one val image each)."""
+    from test_data import write_fake_tiny
+
+    root = tmp_path_factory.mktemp("fuzz-data") / "ref"
+    write_fake_tiny(root)
+    return root
+
+
+def data_result(root: Path) -> Any:
+    """The val split as the trainer reads it: every (image, label) pair."""
+    import torch
+
+    from snntopo.data import load_dataset
+
+    ds = load_dataset("tinyimagenet", root, train=False)
+    items = [ds[i] for i in range(len(ds))]
+    x = torch.stack([a for a, _ in items]).numpy()
+    return _digest(x), [t for _, t in items]
+
+
+def make_data_case(ref: Path, klass: str) -> Callable[[random.Random, Path], str]:
+    """Damage (bytes) or edits (lines deleted, repeated, a field changed) of ``wnids.txt`` and
+    ``val_annotations.txt``, or an image cut short. Not generated, because undetectable: flipped
+    bits inside an image's compressed data (JPEG has no checksum: another valid image) and two
+    lines of ``val_annotations.txt`` swapping their images (every class keeps one image)."""
+    import shutil
+
+    texts = ["wnids.txt", "val/val_annotations.txt"]
+
+    def make(rng: random.Random, out: Path) -> str:
+        base = out / "tiny-imagenet-200"
+        shutil.rmtree(base, ignore_errors=True)  # the other class's case of the same number
+        base.mkdir()
+        shutil.copy(ref / "tiny-imagenet-200" / "wnids.txt", base)  # the val split reads no train/
+        shutil.copytree(ref / "tiny-imagenet-200" / "val", base / "val")
+        if rng.random() < 0.2:
+            img = base / "val" / "images" / f"val_{rng.randrange(200)}.JPEG"
+            data = img.read_bytes()
+            n = rng.randrange(len(data) - 2)  # without its end-of-image marker
+            img.write_bytes(data[:n])
+            return f"{img.name} cut to {n} bytes"
+        name = rng.choice(texts)
+        f = base / name
+        if klass == "damage":
+            bad, what = damage(f.read_bytes(), rng)
+            f.write_bytes(bad)
+            return f"{name}: {what}"
+        lines = f.read_text().splitlines()
+        i = rng.randrange(len(lines))
+        kind = rng.choice(["delete", "repeat", "field"])
+        if kind == "delete":
+            del lines[i]
+        elif kind == "repeat":
+            lines.insert(i, lines[i])
+        else:
+            parts = lines[i].split("\t")
+            k = rng.randrange(min(2, len(parts)))
+            parts[k] = rng.choice(["", "../" + parts[k], "x" * 300, parts[k] + " ", "\u00e9"])
+            lines[i] = "\t".join(parts)
+            kind = f"field {k} = {parts[k]!r:.30} in"
+        f.write_text("\n".join(lines) + "\n")
+        return f"{name}: {kind} line {i + 1}"
+
+    return make
+
+
+@pytest.mark.parametrize("klass", ["damage", "edit"])
+def test_fuzz_data_set(tiny_imagenet, klass):
+    """Tiny-ImageNet's val split (the reader of a downloaded data set with files of its own;
+    CIFAR's batches are checked against their published md5 before they are read)."""
+    BASELINES["data"] = data_result(tiny_imagenet)
+    run_cases("data", make_data_case(tiny_imagenet, klass), data_result, tiny_imagenet)

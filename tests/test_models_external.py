@@ -164,7 +164,9 @@ def test_cli_model_kwargs_reach_the_constructor(tmp_path):
 
 
 def test_cli_model_kwargs_errors():
-    with pytest.raises(ConfigError, match="--model-kwargs: architecture 'resnet20' is bundled"):
+    with pytest.raises(
+        ConfigError, match="--model-kwargs: architecture 'resnet20' is not external"
+    ):
         _job(["--arch", "resnet20", "--dataset", "digits", "--model-kwargs", "x=1"])
     with pytest.raises(ConfigError, match="--model-kwargs 'dropout': expected KEY=VALUE"):
         _job(["--arch", "torchvision:resnet18", "--dataset", "digits", "--model-kwargs", "dropout"])

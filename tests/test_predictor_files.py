@@ -162,8 +162,20 @@ def test_excluded_features_are_not_used_and_are_recorded(tmp_path) -> None:
     assert doc["excluded_features"] == ["signal"]
     assert doc["features"] == ["noise"] and _scope(doc)["features"] == ["noise"]
     # paper spellings name the same columns
+    import pandas as pd
+
+    mge = pd.read_csv(tmp_path / "t" / "mge.csv")
+    mge["one_hop_nei_norm"] = np.arange(len(mge), dtype=float)
+    mge.to_csv(tmp_path / "t" / "mge.csv", index=False)
     fit_predictor(tmp_path / "t", tmp_path / "q", mode="exact", exclude_features=["1-hop-nei"])
-    assert load_predictor(tmp_path / "q")["excluded_features"] == ["one_hop_nei_norm"]
+    doc = load_predictor(tmp_path / "q")
+    assert doc["excluded_features"] == ["one_hop_nei_norm"]
+    assert doc["features"] == ["noise", "signal"]
+    # a name that is no column of the tables is a typo, not a no-op
+    from snntopo.errors import TableError
+
+    with pytest.raises(TableError, match="'sigal' is not an MGE column"):
+        fit_predictor(tmp_path / "t", tmp_path / "r", mode="exact", exclude_features=["sigal"])
 
 
 def test_the_default_exclusions_come_from_one_hook(tmp_path, monkeypatch) -> None:

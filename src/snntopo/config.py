@@ -290,13 +290,36 @@ def _check_semantics(config: dict[str, Any], source: Source, grid: bool = True) 
     from .train import TrainConfig
 
     where = _where(source, ["training"])
+    errors: list[str] = []
+    idle: dict[tuple[int, tuple[int, ...]], list[str]] = {}
     for dataset in config["datasets"]:
         for arch in config["architectures"]:
-            TrainConfig.from_dict(
-                training_settings(config, dataset, arch),
-                where=f"{where}training (dataset {dataset}, arch {arch})",
+            at = f"training (dataset {dataset}, arch {arch})"
+            cfg = TrainConfig.from_dict(training_settings(config, dataset, arch), where=where + at)
+            error, late = recipe_against_data(cfg, dataset, at)
+            errors += [error] if error else []
+            if late:
+                idle.setdefault((cfg.epochs, late), []).append(f"{dataset}/{arch}")
+    for i, ov in enumerate(config.get("training", {}).get("overrides", [])):
+        match = ov.get("match", {})
+        if grid and not any(
+            match.get("dataset", d) == d and match.get("arch", a) == a
+            for d in config["datasets"]
+            for a in config["architectures"]
+        ):
+            warn_once(
+                f"{where}training.overrides[{i}]: match {match} fits no (dataset, arch) of the "
+                "grid; it is never applied"
             )
-    errors = [
+    pairs = len(config["datasets"]) * len(config["architectures"])
+    for (epochs, late), points in idle.items():
+        warn_once(
+            f"{where}training.milestones: {list(late)} never take effect in {epochs} epoch(s) "
+            f"({len(points)} of the grid's {pairs} (dataset, arch) pairs); the learning rate is "
+            "not decayed there"
+        )
+    errors += [
+        *_check_model_kwargs(config),
         *_check_seeds(config),
         *_check_results(config),
         *_check_sparsities(config),
@@ -305,6 +328,51 @@ def _check_semantics(config: dict[str, Any], source: Source, grid: bool = True) 
     ]
     if errors:
         raise ConfigError("\n".join(f"{_where(source, _key_path(e))}{e}" for e in errors))
+
+
+_WARNED: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """One line on stderr (logger ``snntopo.config``), once per process and message: a config
+    that is valid but probably not what was meant (e.g. learning-rate milestones past the last
+    epoch, as in a short smoke run with the paper's schedule)."""
+    import logging
+
+    if message not in _WARNED:
+        _WARNED.add(message)
+        logging.getLogger("snntopo.config").warning("warning: %s", message)
+
+
+def recipe_against_data(cfg: Any, dataset: str, where: str) -> tuple[str | None, tuple[int, ...]]:
+    """What a valid training recipe (a ``TrainConfig``) gets wrong for ``dataset``: the error of
+    a batch larger than its training images (every epoch one batch of the whole set), and the
+    milestones at or past the last epoch (never applied; a warning). The config check and
+    ``snntopo train`` both call this."""
+    from .data import dataset_info
+
+    images = dataset_info(dataset).train_images
+    error = None
+    if cfg.batch_size > images:
+        error = (
+            f"{where}.batch_size: {cfg.batch_size} is larger than the {images:,} training "
+            f"images of {dataset}; every epoch would be one batch of {images:,} "
+            "(lower training.batch_size)"
+        )
+    late = tuple(m for m in cfg.milestones if m >= cfg.epochs) if cfg.epochs > 0 else ()
+    return error, late
+
+
+def check_model_kwargs(arch: str, where: str = "model.kwargs") -> None:
+    """Constructor arguments apply to external architectures only (a bundled model is built
+    by snntopo with its ``width``): the config check and ``--model-kwargs`` both call this."""
+    from .models.external import is_external
+
+    if not is_external(arch):
+        raise ConfigError(
+            f"{where}: architecture {arch!r} is not external; constructor arguments apply to "
+            "torchvision:<name> and module:<path>:<fn> only (bundled models take model.width)"
+        )
 
 
 def _key_path(message: str) -> list[Any]:
@@ -327,6 +395,16 @@ def check_seed(value: Any, key: str = "seed") -> str | None:
             "keeps only 32 bits of a seed, so larger seeds would repeat smaller ones)"
         )
     return None
+
+
+def _check_model_kwargs(config: dict[str, Any]) -> list[str]:
+    out = []
+    for arch in config.get("model", {}).get("kwargs") or {}:
+        try:
+            check_model_kwargs(arch, f"model.kwargs.{arch}")
+        except ConfigError as exc:
+            out.append(str(exc))
+    return out
 
 
 def _check_seeds(config: dict[str, Any]) -> list[str]:

@@ -36,21 +36,110 @@ def provenance(**params: Any) -> dict[str, Any]:
     }
 
 
+#: marker in the name of every temporary file :func:`atomic_path` makes:
+#: ``.<final name>.<TEMP_MARK><host>-<pid>.<random>.tmp<suffix>``; the host and process id let a
+#: later run tell a leftover of a killed writer (swept) from a live writer's file (kept)
+TEMP_MARK = "snntopo-"
+_TEMP_RE = re.compile(
+    r"^\..+\." + re.escape(TEMP_MARK) + r"(?P<host>[A-Za-z0-9-]*)-(?P<pid>\d+)\.[^.]+\.tmp"
+)
+#: temporary files being written by this process: (pid, path), removed by the signal handler
+_LIVE: set[tuple[int, Path]] = set()
+_SWEPT: set[Path] = set()
+
+
+def _host() -> str:
+    import socket
+
+    return re.sub(r"[^A-Za-z0-9-]", "", socket.gethostname())[:32]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def sweep_temps(directory: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files that writers on this host left in ``directory`` when they were
+    killed where no handler runs (``kill -9``, out of memory): the ones whose process is gone.
+    Temporary files of live processes, and of other hosts (a shared file system), are kept.
+    Returns the removed paths. :func:`atomic_path` calls this once per directory and process."""
+    removed: list[Path] = []
+    host = _host()
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        m = _TEMP_RE.match(name)
+        if not m or m["host"] != host or int(m["pid"]) == os.getpid() or _alive(int(m["pid"])):
+            continue
+        path = Path(directory) / name
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def _remove_live_temps(signum: int, frame: Any) -> None:
+    """SIGTERM/SIGHUP handler: remove this process's temporary files, then die of the signal
+    (exit status and the caller's view unchanged)."""
+    import signal
+
+    for pid, path in list(_LIVE):
+        if pid == os.getpid():
+            with contextlib.suppress(OSError):
+                path.unlink()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def remove_temps_on_signal() -> None:
+    """Install the handler that removes this process's temporary files on SIGTERM and SIGHUP
+    (SIGINT raises ``KeyboardInterrupt``, which :func:`atomic_path` already handles). Called by
+    the CLI and by every workflow job; a no-op outside the main thread or where a handler is set."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) in (signal.SIG_DFL, None):
+            signal.signal(sig, _remove_live_temps)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is renamed onto ``path``.
 
-    On any exception the temporary file is removed and ``path`` is left untouched.
-    The temporary name keeps the final suffix (e.g. ``.npz``) so libraries that insist on an
-    extension do not append one.
+    On any exception the temporary file is removed and ``path`` is left untouched; on SIGTERM or
+    SIGHUP too (see :func:`remove_temps_on_signal`); after ``kill -9`` the next write into the same
+    directory sweeps it (:func:`sweep_temps`). The temporary name keeps the final suffix (e.g.
+    ``.npz``) so libraries that insist on an extension do not append one.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
+    if final.parent.resolve() not in _SWEPT:
+        _SWEPT.add(final.parent.resolve())
+        sweep_temps(final.parent)
     sfx = suffix if suffix is not None else "".join(final.suffixes)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{sfx}", dir=final.parent)
-    os.close(fd)
+    mark = f"{TEMP_MARK}{_host()}-{os.getpid()}."
+    # the final name is only a hint for a reader of the directory: shortened so that the
+    # temporary name fits the usual 255-byte limit whenever the final name does
+    room = max(1, 240 - len(mark) - len(f".tmp{sfx}") - 8)
+    prefix = f".{final.name.encode()[:room].decode(errors='ignore')}.{mark}"
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=f".tmp{sfx}", dir=final.parent)
     tmp_path = Path(tmp)
+    entry = (os.getpid(), tmp_path)
+    _LIVE.add(entry)
     try:
+        os.close(fd)
         yield tmp_path
         # mkstemp creates 0600, and a writer may replace the temporary file with its own (the
         # safetensors library writes a file of its own and renames it, again 0600): give the
@@ -61,6 +150,8 @@ def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iter
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+    finally:
+        _LIVE.discard(entry)
 
 
 def _umask_mode() -> int:

@@ -97,6 +97,9 @@ def run_job(
 
     ``job_context`` (e.g. ``mem_mb``, ``attempt``) only feeds the out-of-memory message.
     """
+    from .io import remove_temps_on_signal
+
+    remove_temps_on_signal()
     setup_logging(log_path)
     log = logging.getLogger("snntopo.job")
     log.info("start %s", func.__name__)
@@ -135,7 +138,24 @@ def _os_error_message(exc: OSError) -> str | None:
         )
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"{where}permission denied or read-only file system ({exc.strerror})"
+    if exc.errno == errno.EFBIG:
+        return (
+            f"{where}file too large for the file system or the process's file size limit "
+            "(ulimit -f); nothing half-written was left behind"
+        )
+    if exc.errno == errno.ENAMETOOLONG:
+        return f"{where}file name too long for the file system"
     return None
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for any OS error of a command: the causes above in words, else the path and the
+    system's own message (``File exists``, ``Is a directory``, ...)."""
+    msg = _os_error_message(exc)
+    if msg is not None:
+        return msg
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
 
 
 def limit_threads(threads: int) -> None:

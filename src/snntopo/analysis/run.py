@@ -188,6 +188,16 @@ def run_analysis(
         source = Path(tables)
         say(f"load: {source}")
         tables = load_tables(source)
+    configs = len(tables.networks[["dataset", "arch", "method", "sparsity"]].drop_duplicates())
+    if p.n_splits > configs:
+        from ..errors import ConfigError
+
+        # grouped_splits would cap the folds silently while the summary said "1000-fold CV"
+        raise ConfigError(
+            f"n_splits: {p.n_splits} folds, but the tables hold {configs} configurations "
+            "(dataset, arch, method, sparsity); a fold needs at least one (lower --splits / "
+            "analysis.n_splits)"
+        )
     res = compute(tables, p, say)
     out = Path(out_dir)
     paths: dict[str, Path] = {}

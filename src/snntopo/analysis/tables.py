@@ -74,7 +74,7 @@ def load_canonical_tables(directory: str | os.PathLike[str]) -> Tables:
         df = read_csv(p)
         check_table(df, str(p), KEYS, KEYS, unique=KEYS)
         check_numeric(df, str(p), [c for c in df.columns if c not in KEYS])
-        features[enc] = select_features(normalise_keys(df), enc)
+        features[enc] = select_features(normalise_keys(df, str(p)), enc)
     rpath = find_table(d, RAMANUJAN_FILE)
     ram = None
     if rpath is None:
@@ -90,7 +90,7 @@ def load_canonical_tables(directory: str | os.PathLike[str]) -> Tables:
             unique=[*KEYS, "encoding", "layer_id"],
         )
         check_numeric(ram, str(rpath), ["layer_id", "layer_density", *RAMANUJAN_METRICS])
-        ram = normalise_keys(ram)
+        ram = normalise_keys(ram, str(rpath))
     return Tables(networks, features, ram, source="canonical", notes=notes)
 
 

@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run() -> int:
+    from ..io import remove_temps_on_signal
+
+    remove_temps_on_signal()
     try:
         # an argument type may raise snntopo's own errors (``--arch``'s "did you mean"), and
         # building a subcommand's parser imports its registries: one line, exit 2, as argparse
@@ -94,6 +97,13 @@ def _run() -> int:
             return int(module.run(args) or 0)
     except SnntopoError as exc:
         print(f"snntopo {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # the file system's answer (a full disk, a file size limit, a name too long, a path that
+        # exists as a file): one line naming the path, as the workflow's jobs do
+        from ..jobs import os_error_line
+
+        print(f"snntopo {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("snntopo: interrupted", file=sys.stderr)

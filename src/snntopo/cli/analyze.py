@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..analysis.models import MODELS
+from . import options
 
 #: worker processes at most: each holds its own copy of the tables (~0.3 GB on the complete
 #: published set) and the 31 scope groups they share out are few, so more workers gain little
@@ -17,13 +18,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--tables", required=True, help="tables directory (canonical or paper layout)"
     )
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
-    parser.add_argument("--splits", type=int, default=5, help="grouped CV folds")
-    parser.add_argument("--repeats", type=int, default=2, help="CV repeats (reshuffled groups)")
+    parser.add_argument("--seed", type=options.seed, default=0, help="seed of every random choice")
+    parser.add_argument("--splits", type=options.positive_int, default=5, help="grouped CV folds")
+    parser.add_argument(
+        "--repeats", type=options.positive_int, default=2, help="CV repeats (reshuffled groups)"
+    )
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--target", choices=("auto", "drop", "accuracy"), default="auto")
     parser.add_argument("--drop", choices=("absolute", "relative"), default="absolute")
-    parser.add_argument("--perm-repeats", type=int, default=5, help="permutation repeats")
+    parser.add_argument(
+        "--perm-repeats", type=options.positive_int, default=5, help="permutation repeats"
+    )
     parser.add_argument(
         "--ranking-scope", choices=("pooled", "arch", "sparsity"), default="arch",
         help="regression scope whose predictions rank the methods in the summary",

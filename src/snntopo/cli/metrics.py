@@ -91,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
     graph, verified = load_graph_deferred(args.graph)
     encoding = graph.meta.get("encoding")
     if args.families:
-        families = list(args.families)
+        # a family named twice is computed once: twice made the file of two families (another
+        # layout, without the one-family file's digest)
+        families = list(dict.fromkeys(args.families))
     else:
         families = applicable_families(encoding, layered=bool(graph.layers))
     t0 = time.perf_counter()

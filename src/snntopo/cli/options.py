@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 #: the smallest input side every registered architecture builds a meaningful network on: Conv-6's
 #: three 2x2 poolings need 8 (and a multiple of 8), the ResNets' two stride-2 stages end at 2x2
 MIN_INPUT_SIZE = 8
+#: the largest input side (the config schema's ``model.input_size`` bound): a 100000-pixel side
+#: asked torch for 72 TB of activations and died with an allocator traceback
+MAX_INPUT_SIZE = 256
 
 
 def _number(text: str, kind: type) -> Any:
@@ -77,6 +80,10 @@ def input_size(text: str) -> int:
             f"{value} is too small; the smallest input side every architecture builds on is "
             f"{MIN_INPUT_SIZE}"
         )
+    if value > MAX_INPUT_SIZE:
+        raise argparse.ArgumentTypeError(
+            f"{value} is too large; at most {MAX_INPUT_SIZE} (as the config's model.input_size)"
+        )
     return value
 
 
@@ -96,6 +103,9 @@ def sparsity(text: str) -> float:
     value = _number(text, float)
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"{text} must be in [0, 1)")
+    if value == 0 and any(c in "123456789" for c in text.lower().split("e")[0]):
+        # 1e-400 reads as 0.0, and sparsity 0 means the dense network
+        raise argparse.ArgumentTypeError(f"{text} underflows to 0 (the dense network)")
     return value
 
 
@@ -103,7 +113,14 @@ def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     pa, pb = Path(a), Path(b)
     if pa.exists() and pb.exists():
         return os.path.samefile(pa, pb)
-    return pa.resolve() == pb.resolve()
+    return _resolve(pa) == _resolve(pb)
+
+
+def _resolve(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop: RuntimeError before Python 3.13
+        raise ConfigError(f"{path}: cannot resolve the path ({exc})") from None
 
 
 def check_out_not_input(
@@ -132,6 +149,13 @@ def check_params(
     ``params_schema``, or the config schema's ``metrics`` section); one line per problem."""
     import jsonschema
 
+    from ..config import _non_finite
+
+    # NaN passes the schema's range checks (every comparison is false); a NaN eigensolver
+    # tolerance then ran for hours
+    bad = [(k, v) for k, v in params.items() if _non_finite(v)]
+    if bad:
+        raise ConfigError("\n".join(f"{where} {k}={v!r} is not a finite number" for k, v in bad))
     validator = jsonschema.validators.validator_for(schema)(schema)
     errors = sorted(validator.iter_errors(dict(params)), key=lambda e: list(e.absolute_path))
     if errors:
@@ -213,13 +237,9 @@ def job_from_args(args: argparse.Namespace) -> NetworkJob:
     kwargs = dict(job.model_kwargs)
     items = flag("model_kwargs") or []
     if items:
-        from ..models.external import is_external
+        from ..config import check_model_kwargs
 
-        if not is_external(job.arch):
-            raise ConfigError(
-                f"--model-kwargs: architecture {job.arch!r} is bundled; constructor "
-                "arguments apply to torchvision:<name> and module:<path>:<fn> only"
-            )
+        check_model_kwargs(job.arch, "--model-kwargs")
         for item in items:
             key, value = _parse_kv(item, "--model-kwargs")
             kwargs[key] = value
@@ -246,9 +266,14 @@ def _parse_kv(item: str, flag: str) -> tuple[str, Any]:
     if not sep or not key:
         raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE")
     try:
-        return key, json.loads(raw)
+        value = json.loads(raw)
     except json.JSONDecodeError:
         return key, raw
+    from ..config import _non_finite
+
+    if _non_finite(value):  # NaN / Infinity are JSON to Python; a NaN tolerance never converges
+        raise ConfigError(f"{flag} {key}={raw}: not a finite number")
+    return key, value
 
 
 def add_network_arguments(parser: argparse.ArgumentParser, *, method_default: str | None) -> None:

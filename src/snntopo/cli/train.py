@@ -48,7 +48,18 @@ def run(args: argparse.Namespace) -> int:
     for key in FLAG_KEYS:
         if getattr(args, key) is not None:
             training[key] = getattr(args, key)
-    TrainConfig.from_dict({**training, "device": job.device}, where="command line")
+    cfg = TrainConfig.from_dict({**training, "device": job.device}, where="command line")
+    from ..config import recipe_against_data, warn_once
+    from ..errors import ConfigError
+
+    error, late = recipe_against_data(cfg, job.dataset, "training")
+    if error:
+        raise ConfigError(error)
+    if late:
+        warn_once(
+            f"training.milestones: {list(late)} never take effect in {cfg.epochs} epoch(s); the "
+            "learning rate is not decayed there"
+        )
     job = dataclasses.replace(job, training=training)
     out = Path(args.out)
     options.check_out_not_input(out / "model.safetensors", [args.mask, args.config])

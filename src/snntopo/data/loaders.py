@@ -370,16 +370,34 @@ class TinyImageNet(Dataset):
                 for p in sorted(folder.glob("*.JPEG")):
                     self.samples.append((p, index[wnid]))
         else:
-            for line in (base / "val" / "val_annotations.txt").read_text().splitlines():
+            where = f"{base}/val/val_annotations.txt"
+            try:
+                lines = (base / "val" / "val_annotations.txt").read_text("utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise DataError(f"{where}: unreadable ({exc})") from None
+            seen: dict[str, int] = {}
+            for n, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
                 parts = line.split("\t")
                 if len(parts) < 2:
-                    continue
-                if parts[1] not in index:
                     raise DataError(
-                        f"{base}/val/val_annotations.txt: class {parts[1]!r} not in wnids.txt"
+                        f"{where}: line {n} is not '<image>\\t<class>\\t...': {line!r:.80}"
                     )
-                self.samples.append((base / "val" / "images" / parts[0], index[parts[1]]))
-            absent = [p for p, _ in self.samples if not p.is_file()]
+                name = parts[0]
+                if name in (".", "..") or "/" in name or "\\" in name or not name.strip():
+                    raise DataError(
+                        f"{where}: line {n}: {name!r:.80} is not a file name in val/images"
+                    )
+                if name in seen:
+                    raise DataError(
+                        f"{where}: {name!r:.80} is listed twice (lines {seen[name]} and {n})"
+                    )
+                seen[name] = n
+                if parts[1] not in index:
+                    raise DataError(f"{where}: class {parts[1]!r:.80} not in wnids.txt")
+                self.samples.append((base / "val" / "images" / name, index[parts[1]]))
+            absent = [p for p, _ in self.samples if not _is_file(p)]
             if absent:
                 raise DataError(
                     f"{base}/val/val_annotations.txt: {len(absent)} listed image(s) missing, "
@@ -420,6 +438,14 @@ class TinyImageNet(Dataset):
                 f"tinyimagenet: cannot read image {path} ({type(exc).__name__}: {exc})"
             ) from None
         return self.transform(img), target
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False where the name cannot exist (too long for the file system)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _check_balanced(targets: list[int], names: list[str], where: str) -> None:

@@ -7,8 +7,19 @@ from torch import nn
 
 
 def scaled(channels: int, width: float) -> int:
-    """Channel count under a width multiplier (the demo shrinks models; 1.0 is the paper)."""
-    return max(1, int(round(channels * width)))
+    """Channel count under a width multiplier (the demo shrinks models; 1.0 is the paper).
+
+    A width that leaves a layer with less than one channel is an error, not a silent 1: widths
+    1e-9 and 0.01 built the same network and recorded different widths."""
+    n = int(round(channels * width))
+    if n < 1:
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            f"width {width:g} leaves a {channels}-channel layer with no channel "
+            f"(round({channels} x {width:g}) = 0); use a width above {0.5 / channels:g}"
+        )
+    return n
 
 
 def init_weights(model: nn.Module) -> nn.Module:

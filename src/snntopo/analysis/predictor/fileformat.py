@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ArtifactError
-from ...io import write_json
+from ...io import JSON_DIGEST_KEY, _unique_keys, json_digest, write_json
 from ..models import CLIP
 from .validation import MIN_METHODS, PREDICTORS
 
@@ -42,8 +42,10 @@ LINEAR_KEYS = ("medians", "mean", "scale", "coef", "intercept", "alpha")
 TOP_KEYS = (
     "format", "format_version", "target", "higher_is_better", "encoding", "encoding_mode",
     "metric_definitions", "interval_level", "features", "excluded_features", "tables",
-    "tables_layout", "versions", "notes", "scopes", "provenance",
+    "tables_layout", "versions", "notes", "scopes", "provenance", "content_sha256",
 )  # fmt: skip
+#: keys a predictor file may lack (files written before the digest was recorded)
+OPTIONAL_TOP_KEYS = ("content_sha256",)
 SCOPE_KEYS = (
     "dataset", "arch", "n_networks", "methods", "sparsities", "features", "feature_ranges",
     "model", "interval_halfwidth", "known_means", "validation",
@@ -71,7 +73,7 @@ def write_predictor(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     writes a file ``predict`` would refuse."""
     doc = finite_json(doc)
     validate(doc)
-    write_json(path, doc)
+    write_json(path, doc, digest=True)  # a flipped digit in a coefficient is an error when read
     return Path(path)
 
 
@@ -86,7 +88,10 @@ def load_predictor(path: str | os.PathLike[str]) -> dict[str, Any]:
     except OSError as exc:
         raise PredictorError(f"{p}: cannot read predictor ({exc.strerror})") from None
     try:
-        doc = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        # a key twice in one object is refused (json.loads keeps the last silently)
+        doc = json.loads(
+            raw.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique_keys
+        )
     except RecursionError:
         raise PredictorError(f"{p}: not a JSON predictor file (nested too deeply)") from None
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
@@ -97,6 +102,12 @@ def load_predictor(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise PredictorError(f"{p}: {exc}") from None
     except RecursionError:  # pragma: no cover - json.loads hits the limit first
         raise PredictorError(f"{p}: nested too deeply") from None
+    recorded = doc.pop(JSON_DIGEST_KEY, None)
+    if recorded is not None and recorded != json_digest(doc):
+        raise PredictorError(
+            f"{p}: content_sha256 is {recorded!r:.40} but the content gives {json_digest(doc)} "
+            "(the file was damaged or edited after fit wrote it)"
+        )
     return doc
 
 
@@ -166,7 +177,9 @@ def validate(doc: Any) -> None:
             f"format {doc['format']!r} v{doc['format_version']!r}; expected {FORMAT!r} "
             f"v{FORMAT_VERSION} (re-fit the predictor with this snntopo's `snntopo fit`)"
         )
-    _only(doc, "predictor", TOP_KEYS, TOP_KEYS)
+    _only(doc, "predictor", TOP_KEYS, [k for k in TOP_KEYS if k not in OPTIONAL_TOP_KEYS])
+    if not isinstance(doc.get(JSON_DIGEST_KEY, ""), str):
+        raise PredictorError(f"{JSON_DIGEST_KEY}: expected a string")
     for key in ("target", "encoding", "encoding_mode", "metric_definitions", "tables",
                 "tables_layout"):  # fmt: skip
         if not isinstance(doc[key], str):

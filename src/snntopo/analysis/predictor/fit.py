@@ -109,6 +109,27 @@ def feature_frames(
     return frames, y.loc[mge.index], target, [*notes, *more]
 
 
+def _check_excluded(tables: Tables, excluded: list[str]) -> None:
+    """``--exclude-features`` names that are no MGE column of the tables are a typo, not a
+    no-op (``sigal`` left ``signal`` in the model without a word)."""
+    import difflib
+
+    sets, _ = build_feature_sets(tables)
+    mge = sets.get("mge")
+    if mge is None:
+        return
+    columns = list(mge.columns)
+    if tables.source == "paper":
+        columns = [PAPER_MGE_TO_CANONICAL.get(c, c) for c in columns]
+    for name in excluded:
+        if name not in columns:
+            close = difflib.get_close_matches(name, columns, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TableError(
+                f"--exclude-features: {name!r} is not an MGE column of the tables{hint}"
+            )
+
+
 def _versions() -> dict[str, str]:
     import sklearn
 
@@ -172,9 +193,12 @@ def fit_predictor(
             "canonical tables do not record the encoding mode of their metrics: pass "
             f"--mode {' or --mode '.join(METRIC_DEFINITIONS)} (the config's encode.mode)"
         )
+    given = exclude_features is not None
     if exclude_features is None:
         exclude_features = default_excluded_features(tables, mode)
     excluded = canonical_feature_names(exclude_features)
+    if given:
+        _check_excluded(tables, excluded)
     frames, y, target, notes = feature_frames(tables, exclude_features=excluded)
     index = frames["mge"].index
     _check_methods(index)
@@ -187,6 +211,12 @@ def fit_predictor(
         k = keys.loc[mask].reset_index(drop=True)
         F = frames["mge"].loc[index[mask]]
         cols = [c for c in F.columns if F[c].nunique(dropna=True) > 1]
+        if not cols:
+            raise TableError(
+                f"{ds}/{arch}: no MGE feature is left that varies between networks ("
+                f"{len(excluded)} excluded, {F.shape[1]} constant or empty); a predictor of "
+                "the sparsity alone is not an MGE predictor"
+            )
         X = F[cols].to_numpy(float)
         ys = y.to_numpy(float)[mask]
         s = k["sparsity"].to_numpy(float)
