@@ -14,7 +14,12 @@ smallest`` runs each model at the smallest input side that works, from ``--min-i
 the first encode runs at ``--min-input``, and when the walker answers that the input is too small
 ("the smallest input that works is NxN", e.g. alexnet 63, inception_v3 75) it reruns at N (the
 row's ``input`` is the size measured). ``--families none`` stops after the encode (walk, layer
-spec, mask, graph build, write). Steps of the models matching ``--lock-models`` run under
+spec, mask, graph build, write). ``--graph-steps`` replaces the per-encoding ``snntopo encode``
+processes by one process per model that times the cheap steps one by one: ``walk`` (tracing and
+the layer spec), ``mask`` (the PaI method, seed 0), then ``graph`` per encoding (``build_graph``,
+not written); each row's peak RSS is the process's peak so far (``ru_maxrss``), and the row of
+the ``walk`` step carries the whole process's wall seconds (importing torch and building the
+model included). Steps of the models matching ``--lock-models`` run under
 ``flock --lock`` (a lock shared with other heavy jobs); the wall seconds and the timeout start
 once the lock is held.
 
@@ -22,6 +27,7 @@ once the lock is held.
         [--inputs 32 64 | smallest] [--encodings mge rolled rolled-channel]
         [--families local ... | none] [--sparsity 0.9] [--timeout 600] [--max-edges 200000000]
         [--mem-gb 14] [--threads 1] [--lock FILE --lock-models REGEX] [--keep-graphs]
+        [--graph-steps]
     python benchmarks/bench_torchvision.py --markdown bench.csv   # the table of docs/benchmarks.md
 """
 
@@ -71,6 +77,64 @@ def cnn_models() -> list[str]:
 
     names = torchvision.models.list_models(module=torchvision.models)
     return [n for n in names if not ATTENTION.match(n)]
+
+
+def graph_steps(model: str, side: int, method: str, sparsity: float, encodings: list[str]) -> dict:
+    """Walk, mask and build every encoding of ``torchvision:model`` in this process (the steps of
+    ``snntopo encode``, the write left out); at the walker's smallest input if ``side`` is too
+    small. Returns the per-step seconds, peak RSS so far and the graphs' sizes."""
+    import resource
+
+    import torch
+
+    from snntopo.encode import build_graph
+    from snntopo.encode.layers import UnsupportedOpError, layer_spec
+    from snntopo.models import build_model, prunable_parameters
+    from snntopo.pai import compute_mask
+
+    def peak() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    arch = f"torchvision:{model}"
+    out: dict = {"steps": []}
+    for _attempt in range(2):
+        net = build_model(arch, 10, 3, side, seed=0)
+        t0 = time.perf_counter()
+        try:
+            spec = layer_spec(net, (3, side, side), arch=arch, num_classes=10)
+        except UnsupportedOpError as exc:
+            small = TOO_SMALL.search(str(exc))
+            if not small or _attempt:
+                raise
+            side = int(small.group(1))
+            continue
+        break
+    out["input"] = side
+    out["steps"].append({"step": "walk", "seconds": time.perf_counter() - t0, "peak": peak()})
+    t0 = time.perf_counter()
+    masks, _info = compute_mask(
+        method, net, sparsity, seed=0, params={"input_shape": [3, side, side]}
+    )
+    out["steps"].append({"step": "mask", "seconds": time.perf_counter() - t0, "peak": peak()})
+    with torch.no_grad():
+        weights = {n: (p.detach() * masks[n]).numpy() for n, p in prunable_parameters(net)}
+    del net
+    for enc in encodings:
+        t0 = time.perf_counter()
+        g = build_graph(enc, spec, weights)
+        secs = time.perf_counter() - t0
+        out["steps"].append(
+            {
+                "step": "graph",
+                "encoding": enc,
+                "seconds": secs,
+                "peak": peak(),
+                "nodes": int(g.n_nodes),
+                "edges": int(g.n_edges),
+            }  # fmt: skip
+        )
+        del g
+    return out
 
 
 def timed(
@@ -152,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--markdown"]:
         print(markdown(Path(argv[1])))
         return 0
+    if argv[:1] == ["--run-graph-steps"]:  # the child process of --graph-steps
+        model, side, method, sparsity, *encs = argv[1:]
+        print(json.dumps(graph_steps(model, int(side), method, float(sparsity), encs)))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--models", nargs="+", default=list(MODELS), help="names, or 'cnn'")
@@ -171,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lock-models", default="", help="regex of models that take --lock")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--keep-graphs", action="store_true")
+    ap.add_argument(
+        "--graph-steps", action="store_true", help="one process per model: walk, mask, graphs"
+    )
     args = ap.parse_args(argv)
     models = [m for name in args.models for m in (cnn_models() if name == "cnn" else [name])]
     sizes = [v if v == "smallest" else int(v) for v in args.inputs]
@@ -206,6 +277,27 @@ def main(argv: list[str] | None = None) -> int:
                     if args.lock and args.lock_models and re.search(args.lock_models, model)
                     else None
                 )
+                if args.graph_steps:
+                    status, wall, rss, out = timed(
+                        [sys.executable, str(Path(__file__).resolve()), "--run-graph-steps"]
+                        + [model, str(size), args.method, str(args.sparsity), *args.encodings],
+                        args.timeout,
+                        args.mem_gb,
+                        lock,
+                    )
+                    info = last_json(out)
+                    size = info.get("input", size)
+                    if status != "ok" or not info:
+                        row(model=model, input=size, step="walk", status=status or "failed: ?",
+                            wall_s=wall, peak_rss_mb=rss)  # fmt: skip
+                        continue
+                    for st in info["steps"]:
+                        first = st["step"] == "walk"
+                        row(model=model, input=size, encoding=st.get("encoding", ""),
+                            step=st["step"], status="ok", wall_s=wall if first else "",
+                            stage_s=st["seconds"], peak_rss_mb=st["peak"],
+                            nodes=st.get("nodes", ""), edges=st.get("edges", ""))  # fmt: skip
+                    continue
                 for enc in args.encodings:
                     graph = work / f"{model}_{enc}.npz"
 

@@ -82,3 +82,20 @@ def test_torchvision_sweep_runs_alexnet_at_its_smallest_input(tmp_path):
         ("alexnet", "63", "encode", "ok")
     ]
     assert int(rows[0]["edges"]) > 0 and float(rows[0]["peak_rss_mb"]) > 0
+
+
+@pytest.mark.slow
+def test_torchvision_graph_steps_give_the_encode_commands_graphs(tmp_path):
+    """``--graph-steps`` (walk, mask, graphs in one process) builds the graphs ``snntopo encode``
+    builds: squeezenet1_1's edges as docs/benchmarks.md records them from that command."""
+    out = tmp_path / "g.csv"
+    assert _bench_torchvision().main(["--out", str(out), "--models", "squeezenet1_1",
+                                      "--inputs", "smallest", "--families", "none",
+                                      "--graph-steps"]) == 0  # fmt: skip
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert [(r["step"], r["encoding"], r["status"]) for r in rows] == [
+        ("walk", "", "ok"), ("mask", "", "ok"), ("graph", "mge", "ok"), ("graph", "rolled", "ok"),
+        ("graph", "rolled-channel", "ok"),
+    ]  # fmt: skip
+    assert [int(r["edges"]) for r in rows[2:]] == [1_176_657, 72_467, 68_869]
+    assert all(r["input"] == "32" and float(r["peak_rss_mb"]) > 0 for r in rows)
