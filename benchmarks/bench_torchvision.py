@@ -188,10 +188,42 @@ def last_json(stdout: str) -> dict:
     return {}
 
 
+def markdown_graph_steps(rows: list[dict[str, str]]) -> str:
+    """``--graph-steps`` rows: one line per model, the seconds of each step, edges per encoding,
+    the process's peak RSS and wall seconds."""
+    encs = ["mge", "rolled", "rolled-channel"]
+    head = (
+        "| model | input | walk s | mask s | "
+        + " | ".join(f"{e} edges | {e} s" for e in encs)
+        + " | peak MB | process s | status |"
+    )
+    lines = [head, "|---|" + "---:|" * (5 + 2 * len(encs)) + "---|"]
+    models: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        models.setdefault(r["model"], []).append(r)
+    for model, rs in models.items():
+        by = {(r["step"], r["encoding"]): r for r in rs}
+        walk = by.get(("walk", ""), {})
+        cells = [model, rs[-1]["input"]]
+        cells += [by.get((st, ""), {}).get("stage_s", "") for st in ("walk", "mask")]
+        for e in encs:
+            g = by.get(("graph", e), {})
+            cells += [f"{int(g['edges']):,}" if g.get("edges") else "", g.get("stage_s", "")]
+        peaks = [float(r["peak_rss_mb"]) for r in rs if r.get("peak_rss_mb")]
+        cells += [f"{max(peaks):,.0f}" if peaks else "", walk.get("wall_s", "")]
+        bad = [r["status"] for r in rs if r["status"] != "ok"]
+        cells.append(bad[0].split(":")[0] + ": " + bad[0].split(":", 1)[-1][:80] if bad else "ok")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def markdown(path: Path) -> str:
-    """One row per (model, input, encoding): edges, then ``wall s / peak MB`` per step."""
+    """One row per (model, input, encoding): edges, then ``wall s / peak MB`` per step
+    (``--graph-steps`` files: :func:`markdown_graph_steps`)."""
     with path.open() as fh:
         rows = list(csv.DictReader(fh))
+    if any(r["step"] in ("walk", "graph") for r in rows):
+        return markdown_graph_steps(rows)
     steps = ["encode", "local", "neighbourhood", "strength", "global", "expansion", "ramanujan"]
     graphs: dict[tuple[str, str, str], dict[str, str]] = {}
     for r in rows:
