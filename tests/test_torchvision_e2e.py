@@ -118,3 +118,19 @@ def test_googlenet_aux_heads_through_the_cli(tmp_path):
     assert cli_main(["encode", *common, "--mask", str(mask), "--encoding", "rolled",
                      "--out", str(g)]) == 0  # fmt: skip
     assert load_graph(g).n_edges == round(0.1 * 5_595_584) == 559_558
+
+
+@pytest.mark.parametrize(
+    ("name", "attention"),
+    [("swin_t", "ShiftedWindowAttention"), ("maxvit_t", "RelativePositionalMultiHeadAttention")],
+)
+def test_attention_models_stop_with_one_line(tmp_path, capsys, name, attention):
+    """torchvision's attention models (input-dependent weights) stop ``snntopo encode`` with one
+    line that says they have no static graph and names the attention module; nothing written."""
+    out = tmp_path / "g.npz"
+    rc = cli_main(["encode", "--arch", f"torchvision:{name}", "--dataset", "cifar10",
+                   "--method", "erk", "--sparsity", "0.9", "--encoding", "rolled",
+                   "--out", str(out)])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and "\n" not in err and err.startswith("snntopo encode: error: ")
+    assert "no static graph" in err and attention in err and not out.exists()
