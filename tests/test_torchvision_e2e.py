@@ -97,3 +97,40 @@ def test_encode_and_every_family(masked, encoding, capsys):
     else:  # per-layer means over the BGE's layers
         assert local["mean_edges"] == pytest.approx(graph.n_edges / len(graph.layers))
     assert np.isfinite(arts["expansion"]["network"].get("spectral_gap", 0.0) or 0.0)
+
+
+def test_googlenet_aux_heads_through_the_cli(tmp_path):
+    """``snntopo mask`` on GoogLeNet with its auxiliary heads on (the default): the mask file lists
+    the heads' six weight tensors as outside the inference network, and ``snntopo encode`` of
+    that mask encodes exactly ``round(0.1 * 5,595,584)`` weights (the inference network's count
+    in the issue), one rolled-BGE edge each: the encoded sparsity is the requested 0.9."""
+    from snntopo.pai.io import load_mask
+
+    common = ["--arch", "torchvision:googlenet", "--dataset", "cifar10",
+              "--method", "erk", "--sparsity", "0.9"]  # fmt: skip
+    mask = tmp_path / "mask.safetensors"
+    assert cli_main(["mask", *common, "--out", str(mask)]) == 0
+    masks, meta = load_mask(mask)
+    heads = [n for n in masks if n.startswith(("aux1.", "aux2."))]
+    assert meta["outside_inference"] == heads and len(heads) == 6
+    assert all(bool(masks[n].all()) for n in heads)
+    g = tmp_path / "g.npz"
+    assert cli_main(["encode", *common, "--mask", str(mask), "--encoding", "rolled",
+                     "--out", str(g)]) == 0  # fmt: skip
+    assert load_graph(g).n_edges == round(0.1 * 5_595_584) == 559_558
+
+
+@pytest.mark.parametrize(
+    ("name", "attention"),
+    [("swin_t", "ShiftedWindowAttention"), ("maxvit_t", "RelativePositionalMultiHeadAttention")],
+)
+def test_attention_models_stop_with_one_line(tmp_path, capsys, name, attention):
+    """torchvision's attention models (input-dependent weights) stop ``snntopo encode`` with one
+    line that says they have no static graph and names the attention module; nothing written."""
+    out = tmp_path / "g.npz"
+    rc = cli_main(["encode", "--arch", f"torchvision:{name}", "--dataset", "cifar10",
+                   "--method", "erk", "--sparsity", "0.9", "--encoding", "rolled",
+                   "--out", str(out)])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and "\n" not in err and err.startswith("snntopo encode: error: ")
+    assert "no static graph" in err and attention in err and not out.exists()

@@ -58,6 +58,8 @@ METHODS.register(
     wants_gpu=True,
     paper="grasp",
     params={
+        # the shuffled batches scanned for samples_per_class images of every class
+        "batch_size": {"type": "integer", "minimum": 1, "default": 128},
         "samples_per_class": {"type": "integer", "minimum": 1, "default": 25},
         "temperature": {"type": "number", "exclusiveMinimum": 0, "default": 200},
     },

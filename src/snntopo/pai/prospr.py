@@ -64,7 +64,8 @@ def scores(
 def compute(model: nn.Module, density: float, ctx: PaiContext) -> Masks:
     """Keep the ``round(N d)`` largest meta-gradient magnitudes globally.
 
-    Parameters: ``steps`` (3), ``lr`` (0.5), ``momentum`` (0.9), ``batch_size`` (512).
+    Parameters (the registered ``pai.prospr`` settings): ``inner_steps`` (3), ``inner_lr`` (0.5),
+    ``momentum`` (0.9), ``batch_size`` (512).
 
     Differences from the reference:
 
@@ -85,8 +86,8 @@ def compute(model: nn.Module, density: float, ctx: PaiContext) -> Masks:
     sc = scores(
         model,
         stream,
-        steps=int(ctx.param("steps", 3)),
-        lr=float(ctx.param("lr", 0.5)),
+        steps=int(ctx.param("inner_steps", 3)),
+        lr=float(ctx.param("inner_lr", 0.5)),
         momentum=float(ctx.param("momentum", 0.9)),
     )
     return global_topk(sc, density)
