@@ -434,9 +434,34 @@ def connected_triples(graph: Graph) -> int:
     indptr, indices = simple_undirected_adjacency(graph)
     deg = np.diff(indptr).astype(np.int64)
     paths = int(_comb2(deg).sum())
+    return paths - 2 * triangle_count(indptr, indices, n)
+
+
+#: entries of one row block's 2-path product in :func:`triangle_count` (~0.2 GB of temporaries)
+TRIANGLE_BLOCK_ENTRIES = 1 << 24
+
+
+def triangle_count(indptr: np.ndarray, indices: np.ndarray, n: int) -> int:
+    """Triangles of a simple undirected graph given as symmetric CSR. Each triangle i < j < k is
+    counted once, at row i of U = the edges (i, j) with i < j: the 2-path i -> j -> k of U @ U
+    closed by the edge (i, k) of U. Rows are taken in blocks whose 2-path count (row i's is
+    sum of outdeg_U(j) over its j) stays near TRIANGLE_BLOCK_ENTRIES. Why: the whole A @ A of a
+    wide BGE (vgg11_bn's rolled graph: 646M entries, 7 GB) does not fit where the graph does."""
     a = sp.csr_array((np.ones(indices.shape[0], dtype=np.int64), indices, indptr), shape=(n, n))
-    triangles = int((a @ a).multiply(a).sum()) // 6
-    return paths - 2 * triangles
+    u = sp.csr_array(sp.triu(a, k=1, format="csr"))
+    del a
+    u.sort_indices()
+    work = np.cumsum(u @ np.diff(u.indptr).astype(np.int64))
+    total = 0
+    start = 0
+    while start < n:
+        base = int(work[start - 1]) if start else 0
+        stop = int(np.searchsorted(work, base + TRIANGLE_BLOCK_ENTRIES, side="right"))
+        stop = min(n, max(start + 1, stop))
+        block = u[start:stop]
+        total += int((block @ u).multiply(block).sum())
+        start = stop
+    return total
 
 
 #: what ``motif`` means (parameter ``motif_definition``): the MGE's published column, or the
