@@ -37,7 +37,7 @@ def _fake_machine(monkeypatch, *, rss, avail, cgroup=None, rlimit_as=None, vmsiz
     import resource
 
     monkeypatch.setattr(memcheck, "_status", lambda: {"VmRSS": rss, "VmSize": vmsize})
-    monkeypatch.setattr(memcheck, "_meminfo_available", lambda: avail)
+    monkeypatch.setattr(memcheck, "available_memory_bytes", lambda: avail)
     monkeypatch.setattr(memcheck, "_cgroup_room", lambda: cgroup)
     real = resource.getrlimit
 

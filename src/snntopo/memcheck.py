@@ -76,7 +76,8 @@ def _status() -> dict[str, int]:
     return out
 
 
-def _meminfo_available() -> int | None:
+def available_memory_bytes() -> int | None:
+    """``MemAvailable`` of ``/proc/meminfo`` in bytes (``None`` where there is none)."""
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
@@ -149,7 +150,7 @@ def memory_limits(explicit_mb: float | None = None) -> list[tuple[int, str]]:
     room = _cgroup_room()
     if room is not None:
         out.append((rss + room, "the cgroup's memory limit"))
-    avail = _meminfo_available()
+    avail = available_memory_bytes()
     if avail is not None:
         out.append((rss + avail, "MemAvailable of /proc/meminfo"))
     if explicit_mb is not None:

@@ -29,6 +29,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..gridpoint import MODULE, TORCHVISION, slug_problem, unslug
 from ..gridpoint import slug as slug  # the path form of a name lives with the grid point
+from ..memcheck import available_memory_bytes
 
 #: torchvision's classification constructors (see module docstring).
 TORCHVISION_CLASSIFIERS: tuple[str, ...] = (
@@ -157,18 +158,6 @@ def build(
             f"architecture {name!r}: {fn} returned {type(model).__name__}, not a Module"
         )
     return model
-
-
-def available_memory_bytes() -> int | None:
-    """``MemAvailable`` of ``/proc/meminfo`` (``None`` where there is none)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 def _check_size(name: str, kwargs: dict[str, Any], make: Any) -> None:
