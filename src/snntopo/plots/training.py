@@ -176,11 +176,7 @@ def accuracy_sparsity_figure(acc: pd.DataFrame, methods: Sequence[str] | None = 
         ax.set_ylabel("test accuracy")
         ax.set_title(f"{ds} / {arch}")
         ax.grid(alpha=0.3)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    fig.suptitle("Test accuracy vs sparsity (mean ± sd over seeds)")
-    fig.tight_layout()
-    return fig
+    return _finish(fig, axes, "Test accuracy vs sparsity (mean ± sd over seeds)")
 
 
 def training_curves_figure(curves: pd.DataFrame, methods: Sequence[str] | None = None) -> Any:
@@ -269,9 +265,14 @@ def layer_density_figure(profile: pd.DataFrame, methods: Sequence[str] | None = 
         ax.set_title(f"{ds} / {arch}, sparsity {_sparsity_label(s)} (dotted: 1 - sparsity)",
                      fontsize=10)  # fmt: skip
         ax.grid(alpha=0.3)
+    return _finish(fig, axes, "Per-layer density of the masks (mean over seeds)")
+
+
+def _finish(fig: Any, axes: Any, title: str) -> Any:
+    """The figure's one legend (the first panel's lines, right of the panels) and its title."""
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    fig.suptitle("Per-layer density of the masks (mean over seeds)")
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
 
