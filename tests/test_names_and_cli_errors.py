@@ -91,3 +91,26 @@ def test_absurd_model_kwargs_refused_from_an_estimate(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and not out.exists()
     assert "parameters alone need" in err[-1] and "GiB of memory is available" in err[-1]
+
+
+@pytest.mark.parametrize(
+    ("words", "expect"),
+    [
+        (["--families", "local", "GRAPH"], "a graph file goes before --families"),
+        (["GRAPH", "--families", "ramanujn"], "did you mean 'ramanujan'?"),
+    ],
+)
+def test_metrics_family_errors_say_what_to_do(tmp_path, capsys, words, expect):
+    """``--families`` takes every word after it: a graph written after it, or a misspelt family,
+    is an exit-2 error saying what to write instead, and nothing is written."""
+    from snntopo.cli import main
+
+    graph = tmp_path / "g.npz"
+    graph.write_bytes(b"not read")
+    out = tmp_path / "m.json"
+    argv = ["metrics", *(str(graph) if w == "GRAPH" else w for w in words), "--out", str(out)]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and expect in err and "Traceback" not in err
+    assert not out.exists()

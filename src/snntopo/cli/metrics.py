@@ -19,6 +19,24 @@ from ..errors import ConfigError
 from . import options
 
 
+def _family(name: str) -> str:
+    """A metric family's name. Why not ``choices=``: ``--families`` takes every word after it, so
+    ``snntopo metrics --families local g.npz`` reads the graph as a family; say so."""
+    from ..metrics import FAMILIES
+
+    if name in FAMILIES.names():
+        return name
+    import difflib
+
+    close = difflib.get_close_matches(name, FAMILIES.names(), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    if name.endswith(".npz") or Path(name).exists():
+        hint = "; a graph file goes before --families (snntopo metrics GRAPH --families ...)"
+    raise argparse.ArgumentTypeError(
+        f"{name!r} is not a metric family (one of {', '.join(FAMILIES.names())}){hint}"
+    )
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     from ..metrics import FAMILIES
 
@@ -27,7 +45,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--families",
         nargs="+",
         default=None,
-        choices=FAMILIES.names(),
+        type=_family,
         metavar="FAMILY",
         help=f"families to compute (default: all that apply); one of {', '.join(FAMILIES.names())}",
     )
