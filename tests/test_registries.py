@@ -366,3 +366,33 @@ def test_architecture_recipes_name_every_config_key_the_registries_fill():
         assert f"`{key}" in recipes, key
     for reg in (MODELS, METHODS, ENCODINGS, FAMILIES, registry("datasets")):
         assert f"`{reg.facts.__name__}`" in recipes, reg.facts.__name__
+
+
+@pytest.mark.parametrize(("side", "pooled"), [(1, 7), (2, 3), (5, 3), (6, 3)])
+def test_edge_estimate_bounds_graphs_with_adaptive_pools(side, pooled):
+    """The encode jobs' edge estimate (their memory request and pre-flight check) reads torch's
+    adaptive windows too (VGG's 7x7 pool of a 1x1 map at 32x32 has no kernel; the estimate
+    raised KeyError there): it is an upper bound of the built MGE's edges (loose where padding
+    taps fall outside small maps or upsampled copies merge into one edge)."""
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from snntopo.encode import build_graph
+    from snntopo.encode.layers import layer_spec
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(2, 3, 3, padding=1),
+        nn.AdaptiveAvgPool2d(pooled),
+        nn.Flatten(),
+        nn.Linear(3 * pooled * pooled, 4),
+    )
+    spec = layer_spec(model, (2, side, side))
+    weights = {
+        lay["param"]: np.ones(lay["weight_shape"], dtype=np.float32) for lay in spec["layers"]
+    }
+    nnz = {k: float(v.size) for k, v in weights.items()}
+    edges = build_graph("mge", spec, weights).n_edges
+    estimate = estimate_edges(spec, nnz, "mge")
+    assert estimate >= edges > 0

@@ -72,10 +72,24 @@ def estimate_edges(spec: Mapping[str, Any], nnz: Mapping[str, float], encoding: 
             out_shape = layer["out_shape"]
             positions = float(out_shape[-1] * out_shape[-2])
         for pool in layer.get("pools", []) or []:
-            kh, kw = pool["kernel"]
-            positions *= float(kh * kw)
+            positions *= float(_largest_window(pool))
         total += k * positions
     return total
+
+
+def _largest_window(pool: Mapping[str, Any]) -> int:
+    """Pre-pool positions in a pooling set's largest window: kernel height x width, or for
+    torch's adaptive windows ``[floor(i*H/OH), ceil((i+1)*H/OH))`` (recorded without a kernel,
+    e.g. VGG's 7x7 pool of a 1x1 map at 32x32) the widest such window per axis."""
+    if not pool.get("adaptive"):
+        kh, kw = pool["kernel"]
+        return int(kh) * int(kw)
+    size = 1
+    for n, n_out in zip(pool["in_shape"][1:], pool["out_shape"][1:], strict=True):
+        q = np.arange(int(n_out))
+        lo, hi = (q * n) // n_out, -((-(q + 1) * n) // n_out)
+        size *= int((hi - lo).max())
+    return size
 
 
 def encode_edges(spec: Mapping[str, Any], weights: Mapping[str, Any], encoding: str) -> float:
