@@ -623,20 +623,10 @@ def edit_predictor(doc: Any, rng: random.Random) -> tuple[Any, str]:
 def fitted(tmp_path_factory) -> Path:
     """A predictor fit on synthetic tables (``test_predictor.synthetic``) and one metric file of
     a new method to predict."""
-    from test_predictor import synthetic
-
-    from snntopo.analysis.predictor import fit_predictor
+    from test_predictor import fitted_with_new_metrics
 
     d = tmp_path_factory.mktemp("fuzz-predictor")
-    synthetic(d / "tables", "exact")
-    fit_predictor(d / "tables", d / "pred", mode="exact")
-    metrics = {
-        "family": "local",
-        "encodings": {"mge": {"mode": "exact", "network": {"signal": 1.5, "noise": 0.1}}},
-        "network": {"dataset": "cifar10", "arch": "resnet20", "method": "new", "sparsity": 0.9,
-                    "seed": 0},
-    }  # fmt: skip
-    (d / "m.json").write_text(json.dumps(metrics))
+    fitted_with_new_metrics(d)
     return d
 
 

@@ -52,6 +52,25 @@ def synthetic(d: Path, kind: str, seed: int = 0) -> pd.DataFrame:
     return keys.assign(accuracy=acc, signal=signal)
 
 
+def fitted_with_new_metrics(d: Path) -> None:
+    """In ``d``: synthetic 'exact' tables (``tables/``), a predictor fit on them (``pred/``) and
+    one metric file of a new method to predict (``m.json``); the fixture of the fuzz and red-team
+    suites."""
+    import json
+
+    from snntopo.analysis.predictor import fit_predictor
+
+    synthetic(d / "tables", "exact")
+    fit_predictor(d / "tables", d / "pred", mode="exact")
+    metrics = {
+        "family": "local",
+        "encodings": {"mge": {"mode": "exact", "network": {"signal": 1.5, "noise": 0.1}}},
+        "network": {"dataset": "cifar10", "arch": "resnet20", "method": "new", "sparsity": 0.9,
+                    "seed": 0},
+    }  # fmt: skip
+    (d / "m.json").write_text(json.dumps(metrics))
+
+
 @pytest.fixture(scope="module")
 def exact_fit(tmp_path_factory):
     d = tmp_path_factory.mktemp("exact")

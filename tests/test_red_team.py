@@ -209,12 +209,9 @@ TINY = ["--arch", "resnet20", "--dataset", "digits", "--width", "0.25", "--input
 def fx(tmp_path_factory) -> Path:
     """The tiny ResNet-20's spec, mask, init and MGE graph; synthetic canonical tables, a
     predictor fit on them and a metric file of a new method to predict."""
-    import json
-
-    from test_predictor import synthetic
+    from test_predictor import fitted_with_new_metrics
     from tiny_job import TINY_DIGITS_JOB
 
-    from snntopo.analysis.predictor import fit_predictor
     from snntopo.stages import encode_network, make_mask
     from snntopo.stages.spec import make_spec
 
@@ -227,15 +224,7 @@ def fx(tmp_path_factory) -> Path:
         "mge", str(d / "layers.json"), str(d / "init.safetensors"), {"network": net},
         str(d / "mge.npz"),
     )  # fmt: skip
-    synthetic(d / "tables", "exact")
-    fit_predictor(d / "tables", d / "pred", mode="exact")
-    metrics = {
-        "family": "local",
-        "encodings": {"mge": {"mode": "exact", "network": {"signal": 1.5, "noise": 0.1}}},
-        "network": {"dataset": "cifar10", "arch": "resnet20", "method": "new", "sparsity": 0.9,
-                    "seed": 0},
-    }  # fmt: skip
-    (d / "m.json").write_text(json.dumps(metrics))
+    fitted_with_new_metrics(d)
     return d
 
 
