@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..io import atomic_path
+from ..io import write_text
 
 log = logging.getLogger("snntopo.train")
 
@@ -66,10 +66,8 @@ def history_csv(history: Iterable[Mapping[str, Any]]) -> str:
 
 def write_history_csv(path: str | os.PathLike[str], history: Iterable[Mapping[str, Any]]) -> Path:
     """Write ``history.csv`` atomically; returns its path."""
-    final = Path(path)
-    with atomic_path(final) as tmp:
-        tmp.write_text(history_csv(history))
-    return final
+    write_text(path, history_csv(history))
+    return Path(path)
 
 
 def summary_writer_class() -> Any:
