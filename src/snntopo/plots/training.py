@@ -294,14 +294,15 @@ def save_png(fig: Any, path: str | Path) -> Path:
 
 
 def write_training_figures(
-    train_summaries: Sequence[str | Path],
+    trainings: tuple[pd.DataFrame, pd.DataFrame],
     masks: Sequence[str | Path],
     out: dict[str, str | Path],
     methods: Sequence[str] | None = None,
 ) -> dict[str, Path]:
-    """The three figures as PNG: ``out`` maps ``accuracy_sparsity``, ``training_curves`` and
-    ``layer_density`` to their paths (each written atomically)."""
-    runs, hist = load_trainings(train_summaries)
+    """The three figures as PNG from ``trainings`` (:func:`load_trainings`, read once by the
+    caller, which also shows the run's metadata): ``out`` maps ``accuracy_sparsity``,
+    ``training_curves`` and ``layer_density`` to their paths (each written atomically)."""
+    runs, hist = trainings
     if methods is not None:
         methods = [*[m for m in methods if m != DENSE], DENSE]
     written = {}

@@ -152,11 +152,11 @@ def make_report(
     if train_summaries:
         from ..plots.training import load_trainings, write_training_figures
 
-        runs, _ = load_trainings(train_summaries)
-        info = run_metadata(runs, meta)
+        trainings = load_trainings(train_summaries)
+        info = run_metadata(trainings[0], meta)
         if out_figures:
             written = write_training_figures(
-                train_summaries, masks or [], out_figures, methods=meta.get("methods")
+                trainings, masks or [], out_figures, methods=meta.get("methods")
             )
             field = [str(p) for p in written.values()]
     href = os.path.relpath(Path(summary_html).resolve(), Path(out).resolve().parent)
