@@ -5,7 +5,8 @@ The same stages as the workflow, in the same order, on the same typed job
 masked weights — from ``--checkpoint`` (a trained ``model.safetensors``), or the seeded
 initialisation masked by ``--mask``, or by a mask the ``mask`` stage computes here with
 ``--method`` (data-driven methods read ``--data-root``, ``--download`` fetches it) — and the
-``encode`` stage. Prints one JSON line: nodes, edges, seconds (graph construction only),
+``encode`` stage. Prints one JSON line: nodes, edges, seconds (graph construction; for an
+uncompressed MGE, written as it is built, construction and writing),
 peak_rss_mb (whole process), output path.
 """
 

@@ -260,12 +260,8 @@ def _coo_to_csr_keep_duplicates(
 def save_graph(path: str | Path, graph: Graph, compress: bool = False) -> None:
     """Write ``graph`` atomically as ``.npz`` (format in the module docstring), uncompressed
     unless ``compress``. The metadata records the :func:`content_digest` of what is written."""
-    offsets = np.array([b.start for b in graph.blocks] + [graph.n_nodes], dtype=np.int64)
-    meta = dict(graph.meta)
-    meta.pop(DIGEST_KEY, None)
-    meta["blocks"] = [{"name": b.name, "shape": list(b.shape)} for b in graph.blocks]
-    meta["layers"] = graph.layers
-    meta.setdefault("format_version", 1)
+    offsets = block_offsets(graph.blocks, graph.n_nodes)
+    meta = file_meta(graph.meta, graph.blocks, graph.layers)
     arrays = {
         "indptr": graph.indptr,
         "indices": graph.indices,
@@ -293,6 +289,24 @@ def save_graph(path: str | Path, graph: Graph, compress: bool = False) -> None:
 DIGEST_KEY = "content_sha256"
 
 
+def block_offsets(blocks: list[Block], n_nodes: int) -> np.ndarray:
+    """The ``block_offsets`` member: the node ranges of ``blocks``."""
+    return np.array([b.start for b in blocks] + [n_nodes], dtype=np.int64)
+
+
+def file_meta(
+    meta: dict[str, Any], blocks: list[Block], layers: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The metadata as stored (without its digest): the graph's own, then the blocks, the
+    layers and the format version."""
+    out = dict(meta)
+    out.pop(DIGEST_KEY, None)
+    out["blocks"] = [{"name": b.name, "shape": list(b.shape)} for b in blocks]
+    out["layers"] = layers
+    out.setdefault("format_version", 1)
+    return out
+
+
 def content_digest(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> str:
     """Short sha256 of a graph's content: every array member's name, dtype, shape and bytes, in
     member order, then the metadata's JSON (keys sorted) without this digest.
@@ -304,8 +318,19 @@ def content_digest(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> str:
     h = hashlib.sha256()
     for name, arr in arrays.items():
         a = np.asarray(arr)
-        h.update(f"{name}:{a.dtype.str}:{list(a.shape)};".encode())
+        digest_member_header(h, name, a.dtype, a.shape)
         h.update(memoryview(np.ascontiguousarray(a)).cast("B"))
+    return digest_meta(h, meta)
+
+
+def digest_member_header(h: Any, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> None:
+    """:func:`content_digest`'s record of one member before its bytes (a streaming writer
+    feeds the same records, then the bytes in order)."""
+    h.update(f"{name}:{np.dtype(dtype).str}:{list(shape)};".encode())
+
+
+def digest_meta(h: Any, meta: dict[str, Any]) -> str:
+    """:func:`content_digest`'s last record (the metadata without its digest) and the result."""
     rest = {k: v for k, v in meta.items() if k != DIGEST_KEY}
     h.update(json.dumps(rest, sort_keys=True).encode())
     return h.hexdigest()[:16]
@@ -324,13 +349,19 @@ def _savez_aligned(fh: Any, arrays: Iterable[tuple[str, np.ndarray]]) -> None:
     64, so the array data is aligned when the member's data is."""
     with zipfile.ZipFile(fh, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         for name, arr in arrays:
-            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_STORED
-            fixed = fh.tell() + 30 + len(info.filename.encode()) + 4 + 20
-            pad = -fixed % _ALIGN
-            info.extra = struct.pack("<HH", _PAD_ID, pad) + bytes(pad)
-            with zf.open(info, "w", force_zip64=True) as out:
+            with zf.open(aligned_member(name, fh.tell()), "w", force_zip64=True) as out:
                 np.lib.format.write_array(out, np.asanyarray(arr), allow_pickle=False)
+
+
+def aligned_member(name: str, offset: int) -> zipfile.ZipInfo:
+    """The entry of member ``name.npy`` whose local header starts at ``offset`` (stored, fixed
+    date, padded so that its data starts on a 64-byte boundary; opened with ``force_zip64``)."""
+    info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_STORED
+    fixed = offset + 30 + len(info.filename.encode()) + 4 + 20
+    pad = -fixed % _ALIGN
+    info.extra = struct.pack("<HH", _PAD_ID, pad) + bytes(pad)
+    return info
 
 
 def _mapped_members(path: Path, names: tuple[str, ...], crc: bool = True) -> dict[str, np.ndarray]:

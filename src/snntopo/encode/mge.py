@@ -52,7 +52,9 @@ row comes out sorted without any argsort. Pooling is a CSR row gather.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -70,13 +72,74 @@ def _prod(shape: Any) -> int:
     return int(np.prod(shape, dtype=np.int64))
 
 
-def build(
-    spec: dict[str, Any],
-    weights: Mapping[str, np.ndarray],
-    mode: str = "exact",
-    identity_edges: bool = False,
-) -> Graph:
-    """Build the MGE of the network described by ``spec`` with masked ``weights`` (see module doc)."""
+@dataclass
+class _LayerPlan:
+    """One layer ready to unroll: its masked weight, source geometry and first target id."""
+
+    lay: dict[str, Any]
+    w: np.ndarray
+    geo: dict[str, Any] | None  # None: a linear layer
+    dst_base: int
+
+
+@dataclass
+class _Plan:
+    """Everything about an MGE but its edges: node layout, layers, identity shortcuts, the
+    conv terms and kernels, and the per-layer metadata whose ``edges`` the builder fills."""
+
+    spec: dict[str, Any]
+    weights: Mapping[str, np.ndarray]
+    mode: str
+    identity_edges: bool
+    names: list[str]
+    shapes: dict[str, list[int]]
+    sizes: list[int]
+    starts: np.ndarray
+    index: dict[str, int]
+    layers: list[_LayerPlan]
+    layer_meta: list[dict[str, Any]]
+    identities: list[tuple[int, list[dict[str, Any]]]]  # (target block, terms)
+    terms: list[dict[str, Any]]
+    kernels: dict[str, np.ndarray]
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.starts[-1])
+
+    def blocks(self) -> list[Block]:
+        return [
+            Block(n, int(self.starts[i]), int(self.starts[i + 1]), tuple(self.shapes[n]))
+            for i, n in enumerate(self.names)
+        ]
+
+    def meta(self) -> dict[str, Any]:
+        """The graph's metadata; made once the builder has counted every layer's edges (the
+        provenance block copies them)."""
+        meta = base_meta(
+            "mge",
+            self.spec,
+            self.weights,
+            mode=self.mode,
+            identity_edges=bool(self.identity_edges),
+            mge_layers=self.layer_meta,
+        )
+        if self.terms:
+            meta["conv_terms"] = self.terms
+        return meta
+
+    def identity_csr(self, block: int) -> sp.csr_array:
+        """Weight-1 edges from each position to the same position of ``block`` (rows: its
+        positions plus the spare row)."""
+        n = self.sizes[block]
+        rows = np.arange(n + 2, dtype=np.int64)
+        rows[-1] = n
+        cols = (np.arange(n, dtype=np.int64) + self.starts[block]).astype(np.int32)
+        return sp.csr_array((np.ones(n, np.float32), cols, rows), shape=(n + 1, self.n_nodes))
+
+
+def _plan(
+    spec: dict[str, Any], weights: Mapping[str, np.ndarray], mode: str, identity_edges: bool
+) -> _Plan:
     if mode not in MODES:
         raise ConfigError(f"unknown MGE mode {mode!r}; allowed: {', '.join(MODES)}")
     if mode == "reference" and identity_edges:
@@ -114,36 +177,22 @@ def build(
         raise ConfigError(f"MGE with {n_nodes} nodes exceeds int32 node ids")
     index = {n: i for i, n in enumerate(names)}
 
-    # One CSR (rows = nodes of a block, columns = global node ids) per consumer of each block.
-    parts: dict[str, list[sp.csr_array]] = {n: [] for n in names}
-    layer_meta = []
+    plans, layer_meta = [], []
     writers: dict[tuple[int, int], int] = {}  # layers (and shortcuts) adding edges to a block pair
     conv_terms: list[tuple[dict[str, Any], np.ndarray]] = []
     for lay in layers:
         w = layer_weight(weights, lay)
-        in_size = sizes[index[lay["in_block"]]]
         dst_base = int(starts[index[lay["out_block"]]])
+        geo = None
         if lay["kind"] == "conv":
             geo = _conv_geometry(lay, mode, is_first=lay is layers[0] and padded_input)
             dst_base -= geo["dst_shift"]
-            a = _conv_csr(w, lay, geo, dst_base, n_nodes)
             if mode == "exact" and "inputs" not in lay and not lay["pools"]:
                 conv_terms.append((lay, w))
-        else:
-            a = _linear_csr(w, dst_base, n_nodes)
+        plans.append(_LayerPlan(lay, w, geo, dst_base))
         for term in lay.get("inputs") or [{"block": lay["in_block"]}]:
             pair = (index[term["block"]], index[lay["out_block"]])
             writers[pair] = writers.get(pair, 0) + 1
-        if "inputs" in lay:  # cat / gating / union of tensors: each term feeds its own block
-            n_edges = 0
-            for term in lay["inputs"]:
-                t = _term_rows(a, term, sizes[index[term["block"]]], shapes[term["block"]])
-                n_edges += int(t.nnz)
-                parts[term["block"]].append(t)
-        else:
-            a = _unpool(a, lay["pools"], in_size)
-            n_edges = int(a.nnz)
-            parts[lay["in_block"]].append(a)
         layer_meta.append(
             {
                 "name": lay["name"],
@@ -152,39 +201,90 @@ def build(
                 "role": lay["role"],
                 "in_block": index[lay["in_block"]],
                 "out_block": index[lay["out_block"]],
-                "edges": n_edges,
+                "edges": 0,  # counted by the builder
                 "numel": int(w.size),
                 "nnz": int(np.count_nonzero(w)),
             }
         )
+    identities = []
     if identity_edges:
         for sc in spec.get("identity_shortcuts", []):
             f, t = sc["from_block"], sc["to_block"]
-            n = sizes[index[t]]
-            rows = np.arange(n + 2, dtype=np.int64)
-            rows[-1] = n
-            cols = (np.arange(n, dtype=np.int64) + starts[index[t]]).astype(np.int32)
-            a = sp.csr_array((np.ones(n, np.float32), cols, rows), shape=(n + 1, n_nodes))
-            terms = sc.get("inputs") or [{"block": f, "pools": [], "rows": [0, n]}]
+            terms = sc.get("inputs") or [{"block": f, "pools": [], "rows": [0, sizes[index[t]]]}]
             for term in terms:
                 pair = (index[term["block"]], index[t])
                 writers[pair] = writers.get(pair, 0) + 1
-                parts[term["block"]].append(
-                    _term_rows(a, term, sizes[index[term["block"]]], shapes[term["block"]])
-                )
+            identities.append((index[t], terms))
+    terms, kernels = _operator_terms(conv_terms, writers, index)
+    return _Plan(
+        spec=spec,
+        weights=weights,
+        mode=mode,
+        identity_edges=identity_edges,
+        names=names,
+        shapes=shapes,
+        sizes=sizes,
+        starts=starts,
+        index=index,
+        layers=plans,
+        layer_meta=layer_meta,
+        identities=identities,
+        terms=terms,
+        kernels=kernels,
+    )
+
+
+def _layer_csr(lp: _LayerPlan, n_nodes: int, keep: np.ndarray | None = None) -> sp.csr_array:
+    """A layer's edges as CSR over the rows of its (pooled) input layout; ``keep``: only the
+    input channels (conv) or features (linear) where it is True."""
+    if lp.geo is not None:
+        return _conv_csr(lp.w, lp.lay, lp.geo, lp.dst_base, n_nodes, keep)
+    return _linear_csr(lp.w, lp.dst_base, n_nodes, keep)
+
+
+def build(
+    spec: dict[str, Any],
+    weights: Mapping[str, np.ndarray],
+    mode: str = "exact",
+    identity_edges: bool = False,
+) -> Graph:
+    """Build the MGE of the network described by ``spec`` with masked ``weights`` (see module doc)
+    in memory. :func:`write` writes the same graph to a file block by block instead."""
+    plan = _plan(spec, weights, mode, identity_edges)
+    names, sizes, shapes, index = plan.names, plan.sizes, plan.shapes, plan.index
+    n_nodes = plan.n_nodes
+
+    # One CSR (rows = nodes of a block, columns = global node ids) per consumer of each block.
+    parts: dict[str, list[sp.csr_array]] = {n: [] for n in names}
+    for lp, entry in zip(plan.layers, plan.layer_meta, strict=True):
+        lay = lp.lay
+        a = _layer_csr(lp, n_nodes)
+        if "inputs" in lay:  # cat / gating / union of tensors: each term feeds its own block
+            n_edges = 0
+            for term in lay["inputs"]:
+                t = _term_rows(a, term, sizes[index[term["block"]]], shapes[term["block"]])
+                n_edges += int(t.nnz)
+                parts[term["block"]].append(t)
+        else:
+            a = _unpool(a, lay["pools"], sizes[index[lay["in_block"]]])
+            n_edges = int(a.nnz)
+            parts[lay["in_block"]].append(a)
+        entry["edges"] = n_edges
+    for target, terms in plan.identities:
+        a = plan.identity_csr(target)
+        for term in terms:
+            parts[term["block"]].append(
+                _term_rows(a, term, sizes[index[term["block"]]], shapes[term["block"]])
+            )
 
     indptr, indices, data = _assemble(parts, names, sizes, n_nodes)
-    blocks = [
-        Block(n, int(starts[i]), int(starts[i + 1]), tuple(shapes[n])) for i, n in enumerate(names)
-    ]
-    meta = base_meta(
-        "mge", spec, weights, mode=mode, identity_edges=bool(identity_edges), mge_layers=layer_meta
-    )
-    terms, kernels = _operator_terms(conv_terms, writers, index)
-    if terms:
-        meta["conv_terms"] = terms
     return Graph(
-        indptr=indptr, indices=indices, weights=data, blocks=blocks, meta=meta, kernels=kernels
+        indptr=indptr,
+        indices=indices,
+        weights=data,
+        blocks=plan.blocks(),
+        meta=plan.meta(),
+        kernels=plan.kernels,
     )
 
 
@@ -263,9 +363,15 @@ def _conv_geometry(lay: dict[str, Any], mode: str, is_first: bool) -> dict[str, 
 
 
 def _conv_csr(
-    w: np.ndarray, lay: dict[str, Any], geo: dict[str, Any], dst_base: int, n_nodes: int
+    w: np.ndarray,
+    lay: dict[str, Any],
+    geo: dict[str, Any],
+    dst_base: int,
+    n_nodes: int,
+    keep: np.ndarray | None = None,
 ) -> sp.csr_array:
-    """Edges of one conv as CSR: rows = source positions of its (pooled) input grid layout."""
+    """Edges of one conv as CSR: rows = source positions of its (pooled) input grid layout;
+    ``keep`` (bool per input channel): only the rows of those channels (the others empty)."""
     c_out, c_in_g, kh, kw = w.shape
     c_in = lay["in_shape"][0]
     _, ho, wo = lay["out_shape"]
@@ -286,6 +392,9 @@ def _conv_csr(
     ci = ci.astype(np.int32)
     o = o.astype(np.int32)
     del i
+    if keep is not None:  # a row block of the streaming builder: its input channels only
+        sel = keep[ci]
+        o, ci, u, v, vals = o[sel], ci[sel], u[sel], v[sel], vals[sel]
 
     oy = np.arange(ho, dtype=np.int32) * sh - ph + oy0  # grid row of tap 0 per output row
     ox = np.arange(wo, dtype=np.int32) * sw - pw + ox0
@@ -309,8 +418,13 @@ def _conv_csr(
     return _csr_from_sorted_pairs(srcs, dsts, ws, n_rows + 1, n_nodes)
 
 
-def _linear_csr(w: np.ndarray, dst_base: int, n_nodes: int) -> sp.csr_array:
+def _linear_csr(
+    w: np.ndarray, dst_base: int, n_nodes: int, keep: np.ndarray | None = None
+) -> sp.csr_array:
     o, f = np.nonzero(w)  # C order: by target, so rows come out sorted
+    if keep is not None:  # only the features where ``keep`` is True
+        sel = keep[f]
+        o, f = o[sel], f[sel]
     vals = np.abs(w[o, f]).astype(np.float32)
     dst = (o + dst_base).astype(np.int32)
     return _csr_from_sorted_pairs([f.astype(np.int32)], [dst], [vals], w.shape[1] + 1, n_nodes)
@@ -501,3 +615,200 @@ def _assemble(
         row += size
         del m
     return indptr, indices, data
+
+
+#: upper estimate of the edges per row block of :func:`write` (transient memory ~25 bytes each)
+STREAM_EDGES = 1 << 24
+
+
+@dataclass
+class _Consumer:
+    """One reader of a block in :func:`write`: a layer, one term of a layer that reads several
+    tensors, or an identity shortcut. ``make(rows)`` is its CSR over its own input rows, complete
+    for the given rows (the others may be empty); ``to_block`` maps those rows to the block's."""
+
+    layer: int | None  # index into the plan's layers; None: identity edges (not counted there)
+    make: Callable[[np.ndarray], sp.csr_array]
+    to_block: Callable[[sp.csr_array], sp.csr_array]
+    n_rows: int
+    bound: np.ndarray  # an upper bound of the edges of each of its input rows
+
+
+def _conv_taps_per_channel(w: np.ndarray, lay: dict[str, Any]) -> np.ndarray:
+    """Nonzero kernel taps per input channel of a conv (each gives a source at most one edge)."""
+    c_out, c_in_g = w.shape[:2]
+    groups = int(lay.get("groups", 1))
+    taps = np.count_nonzero(w.reshape(c_out, c_in_g, -1), axis=2)
+    o, i = np.indices(taps.shape)
+    ci = (o // (c_out // groups)) * c_in_g + i if groups > 1 else i
+    return np.bincount(ci.ravel(), weights=taps.ravel(), minlength=int(lay["in_shape"][0]))
+
+
+def _consumers(plan: _Plan) -> list[list[_Consumer]]:
+    """The readers of every block, in the order :func:`build` stacks their parts."""
+    out: list[list[_Consumer]] = [[] for _ in plan.names]
+    n_nodes = plan.n_nodes
+    for k, lp in enumerate(plan.layers):
+        lay = lp.lay
+        if lp.geo is not None:
+            c_in = int(lay["in_shape"][0])
+            area = int(lp.geo["grid"][0]) * int(lp.geo["grid"][1])
+            n_rows = c_in * area
+            bound = np.repeat(_conv_taps_per_channel(lp.w, lay), area)
+
+            def make(rows: np.ndarray, lp: _LayerPlan = lp, area: int = area, n: int = c_in):
+                keep = np.zeros(n, dtype=bool)
+                keep[rows // area] = True
+                return _layer_csr(lp, n_nodes, keep)
+
+        else:
+            n_rows = int(lp.w.shape[1])
+            bound = np.count_nonzero(lp.w, axis=0).astype(np.float64)
+
+            def make(rows: np.ndarray, lp: _LayerPlan = lp, n: int = n_rows):
+                keep = np.zeros(n, dtype=bool)
+                keep[rows] = True
+                return _layer_csr(lp, n_nodes, keep)
+
+        for term in lay.get("inputs") or [None]:
+            if term is None:
+                b = plan.index[lay["in_block"]]
+                size, pools = plan.sizes[b], lay["pools"]
+
+                def to_block(a: sp.csr_array, pools: Any = pools, size: int = size):
+                    return _unpool(a, pools, size)
+
+            else:
+                b = plan.index[term["block"]]
+                to_block = _term_mapper(plan, term)
+            out[b].append(_Consumer(k, make, to_block, n_rows, bound))
+    for target, terms in plan.identities:
+        n = plan.sizes[target]
+        for term in terms:
+
+            def ident(rows: np.ndarray, target: int = target) -> sp.csr_array:
+                return plan.identity_csr(target)
+
+            out[plan.index[term["block"]]].append(
+                _Consumer(None, ident, _term_mapper(plan, term), n, np.ones(n))
+            )
+    return out
+
+
+def _term_mapper(plan: _Plan, term: dict[str, Any]) -> Callable[[sp.csr_array], sp.csr_array]:
+    b = plan.index[term["block"]]
+    size, shape = plan.sizes[b], plan.shapes[term["block"]]
+    return lambda a: _term_rows(a, term, size, shape)
+
+
+def _probe(c: _Consumer) -> sp.csr_array:
+    """Which of the consumer's input rows feed each row of its block: ``to_block`` of the
+    identity (pattern only; its spare row empty)."""
+    r = c.n_rows
+    indptr = np.concatenate([np.arange(r + 1, dtype=np.int64), [r]])
+    eye = sp.csr_array(
+        (np.ones(r, np.float32), np.arange(r, dtype=np.int32), indptr), shape=(r + 1, r + 1)
+    )
+    p = sp.csr_array(c.to_block(eye))
+    p.data = np.ones_like(p.data)
+    return p
+
+
+def _row_slice(a: sp.csr_array, lo: int, hi: int) -> sp.csr_array:
+    """Rows ``[lo, hi)`` of ``a`` (views of its edge arrays)."""
+    ptr = a.indptr[lo : hi + 1].astype(np.int64)
+    s, e = int(ptr[0]), int(ptr[-1])
+    return sp.csr_array(
+        (a.data[s:e], a.indices[s:e], ptr - s), shape=(hi - lo, a.shape[1]), copy=False
+    )
+
+
+def _row_blocks(est: np.ndarray, chunk_edges: int) -> list[tuple[int, int]]:
+    """Row ranges of about ``chunk_edges`` estimated edges each (a row is never split)."""
+    size = est.shape[0]
+    cum = np.cumsum(est)
+    total = float(cum[-1]) if size else 0.0
+    if total <= chunk_edges:
+        return [(0, size)]
+    targets = chunk_edges * np.arange(1, int(np.ceil(total / chunk_edges)))
+    cuts = np.searchsorted(cum, targets, side="left") + 1
+    bounds = np.unique(np.concatenate([[0], np.clip(cuts, 1, size), [size]]))
+    return [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _stream_rows(
+    plan: _Plan, chunk_edges: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The graph's rows in node order, one row block at a time: for each block, its rows are
+    split into ranges of about ``chunk_edges`` edges; every reader of the block builds only
+    the input channels that feed the range, and the parts merge as in :func:`_assemble`. Counts
+    each layer's edges into the plan's layer metadata on the way."""
+    consumers = _consumers(plan)
+    for b, size in enumerate(plan.sizes):
+        cons = consumers[b]
+        if not cons:
+            yield np.zeros(size + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32)
+            continue
+        probes = [_probe(c) for c in cons]
+        est = np.zeros(size)
+        for c, p in zip(cons, probes, strict=True):
+            est += p @ np.append(c.bound.astype(np.float64), 0.0)  # the spare column: none
+        for lo, hi in _row_blocks(est, chunk_edges):
+            parts = []
+            for c, p in zip(cons, probes, strict=True):
+                s, e = int(p.indptr[lo]), int(p.indptr[hi])
+                if s == e:
+                    continue
+                part = _row_slice(c.to_block(c.make(p.indices[s:e])), lo, hi)
+                if c.layer is not None:
+                    plan.layer_meta[c.layer]["edges"] += int(part.nnz)
+                parts.append(part)
+            if not parts:
+                yield (
+                    np.zeros(hi - lo + 1, np.int64),
+                    np.zeros(0, np.int32),
+                    np.zeros(0, np.float32),
+                )
+                continue
+            m = parts[0]
+            for other in parts[1:]:  # as _assemble: the same sums in the same order
+                m = sp.csr_array(m + other)
+            parts.clear()
+            m.sum_duplicates()
+            yield m.indptr.astype(np.int64), m.indices, m.data
+            del m
+
+
+def write(
+    path: str | Path,
+    spec: dict[str, Any],
+    weights: Mapping[str, np.ndarray],
+    mode: str = "exact",
+    identity_edges: bool = False,
+    extra_meta: Callable[[], dict[str, Any]] | None = None,
+    chunk_edges: int = STREAM_EDGES,
+) -> dict[str, int]:
+    """Write the MGE that :func:`build` returns to ``path`` as :func:`save_graph
+    <snntopo.encode.graph.save_graph>` would (the same file), without holding its edges: rows
+    are made and written a row block of about ``chunk_edges`` edges at a time
+    (:mod:`snntopo.encode.stream`). ``extra_meta`` is called when every row is written and
+    returns entries to add to the metadata. Returns ``nodes`` and ``edges``."""
+    from .stream import write_rows
+
+    plan = _plan(spec, weights, mode, identity_edges)
+
+    def finish() -> dict[str, Any]:
+        meta = plan.meta()
+        if extra_meta is not None:
+            meta.update(extra_meta())
+        return meta
+
+    edges = write_rows(
+        path,
+        plan.n_nodes,
+        plan.blocks(),
+        _stream_rows(plan, chunk_edges),
+        finish,
+        kernels=plan.kernels,
+    )
+    return {"nodes": plan.n_nodes, "edges": edges}

@@ -121,7 +121,9 @@ def encode_network(
 ) -> dict[str, Any]:
     """Build one graph encoding from the layer spec and the masked weights (checked against the
     grid point ``params["network"]`` and, given ``mask_path``, against the network's mask);
-    returns its counts (``nodes``, ``edges``, ``seconds`` of graph construction). Given
+    returns its counts (``nodes``, ``edges``, ``seconds`` of graph construction; for the MGE,
+    which is written row block by row block as it is built (:func:`snntopo.encode.mge.write`)
+    unless the file is deflated, construction and writing together). Given
     ``memory``, a graph whose estimated peak does not fit is refused before it is built
     (:func:`snntopo.memcheck.check_memory`)."""
     from ..artifacts import read_safetensors_meta
@@ -151,6 +153,30 @@ def encode_network(
 
         check_memory(f"encoding {encoding}", encode_edges(spec, weights, encoding), memory)
     t0 = time.perf_counter()
+
+    def recorded() -> dict[str, Any]:
+        return {
+            "network": params.get("network", {}),
+            "weights_sha256": file_digest(weights_path),
+            "build_seconds": time.perf_counter() - t0,
+            "provenance": provenance(**params),
+        }
+
+    compress = bool(params.get("compress", False))
+    if encoding == "mge" and not compress:  # row block by row block, never the whole graph
+        from ..encode import mge
+
+        counts = mge.write(
+            out,
+            spec,
+            weights,
+            mode=params.get("mode", "exact"),
+            identity_edges=params.get("identity_edges", False),
+            extra_meta=recorded,
+        )
+        seconds = time.perf_counter() - t0
+        log.info("%s: %d nodes, %d edges", encoding, counts["nodes"], counts["edges"])
+        return {**counts, "seconds": seconds}
     graph = build_graph(
         encoding,
         spec,
@@ -158,12 +184,7 @@ def encode_network(
         mode=params.get("mode", "exact"),
         identity_edges=params.get("identity_edges", False),
     )
-    graph.meta.update(
-        network=params.get("network", {}),
-        weights_sha256=file_digest(weights_path),
-        build_seconds=time.perf_counter() - t0,
-        provenance=provenance(**params),
-    )
+    graph.meta.update(recorded())
     log.info("%s: %d nodes, %d edges", encoding, graph.n_nodes, graph.n_edges)
-    save_graph(out, graph, compress=bool(params.get("compress", False)))
+    save_graph(out, graph, compress=compress)
     return {"nodes": graph.n_nodes, "edges": graph.n_edges, "seconds": graph.meta["build_seconds"]}
