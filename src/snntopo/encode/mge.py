@@ -617,8 +617,9 @@ def _assemble(
     return indptr, indices, data
 
 
-#: upper estimate of the edges per row block of :func:`write` (transient memory ~25 bytes each)
-STREAM_EDGES = 1 << 24
+#: upper estimate of the edges per row block of :func:`write`; at the worst moment a row block
+#: holds ~35-40 bytes per edge (the pairs, their CSR, the block rows, the merge): ~300 MB
+STREAM_EDGES = 1 << 23
 
 
 @dataclass
