@@ -41,6 +41,9 @@ cache already holds the file). The mapped bytes are checked all the same: agains
 content digest (:func:`load_graph`), or for a file without one against the zip's CRC-32
 (``zlib.crc32`` on two threads), so a flipped bit in a weight is an error, not a different graph;
 unaligned, deflated or older files are read as before.
+
+:mod:`snntopo.encode.stream` writes the same file (byte for byte) from row blocks made one at a
+time, for graphs too large to hold whole (the MGE of ``snntopo encode``, :func:`snntopo.encode.mge.write`).
 """
 
 from __future__ import annotations
