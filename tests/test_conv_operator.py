@@ -24,8 +24,9 @@ SHAPE = (3, 9, 8)
 
 class DBlockNet(nn.Module):
     """Plain convs (stride 1 and 2, padding 0-2, dilation 2, a 1x1 shortcut), a pool-folded
-    shortcut beside a plain conv on the same block (a block read by a term and by another
-    layer), max pooling and a linear head."""
+    shortcut beside a plain conv on the same block (two terms reading one block; without the
+    shortcut's term, a block read by a term and by other edges), max pooling and a linear
+    head."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -76,8 +77,9 @@ def _csr_rest(graph):
 def test_only_plain_convs_that_alone_link_their_blocks_become_terms():
     g, _ = _graph(DBlockNet())
     names = [t["layer"] for t in g.meta["conv_terms"]]
-    # the pool-folded shortcut and the linear head stay edges only
-    assert sorted(names) == ["conv1", "conv2", "conv3", "conv4", "stem"]
+    # the pool-folded shortcut is a term of its own pair; the linear head stays edges only
+    assert sorted(names) == ["conv1", "conv2", "conv3", "conv4", "short", "stem"]
+    assert [t["layer"] for t in g.meta["conv_terms"] if "pools" in t] == ["short"]
     assert set(g.kernels) == {t["kernel"] for t in g.meta["conv_terms"]}
 
 
@@ -102,8 +104,11 @@ def test_each_term_is_torch_conv2d_of_abs_weight_and_its_csr_block(seed):
         y = np.zeros(g.n_nodes)
         term.forward(x, y)
         conv = mods[t["layer"]]
+        inp = torch.from_numpy(x[src.start : src.stop].reshape(1, *src.shape))
+        if t.get("pools"):  # the shortcut's 2x2 ceil-mode pool: window sums
+            inp = F.avg_pool2d(inp, 2, ceil_mode=True, divisor_override=1)
         ref = F.conv2d(
-            torch.from_numpy(x[src.start : src.stop].reshape(1, *src.shape)),
+            inp,
             torch.from_numpy(np.abs(weights[f"{t['layer']}.weight"]).astype(np.float64)),
             stride=conv.stride,
             padding=conv.padding,
@@ -123,7 +128,8 @@ def test_each_term_is_torch_conv2d_of_abs_weight_and_its_csr_block(seed):
 def test_residual_graph_is_the_graph_without_the_term_pairs(chunk, monkeypatch):
     monkeypatch.setattr(co, "EDGE_CHUNK", chunk)
     g, _ = _graph(DBlockNet())
-    terms = co.conv_terms(g)
+    # without the shortcut's term, the stem's block is read by a term and by other edges
+    terms = [t for t in co.conv_terms(g) if not t.pools]
     rest = co.residual_graph(g, terms)
     want = g.csr().toarray()
     for t in terms:
@@ -188,7 +194,7 @@ def test_sparse_kernels_stay_in_the_csr(monkeypatch):
     g, _ = _graph(DBlockNet(), density=0.3, seed=7)
     monkeypatch.setattr(co, "MIN_DENSITY", 0.0)
     # edges per (kernel entry x output position): pruned weights and padding taps lower it
-    dens = sorted(t.n_edges / (t.k.size * t.ho * t.wo) for t in co.conv_terms(g))
+    dens = sorted(t.n_edges / t.cost for t in co.conv_terms(g))
     assert dens[1] < dens[2]
     monkeypatch.setattr(co, "MIN_DENSITY", (dens[1] + dens[2]) / 2)  # two stay in the CSR
     assert len(co.conv_terms(g)) == len(dens) - 2
@@ -202,7 +208,7 @@ def test_sparse_kernels_stay_in_the_csr(monkeypatch):
 def test_terms_holding_few_edges_are_not_worth_the_setup(monkeypatch):
     g, _ = _graph(DBlockNet(), seed=2)
     share = sum(t.n_edges for t in co.conv_terms(g)) / g.n_edges
-    assert 0 < share < 1  # the pool-folded shortcut and the head stay in the CSR
+    assert 0 < share < 1  # the linear head stays in the CSR
     monkeypatch.setattr(co, "MIN_COVERAGE", share)
     assert co.conv_adjacency(g, _csr_rest, seed=0) is not None
     monkeypatch.setattr(co, "MIN_COVERAGE", share + 1e-9)

@@ -502,8 +502,26 @@ def test_asymmetric_padding_equals_jacobian():
     assert lay["down"]["padding"] == [2, 1] and lay["down"]["padding_end"] == [1, 0]
     assert lay["last"]["padding"] == [3, 0] and lay["last"]["padding_end"] == [1, 1]
     assert n == 3
-    # the dense conv operator of the metrics takes symmetric convs only: none of these is a term
-    assert "conv_terms" not in g.meta
+    # each is a conv term with its far-side padding, and the term is its block pair's edges
+    terms = {t["layer"]: t for t in g.meta["conv_terms"]}
+    assert sorted(terms) == ["down", "last", "stem"]
+    assert terms["down"]["padding_end"] == [1, 0]
+    from snntopo.encode.stencil import StencilTerm
+
+    a = g.csr().toarray().astype(np.float64)
+    x = np.random.default_rng(0).uniform(0.5, 1.5, g.n_nodes)
+    for t in terms.values():
+        src, dst = g.blocks[t["in_block"]], g.blocks[t["out_block"]]
+        op = StencilTerm(t, g.kernels[t["kernel"]], src, dst)
+        pair = np.zeros_like(a)
+        pair[src.start : src.stop, dst.start : dst.stop] = a[
+            src.start : src.stop, dst.start : dst.stop
+        ]
+        y = np.zeros(g.n_nodes)
+        op.forward(x, y)
+        op.backward(x, y)
+        np.testing.assert_allclose(y, (pair + pair.T) @ x, rtol=1e-12)
+        assert op.n_edges == np.count_nonzero(pair)
     with pytest.raises(Exception, match="pads one side more"):
         build_graph("mge", spec, _positive(AsymmetricPadding()), mode="reference")
 

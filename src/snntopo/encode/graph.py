@@ -18,12 +18,17 @@ File format (a ``.npz``: a zip of ``.npy`` members, read with ``np.load``), form
   (for layered encodings: name, kind, left/right block index), ``provenance``, free parameters
   and ``content_sha256``, the :func:`content_digest` of the other members and this metadata
   (files written before it was added have none); written as the last member.
-- optional ``kernel_<k>`` float32[C_out, C_in, kh, kw], each named by an entry of the metadata's
-  ``conv_terms`` (``in_block``, ``out_block``, ``kernel``, ``stride``, ``padding``, ``dilation``):
-  an MGE block pair whose edges are exactly that |W| applied as a cross-correlation (see
-  :func:`snntopo.encode.mge._operator_terms`). The edges are in the CSR all the same; the kernel is
-  a second, compact form of them that the spectral metrics apply as a dense convolution. Files
-  without these members (older ones, other encodings) read as before.
+- optional ``kernel_<k>`` float32[C_out, C_in/groups, kh, kw], each named by an entry of the
+  metadata's ``conv_terms`` (``in_block``, ``out_block``, ``kernel``, ``stride``, ``padding``,
+  ``dilation``, and where not the default: ``groups`` (1), ``padding_end`` (far-side padding;
+  = ``padding``), ``pools`` (the non-adaptive pooling windows folded into the conv, each
+  ``kernel``, ``stride``, ``padding``, ``in_shape``, ``out_shape``; none)): an MGE block pair
+  whose edges are exactly that |W| applied as a cross-correlation to the window sums of the
+  source block (see :mod:`snntopo.encode.stencil`; the encoder checks each term against the
+  edges it built and keeps only those that match). The edges are in the CSR all the same; the
+  kernel is a second, compact form of them that the spectral metrics apply as a dense
+  convolution. Files without these members (older ones, other encodings) or without the newer
+  fields (plain convs) read as before.
 
 Graphs are written *uncompressed* (``np.savez``, zip members stored) by default: deflating a
 ResNet-20 MGE (25M edges) cost ~3 s to write and ~2 s to read in every metric job, more than the
@@ -728,7 +733,35 @@ def _meta_problems(meta: dict[str, Any], n_blocks: int) -> list[str]:
                 or not all(_is_int(x) and x >= least for x in v)
             ):
                 return [f"metadata conv_terms[{i}].{key} is {show(v)}, not two integers >= {least}"]
+        if "padding_end" in t and not _ints_at_least(t["padding_end"], 2, 0):
+            return [
+                f"metadata conv_terms[{i}].padding_end is {show(t['padding_end'])}, "
+                "not two integers >= 0"
+            ]
+        groups = t.get("groups", 1)
+        if not _is_int(groups) or groups < 1:
+            return [f"metadata conv_terms[{i}].groups is {show(groups)}, not an integer >= 1"]
+        pools = t.get("pools", [])
+        if not isinstance(pools, list) or not all(isinstance(p, dict) for p in pools):
+            return [f"metadata conv_terms[{i}].pools is {show(pools)}, not a list of objects"]
+        for j, pool in enumerate(pools):
+            for key, n, least in (
+                ("kernel", 2, 1),
+                ("stride", 2, 1),
+                ("padding", 2, 0),
+                ("in_shape", 3, 1),
+                ("out_shape", 3, 1),
+            ):
+                if not _ints_at_least(pool.get(key), n, least):
+                    return [
+                        f"metadata conv_terms[{i}].pools[{j}].{key} is {show(pool.get(key))}, "
+                        f"not {n} integers >= {least}"
+                    ]
     return []
+
+
+def _ints_at_least(v: Any, n: int, least: int) -> bool:
+    return isinstance(v, list) and len(v) == n and all(_is_int(x) and x >= least for x in v)
 
 
 def conv_output_side(side: int, k: int, stride: int, pad: int, dil: int) -> int:
@@ -738,20 +771,39 @@ def conv_output_side(side: int, k: int, stride: int, pad: int, dil: int) -> int:
 
 def _conv_term_problems(meta: dict[str, Any], kernels: dict[str, np.ndarray]) -> list[str]:
     """What is wrong with the ``conv_terms`` of a file: a missing kernel, or one whose shape does
-    not map its input block onto its output block."""
+    not map its input block onto its output block (through the term's pooling windows, which
+    must chain from the input block and keep the channels; with ``groups``, a kernel of
+    ``C_in/groups`` input channels; with ``padding_end``, that far-side padding)."""
     shapes = [list(b.get("shape", [])) for b in meta.get("blocks", [])]
     for t in meta.get("conv_terms", []):
         try:
             k = kernels[t["kernel"]]
-            cin, h, w = shapes[t["in_block"]]
+            grid = list(shapes[t["in_block"]])
+            fits = len(grid) == 3
+            for p in t.get("pools", []):
+                fits = fits and list(p["in_shape"]) == grid and p["out_shape"][0] == grid[0]
+                for d in range(2):
+                    span = p["in_shape"][1 + d] + 2 * p["padding"][d] - p["kernel"][d]
+                    floor = span // p["stride"][d] + 1
+                    ceil = -(-span // p["stride"][d]) + 1
+                    fits = fits and span >= 0 and p["out_shape"][1 + d] in (floor, ceil)
+                grid = list(p["out_shape"])
+            cin, h, w = grid
             cout, ho, wo = shapes[t["out_block"]]
+            groups = int(t.get("groups", 1))
+            end = t.get("padding_end", t["padding"])
             sides = [
                 conv_output_side(
-                    side, k.shape[2 + d], t["stride"][d], t["padding"][d], t["dilation"][d]
+                    side + end[d] - t["padding"][d],
+                    k.shape[2 + d],
+                    t["stride"][d],
+                    t["padding"][d],
+                    t["dilation"][d],
                 )
                 for d, side in enumerate((h, w))
             ]
-            if k.ndim != 4 or list(k.shape[:2]) != [cout, cin] or sides != [ho, wo]:
+            fits = fits and k.ndim == 4 and cin % groups == 0 and cout % groups == 0
+            if not fits or list(k.shape[:2]) != [cout, cin // groups] or sides != [ho, wo]:
                 return [f"conv term of layer {t.get('layer')!r} does not fit its blocks"]
         except (KeyError, IndexError, TypeError, ValueError):
             return [f"conv term {t!r} is incomplete or names a missing kernel"]

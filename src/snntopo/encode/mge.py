@@ -53,7 +53,7 @@ row comes out sorted without any argsort. Pooling is a CSR row gather.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +99,25 @@ class _Plan:
     layers: list[_LayerPlan]
     layer_meta: list[dict[str, Any]]
     identities: list[tuple[int, list[dict[str, Any]]]]  # (target block, terms)
-    terms: list[dict[str, Any]]
-    kernels: dict[str, np.ndarray]
+    checks: dict[tuple[int, int], _TermCheck]  # (layer, input term or -1) -> its term check
+    writers: dict[tuple[int, int], int]
+    terms: list[dict[str, Any]] = field(default_factory=list)
+    kernels: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def check(self, key: tuple[int, int], rows: sp.csr_array, lo: int) -> None:
+        """Feed rows ``[lo, lo + len)`` of a layer's edges into that pair to its term check."""
+        c = self.checks.get(key)
+        if c is not None:
+            c.add(rows, lo)
+
+    def finish_terms(self) -> None:
+        """The conv terms and kernels, from the checks once every edge was made (filled in
+        place: :func:`write` hands ``kernels`` to the file writer before the rows exist)."""
+        passed = [(c.lay, c.w) for c in self.checks.values() if c.passed()]
+        terms, kernels = _operator_terms(passed, self.writers, self.index)
+        self.terms[:] = terms
+        self.kernels.clear()
+        self.kernels.update(kernels)
 
     @property
     def n_nodes(self) -> int:
@@ -179,16 +196,21 @@ def _plan(
 
     plans, layer_meta = [], []
     writers: dict[tuple[int, int], int] = {}  # layers (and shortcuts) adding edges to a block pair
-    conv_terms: list[tuple[dict[str, Any], np.ndarray]] = []
-    for lay in layers:
+    checks: dict[tuple[int, int], _TermCheck] = {}
+    for k, lay in enumerate(layers):
         w = layer_weight(weights, lay)
         dst_base = int(starts[index[lay["out_block"]]])
         geo = None
         if lay["kind"] == "conv":
             geo = _conv_geometry(lay, mode, is_first=lay is layers[0] and padded_input)
             dst_base -= geo["dst_shift"]
-            if mode == "exact" and "inputs" not in lay and not lay["pools"]:
-                conv_terms.append((lay, w))
+            if mode == "exact":
+                for j, term in enumerate(lay.get("inputs") or [None]):
+                    plain = lay if term is None else _whole_input(lay, term)
+                    if plain is not None:
+                        checks[(k, j if term is not None else -1)] = _TermCheck(
+                            plain, w, dst_base, shapes
+                        )
         plans.append(_LayerPlan(lay, w, geo, dst_base))
         for term in lay.get("inputs") or [{"block": lay["in_block"]}]:
             pair = (index[term["block"]], index[lay["out_block"]])
@@ -215,7 +237,6 @@ def _plan(
                 pair = (index[term["block"]], index[t])
                 writers[pair] = writers.get(pair, 0) + 1
             identities.append((index[t], terms))
-    terms, kernels = _operator_terms(conv_terms, writers, index)
     return _Plan(
         spec=spec,
         weights=weights,
@@ -229,8 +250,8 @@ def _plan(
         layers=plans,
         layer_meta=layer_meta,
         identities=identities,
-        terms=terms,
-        kernels=kernels,
+        checks=checks,
+        writers=writers,
     )
 
 
@@ -256,19 +277,21 @@ def build(
 
     # One CSR (rows = nodes of a block, columns = global node ids) per consumer of each block.
     parts: dict[str, list[sp.csr_array]] = {n: [] for n in names}
-    for lp, entry in zip(plan.layers, plan.layer_meta, strict=True):
+    for k, (lp, entry) in enumerate(zip(plan.layers, plan.layer_meta, strict=True)):
         lay = lp.lay
         a = _layer_csr(lp, n_nodes)
         if "inputs" in lay:  # cat / gating / union of tensors: each term feeds its own block
             n_edges = 0
-            for term in lay["inputs"]:
+            for j, term in enumerate(lay["inputs"]):
                 t = _term_rows(a, term, sizes[index[term["block"]]], shapes[term["block"]])
                 n_edges += int(t.nnz)
                 parts[term["block"]].append(t)
+                plan.check((k, j), t, 0)
         else:
             a = _unpool(a, lay["pools"], sizes[index[lay["in_block"]]])
             n_edges = int(a.nnz)
             parts[lay["in_block"]].append(a)
+            plan.check((k, -1), a, 0)
         entry["edges"] = n_edges
     for target, terms in plan.identities:
         a = plan.identity_csr(target)
@@ -278,6 +301,7 @@ def build(
             )
 
     indptr, indices, data = _assemble(parts, names, sizes, n_nodes)
+    plan.finish_terms()
     return Graph(
         indptr=indptr,
         indices=indices,
@@ -294,15 +318,15 @@ def _operator_terms(
     index: dict[str, int],
 ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
     """The convs whose edges are, alone, all edges between their two blocks: those block pairs
-    of the adjacency are the conv itself (``|W|`` applied as a cross-correlation), which the
-    spectral metrics apply as a dense convolution instead of reading every edge
-    (:mod:`snntopo.metrics.conv_operator`). Only plain convs qualify (no pooling folded in, no
-    concatenated input, one group, symmetric padding, exact mode); every other edge stays in
-    the CSR alone."""
+    of the adjacency are the conv itself (``|W|`` applied as a cross-correlation, after the
+    pooling windows folded into it), which the spectral metrics apply as a dense convolution
+    instead of reading every edge (:mod:`snntopo.metrics.conv_operator`). ``convs`` holds only
+    the convs whose term :class:`_TermCheck` checked against the edges just built; a pair that
+    another layer also writes (a shortcut beside it) stays in the CSR alone."""
     terms, kernels = [], {}
     for lay, w in convs:
         pair = (index[lay["in_block"]], index[lay["out_block"]])
-        if writers.get(pair) != 1 or int(lay.get("groups", 1)) != 1 or "padding_end" in lay:
+        if writers.get(pair) != 1:
             continue
         name = f"kernel_{len(terms)}"
         kernels[name] = np.abs(w).astype(np.float32)
@@ -312,12 +336,144 @@ def _operator_terms(
                 "in_block": pair[0],
                 "out_block": pair[1],
                 "kernel": name,
-                "stride": list(lay["stride"]),
-                "padding": list(lay["padding"]),
-                "dilation": list(lay["dilation"]),
+                **_term_geometry(lay),
             }
         )
     return terms, kernels
+
+
+def _whole_input(lay: dict[str, Any], term: dict[str, Any]) -> dict[str, Any] | None:
+    """A conv with several inputs (gating, union) as a plain layer reading one of them, when that
+    input term is the conv's whole input (all rows, from channel 0): e.g. the tensor an SE gate
+    multiplies. Its pair with the conv's block is then the conv's stencil (checked by
+    :class:`_TermCheck` like any other); channel slices of a concatenation are not."""
+    if lay["kind"] != "conv" or int(term.get("from_channel", 0)):
+        return None
+    if list(term["rows"]) != [0, _prod(lay["in_shape"])]:
+        return None
+    plain = {k: v for k, v in lay.items() if k != "inputs"}
+    plain["in_block"], plain["pools"] = term["block"], list(term["pools"])
+    return plain
+
+
+def _term_geometry(lay: dict[str, Any]) -> dict[str, Any]:
+    """A conv term's geometry fields (the graph file's ``conv_terms``); ``groups``,
+    ``padding_end`` and ``pools`` only where they are not the plain default."""
+    geo: dict[str, Any] = {
+        "stride": [int(v) for v in lay["stride"]],
+        "padding": [int(v) for v in lay["padding"]],
+        "dilation": [int(v) for v in lay["dilation"]],
+    }
+    if int(lay.get("groups", 1)) != 1:
+        geo["groups"] = int(lay["groups"])
+    if "padding_end" in lay:
+        geo["padding_end"] = [int(v) for v in lay["padding_end"]]
+    if lay["pools"]:
+        geo["pools"] = [
+            {
+                k: [int(v) for v in p[k]]
+                for k in ("kernel", "stride", "padding", "in_shape", "out_shape")
+            }
+            for p in lay["pools"]
+        ]
+    return geo
+
+
+#: relative difference, entry by entry, tolerated between a term's product and its edges' in
+#: :class:`_TermCheck`: an edge reached through several pooling windows is stored as a float32
+#: sum (one rounding, 6e-8, per window), the term sums in float64
+_TERM_RTOL = 1e-5
+
+
+class _TermCheck:
+    """Whether one conv's edges into one block pair are exactly its stencil term: the same
+    number of edges as the term's geometry makes (:func:`snntopo.encode.stencil.edge_count`,
+    counted from the kernel, not from the edges), every edge inside the pair, and the same
+    products with a seeded random vector both ways (``A^T x`` and ``A x``, within
+    :data:`_TERM_RTOL`). The builder feeds it the pair's rows as it makes them (:meth:`add`: all
+    at once in :func:`build`, row block by row block in :func:`write`), so no edge is kept for
+    it; the operator is made only at the end (:meth:`passed`). Adaptive pooling and
+    concatenated inputs are no stencil."""
+
+    def __init__(
+        self, lay: dict[str, Any], w: np.ndarray, dst_base: int, shapes: dict[str, Any]
+    ) -> None:
+        self.lay, self.w = lay, w
+        self.src_shape, self.dst_shape = shapes[lay["in_block"]], shapes[lay["out_block"]]
+        self.n_src, self.n_dst = _prod(self.src_shape), _prod(self.dst_shape)
+        self.offset = dst_base - self.n_src  # global target id -> index in the pair's vectors
+        self.ok = self._stencil_like()
+        self.nnz = 0
+        if self.ok:
+            self.x = np.random.default_rng(0).uniform(0.5, 1.5, size=self.n_src + self.n_dst)
+            self.want = np.zeros_like(self.x)
+
+    def _stencil_like(self) -> bool:
+        lay = self.lay
+        if lay["kind"] != "conv" or "inputs" in lay or any(p.get("adaptive") for p in lay["pools"]):
+            return False
+        grid = list(self.src_shape)  # the pools must chain from the block to the conv's input
+        for p in lay["pools"]:
+            if list(p["in_shape"]) != grid:
+                return False
+            grid = list(p["out_shape"])
+        return grid == list(lay["in_shape"]) and list(self.dst_shape) == list(lay["out_shape"])
+
+    def add(self, a: sp.csr_array, lo: int) -> None:
+        """Rows ``[lo, lo + a.shape[0])`` of the pair's source block (columns: global ids)."""
+        from scipy.sparse._sparsetools import csc_matvec, csr_matvec
+
+        if not self.ok:
+            return
+        n, ptr = self.n_src + self.n_dst, a.indptr
+        rows = a.shape[0]
+        self.nnz += int(a.nnz)
+        step = max(1, (_CHUNK >> 2) // max(1, a.nnz // max(1, rows) + 1))
+        for r0 in range(0, rows, step):  # row chunks: bounded temporaries, like the matvecs
+            r1 = min(rows, r0 + step)
+            s, e = int(ptr[r0]), int(ptr[r1])
+            if e == s:
+                continue
+            local = (ptr[r0 : r1 + 1] - s).astype(np.int32)  # n_nodes < 2**31 (checked)
+            ind = a.indices[s:e] - np.int32(self.offset)
+            if int(ind.min()) < self.n_src or int(ind.max()) >= n:
+                self.ok = False  # an edge outside the pair (and the C kernels check no bounds)
+                return
+            data = a.data[s:e].astype(np.float64)
+            g0, g1 = lo + r0, lo + r1
+            csr_matvec(r1 - r0, n, local, ind, data, self.x, self.want[g0:g1])
+            csc_matvec(n, r1 - r0, local, ind, data, self.x[g0:g1], self.want)
+
+    def passed(self) -> bool:
+        from .stencil import StencilTerm
+
+        if not self.ok:
+            return False
+        n_src, n_dst = self.n_src, self.n_dst
+        got = np.zeros_like(self.x)
+        try:
+            op = StencilTerm(
+                _term_geometry(self.lay),
+                np.abs(self.w).astype(np.float32),
+                Block("src", 0, n_src, tuple(self.src_shape)),
+                Block("dst", n_src, n_src + n_dst, tuple(self.dst_shape)),
+            )
+            if op.n_edges != self.nnz:  # counted from the kernel and geometry
+                return False
+            op.forward(self.x, got)
+            op.backward(self.x, got)
+        except (ValueError, IndexError):  # a geometry the operator cannot apply: edges stay
+            return False
+        return bool(np.all(np.abs(got - self.want) <= _TERM_RTOL * self.want))
+
+
+def _stencil_pair(
+    lay: dict[str, Any], w: np.ndarray, a: sp.csr_array, dst_base: int, shapes: dict[str, Any]
+) -> bool:
+    """:class:`_TermCheck` on a pair's edges held whole (``a``: the source block's rows)."""
+    check = _TermCheck(lay, w, dst_base, shapes)
+    check.add(a, 0)
+    return check.passed()
 
 
 def _reference_side(h: int, k: int, s: int, p: int, out: int) -> int:
@@ -633,6 +789,7 @@ class _Consumer:
     to_block: Callable[[sp.csr_array], sp.csr_array]
     n_rows: int
     bound: np.ndarray  # an upper bound of the edges of each of its input rows
+    term: int = -1  # which input term of the layer (-1: its only input)
 
 
 def _conv_taps_per_channel(w: np.ndarray, lay: dict[str, Any]) -> np.ndarray:
@@ -671,8 +828,9 @@ def _consumers(plan: _Plan) -> list[list[_Consumer]]:
                 keep[rows] = True
                 return _layer_csr(lp, n_nodes, keep)
 
-        for term in lay.get("inputs") or [None]:
+        for j, term in enumerate(lay.get("inputs") or [None]):
             if term is None:
+                j = -1
                 b = plan.index[lay["in_block"]]
                 size, pools = plan.sizes[b], lay["pools"]
 
@@ -682,7 +840,7 @@ def _consumers(plan: _Plan) -> list[list[_Consumer]]:
             else:
                 b = plan.index[term["block"]]
                 to_block = _term_mapper(plan, term)
-            out[b].append(_Consumer(k, make, to_block, n_rows, bound))
+            out[b].append(_Consumer(k, make, to_block, n_rows, bound, j))
     for target, terms in plan.identities:
         n = plan.sizes[target]
         for term in terms:
@@ -763,6 +921,7 @@ def _stream_rows(
                 part = _row_slice(c.to_block(c.make(p.indices[s:e])), lo, hi)
                 if c.layer is not None:
                     plan.layer_meta[c.layer]["edges"] += int(part.nnz)
+                    plan.check((c.layer, c.term), part, lo)
                 parts.append(part)
             if not parts:
                 yield (
@@ -799,6 +958,7 @@ def write(
     plan = _plan(spec, weights, mode, identity_edges)
 
     def finish() -> dict[str, Any]:
+        plan.finish_terms()
         meta = plan.meta()
         if extra_meta is not None:
             meta.update(extra_meta())
