@@ -126,6 +126,26 @@ def test_metrics_cli_refuses_before_loading_and_writes_nothing(graph_file, tmp_p
     assert out.exists()
 
 
+def test_out_of_memory_past_the_check_is_one_line(graph_file, tmp_path, capsys, monkeypatch):
+    """A family that runs out of memory after the check let it start (``--force-memory``, or an
+    estimate that fell short, as ResNet-50 224x224's global structure did): one line with numpy's
+    words, exit 2, nothing written, no traceback."""
+    from snntopo.metrics import algorithms as al
+
+    def short(*args, **kwargs):
+        return np.empty(1 << 52, dtype=np.int64)  # 32 PiB: numpy's own MemoryError
+
+    monkeypatch.setattr(al, "undirected_adjacency", short)
+    out = tmp_path / "m.json"
+    argv = ["metrics", str(graph_file), "--families", "global", "--out", str(out)]
+    assert main([*argv, "--force-memory"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and err[0].startswith("snntopo metrics: global (1/1)"), err
+    assert err[1].startswith("snntopo metrics: error: out of memory (Unable to allocate 32.0 PiB")
+    assert "more memory than this process may use" in err[1]
+    assert not out.exists()
+
+
 def test_metrics_under_ulimit_v_stop_with_one_line(graph_file, tmp_path):
     """A real address-space limit (set in a fresh process after its imports, as ``ulimit -v``
     would be): 200 MB of room left is less than the 500 MB estimate."""
