@@ -273,3 +273,27 @@ def test_triangle_count_in_row_blocks_equals_networkx(block, monkeypatch):
         a = nx.to_scipy_sparse_array(g, format="csr", dtype=np.int64)
         a.sort_indices()
         assert nb.triangle_count(a.indptr, a.indices, n) == sum(nx.triangles(g).values()) // 3
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_two_part_dfs_and_its_fallback_match_igraph(seed, chunk, monkeypatch):
+    """Bridges, articulation points and components come from scipy's undirected DFS over A and
+    A^T (no merged structure: the merged one is not built); where that scipy routine is missing,
+    the merged structure and the public depth_first_order give the same numbers."""
+    from scipy.sparse.csgraph import _traversal
+
+    graph, ref = multigraph(400 + seed)
+    expect = (
+        len(ref.bridges()),
+        len(ref.articulation_points()),
+        len(ref.connected_components(mode="weak")),
+    )
+    with monkeypatch.context() as m:
+
+        def no_merge(*args, **kwargs):
+            raise AssertionError("the merged structure was built")
+
+        m.setattr(al, "undirected_adjacency", no_merge)
+        assert al.bridges_articulation_components(graph) == expect
+    monkeypatch.delattr(_traversal, "_depth_first_undirected")
+    assert al.bridges_articulation_components(graph) == expect

@@ -51,12 +51,12 @@ MEM_MB_PER_MILLION_EDGES = 32.0
 #: jobs' address-space cap count, which is more than the resident set: the graph file's map (8.9
 #: bytes per edge of address space, resident or not) plus the family's own arrays. Peak address
 #: space above the interpreter's on resnet50: local 9.7 (degrees, streamed checks), strength 14.8
-#: (the CSC, 4, and O(n)), global 19.0 (the undirected structure, 8, and O(n log n) range-minimum
-#: tables); each rate rounds up with a margin.
-FAMILY_MB_PER_MILLION_EDGES = {"local": 10.0, "strength": 16.0, "global": 20.0}
-#: the global family on a graph whose undirected structure has 2**31 entries or more: scipy's
-#: traversal takes one index dtype for offsets and indices, so its indices are int64 (16 bytes
-#: per edge instead of 8)
+#: (the CSC, 4, and O(n)), global 14.5 (A^T's sources, 4, and O(n log n) range-minimum tables);
+#: each rate rounds up with a margin.
+FAMILY_MB_PER_MILLION_EDGES = {"local": 10.0, "strength": 16.0, "global": 16.0}
+#: the global family on a graph of 2**31 entries or more in A^T plus the virtual root's row:
+#: scipy's traversal takes one index dtype for offsets and indices, so both directions' indices
+#: are int64 copies (16 bytes per edge instead of 4)
 GLOBAL_WIDE_MB_PER_MILLION_EDGES = 28.0
 
 
@@ -72,7 +72,7 @@ def family_mb_per_million(
     rates = []
     for family in families or [None]:
         rate = FAMILY_MB_PER_MILLION_EDGES.get(str(family), MEM_MB_PER_MILLION_EDGES)
-        if family == "global" and 2 * n_edges >= 2**31 - 2**26:  # + n nodes (up to 2**26)
+        if family == "global" and n_edges >= 2**31 - 2**26:  # + n nodes (up to 2**26)
             rate = GLOBAL_WIDE_MB_PER_MILLION_EDGES
         rates.append(rate * scale)
     return max(rates)

@@ -247,25 +247,24 @@ def bridges_and_articulation_points(graph: Graph) -> tuple[int, int]:
 def bridges_articulation_components(graph: Graph) -> tuple[int, int, int]:
     """Bridges, articulation points and the number of weak components (isolated nodes count).
 
-    One directed DFS over the symmetric multigraph :func:`undirected_adjacency` plus a virtual root
-    n whose row lists every node: the root's children are the components' DFS roots, so the
-    component count comes out of the same traversal. Self-loops stay in the structure: they are
-    never tree edges and never lower a low point below the node itself, so they change nothing.
-    Memory: the graph, that one symmetric int32 structure and O(n) arrays; every pass over the
-    entries runs in row chunks.
+    One DFS over the undirected multigraph plus a virtual root n adjacent to every node: the
+    root's children are the components' DFS roots, so the component count comes out of the same
+    traversal. Self-loops stay in: they are never tree edges and never lower a low point below the
+    node itself, so they change nothing.
+
+    The undirected neighbours of v are row v of A (the mapped graph, not copied) and row v of
+    A^T, which holds the virtual root's row too: scipy's undirected DFS walks the two CSRs
+    together (:func:`_dfs_two_part`), so nothing holds both directions in one structure (issue
+    29: 4 bytes per edge of heap, A^T's int32 sources, besides O(n) arrays; the merged
+    :func:`undirected_adjacency` took 8, and 16 past 2**31 entries, where scipy needs int64
+    indices). Every later pass over the entries runs in row chunks, A's pages released.
     """
-    n = graph.n_nodes
-    if n == 0 or graph.n_edges == 0:
+    n, e = graph.n_nodes, graph.n_edges
+    if n == 0 or e == 0:
         return 0, 0, n
     direction, parallel = edge_direction(graph), has_parallel_edges(graph)
     simple = direction != 0 and not parallel  # no parallel or reciprocal copy of any edge
-    # indices as wide as scipy's traversal will need the offsets (it takes one index dtype for
-    # both): int64 only past 2**31 entries, built so rather than copied
-    wide = index_dtype(max(n + 1, 2 * graph.n_edges + n))
-    s_ptr, s_idx = undirected_adjacency(graph, virtual_root=True, dtype=wide)
-    order, pred = csgraph.depth_first_order(
-        sym_csgraph(s_ptr, s_idx), n, directed=True, return_predecessors=True
-    )
+    parts, order, pred = _dfs_two_part(graph)
     pre = np.empty(n + 1, dtype=np.int64)
     pre[order] = np.arange(order.shape[0])
     parent = pred.astype(np.int64)
@@ -280,7 +279,8 @@ def bridges_articulation_components(graph: Graph) -> tuple[int, int, int]:
             break
         depth[active] += depth[jump[active]]
         jump[active] = jump[jump[active]]
-    seq = depth[order]  # depth along the preorder
+    narrow = np.int32 if n < 2**31 - 1 else np.int64  # the tables' values: depths, preorders
+    seq = depth[order].astype(narrow)  # depth along the preorder
     table = _RangeMin(seq)
     end = table.first_not_greater(np.arange(1, order.shape[0] + 1), seq)  # subtree = [pre, end)
     del table, seq, depth, jump
@@ -305,24 +305,26 @@ def bridges_articulation_components(graph: Graph) -> tuple[int, int, int]:
     # else pre(parent) if the parent edge has a parallel copy (a reciprocal edge counts), else pre(w)
     m_all = pre.copy()
     pcount = np.ones(n + 1, dtype=np.int64) if simple else np.zeros(n + 1, dtype=np.int64)
-    for lo, hi in row_chunks(s_ptr[: n + 1], max(1, EDGE_CHUNK >> 2)):
-        a, b = int(s_ptr[lo]), int(s_ptr[hi])
-        if a == b:
-            continue
-        lens = np.diff(s_ptr[lo : hi + 1])
-        nb = s_idx[a:b]
-        nonempty = np.flatnonzero(lens > 0)
-        starts = (s_ptr[lo:hi] - a)[nonempty]
-        rowmin = np.minimum.reduceat(pre_c[nb], starts)
-        m_all[lo + nonempty] = np.minimum(m_all[lo + nonempty], rowmin)
-        if not simple:
-            is_par = nb == np.repeat(parent[lo:hi].astype(nb.dtype), lens)
-            pcount[lo + nonempty] = np.add.reduceat(is_par, starts, dtype=np.int64)
-    del s_idx, nb
+    for s_ptr, s_idx in parts:  # rows 0..n-1 of each part (the virtual root's row is not needed)
+        for lo, hi in row_chunks(s_ptr[: n + 1], max(1, EDGE_CHUNK >> 2)):
+            a, b = int(s_ptr[lo]), int(s_ptr[hi])
+            if a == b:
+                continue
+            lens = np.diff(s_ptr[lo : hi + 1])
+            nb = s_idx[a:b]
+            nonempty = np.flatnonzero(lens > 0)
+            starts = (s_ptr[lo:hi] - a)[nonempty]
+            rowmin = np.minimum.reduceat(pre_c[nb], starts)
+            m_all[lo + nonempty] = np.minimum(m_all[lo + nonempty], rowmin)
+            if not simple:
+                is_par = nb == np.repeat(parent[lo:hi].astype(nb.dtype), lens)
+                pcount[lo + nonempty] += np.add.reduceat(is_par, starts, dtype=np.int64)
+            release_pages(s_idx, a, b)
+    parts = s_ptr = s_idx = nb = None  # A^T's sources go before the range-minimum tables
     pre_par = pre[parent]
     m = np.where(m_all < pre_par, m_all, np.where((pcount >= 2) & (parent != n), pre_par, pre))
     m[n] = pre[n]
-    low_seq = _RangeMin(m[order])
+    low_seq = _RangeMin(m[order].astype(narrow))
     nodes = order[1:]  # every real node (order[0] is the virtual root)
     low = low_seq.query(pre[nodes], end[pre[nodes]])
     par = parent[nodes]
@@ -336,6 +338,54 @@ def bridges_articulation_components(graph: Graph) -> tuple[int, int, int]:
     cut = real_parent & ~root_parent & (low >= pre[par])
     n_ap = int(roots_ap) + int(np.unique(par[cut]).shape[0])
     return n_bridges, n_ap, n_comp
+
+
+def _dfs_two_part(
+    graph: Graph,
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
+    """DFS from a virtual root n (adjacent to every node) over the undirected multigraph of
+    ``graph``: (the parts whose rows v together are v's neighbours, each (indptr, indices) with
+    rows 0..n; the preorder; the predecessors, virtual root and components' roots' as scipy
+    gives them).
+
+    Parts: A itself (the mapped graph, rows 0..n-1, row n empty) and A^T written by
+    :func:`_scatter_in_lists` with the root's row n = 0..n-1 appended. scipy's undirected
+    depth-first search (``_depth_first_undirected``, what ``depth_first_order(directed=False)``
+    runs on a graph and its transpose) walks them together. Where that routine is missing or
+    refuses the arrays (another scipy), the merged :func:`undirected_adjacency` and the public
+    ``depth_first_order`` do the same work at twice the memory."""
+    n, e = graph.n_nodes, graph.n_edges
+    idx = index_dtype(max(n + 2, e + n))
+    p1 = np.empty(n + 2, dtype=idx)
+    p1[: n + 1] = graph.indptr
+    p1[n + 1] = e
+    i1 = graph.indices.astype(idx, copy=False)  # the mapped graph itself where it is int32
+    p2 = np.zeros(n + 2, dtype=np.int64)
+    np.cumsum(count_ids(graph.indices, n), out=p2[1 : n + 1])
+    p2[n + 1] = e + n
+    i2 = np.empty(e + n, dtype=idx)
+    _scatter_in_lists(graph, i2, p2[:n])
+    i2[e:] = np.arange(n, dtype=idx)
+    p2 = p2.astype(idx, copy=False)
+    try:
+        from scipy.sparse.csgraph import _traversal
+
+        node_list = np.full(n + 1, -9999, dtype=idx)  # scipy's NULL_IDX
+        pred = np.full(n + 1, -9999, dtype=idx)
+        length = _traversal._depth_first_undirected(
+            n, i1, p1, i2, p2, node_list, pred, np.empty(n + 1, idx), np.zeros(n + 1, idx)
+        )
+        order = node_list[:length]
+    except (ImportError, AttributeError, TypeError, ValueError):
+        del i2
+        s_ptr, s_idx = undirected_adjacency(
+            graph, virtual_root=True, dtype=index_dtype(max(n + 1, 2 * e + n))
+        )
+        order, pred = csgraph.depth_first_order(
+            sym_csgraph(s_ptr, s_idx), n, directed=True, return_predecessors=True
+        )
+        return [(s_ptr, s_idx)], order, pred
+    return [(p1, i1), (p2, i2)], order, pred
 
 
 def coreness(
