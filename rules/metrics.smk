@@ -34,9 +34,7 @@ for _family in FAMILIES_ACTIVE:
             "../workflow/envs/graph.yaml"
         threads: W.family_threads(_family)
         resources:
-            mem_mb=lambda wc, input, attempt: W.metrics_mem_mb(
-                list(input), attempt, config
-            ),
+            mem_mb=W.metrics_mem_function(_family, config),
             runtime=W.RULE_RESOURCES["metrics"]["runtime"],
         params:
             code=W.stage_code("metrics", family=_family),

@@ -126,6 +126,26 @@ def test_metrics_cli_refuses_before_loading_and_writes_nothing(graph_file, tmp_p
     assert out.exists()
 
 
+def test_out_of_memory_past_the_check_is_one_line(graph_file, tmp_path, capsys, monkeypatch):
+    """A family that runs out of memory after the check let it start (``--force-memory``, or an
+    estimate that fell short, as ResNet-50 224x224's global structure did): one line with numpy's
+    words, exit 2, nothing written, no traceback."""
+    from snntopo.metrics import algorithms as al
+
+    def short(*args, **kwargs):
+        return np.empty(1 << 52, dtype=np.int64)  # 32 PiB: numpy's own MemoryError
+
+    monkeypatch.setattr(al, "_dfs_two_part", short)
+    out = tmp_path / "m.json"
+    argv = ["metrics", str(graph_file), "--families", "global", "--out", str(out)]
+    assert main([*argv, "--force-memory"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and err[0].startswith("snntopo metrics: global (1/1)"), err
+    assert err[1].startswith("snntopo metrics: error: out of memory (Unable to allocate 32.0 PiB")
+    assert "more memory than this process may use" in err[1]
+    assert not out.exists()
+
+
 def test_metrics_under_ulimit_v_stop_with_one_line(graph_file, tmp_path):
     """A real address-space limit (set in a fresh process after its imports, as ``ulimit -v``
     would be): 200 MB of room left is less than the 500 MB estimate."""
@@ -221,3 +241,40 @@ def test_the_rule_script_refuses_with_one_log_line(graph_file, tmp_path):
     assert "MemoryLimitError: metric family local needs about 500 MB" in errors[0]
     assert "only 300 MB" in errors[0] and "resources: {force_memory: true}" in errors[0]
     assert not out.exists()
+
+
+def test_metric_jobs_ask_for_their_familys_rate(monkeypatch, tmp_path):
+    """Issue 29: a metric job's estimate is its family's measured rate (local 10, strength 16,
+    global 16 MB per million edges, 28 for a global family past 2**31 entries; others the flat
+    32), scaled by ``mem_mb_per_million_edges``; several families ask for the largest. The
+    pre-flight check and the workflow's request use the same numbers."""
+    from snntopo.memcheck import family_mb_per_million
+    from snntopo.workflow import metrics_mem_mb
+
+    assert family_mb_per_million(["local"], 1e6) == 10.0
+    assert family_mb_per_million(["strength"], 1e6) == 16.0
+    assert family_mb_per_million(["global"], 1e6) == 16.0
+    assert family_mb_per_million(["global"], 1.43e9) == 16.0  # ResNet-50 224x224 ERK 0.9
+    assert family_mb_per_million(["global"], 2.1e9) == 28.0  # int64 indices
+    assert family_mb_per_million(["neighbourhood"], 1e6) == 32.0
+    assert family_mb_per_million(["local", "global"], 1e6) == 16.0
+    assert family_mb_per_million(None, 1e6) == 32.0
+    assert family_mb_per_million(["local"], 1e6, per_million=64.0) == 20.0
+
+    _fake_machine(monkeypatch, rss=100 * MB, avail=900 * MB)
+    # 35M edges: flat 500 + 32 * 35 = 1620 MB > 1000 MB usable; local 500 + 10 * 35 = 850 fits;
+    # local with global: 500 + 16 * 35 = 1060 does not
+    with pytest.raises(MemoryLimitError):
+        check_memory("metrics on g.npz", 35e6, MemoryGuard())
+    check_memory("metrics on g.npz", 35e6, MemoryGuard(), ["local"])
+    with pytest.raises(MemoryLimitError) as err:
+        check_memory("metrics on g.npz", 35e6, MemoryGuard(), ["local", "global"])
+    assert "needs about 1,060 MB" in str(err.value) and "16 MB per million" in str(err.value)
+
+    path = tmp_path / "g.npz"
+    np.savez(path, indices=np.zeros(10_000_000, dtype=np.int32))  # the header is all it reads
+    cfg = {"resources": {"mem_mb_per_million_edges": 32}}
+    asks = {f: metrics_mem_mb([str(path)], 1, cfg, f) for f in ("local", "global", "expansion")}
+    assert asks == {"local": 600, "global": 660, "expansion": 820}
+    assert metrics_mem_mb([str(path)], 1, cfg) == 820  # no family: the flat rate, as before
+    assert metrics_mem_mb([str(path)], 2, cfg, "local") == 1200

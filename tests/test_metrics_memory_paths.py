@@ -90,17 +90,29 @@ def test_simple_dag_paths_match_igraph(seed, chunk):
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("virtual_root", [False, True])
-def test_upward_dag_merge_gives_the_scatter_paths_arrays(seed, virtual_root, chunk, monkeypatch):
-    """The row merge used for upward DAGs (every MGE) equals the general scatter, empty rows
-    included (sparse blocks leave some)."""
+def test_upward_dag_structure_is_the_sorted_rows_of_a_plus_a_transpose(seed, virtual_root, chunk):
+    """An upward DAG's undirected structure (every MGE; built by the chunked counting sort, no
+    A^T) is scipy's canonical A + A^T row for row, empty rows included (sparse blocks leave
+    some), with the virtual root's row after it; in_neighbour_lists is scipy's CSC."""
     graph = layered_graph([9, 14, 12, 8, 5], 0.08, 50 + seed, skip=0.05)
     assert al.is_simple_dag(graph) and (np.diff(graph.indptr) == 0).any()
-    fast = al.undirected_adjacency(graph, virtual_root=virtual_root)
-    monkeypatch.setattr(al, "edge_direction", lambda g: 0)  # forces the general scatter
-    slow = al.undirected_adjacency(graph, virtual_root=virtual_root)
-    for f, s in zip(fast, slow, strict=True):
-        assert f.dtype == s.dtype
-        np.testing.assert_array_equal(f, s)
+    n = graph.n_nodes
+    indptr, indices = al.undirected_adjacency(graph, virtual_root=virtual_root)
+    a = sp.csr_array((np.ones(graph.n_edges), graph.indices, graph.indptr), shape=(n, n))
+    ref = (a + a.T).tocsr()
+    ref.sort_indices()
+    np.testing.assert_array_equal(indptr[: n + 1], ref.indptr)
+    np.testing.assert_array_equal(indices[: ref.indptr[-1]], ref.indices)
+    assert indices.dtype == np.int32
+    if virtual_root:
+        assert indptr[-1] == indptr[n] + n and indices[indptr[n] :].tolist() == list(range(n))
+    csc = a.tocsc()
+    csc.sort_indices()
+    in_ptr, in_src = al.in_neighbour_lists(graph)
+    np.testing.assert_array_equal(in_ptr, csc.indptr)
+    np.testing.assert_array_equal(in_src, csc.indices)
+    wide = al.undirected_adjacency(graph, virtual_root=virtual_root, dtype=np.int64)
+    assert wide[1].dtype == np.int64 and np.array_equal(wide[1], indices)
 
 
 def test_direction_and_parallel_edge_checks():
@@ -213,11 +225,11 @@ def test_count_ids_in_chunks_is_bincount(chunk):
         np.testing.assert_array_equal(count_ids(ids, n, chunk), np.bincount(ids, minlength=n))
 
 
-def test_upward_dag_merge_holds_at_most_12_bytes_per_edge_besides_the_graph(monkeypatch):
+def test_undirected_structure_holds_8_bytes_per_edge_besides_the_graph(monkeypatch):
     """Issue 29: the undirected structure of an MGE (the global family's peak) holds its result
-    (2E int32), A^T's indices (E int32) and one int8 array of E ones at most: 12 bytes per edge
-    plus O(n) offsets and chunk-sized buffers (the former one-shot merge held 16: int8 data
-    arrays of E, E and 2E entries). Measured by tracemalloc, which sees numpy's allocations."""
+    (2E int32) and nothing else per edge: O(n) offsets and fill pointers and chunk-sized
+    buffers (A^T's indices and an int8 array of ones took it to 12 bytes per edge before, a
+    one-shot merge to 16). Measured by tracemalloc, which sees numpy's allocations."""
     import tracemalloc
 
     chunk = 1 << 15
@@ -237,10 +249,11 @@ def test_upward_dag_merge_holds_at_most_12_bytes_per_edge_besides_the_graph(monk
     finally:
         tracemalloc.stop()
     assert indices.shape[0] == 2 * e + n and indptr[-1] == 2 * e + n
-    offsets = 4 * 8 * (n + 2)  # int32/int64 offset arrays and their per-chunk rebased copies
-    longest_row = int(np.diff(indptr[: n + 1]).max())
-    buffers = 2 * max(chunk, longest_row)  # the chunk's int8 ones and data
-    assert peak <= 12 * e + 4 * n + offsets + buffers, peak / e
+    offsets = 8 * 8 * (n + 2)  # offsets, degrees, fill pointers, per-chunk column pointers
+    longest_row = int(np.diff(graph.indptr).max())
+    buffers = 32 * max(chunk, longest_row)  # a chunk's positions, sources and int8 ones
+    assert peak <= 8 * e + offsets + buffers, peak / e
+    assert peak <= 9 * e
 
 
 @pytest.mark.parametrize("block", [1, 7, 1 << 24])
@@ -260,3 +273,27 @@ def test_triangle_count_in_row_blocks_equals_networkx(block, monkeypatch):
         a = nx.to_scipy_sparse_array(g, format="csr", dtype=np.int64)
         a.sort_indices()
         assert nb.triangle_count(a.indptr, a.indices, n) == sum(nx.triangles(g).values()) // 3
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_two_part_dfs_and_its_fallback_match_igraph(seed, chunk, monkeypatch):
+    """Bridges, articulation points and components come from scipy's undirected DFS over A and
+    A^T (no merged structure: the merged one is not built); where that scipy routine is missing,
+    the merged structure and the public depth_first_order give the same numbers."""
+    from scipy.sparse.csgraph import _traversal
+
+    graph, ref = multigraph(400 + seed)
+    expect = (
+        len(ref.bridges()),
+        len(ref.articulation_points()),
+        len(ref.connected_components(mode="weak")),
+    )
+    with monkeypatch.context() as m:
+
+        def no_merge(*args, **kwargs):
+            raise AssertionError("the merged structure was built")
+
+        m.setattr(al, "undirected_adjacency", no_merge)
+        assert al.bridges_articulation_components(graph) == expect
+    monkeypatch.delattr(_traversal, "_depth_first_undirected")
+    assert al.bridges_articulation_components(graph) == expect

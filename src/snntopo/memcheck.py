@@ -4,8 +4,9 @@ out-of-memory killer without a word.
 
 The estimate is the one the workflow's rules ask for (:func:`graph_mem_mb`, which
 :mod:`snntopo.workflow` re-exports, at the first attempt: 500 MB plus
-``mem_mb_per_million_edges`` per million edges; the edges from the layer spec and the mask before
-an encode, from the stored graph's header before a metric job). It lives here, not in the
+``mem_mb_per_million_edges`` per million edges, or for a metric job its family's measured rate
+(:data:`FAMILY_MB_PER_MILLION_EDGES`, scaled by that setting); the edges from the layer spec and
+the mask before an encode, from the stored graph's header before a metric job). It lives here, not in the
 planning module, because the jobs themselves run it. The memory the process may use is the
 smallest of: the address-space and data-segment limits (``ulimit -v``/``-d``), the memory limit of
 this process's cgroup and its parents (v2 ``memory.max``, v1 ``memory.limit_in_bytes``),
@@ -41,6 +42,40 @@ class MemoryGuard:
 
 #: default of ``resources.mem_mb_per_million_edges`` (the schema's default too)
 MEM_MB_PER_MILLION_EDGES = 32.0
+
+
+#: MB per million edges (bytes per edge) of a metric family's job, by family, when
+#: ``mem_mb_per_million_edges`` is at its default (another value scales them all alike); a family
+#: not listed asks :data:`MEM_MB_PER_MILLION_EDGES`. Measured on the resnet18/resnet50 64x64 and
+#: Conv-6 MGEs (docs/benchmarks.md, "Memory per edge") and counted the way ``ulimit -v`` and the
+#: jobs' address-space cap count, which is more than the resident set: the graph file's map (8.9
+#: bytes per edge of address space, resident or not) plus the family's own arrays. Peak address
+#: space above the interpreter's on resnet50: local 9.7 (degrees, streamed checks), strength 14.8
+#: (the CSC, 4, and O(n)), global 14.5 (A^T's sources, 4, and O(n log n) range-minimum tables);
+#: each rate rounds up with a margin.
+FAMILY_MB_PER_MILLION_EDGES = {"local": 10.0, "strength": 16.0, "global": 16.0}
+#: the global family on a graph of 2**31 entries or more in A^T plus the virtual root's row:
+#: scipy's traversal takes one index dtype for offsets and indices, so both directions' indices
+#: are int64 copies (16 bytes per edge instead of 4)
+GLOBAL_WIDE_MB_PER_MILLION_EDGES = 28.0
+
+
+def family_mb_per_million(
+    families: list[str] | tuple[str, ...] | None,
+    n_edges: float,
+    per_million: float | None = None,
+) -> float:
+    """MB per million edges for a metric job running ``families`` (the largest of theirs; ``None``
+    or empty: the flat default) on a graph of ``n_edges`` edges, scaled by ``per_million`` /
+    :data:`MEM_MB_PER_MILLION_EDGES` (the config's value; ``None``: the default)."""
+    scale = (per_million or MEM_MB_PER_MILLION_EDGES) / MEM_MB_PER_MILLION_EDGES
+    rates = []
+    for family in families or [None]:
+        rate = FAMILY_MB_PER_MILLION_EDGES.get(str(family), MEM_MB_PER_MILLION_EDGES)
+        if family == "global" and n_edges >= 2**31 - 2**26:  # + n nodes (up to 2**26)
+            rate = GLOBAL_WIDE_MB_PER_MILLION_EDGES
+        rates.append(rate * scale)
+    return max(rates)
 
 
 def graph_mem_mb(
@@ -158,12 +193,18 @@ def memory_limits(explicit_mb: float | None = None) -> list[tuple[int, str]]:
     return out
 
 
-def check_memory(what: str, edges: float, guard: MemoryGuard | None) -> None:
+def check_memory(
+    what: str, edges: float, guard: MemoryGuard | None, families: list[str] | None = None
+) -> None:
     """Refuse a job on a graph of ``edges`` edges whose estimated peak exceeds the smallest limit
-    of :func:`memory_limits`; ``None`` or ``guard.force``: no check."""
+    of :func:`memory_limits`; ``None`` or ``guard.force``: no check. ``families``: the metric
+    families the job runs (their rates, :func:`family_mb_per_million`); ``None``: the flat
+    estimate (encode, or every family)."""
     if guard is None or guard.force:
         return
     per_million = guard.per_million_edges or MEM_MB_PER_MILLION_EDGES
+    if families:
+        per_million = family_mb_per_million(families, edges, per_million)
     need_mb = graph_mem_mb(edges, 1, per_million)
     limits = memory_limits(guard.limit_mb)
     if not limits:

@@ -337,7 +337,7 @@ def plan_jobs(config: Mapping[str, Any], profile: Profile, cores: int) -> list[J
                 f"metrics_{family}",
                 nid,
                 W.family_threads(family),
-                lambda a, graphs=graphs: W.metrics_mem_mb(graphs, a, cfg),
+                lambda a, graphs=graphs, family=family: W.metrics_mem_mb(graphs, a, cfg, family),
                 fixed["metrics"]["runtime"],
             )
     for rule in ("tables", "analysis"):

@@ -9,7 +9,7 @@ planning the paper grid never imports torch and a newly registered member gets t
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ from .config import input_size, training_settings
 from .gridpoint import DENSE, GridPoint, parse_path, slug
 from .io import graph_edges_from_file
 from .memcheck import MEM_MB_PER_MILLION_EDGES as MEM_MB_PER_MILLION_EDGES
+from .memcheck import family_mb_per_million
 from .memcheck import graph_mem_mb as graph_mem_mb  # the rules' estimate, shared with the jobs
 
 if TYPE_CHECKING:
@@ -248,9 +249,13 @@ def _edges_from_config(path: str, encoding: str, config: dict[str, Any]) -> floa
     )
 
 
-def metrics_mem_mb(graph_paths: list[str], attempt: int, config: dict[str, Any]) -> int:
+def metrics_mem_mb(
+    graph_paths: list[str], attempt: int, config: dict[str, Any], family: str | None = None
+) -> int:
     """Memory request of a metric job: from the stored graphs' edge counts (read from the file
-    headers), else estimated like :func:`encode_mem_mb`; doubled on every retry."""
+    headers), else estimated like :func:`encode_mem_mb`, at the ``family``'s measured rate
+    (:func:`snntopo.memcheck.family_mb_per_million`; ``None``: the flat one); doubled on every
+    retry."""
     per_million = float(
         config["resources"].get("mem_mb_per_million_edges", MEM_MB_PER_MILLION_EDGES)
     )
@@ -261,7 +266,19 @@ def metrics_mem_mb(graph_paths: list[str], attempt: int, config: dict[str, Any])
             encoding = Path(path).stem
             n = _edges_from_config(path, encoding, config)
         edges = max(edges, float(n))
+    if family is not None:
+        per_million = family_mb_per_million([family], edges, per_million)
     return graph_mem_mb(edges, attempt, per_million)
+
+
+def metrics_mem_function(family: str, config: dict[str, Any]) -> Callable[..., int]:
+    """The ``mem_mb`` resource of the ``metrics_<family>`` rule: :func:`metrics_mem_mb` at that
+    family's rate (bound here: a lambda in the rules' loop would see the loop's last family)."""
+
+    def mem_mb(wildcards: Any, input: Any, attempt: int) -> int:  # noqa: A002 (Snakemake's name)
+        return metrics_mem_mb(list(input), attempt, config, family)
+
+    return mem_mb
 
 
 def table_names() -> list[str]:

@@ -105,6 +105,16 @@ def _run() -> int:
 
         print(f"snntopo {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
         return 2
+    except MemoryError as exc:
+        # past the pre-flight memory check (--force-memory, or an estimate that fell short): one
+        # line with numpy's own words (how much, of what), not a traceback
+        print(
+            f"snntopo {args.command}: error: out of memory ({exc or 'an allocation failed'}): "
+            "this input needs more memory than this process may use (ulimit -v, the cgroup's "
+            "limit, free memory); use a machine with more memory or a smaller input",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print("snntopo: interrupted", file=sys.stderr)
         return 130

@@ -102,7 +102,10 @@ def run(args: argparse.Namespace) -> int:
     from ..memcheck import check_memory, metrics_edges
 
     check_memory(
-        f"metrics on {args.graph}", metrics_edges([str(args.graph)]), options.memory_guard(args)
+        f"metrics on {args.graph}",
+        metrics_edges([str(args.graph)]),
+        options.memory_guard(args),
+        list(args.families) if args.families else None,  # their rates; none named: all
     )
     # the content digest is checked on a thread while the families run, and waited for before
     # anything is written or any family error is reported (a damaged file is named as such)

@@ -59,6 +59,7 @@ import json
 import mmap
 import os
 import struct
+import weakref
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -217,8 +218,92 @@ def count_ids(ids: np.ndarray, n: int, chunk: int = 1 << 20) -> np.ndarray:
     for lo in range(0, ids.shape[0], chunk):
         part = buf[: min(chunk, ids.shape[0] - lo)]
         part[...] = ids[lo : lo + chunk]
+        release_pages(ids, lo, lo + chunk)  # a mapped member is not left resident
         out += np.bincount(part, minlength=n)
     return out
+
+
+#: bytes per chunk of a streamed read of a mapped member (:func:`iter_chunks`)
+STREAM_BYTES = 1 << 24
+
+
+#: the private maps of graph files that :func:`_mapped_members` made, with their addresses: their
+#: arrays' pages may be released after a streamed read (:func:`release_pages`); no other array's
+_FILE_MAPS: weakref.WeakKeyDictionary[mmap.mmap, int] = weakref.WeakKeyDictionary()
+_MMAP = mmap.mmap
+
+
+def _file_map(arr: np.ndarray) -> tuple[mmap.mmap, int] | None:
+    """The graph-file map ``arr`` is a view of and the map's address, or ``None``."""
+    base: Any = arr
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if isinstance(base, memoryview):  # np.frombuffer wraps the map in one
+        base = base.obj
+    if not isinstance(base, _MMAP) or base not in _FILE_MAPS:
+        return None
+    return base, _FILE_MAPS[base]
+
+
+_PAGE = mmap.PAGESIZE
+#: /proc/self/pagemap flags: page present, page file-backed (or shared); a present page without
+#: the file flag is an anonymous copy made by a write to the private map
+_PM_PRESENT, _PM_FILE = np.uint64(1 << 63), np.uint64(1 << 61)
+
+
+def release_pages(arr: np.ndarray, start: int = 0, stop: int | None = None) -> None:
+    """Drop the resident pages under ``arr[start:stop]`` from this process if ``arr`` is a view of
+    a mapped graph file (anything else: no-op). The pages stay in the page cache, so a later read
+    of the same entries faults them back in from memory, not from disk; the content is the
+    file's, which a read-only caller cannot tell apart.
+
+    Why: a mapped page that was read once stays in the process's resident set until the map is
+    closed, so a pass over every edge leaves the whole member resident (4 bytes per edge per
+    member); released chunk by chunk, a streamed pass holds one chunk (issue 29). Only clean
+    pages are released: a page of the private map that the caller wrote to (copy-on-write, an
+    anonymous page; ``/proc/self/pagemap`` tells) is kept, so a written value is never lost.
+    Where pagemap cannot be read nothing is released."""
+    found = _file_map(arr)
+    if found is None or arr.ndim != 1 or not arr.flags.c_contiguous:
+        return
+    fm, base_address = found
+    stop = arr.shape[0] if stop is None else min(stop, arr.shape[0])
+    if stop <= start:
+        return
+    lo = arr.ctypes.data + start * arr.itemsize - base_address
+    hi = arr.ctypes.data + stop * arr.itemsize - base_address
+    first, last = lo // _PAGE, min(-(-hi // _PAGE), len(fm) // _PAGE)
+    if last <= first:
+        return
+    try:
+        with open("/proc/self/pagemap", "rb") as fh:
+            raw = os.pread(fh.fileno(), 8 * (last - first), 8 * ((base_address // _PAGE) + first))
+    except OSError:
+        return
+    flags = np.frombuffer(raw, dtype=np.uint64)
+    if flags.shape[0] != last - first:
+        return
+    written = ((flags & _PM_PRESENT) != 0) & ((flags & _PM_FILE) == 0)
+    if not written.any():
+        fm.madvise(mmap.MADV_DONTNEED, first * _PAGE, (last - first) * _PAGE)
+        return
+    # release the runs of clean pages between the written ones
+    edges = np.flatnonzero(np.diff(np.concatenate([[True], written, [True]]).astype(np.int8)))
+    for a, b in zip(edges[::2], edges[1::2], strict=True):
+        if b > a:
+            fm.madvise(mmap.MADV_DONTNEED, (first + int(a)) * _PAGE, int(b - a) * _PAGE)
+
+
+def iter_chunks(arr: np.ndarray, items: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """``(start, arr[start:start + items])`` over a 1-d array, each chunk's mapped pages released
+    (:func:`release_pages`) once the caller asks for the next: the one way a pass over a whole
+    mapped member reads it (checks, digests, CRCs, edge-wise passes) without leaving it resident.
+    ``items`` defaults to :data:`STREAM_BYTES` worth of entries."""
+    n = arr.shape[0]
+    step = max(1, items if items is not None else STREAM_BYTES // max(arr.itemsize, 1))
+    for lo in range(0, n, step):
+        yield lo, arr[lo : lo + step]
+        release_pages(arr, lo, lo + step)
 
 
 def from_edges(
@@ -327,7 +412,11 @@ def content_digest(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> str:
     for name, arr in arrays.items():
         a = np.asarray(arr)
         digest_member_header(h, name, a.dtype, a.shape)
-        h.update(memoryview(np.ascontiguousarray(a)).cast("B"))
+        if a.ndim == 1 and a.flags.c_contiguous:  # a mapped member: streamed, pages released
+            for _, part in iter_chunks(a):
+                h.update(memoryview(part).cast("B"))
+        else:
+            h.update(memoryview(np.ascontiguousarray(a)).cast("B"))
     return digest_meta(h, meta)
 
 
@@ -392,6 +481,7 @@ def _mapped_members(path: Path, names: tuple[str, ...], crc: bool = True) -> dic
             )
         except OSError:  # a file system without mmap: read every member instead
             return out
+        _FILE_MAPS[mm] = np.frombuffer(mm, dtype=np.uint8).ctypes.data
         spans: dict[str, tuple[int, int, int]] = {}
         for name in names:
             info = infos.get(name + ".npy")
@@ -414,10 +504,9 @@ def _mapped_members(path: Path, names: tuple[str, ...], crc: bool = True) -> dic
             if start + count * dtype.itemsize > size:
                 raise ValueError(f"member {name} runs past the end of the file")
             out[name] = np.frombuffer(mm, dtype=dtype, count=count, offset=start).reshape(shape)
-    view = memoryview(mm)
     with ThreadPoolExecutor(max_workers=2) as pool:  # zlib releases the GIL on large buffers
         crcs = {
-            name: pool.submit(zlib.crc32, view[lo : lo + n])
+            name: pool.submit(_crc32, np.frombuffer(mm, dtype=np.uint8, count=n, offset=lo))
             for name, (lo, n, _) in spans.items()
             if name in out and crc
         }
@@ -425,6 +514,14 @@ def _mapped_members(path: Path, names: tuple[str, ...], crc: bool = True) -> dic
         if crc.result() != spans[name][2]:
             raise ValueError(f"member {name} fails its CRC-32 check (a changed or damaged file)")
     return out
+
+
+def _crc32(data: np.ndarray) -> int:
+    """CRC-32 of a byte array, streamed (:func:`iter_chunks`: a mapped member's pages released)."""
+    value = 0
+    for _, part in iter_chunks(data):
+        value = zlib.crc32(part, value)
+    return value
 
 
 #: the array members of a graph file and the dtypes each may have (the format's; a float64,
@@ -558,11 +655,13 @@ def _load_graph(path: str | Path, defer_digest: bool) -> tuple[Graph, Callable[[
     if weights.shape != indices.shape:
         problems.append(f"{weights.shape[0]} weights for {indices.shape[0]} edges")
     elif weights.size:
-        lo, hi = weights.min(), weights.max()
-        if not (lo > 0 and np.isfinite(hi)):  # NaN fails both comparisons
-            bad = weights[~((weights > 0) & np.isfinite(weights))][0]
-            problems.append(f"weights must be finite and > 0 (found {bad})")
-    if indices.size and (indices.min() < 0 or indices.max() >= n):
+        for _, part in iter_chunks(weights):  # streamed: a mapped member is not left resident
+            if not (part.min() > 0 and np.isfinite(part.max())):  # NaN fails both comparisons
+                bad = part[~((part > 0) & np.isfinite(part))][0]
+                problems.append(f"weights must be finite and > 0 (found {bad})")
+                break
+    lo_hi = [(part.min(), part.max()) for _, part in iter_chunks(indices)]
+    if lo_hi and (min(v[0] for v in lo_hi) < 0 or max(v[1] for v in lo_hi) >= n):
         problems.append(f"edge targets outside [0, {n})")
     elif (
         not problems
@@ -657,9 +756,21 @@ def _backward_edges(indptr: np.ndarray, indices: np.ndarray, offsets: np.ndarray
     rows = np.flatnonzero(np.diff(indptr))
     if rows.size == 0 or offsets[-1] != indptr.shape[0] - 1 or offsets.shape[0] < 2:
         return []
-    if indices.min() < offsets[1]:
-        return [f"an edge enters the input block (node {int(indices.min())})"]
-    first_target = np.minimum.reduceat(indices, indptr[rows])
+    starts = indptr[rows]
+    first_target = np.empty(rows.shape[0], dtype=indices.dtype)
+    done = 0
+    for a, part in iter_chunks(indices):  # the rows that start in each chunk (pages released)
+        b = a + part.shape[0]
+        upto = int(np.searchsorted(starts, b, side="left"))
+        if upto > done:
+            first_target[done:upto] = np.minimum.reduceat(part, starts[done:upto] - a)
+            if indptr[rows[upto - 1] + 1] > b:  # the last one runs on into the next chunk
+                first_target[upto - 1] = indices[
+                    int(starts[upto - 1]) : int(indptr[rows[upto - 1] + 1])
+                ].min()
+            done = upto
+    if first_target.min() < offsets[1]:
+        return [f"an edge enters the input block (node {int(first_target.min())})"]
     block_start = offsets[np.searchsorted(offsets, rows, side="right") - 1]
     bad = np.flatnonzero(first_target < block_start)
     if bad.size:

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse import csgraph
 
-from ..encode.graph import Graph, count_ids
+from ..encode.graph import Graph, count_ids, release_pages
 
 #: entries per chunk of the edge-wise passes: their int64/bool temporaries stay near 100 MB
 #: whatever the graph's size (1.7e8 edges would otherwise need 1.4 GB per int64 temporary)
@@ -68,8 +68,9 @@ def _scatter_rows(
     out: np.ndarray, dest_start: np.ndarray, src_ptr: np.ndarray, src_vals: np.ndarray
 ) -> None:
     """``out[dest_start[v] + k] = src_vals[src_ptr[v] + k]`` for every row v and k < len(row v),
-    in row chunks (bounded temporaries)."""
-    for lo, hi in row_chunks(src_ptr):
+    in row chunks (bounded temporaries); the mapped pages of ``src_vals`` (a graph file's
+    member) are released chunk by chunk (:func:`~snntopo.encode.graph.release_pages`)."""
+    for lo, hi in row_chunks(src_ptr, max(1, EDGE_CHUNK >> 2)):  # int64 positions: 16 MB
         a, b = int(src_ptr[lo]), int(src_ptr[hi])
         if a == b:
             continue
@@ -77,10 +78,57 @@ def _scatter_rows(
         pos = np.repeat(shift, np.diff(src_ptr[lo : hi + 1]))
         pos += np.arange(a, b, dtype=np.int64)
         out[pos] = src_vals[a:b]
+        release_pages(src_vals, a, b)
+
+
+def _scatter_in_lists(graph: Graph, out: np.ndarray, dest_start: np.ndarray) -> None:
+    """``out[dest_start[v] + k]`` = the k-th smallest source of an edge into v, for every v (with
+    multiplicity): the CSC of the graph written straight into ``out``, without A^T.
+
+    A counting sort over A's entries in row chunks of about :data:`EDGE_CHUNK`: each chunk's
+    sources per target come from scipy's csr->csc conversion of the chunk (a counting sort in C,
+    over the chunk's target range only, ascending), and chunks run in row order, so every list
+    comes out ascending; a fill pointer per target says where the next one goes. Memory: O(n)
+    int64 fill pointers and chunk-sized buffers; the mapped pages of A are released chunk by
+    chunk."""
+    from scipy.sparse import _sparsetools as st
+
+    n = graph.n_nodes
+    ptr, ind = graph.indptr, graph.indices
+    fill = dest_start[:n].astype(np.int64)
+    for lo, hi in row_chunks(ptr, max(1, EDGE_CHUNK >> 2)):  # ~25 bytes per entry: ~50 MB
+        a, b = int(ptr[lo]), int(ptr[hi])
+        if a == b:
+            continue
+        part = ind[a:b]
+        t0, t1 = int(part.min()), int(part.max()) + 1  # an MGE chunk's targets: a narrow range
+        idx = index_dtype(max(t1 - t0, b - a, hi) + 1)
+        cp, ci = np.empty(t1 - t0 + 1, dtype=idx), np.empty(b - a, dtype=idx)
+        ones = np.ones(b - a, dtype=np.int8)  # scipy's data arrays: every value read is 1
+        st.csr_tocsc(
+            hi - lo,
+            t1 - t0,
+            (ptr[lo : hi + 1] - a).astype(idx),
+            (part - t0).astype(idx, copy=False),
+            ones,
+            cp,
+            ci,
+            ones,
+        )
+        release_pages(ind, a, b)
+        counts = np.diff(cp)
+        pos = np.repeat(fill[t0:t1] - cp[:-1], counts)
+        pos += np.arange(b - a, dtype=np.int64)
+        ci += lo  # rows of the chunk -> node ids
+        out[pos] = ci
+        fill[t0:t1] += counts
 
 
 def undirected_adjacency(
-    graph: Graph, virtual_root: bool = False, upward_simple: bool | None = None
+    graph: Graph,
+    virtual_root: bool = False,
+    upward_simple: bool | None = None,
+    dtype: type | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """CSR (indptr int64, indices) of the undirected multigraph: row v = in-neighbours (ascending)
     then out-neighbours (in CSR order). The one symmetrised structure of the global algorithms.
@@ -89,116 +137,47 @@ def undirected_adjacency(
     equal igraph's ``degree(mode='all')``. For a DAG whose edges all point to higher ids with sorted
     duplicate-free rows (every MGE), rows come out sorted and duplicate-free, i.e. this is also the
     simple undirected graph. ``virtual_root`` appends row n listing every node 0..n-1 (a root from
-    which one directed DFS visits every component). Indices are int32 below 2**31 nodes; the
-    building temporaries are chunked, so the peak is the result plus one CSC copy of the targets.
-    ``upward_simple``: whether every edge points to a higher id with sorted duplicate-free rows,
-    if the caller knows (None: checked here); such graphs take :func:`_upward_dag_adjacency`.
+    which one directed DFS visits every component). Indices are int32 below 2**31 nodes
+    (``dtype``: another width, e.g. int64 where a consumer needs the offsets' width).
+
+    Memory (issue 29): the result and O(n) arrays, nothing per edge besides: the offsets are
+    ``indptr(A) + in-degrees``, the in-neighbour part of each row is written by
+    :func:`_scatter_in_lists` (no A^T) and the out part copied from A's rows, in row chunks
+    whose mapped pages of A are released as they are done (8 bytes per edge at the peak with
+    int32 indices; 12.35 before, 16 before that). ``upward_simple`` is accepted for callers that
+    passed it (the same arrays come out for every graph).
     """
+    del upward_simple  # one path for every graph
     n = graph.n_nodes
-    if upward_simple is None:
-        upward_simple = is_upward_dag(graph)
-    if n and graph.n_edges and upward_simple:
-        return _upward_dag_adjacency(graph, virtual_root)
     outdeg = np.diff(graph.indptr)
-    in_ptr, in_src = in_neighbour_lists(graph)
-    indeg = np.diff(in_ptr)
+    indeg = count_ids(graph.indices, n)  # streamed, pages released
     indptr = np.zeros(n + 2 if virtual_root else n + 1, dtype=np.int64)
     np.cumsum(outdeg + indeg, out=indptr[1 : n + 1])
+    del outdeg
     if virtual_root:
         indptr[n + 1] = indptr[n] + n
-    out = np.empty(int(indptr[-1]), dtype=index_dtype(n + 1))
-    _scatter_rows(out, indptr[:n], in_ptr, in_src)
-    del in_src
+    out = np.empty(int(indptr[-1]), dtype=index_dtype(n + 1) if dtype is None else dtype)
+    _scatter_in_lists(graph, out, indptr[:n])
     _scatter_rows(out, indptr[:n] + indeg, graph.indptr, graph.indices)
     if virtual_root:
         out[indptr[n] :] = np.arange(n, dtype=out.dtype)
     return indptr, out
 
 
-def _upward_dag_adjacency(
-    graph: Graph, virtual_root: bool, chunk: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`undirected_adjacency` of a DAG whose edges all point to higher ids, with sorted
-    duplicate-free rows: then row v (in-neighbours, all < v, then out-neighbours, all > v) is the
-    sorted row v of A + A^T, which scipy's C row merge of two canonical CSRs builds in one pass
-    (the general scatter spends its time in ``np.repeat``; same arrays).
-
-    Memory (issue 29): besides the result (2E int32) only A^T's indices (E int32) and one int8
-    array of E ones live at once. The CSC conversion reads and writes that same all-ones array
-    (every value read or written is 1), and the merge runs in row chunks of about ``chunk``
-    (default :data:`EDGE_CHUNK`) output entries written straight into the result, so its int8
-    data arrays are chunk-sized: 12 bytes per edge instead of 16 (the result's offsets are
-    ``indptr(A) + indptr(A^T)``: no row has an entry in both)."""
-    from scipy.sparse import _sparsetools as st
-
-    n, e = graph.n_nodes, graph.n_edges
-    extra = n if virtual_root else 0
-    idx = index_dtype(max(n + 2, 2 * e + extra))
-    ap, aj = graph.indptr.astype(idx, copy=False), graph.indices.astype(idx, copy=False)
-    ones = np.ones(e, dtype=np.int8)
-    tp, tj = np.empty(n + 1, idx), np.empty(e, idx)
-    st.csr_tocsc(n, n, ap, aj, ones, tp, tj, ones)  # A^T as CSR: in-neighbours, ascending
-    del ones
-    indptr = np.empty(n + 2 if virtual_root else n + 1, dtype=np.int64)
-    np.add(ap, tp, out=indptr[: n + 1], dtype=np.int64)
-    indices = np.empty(2 * e + extra, dtype=idx)
-    ranges = row_chunks(indptr[: n + 1], EDGE_CHUNK if chunk is None else chunk)
-    longest = max(int(indptr[hi] - indptr[lo]) for lo, hi in ranges)
-    ones, data = np.ones(longest, dtype=np.int8), np.empty(longest, dtype=np.int8)
-    cp = np.empty(n + 1, dtype=idx)
-    for lo, hi in ranges:
-        a0, a1, b0, b1 = int(ap[lo]), int(ap[hi]), int(tp[lo]), int(tp[hi])
-        c0, c1 = int(indptr[lo]), int(indptr[hi])
-        st.csr_plus_csr(
-            hi - lo,
-            n,
-            (ap[lo : hi + 1] - a0).astype(idx, copy=False),
-            aj[a0:a1],
-            ones[: a1 - a0],
-            (tp[lo : hi + 1] - b0).astype(idx, copy=False),
-            tj[b0:b1],
-            ones[: b1 - b0],
-            cp[: hi - lo + 1],
-            indices[c0:c1],
-            data[: c1 - c0],
-        )
-        # an entry in both (a reciprocal edge) would shorten the rows; the caller checked none
-        if int(cp[hi - lo]) != c1 - c0:
-            raise RuntimeError("graph is not an upward DAG; undirected adjacency would be wrong")
-    del tp, tj, ones, data, cp
-    if virtual_root:
-        indptr[n + 1] = 2 * e + n
-        indices[2 * e :] = np.arange(n, dtype=idx)
-    return indptr, indices.astype(index_dtype(n + 1), copy=False)
-
-
 def in_neighbour_lists(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
     """CSC view of the graph: (in_ptr, sources grouped by target, ascending within each target).
 
-    scipy's csr->csc conversion is a counting sort in C (O(N + E)), several times faster than a
-    stable argsort of the targets, and its output rows come out sorted. It is called directly
-    (the routine ``tocsc`` runs) with one int8 array of ones as both its input and its output
-    data (every value read or written is 1): 5 bytes per edge at the peak instead of 6 (issue
-    29), the same arrays; int32 offsets keep the index arrays narrow.
+    Written by :func:`_scatter_in_lists` (a chunked counting sort, scipy's csr->csc in C per
+    chunk) into the result directly: 4 bytes per edge at the peak besides O(n) arrays and chunk
+    buffers (issue 29; was 5 with scipy's whole-graph conversion and its int8 data array, 6
+    before), the mapped pages of A released chunk by chunk; the same arrays.
     """
-    from scipy.sparse import _sparsetools as st
-
-    n, e = graph.n_nodes, graph.n_edges
-    idx = index_dtype(max(n, e))
-    ones = np.ones(e, dtype=np.int8)
-    in_ptr, in_src = np.empty(n + 1, dtype=idx), np.empty(e, dtype=idx)
-    st.csr_tocsc(
-        n,
-        n,
-        graph.indptr.astype(idx, copy=False),
-        graph.indices.astype(idx, copy=False),
-        ones,
-        in_ptr,
-        in_src,
-        ones,
-    )
-    del ones
-    return in_ptr.astype(np.int64, copy=False), in_src.astype(graph.indices.dtype, copy=False)
+    n = graph.n_nodes
+    in_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(count_ids(graph.indices, n), out=in_ptr[1:])
+    in_src = np.empty(graph.n_edges, dtype=graph.indices.dtype)
+    _scatter_in_lists(graph, in_src, in_ptr[:n])
+    return in_ptr, in_src
 
 
 def sym_csgraph(indptr: np.ndarray, indices: np.ndarray) -> sp.csr_array:
@@ -268,24 +247,24 @@ def bridges_and_articulation_points(graph: Graph) -> tuple[int, int]:
 def bridges_articulation_components(graph: Graph) -> tuple[int, int, int]:
     """Bridges, articulation points and the number of weak components (isolated nodes count).
 
-    One directed DFS over the symmetric multigraph :func:`undirected_adjacency` plus a virtual root
-    n whose row lists every node: the root's children are the components' DFS roots, so the
-    component count comes out of the same traversal. Self-loops stay in the structure: they are
-    never tree edges and never lower a low point below the node itself, so they change nothing.
-    Memory: the graph, that one symmetric int32 structure and O(n) arrays; every pass over the
-    entries runs in row chunks.
+    One DFS over the undirected multigraph plus a virtual root n adjacent to every node: the
+    root's children are the components' DFS roots, so the component count comes out of the same
+    traversal. Self-loops stay in: they are never tree edges and never lower a low point below the
+    node itself, so they change nothing.
+
+    The undirected neighbours of v are row v of A (the mapped graph, not copied) and row v of
+    A^T, which holds the virtual root's row too: scipy's undirected DFS walks the two CSRs
+    together (:func:`_dfs_two_part`), so nothing holds both directions in one structure (issue
+    29: 4 bytes per edge of heap, A^T's int32 sources, besides O(n) arrays; the merged
+    :func:`undirected_adjacency` took 8, and 16 past 2**31 entries, where scipy needs int64
+    indices). Every later pass over the entries runs in row chunks, A's pages released.
     """
-    n = graph.n_nodes
-    if n == 0 or graph.n_edges == 0:
+    n, e = graph.n_nodes, graph.n_edges
+    if n == 0 or e == 0:
         return 0, 0, n
     direction, parallel = edge_direction(graph), has_parallel_edges(graph)
     simple = direction != 0 and not parallel  # no parallel or reciprocal copy of any edge
-    s_ptr, s_idx = undirected_adjacency(
-        graph, virtual_root=True, upward_simple=direction == 1 and not parallel
-    )
-    order, pred = csgraph.depth_first_order(
-        sym_csgraph(s_ptr, s_idx), n, directed=True, return_predecessors=True
-    )
+    parts, order, pred = _dfs_two_part(graph)
     pre = np.empty(n + 1, dtype=np.int64)
     pre[order] = np.arange(order.shape[0])
     parent = pred.astype(np.int64)
@@ -300,7 +279,8 @@ def bridges_articulation_components(graph: Graph) -> tuple[int, int, int]:
             break
         depth[active] += depth[jump[active]]
         jump[active] = jump[jump[active]]
-    seq = depth[order]  # depth along the preorder
+    narrow = np.int32 if n < 2**31 - 1 else np.int64  # the tables' values: depths, preorders
+    seq = depth[order].astype(narrow)  # depth along the preorder
     table = _RangeMin(seq)
     end = table.first_not_greater(np.arange(1, order.shape[0] + 1), seq)  # subtree = [pre, end)
     del table, seq, depth, jump
@@ -309,7 +289,7 @@ def bridges_articulation_components(graph: Graph) -> tuple[int, int, int]:
     # every non-tree edge must join an ancestor and a descendant, or this was no DFS tree: with
     # end > pre, that is pre[v] < end[u] and pre[u] < end[v] (checked once per edge)
     gptr, gind = graph.indptr, graph.indices
-    for lo, hi in row_chunks(gptr):
+    for lo, hi in row_chunks(gptr, max(1, EDGE_CHUNK >> 2)):  # ~20 bytes per entry: 40 MB
         a, b = int(gptr[lo]), int(gptr[hi])
         lens = np.diff(gptr[lo : hi + 1])
         nb = gind[a:b]
@@ -317,6 +297,7 @@ def bridges_articulation_components(graph: Graph) -> tuple[int, int, int]:
         ok &= np.repeat(pre_c[lo:hi], lens) < end_of[nb]
         if not ok.all():
             raise RuntimeError("depth-first order is not a DFS tree; bridges would be wrong")
+        release_pages(gind, a, b)
     del ok, nb
     # m(w) = min(pre(w), pre of every neighbour except one copy of the tree edge to the parent).
     # Only ancestors can lower it below pre(w), and every ancestor but the parent has a smaller
@@ -324,24 +305,26 @@ def bridges_articulation_components(graph: Graph) -> tuple[int, int, int]:
     # else pre(parent) if the parent edge has a parallel copy (a reciprocal edge counts), else pre(w)
     m_all = pre.copy()
     pcount = np.ones(n + 1, dtype=np.int64) if simple else np.zeros(n + 1, dtype=np.int64)
-    for lo, hi in row_chunks(s_ptr[: n + 1]):
-        a, b = int(s_ptr[lo]), int(s_ptr[hi])
-        if a == b:
-            continue
-        lens = np.diff(s_ptr[lo : hi + 1])
-        nb = s_idx[a:b]
-        nonempty = np.flatnonzero(lens > 0)
-        starts = (s_ptr[lo:hi] - a)[nonempty]
-        rowmin = np.minimum.reduceat(pre_c[nb], starts)
-        m_all[lo + nonempty] = np.minimum(m_all[lo + nonempty], rowmin)
-        if not simple:
-            is_par = nb == np.repeat(parent[lo:hi].astype(nb.dtype), lens)
-            pcount[lo + nonempty] = np.add.reduceat(is_par, starts, dtype=np.int64)
-    del s_idx, nb
+    for s_ptr, s_idx in parts:  # rows 0..n-1 of each part (the virtual root's row is not needed)
+        for lo, hi in row_chunks(s_ptr[: n + 1], max(1, EDGE_CHUNK >> 2)):
+            a, b = int(s_ptr[lo]), int(s_ptr[hi])
+            if a == b:
+                continue
+            lens = np.diff(s_ptr[lo : hi + 1])
+            nb = s_idx[a:b]
+            nonempty = np.flatnonzero(lens > 0)
+            starts = (s_ptr[lo:hi] - a)[nonempty]
+            rowmin = np.minimum.reduceat(pre_c[nb], starts)
+            m_all[lo + nonempty] = np.minimum(m_all[lo + nonempty], rowmin)
+            if not simple:
+                is_par = nb == np.repeat(parent[lo:hi].astype(nb.dtype), lens)
+                pcount[lo + nonempty] += np.add.reduceat(is_par, starts, dtype=np.int64)
+            release_pages(s_idx, a, b)
+    parts = s_ptr = s_idx = nb = None  # A^T's sources go before the range-minimum tables
     pre_par = pre[parent]
     m = np.where(m_all < pre_par, m_all, np.where((pcount >= 2) & (parent != n), pre_par, pre))
     m[n] = pre[n]
-    low_seq = _RangeMin(m[order])
+    low_seq = _RangeMin(m[order].astype(narrow))
     nodes = order[1:]  # every real node (order[0] is the virtual root)
     low = low_seq.query(pre[nodes], end[pre[nodes]])
     par = parent[nodes]
@@ -355,6 +338,54 @@ def bridges_articulation_components(graph: Graph) -> tuple[int, int, int]:
     cut = real_parent & ~root_parent & (low >= pre[par])
     n_ap = int(roots_ap) + int(np.unique(par[cut]).shape[0])
     return n_bridges, n_ap, n_comp
+
+
+def _dfs_two_part(
+    graph: Graph,
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
+    """DFS from a virtual root n (adjacent to every node) over the undirected multigraph of
+    ``graph``: (the parts whose rows v together are v's neighbours, each (indptr, indices) with
+    rows 0..n; the preorder; the predecessors, virtual root and components' roots' as scipy
+    gives them).
+
+    Parts: A itself (the mapped graph, rows 0..n-1, row n empty) and A^T written by
+    :func:`_scatter_in_lists` with the root's row n = 0..n-1 appended. scipy's undirected
+    depth-first search (``_depth_first_undirected``, what ``depth_first_order(directed=False)``
+    runs on a graph and its transpose) walks them together. Where that routine is missing or
+    refuses the arrays (another scipy), the merged :func:`undirected_adjacency` and the public
+    ``depth_first_order`` do the same work at twice the memory."""
+    n, e = graph.n_nodes, graph.n_edges
+    idx = index_dtype(max(n + 2, e + n))
+    p1 = np.empty(n + 2, dtype=idx)
+    p1[: n + 1] = graph.indptr
+    p1[n + 1] = e
+    i1 = graph.indices.astype(idx, copy=False)  # the mapped graph itself where it is int32
+    p2 = np.zeros(n + 2, dtype=np.int64)
+    np.cumsum(count_ids(graph.indices, n), out=p2[1 : n + 1])
+    p2[n + 1] = e + n
+    i2 = np.empty(e + n, dtype=idx)
+    _scatter_in_lists(graph, i2, p2[:n])
+    i2[e:] = np.arange(n, dtype=idx)
+    p2 = p2.astype(idx, copy=False)
+    try:
+        from scipy.sparse.csgraph import _traversal
+
+        node_list = np.full(n + 1, -9999, dtype=idx)  # scipy's NULL_IDX
+        pred = np.full(n + 1, -9999, dtype=idx)
+        length = _traversal._depth_first_undirected(
+            n, i1, p1, i2, p2, node_list, pred, np.empty(n + 1, idx), np.zeros(n + 1, idx)
+        )
+        order = node_list[:length]
+    except (ImportError, AttributeError, TypeError, ValueError):
+        del i2
+        s_ptr, s_idx = undirected_adjacency(
+            graph, virtual_root=True, dtype=index_dtype(max(n + 1, 2 * e + n))
+        )
+        order, pred = csgraph.depth_first_order(
+            sym_csgraph(s_ptr, s_idx), n, directed=True, return_predecessors=True
+        )
+        return [(s_ptr, s_idx)], order, pred
+    return [(p1, i1), (p2, i2)], order, pred
 
 
 def coreness(
@@ -438,19 +469,28 @@ def edge_direction(graph: Graph) -> int:
     """
     if graph.n_edges == 0:
         return 1
-    rows = np.flatnonzero(np.diff(graph.indptr) > 0)
-    starts = graph.indptr[rows]
-    lo = np.minimum.reduceat(graph.indices, starts)
-    if bool(np.all(lo > rows)):
-        return 1
-    hi = np.maximum.reduceat(graph.indices, starts)
-    return -1 if bool(np.all(hi < rows)) else 0
+    up = down = True
+    ptr, ind = graph.indptr, graph.indices
+    for lo, hi in row_chunks(ptr, EDGE_CHUNK):
+        rows = lo + np.flatnonzero(np.diff(ptr[lo : hi + 1]) > 0)
+        if rows.size == 0:
+            continue
+        a, b = int(ptr[lo]), int(ptr[hi])
+        starts = ptr[rows] - a
+        if up:
+            up = bool(np.all(np.minimum.reduceat(ind[a:b], starts) > rows))
+        if down:
+            down = bool(np.all(np.maximum.reduceat(ind[a:b], starts) < rows))
+        release_pages(ind, a, b)
+        if not (up or down):
+            return 0
+    return 1 if up else -1
 
 
 def has_parallel_edges(graph: Graph) -> bool:
     """True if some row repeats a target -- or is not sorted (then conservatively True)."""
     ind, ptr = graph.indices, graph.indptr
-    for lo, hi in row_chunks(ptr):
+    for lo, hi in row_chunks(ptr, EDGE_CHUNK):
         a, b = int(ptr[lo]), int(ptr[hi])
         if b - a < 2:
             continue
@@ -459,6 +499,7 @@ def has_parallel_edges(graph: Graph) -> bool:
         bad[inner[(inner >= 0) & (inner < bad.shape[0])]] = False
         if bad.any():
             return True
+        release_pages(ind, a, b)
     return False
 
 

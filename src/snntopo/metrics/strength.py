@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..encode.graph import Graph
+from ..encode.graph import Graph, release_pages
 from .algorithms import coreness, in_neighbour_lists
 from .base import FamilyResult
 
@@ -26,6 +26,7 @@ def strength_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
         return res
     # every edge adds |w| to its source's out-strength and its target's in-strength
     res.values["avg_node_strength"] = 2.0 * float(graph.weights.sum(dtype=np.float64)) / n
+    release_pages(graph.weights)  # a mapped file's weights: not resident during the k-core
     # the undirected multigraph as CSR (out-neighbours) plus CSC (in-neighbours): no merged copy
     in_ptr, in_src = in_neighbour_lists(graph)
     core = coreness(graph.indptr, graph.indices, in_ptr, in_src)
