@@ -268,6 +268,7 @@ def compute_family(
     t0 = time.perf_counter()
     nan_reasons: dict[str, str] = {}
     rows: list[dict[str, Any]] = []
+    computed: dict[str, Any] = {}
     if graph.layers:
         lp = {**p, **facts.layer_params}
         for layer_id, (layer, lg) in enumerate(graph.layer_graphs()):
@@ -283,7 +284,9 @@ def compute_family(
             nan_reasons.update({f"{lname}/{k}": v for k, v in reasons.items()})
         network = _aggregate(rows, nan_reasons)
     else:
-        network, reasons = normalised(_as_result(fn(graph, p)), graph, norms)
+        res = _as_result(fn(graph, p))
+        computed = res.info
+        network, reasons = normalised(res, graph, norms)
         nan_reasons.update(reasons)
     return {
         "family": name,
@@ -293,7 +296,10 @@ def compute_family(
         "layers": rows,
         "nan_reasons": nan_reasons,
         "seconds": time.perf_counter() - t0,
-        "provenance": provenance(family=name, encoding=encoding, **p),
+        "provenance": {
+            **provenance(family=name, encoding=encoding, **p),
+            **({"computed": computed} if computed else {}),
+        },
     }
 
 

@@ -1,0 +1,404 @@
+"""The ``local`` and ``strength`` families of an MGE without reading its conv edges.
+
+An MGE block pair made by one plain conv holds that conv's ``|W|`` stencil at every output
+position; the graph file stores the kernel beside the CSR (``conv_terms``, see
+:mod:`snntopo.metrics.conv_operator`). Everything these two families need follows from the
+kernels and from the other edges (the *residual*: linear heads, pool-folded layers,
+concatenations), so the term-covered part of the CSR -- almost all of a conv network's edges --
+is never read (its pages, memory-mapped by ``load_graph``, are then not touched by the family):
+
+- out-degree of every node: the *binary* kernel ``(k > 0)``'s transposed conv of ones
+  (:meth:`_ConvTerm.backward`), in-degree: its conv of ones (``forward``), each plus the residual
+  graph's degrees; the ``local`` formulas then run on these degrees unchanged;
+- total strength: per kernel tap, ``|w|`` times the number of output positions whose tap reads a
+  real input (a closed form: no convolution at all), plus the residual weights;
+- coreness: the peeling of :func:`snntopo.metrics.algorithms.coreness` (undirected multigraph,
+  degree = in + out, all nodes of degree <= k removed at once, level by level) with the neighbour
+  decrements of a wave applied as binary convolutions of the removed nodes' indicator, only over
+  the terms whose source or target block lost nodes in that wave, plus the residual's CSR/CSC.
+
+The residual edges are read row by row at positions computed from the terms' per-node edge
+counts: in a row (sorted by target) the residual entries are one run beside the term runs (the
+encoder's layout: each term's targets are one block), at the offset of the term runs before it.
+Every gathered target is checked to lie outside the terms' blocks; a block whose residual does
+not form one run is filtered entry by entry instead (those reads are counted and recorded).
+
+Which path a family takes is :func:`plan` (graph metadata only, also the pre-flight memory
+estimate's input): ``params["path"]`` = ``auto`` (implicit for an exact-mode MGE whose terms hold at
+least :data:`MIN_SHARE` of the edges), ``implicit`` or ``materialised``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..encode.graph import Block, Graph, count_ids
+from ..errors import ConfigError
+from .conv_operator import _ConvTerm
+
+log = logging.getLogger("snntopo.metrics")
+
+#: values of ``params["path"]``
+PATHS = ("auto", "implicit", "materialised")
+#: the families that have an implicit path
+IMPLICIT_FAMILIES = ("local", "strength")
+#: ``auto`` takes the implicit path when the conv terms hold at least this share of the edges
+MIN_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The path a family takes on one graph: ``path`` (``implicit``|``materialised``), the edges
+    held by conv terms (``covered_edges``), the edges it reads into memory (``materialised_edges``:
+    the residual on the implicit path, all edges otherwise) and why."""
+
+    path: str
+    covered_edges: int
+    materialised_edges: int
+    why: str
+
+
+def covered_edges(meta: Mapping[str, Any]) -> int:
+    """Edges of the graph's conv terms, from its metadata (``mge_layers`` records each layer's
+    edges; a term is the only writer of its block pair). 0 where the metadata does not say."""
+    terms = meta.get("conv_terms") or []
+    layers = meta.get("mge_layers")
+    if not terms or not isinstance(layers, list):
+        return 0
+    edges = {lay.get("name"): lay.get("edges") for lay in layers if isinstance(lay, dict)}
+    total = 0
+    for t in terms:
+        e = edges.get(t.get("layer"))
+        if not isinstance(e, int):
+            return 0
+        total += e
+    return total
+
+
+def plan(family: str, meta: Mapping[str, Any], n_edges: int, params: Mapping[str, Any]) -> Plan:
+    """Which path ``family`` takes on a graph with metadata ``meta`` and ``n_edges`` edges under
+    ``params`` (no array is read). A forced ``implicit`` on a graph without conv terms, or an
+    unknown ``path``, is a :class:`ConfigError`."""
+    want = params.get("path", "auto")
+    if want not in PATHS:
+        raise ConfigError(f"metric parameter path is {want!r}; use one of {', '.join(PATHS)}")
+    cov = covered_edges(meta)
+    if family not in IMPLICIT_FAMILIES:
+        return Plan("materialised", cov, n_edges, f"family {family} has no implicit path")
+    if want == "materialised":
+        return Plan("materialised", cov, n_edges, "path=materialised")
+    if not meta.get("conv_terms"):
+        if want == "implicit":
+            raise ConfigError(
+                "metric parameter path=implicit needs an exact-mode MGE with conv terms; this "
+                "graph has none (use path=auto or materialised)"
+            )
+        return Plan("materialised", 0, n_edges, "graph has no conv terms")
+    share = cov / n_edges if n_edges else 0.0
+    if want == "implicit":
+        return Plan("implicit", cov, n_edges - cov, "path=implicit")
+    if meta.get("encoding") != "mge" or meta.get("mode", "exact") != "exact":
+        return Plan("materialised", cov, n_edges, "not an exact-mode MGE")
+    if share < MIN_SHARE:
+        return Plan(
+            "materialised", cov, n_edges, f"conv terms hold {share:.0%} of the edges (< 50%)"
+        )
+    return Plan("implicit", cov, n_edges - cov, f"conv terms hold {share:.1%} of the edges")
+
+
+def plan_file(path: str, family: str, params: Mapping[str, Any] | None = None) -> Plan | None:
+    """:func:`plan` from a graph file's metadata member and its ``indices`` header (no CSR
+    read); ``None`` for a file without them (its reader reports it)."""
+    from ..io import graph_edges_from_file, loads_json
+
+    n_edges = graph_edges_from_file(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:  # reads the metadata member only
+            meta = loads_json(str(z["meta"]), str(path), ValueError)
+    except (OSError, KeyError, zipfile.BadZipFile, ValueError, EOFError):
+        return None
+    if n_edges is None:
+        return None
+    if not isinstance(meta, dict):
+        return None
+    try:
+        return plan(family, meta, n_edges, params or {})
+    except ConfigError:
+        return None
+
+
+def _terms(graph: Graph, binary: bool) -> list[_ConvTerm]:
+    """Every stored conv term (no density threshold: here a term replaces reading its edges),
+    with its binary kernel ``(k > 0)`` (edge counts) or its ``|W|`` kernel."""
+    out = []
+    for t in graph.meta.get("conv_terms", []):
+        k = graph.kernels.get(t["kernel"])
+        if k is None:
+            raise _Mismatch(f"kernel {t['kernel']} is missing")
+        k = (k > 0).astype(np.float32) if binary else k
+        out.append(_ConvTerm(t, k, graph.blocks[t["in_block"]], graph.blocks[t["out_block"]]))
+    return out
+
+
+class _Mismatch(Exception):
+    """The stored terms do not fit the CSR (hand-made file): the materialised path is taken."""
+
+
+def _term_weight(term: Mapping[str, Any], kernel: np.ndarray, src: Block, dst: Block) -> float:
+    """Sum of a term's edge weights: each tap's |w| summed over channels, times the output
+    positions whose tap reads a real input (the count :meth:`_ConvTerm._edge_count` uses)."""
+
+    def valid(out: int, k: int, s: int, p: int, d: int, side: int) -> np.ndarray:
+        pos = np.arange(out)[None, :] * s - p + np.arange(k)[:, None] * d
+        return ((pos >= 0) & (pos < side)).sum(axis=1)
+
+    (sh, sw), (ph, pw), (dh, dw) = term["stride"], term["padding"], term["dilation"]
+    kh, kw = kernel.shape[2:]
+    vy = valid(int(dst.shape[1]), kh, sh, ph, dh, int(src.shape[1]))
+    vx = valid(int(dst.shape[2]), kw, sw, pw, dw, int(src.shape[2]))
+    taps = kernel.astype(np.float64).sum(axis=(0, 1))
+    return float((taps * vy[:, None] * vx[None, :]).sum())
+
+
+@dataclass
+class _Parts:
+    """Degrees from the terms plus the residual graph (the edges no term holds)."""
+
+    out_deg: np.ndarray  # int64, terms + residual
+    in_deg: np.ndarray
+    residual: Graph
+    terms: list[_ConvTerm]  # binary kernels
+    covered: int
+    read_covered: int  # entries of term-covered blocks read while locating the residual
+
+
+def _degrees_and_residual(graph: Graph) -> _Parts:
+    n = graph.n_nodes
+    terms = _terms(graph, binary=True)
+    if not terms:
+        raise _Mismatch("no conv terms")
+    by_src: dict[int, list[_ConvTerm]] = {}
+    for t in terms:
+        by_src.setdefault(t.src.start, []).append(t)
+    ones = np.ones(n)
+    out_f = np.zeros(n)
+    in_f = np.zeros(n)
+    per_term: dict[int, np.ndarray] = {}  # id(term) -> its out-degree over its source block
+    scratch = np.zeros(n)
+    for t in terms:
+        t.forward(ones, in_f)
+        scratch[t.src.start : t.src.stop] = 0.0
+        t.backward(ones, scratch)
+        c = np.rint(scratch[t.src.start : t.src.stop]).astype(np.int64)
+        per_term[id(t)] = c
+        out_f[t.src.start : t.src.stop] += c
+    del scratch
+    out_terms = np.rint(out_f).astype(np.int64)
+    in_terms = np.rint(in_f).astype(np.int64)
+    del out_f, in_f
+    residual, read = _residual(graph, terms, by_src, per_term)
+    return _Parts(
+        out_deg=out_terms + np.diff(residual.indptr),
+        in_deg=in_terms + count_ids(residual.indices, n),
+        residual=residual,
+        terms=terms,
+        covered=sum(t.n_edges for t in terms),
+        read_covered=read,
+    )
+
+
+def _residual(
+    graph: Graph,
+    terms: list[_ConvTerm],
+    by_src: dict[int, list[_ConvTerm]],
+    per_term: dict[int, np.ndarray],
+) -> tuple[Graph, int]:
+    """The edges no term holds, read at computed positions (module docstring); also the number
+    of term-covered entries read on the way (0 when every residual run sits where expected)."""
+    ptr, ind, wts = graph.indptr, graph.indices, graph.weights
+
+    def outside(targets: np.ndarray, ts: list[_ConvTerm]) -> np.ndarray:
+        """Which targets lie outside the target blocks of ``ts`` (one source block's terms)."""
+        keep = np.ones(targets.shape[0], dtype=bool)
+        for t in ts:
+            keep &= (targets < t.dst.start) | (targets >= t.dst.stop)
+        return keep
+
+    layer_dst: dict[int, set[int]] = {}  # source block start -> target block starts (metadata)
+    starts = [b.start for b in graph.blocks]
+    for lay in graph.meta.get("mge_layers") or []:
+        try:
+            layer_dst.setdefault(starts[lay["in_block"]], set()).add(starts[lay["out_block"]])
+        except (KeyError, IndexError, TypeError):
+            continue
+    counts = np.zeros(graph.n_nodes, dtype=np.int64)
+    pieces: list[tuple[Block, Any]] = []  # (block, None = whole rows | index array)
+    read = 0
+    for b in graph.blocks:
+        lo, hi = b.start, b.stop
+        rows = np.diff(ptr[lo : hi + 1]).astype(np.int64)
+        ts = by_src.get(lo, [])
+        if not ts:
+            counts[lo:hi] = rows
+            pieces.append((b, None))
+            continue
+        term_rows = sum(per_term[id(t)] for t in ts)
+        r = rows - term_rows
+        if (r < 0).any():
+            raise _Mismatch(f"block {b.name}: rows shorter than their conv terms' edges")
+        if not r.any():
+            continue
+        ts_sorted = sorted(ts, key=lambda t: t.dst.start)
+        # where the residual run may sit: after the first h term runs; the metadata's
+        # hypothesis first (targets of this block's other layers), then the others
+        others = [s for s in layer_dst.get(lo, ()) if s not in {t.dst.start for t in ts}]
+        first = sum(1 for t in ts_sorted if others and t.dst.start < min(others))
+        found = None
+        for h in [first] + [h for h in range(len(ts_sorted) + 1) if h != first]:
+            off = sum((per_term[id(t)] for t in ts_sorted[:h]), np.zeros(hi - lo, np.int64))
+            pos = _run_positions(ptr[lo:hi].astype(np.int64) + off, r)
+            got = ind[pos]
+            if outside(got, ts).all():
+                found = pos
+                break
+            read += int(pos.shape[0])
+        if found is None:  # residual targets on both sides of a term's block: filter the rows
+            a, z = int(ptr[lo]), int(ptr[hi])
+            seg = np.asarray(ind[a:z])
+            read += z - a
+            found = a + np.flatnonzero(outside(seg, ts))
+            if found.shape[0] != r.sum():
+                raise _Mismatch(f"block {b.name}: residual edges do not match the conv terms")
+        counts[lo:hi] = r
+        pieces.append((b, found))
+    indptr = np.zeros(graph.n_nodes + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    indices = np.empty(int(indptr[-1]), dtype=ind.dtype)
+    weights = np.empty(int(indptr[-1]), dtype=wts.dtype)
+    for b, sel in pieces:
+        o, e = int(indptr[b.start]), int(indptr[b.stop])
+        if sel is None:
+            a, z = int(ptr[b.start]), int(ptr[b.stop])
+            indices[o:e], weights[o:e] = ind[a:z], wts[a:z]
+        else:
+            indices[o:e], weights[o:e] = ind[sel], wts[sel]
+    rest = Graph(indptr=indptr, indices=indices, weights=weights, blocks=graph.blocks, meta={})
+    return rest, read
+
+
+def _run_positions(first: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """Concatenated ``first[i] + arange(length[i])`` (int64)."""
+    total = int(length.sum())
+    keep = length > 0
+    first, length = first[keep], length[keep]
+    out = np.ones(total, dtype=np.int64)
+    if total == 0:
+        return out
+    heads = np.concatenate([[0], np.cumsum(length)[:-1]])
+    out[heads] = first - np.concatenate([[0], first[:-1] + length[:-1] - 1])
+    return np.cumsum(out)
+
+
+def degrees(graph: Graph) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """(out-degree, in-degree, info) of every node from the terms and the residual."""
+    parts = _degrees_and_residual(graph)
+    return parts.out_deg, parts.in_deg, _info(parts)
+
+
+def _info(parts: _Parts) -> dict[str, Any]:
+    return {
+        "path": "implicit",
+        "conv_terms": len(parts.terms),
+        "covered_edges": int(parts.covered),
+        "residual_edges": int(parts.residual.n_edges),
+        "covered_entries_read": int(parts.read_covered),
+    }
+
+
+def strength(graph: Graph) -> tuple[float, np.ndarray, dict[str, Any]]:
+    """(total edge weight, coreness of every node, info) without reading the covered edges."""
+    t0 = time.perf_counter()
+    parts = _degrees_and_residual(graph)
+    total = sum(
+        _term_weight(
+            t, graph.kernels[t["kernel"]], graph.blocks[t["in_block"]], graph.blocks[t["out_block"]]
+        )
+        for t in graph.meta["conv_terms"]
+    )
+    total += float(parts.residual.weights.sum(dtype=np.float64))
+    core, rounds, applied = peel(parts)
+    info = _info(parts)
+    info.update(
+        {"peel_rounds": rounds, "term_products": applied, "seconds": time.perf_counter() - t0}
+    )
+    return total, core, info
+
+
+def peel(parts: _Parts) -> tuple[np.ndarray, int, int]:
+    """Coreness by peeling with convolutions (module docstring): (core, waves, term products)."""
+    from .algorithms import gather_rows, in_neighbour_lists
+
+    n = parts.out_deg.shape[0]
+    deg = parts.out_deg + parts.in_deg
+    rest = parts.residual
+    r_ptr, r_ind = rest.indptr, rest.indices
+    c_ptr, c_src = in_neighbour_lists(rest)
+    starts = np.array([b.start for b in rest.blocks] + [n], dtype=np.int64)
+    by_src: dict[int, list[_ConvTerm]] = {}
+    by_dst: dict[int, list[_ConvTerm]] = {}
+    for t in parts.terms:
+        by_src.setdefault(t.src.start, []).append(t)
+        by_dst.setdefault(t.dst.start, []).append(t)
+    core = np.zeros(n, dtype=np.int64)
+    alive = np.ones(n, dtype=bool)
+    ind = np.zeros(n)  # indicator of the nodes removed in this wave
+    dec = np.zeros(n)  # their neighbours' decrements through the terms
+    remaining, k, waves, products = n, 0, 0, 0
+    while remaining:
+        sel = np.flatnonzero(alive & (deg <= k))
+        if sel.shape[0] == 0:
+            k = int(deg[alive].min())
+            continue
+        waves += 1
+        core[sel] = k
+        alive[sel] = False
+        remaining -= sel.shape[0]
+        ind[sel] = 1.0
+        touched = np.unique(starts[np.searchsorted(starts, sel, side="right") - 1])
+        hit: list[tuple[int, int]] = []
+        for s in touched.tolist():
+            for t in by_src.get(s, []):  # removed sources: their targets lose an in-edge
+                t.forward(ind, dec)
+                hit.append((t.dst.start, t.dst.stop))
+                products += 1
+            for t in by_dst.get(s, []):  # removed targets: their sources lose an out-edge
+                t.backward(ind, dec)
+                hit.append((t.src.start, t.src.stop))
+                products += 1
+        for a, b in set(hit):
+            deg[a:b] -= np.rint(dec[a:b]).astype(np.int64)
+            dec[a:b] = 0.0
+        ind[sel] = 0.0
+        for p, q in ((r_ptr, r_ind), (c_ptr, c_src)):
+            if p[-1] == 0:
+                continue
+            nb = q[gather_rows(p, sel)]
+            np.subtract.at(deg, nb, 1)
+    return core, waves, products
+
+
+def choose(family: str, graph: Graph, params: Mapping[str, Any]) -> Plan:
+    """:func:`plan` for a loaded graph (a layer graph of a BGE has no terms: materialised)."""
+    return plan(family, graph.meta, graph.n_edges, params)
+
+
+def fall_back(why: str) -> dict[str, Any]:
+    log.warning("the implicit path does not fit this graph (%s); reading the CSR instead", why)
+    return {"path": "materialised", "why": f"implicit path failed: {why}"}
