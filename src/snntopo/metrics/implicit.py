@@ -35,13 +35,15 @@ import time
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..encode.graph import Block, Graph, count_ids
 from ..errors import ConfigError
-from .conv_operator import _ConvTerm
+
+if TYPE_CHECKING:  # imported where used: the plan (memory pre-flight) needs no scipy
+    from .conv_operator import _ConvTerm
 
 log = logging.getLogger("snntopo.metrics")
 
@@ -51,6 +53,10 @@ PATHS = ("auto", "implicit", "materialised")
 IMPLICIT_FAMILIES = ("local", "strength")
 #: ``auto`` takes the implicit path when the conv terms hold at least this share of the edges
 MIN_SHARE = 0.5
+#: the memory estimate counts a covered edge as this share of a materialised one: the implicit
+#: path holds none of them, but ``load_graph``'s checks read the whole memory-mapped file, whose
+#: pages (8 bytes per edge) stay resident, against the estimate's 32 bytes per edge
+COVERED_EDGE_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -134,37 +140,55 @@ def plan_file(path: str, family: str, params: Mapping[str, Any] | None = None) -
         return None
 
 
-def _terms(graph: Graph, binary: bool) -> list[_ConvTerm]:
-    """Every stored conv term (no density threshold: here a term replaces reading its edges),
-    with its binary kernel ``(k > 0)`` (edge counts) or its ``|W|`` kernel."""
-    out = []
-    for t in graph.meta.get("conv_terms", []):
-        k = graph.kernels.get(t["kernel"])
-        if k is None:
-            raise _Mismatch(f"kernel {t['kernel']} is missing")
-        k = (k > 0).astype(np.float32) if binary else k
-        out.append(_ConvTerm(t, k, graph.blocks[t["in_block"]], graph.blocks[t["out_block"]]))
-    return out
-
-
-class _Mismatch(Exception):
-    """The stored terms do not fit the CSR (hand-made file): the materialised path is taken."""
-
-
-def _term_weight(term: Mapping[str, Any], kernel: np.ndarray, src: Block, dst: Block) -> float:
-    """Sum of a term's edge weights: each tap's |w| summed over channels, times the output
-    positions whose tap reads a real input (the count :meth:`_ConvTerm._edge_count` uses)."""
+def _tap_outputs(term: Mapping[str, Any], kh: int, kw: int, src: Block, dst: Block) -> np.ndarray:
+    """(kh, kw): for each kernel tap, the output positions whose tap reads a real input (taps
+    on zero padding make no edge)."""
 
     def valid(out: int, k: int, s: int, p: int, d: int, side: int) -> np.ndarray:
         pos = np.arange(out)[None, :] * s - p + np.arange(k)[:, None] * d
         return ((pos >= 0) & (pos < side)).sum(axis=1)
 
     (sh, sw), (ph, pw), (dh, dw) = term["stride"], term["padding"], term["dilation"]
-    kh, kw = kernel.shape[2:]
     vy = valid(int(dst.shape[1]), kh, sh, ph, dh, int(src.shape[1]))
     vx = valid(int(dst.shape[2]), kw, sw, pw, dw, int(src.shape[2]))
-    taps = kernel.astype(np.float64).sum(axis=(0, 1))
-    return float((taps * vy[:, None] * vx[None, :]).sum())
+    return (vy[:, None] * vx[None, :]).astype(np.int64)
+
+
+class _Term:
+    """One stored conv term as its kernel and geometry; its dense product buffers
+    (:class:`_ConvTerm` with the binary kernel ``(k > 0)``: float64 kernel, its transpose, im2col
+    columns) exist only while a product runs, so that holding every term costs its kernel only."""
+
+    def __init__(self, spec: Mapping[str, Any], kernel: np.ndarray, src: Block, dst: Block):
+        self.spec, self.kernel, self.src, self.dst = spec, kernel, src, dst
+        self.cout, self.cin, self.kh, self.kw = (int(v) for v in kernel.shape)
+        self.h, self.w = (int(v) for v in src.shape[1:])
+        self.ho, self.wo = (int(v) for v in dst.shape[1:])
+        (self.sh, self.sw), (self.ph, self.pw) = spec["stride"], spec["padding"]
+        self.dh, self.dw = spec["dilation"]
+        taps = _tap_outputs(spec, self.kh, self.kw, src, dst)
+        self.n_edges = int((np.count_nonzero(kernel, axis=(0, 1)) * taps).sum())
+        self.weight = float((kernel.astype(np.float64).sum(axis=(0, 1)) * taps).sum())
+
+    def dense(self) -> _ConvTerm:
+        from .conv_operator import _ConvTerm
+
+        return _ConvTerm(self.spec, (self.kernel > 0).astype(np.float32), self.src, self.dst)
+
+
+def _terms(graph: Graph) -> list[_Term]:
+    """Every stored conv term (no density threshold: here a term replaces reading its edges)."""
+    out = []
+    for t in graph.meta.get("conv_terms", []):
+        k = graph.kernels.get(t["kernel"])
+        if k is None:
+            raise _Mismatch(f"kernel {t['kernel']} is missing")
+        out.append(_Term(t, k, graph.blocks[t["in_block"]], graph.blocks[t["out_block"]]))
+    return out
+
+
+class _Mismatch(Exception):
+    """The stored terms do not fit the CSR (hand-made file): the materialised path is taken."""
 
 
 @dataclass
@@ -174,17 +198,17 @@ class _Parts:
     out_deg: np.ndarray  # int64, terms + residual
     in_deg: np.ndarray
     residual: _Residual
-    terms: list[_ConvTerm]  # binary kernels
+    terms: list[_Term]
     covered: int
     read_covered: int  # entries of term-covered blocks read while locating the residual
 
 
 def _degrees_and_residual(graph: Graph) -> _Parts:
     n = graph.n_nodes
-    terms = _terms(graph, binary=True)
+    terms = _terms(graph)
     if not terms:
         raise _Mismatch("no conv terms")
-    by_src: dict[int, list[_ConvTerm]] = {}
+    by_src: dict[int, list[_Term]] = {}
     for t in terms:
         by_src.setdefault(t.src.start, []).append(t)
     ones = np.ones(n)
@@ -193,9 +217,11 @@ def _degrees_and_residual(graph: Graph) -> _Parts:
     per_term: dict[int, np.ndarray] = {}  # id(term) -> its out-degree over its source block
     scratch = np.zeros(n)
     for t in terms:
-        t.forward(ones, in_f)
+        d = t.dense()
+        d.forward(ones, in_f)
         scratch[t.src.start : t.src.stop] = 0.0
-        t.backward(ones, scratch)
+        d.backward(ones, scratch)
+        del d
         c = np.rint(scratch[t.src.start : t.src.stop]).astype(np.int64)
         per_term[id(t)] = c
         out_f[t.src.start : t.src.stop] += c
@@ -216,15 +242,15 @@ def _degrees_and_residual(graph: Graph) -> _Parts:
 
 def _residual(
     graph: Graph,
-    terms: list[_ConvTerm],
-    by_src: dict[int, list[_ConvTerm]],
+    terms: list[_Term],
+    by_src: dict[int, list[_Term]],
     per_term: dict[int, np.ndarray],
 ) -> tuple[_Residual, int]:
     """The edges no term holds, located at computed positions (module docstring); also the number
     of term-covered entries read on the way (0 when every residual run sits where expected)."""
     ptr, ind = graph.indptr, graph.indices
 
-    def outside(targets: np.ndarray, ts: list[_ConvTerm]) -> np.ndarray:
+    def outside(targets: np.ndarray, ts: list[_Term]) -> np.ndarray:
         """Which targets lie outside the target blocks of ``ts`` (one source block's terms)."""
         keep = np.ones(targets.shape[0], dtype=bool)
         for t in ts:
@@ -360,12 +386,7 @@ def strength(graph: Graph) -> tuple[float, np.ndarray, dict[str, Any]]:
     """(total edge weight, coreness of every node, info) without reading the covered edges."""
     t0 = time.perf_counter()
     parts = _degrees_and_residual(graph)
-    total = sum(
-        _term_weight(
-            t, graph.kernels[t["kernel"]], graph.blocks[t["in_block"]], graph.blocks[t["out_block"]]
-        )
-        for t in graph.meta["conv_terms"]
-    )
+    total = sum(t.weight for t in parts.terms)
     total += parts.residual.weight()
     core, rounds, applied = peel(parts)
     info = _info(parts)
@@ -385,9 +406,9 @@ class _Stencil:
     """The edges of given nodes of one binary term, from its kernel's nonzero taps: a wave that
     removes few nodes of a block costs its removed nodes' edges, not a dense convolution."""
 
-    def __init__(self, t: _ConvTerm) -> None:
+    def __init__(self, t: _Term) -> None:
         self.t = t
-        b = t.k.reshape(t.cout, t.cin, t.kh, t.kw) > 0
+        b = t.kernel > 0
         f = b.transpose(1, 2, 3, 0).reshape(-1, t.cout)  # (c, u, v) -> output channels
         self.f_ptr = np.concatenate([[0], np.cumsum(f.sum(axis=1))]).astype(np.int64)
         self.f_idx = np.nonzero(f)[1].astype(np.int64)
@@ -396,7 +417,7 @@ class _Stencil:
         self.b_idx = np.nonzero(g)[1].astype(np.int64)
         self.per_src = t.n_edges / max(1, t.src.size)
         self.per_dst = t.n_edges / max(1, t.dst.size)
-        self.dense = t.k.size * t.ho * t.wo
+        self.dense = t.kernel.size * t.ho * t.wo
 
     def targets(self, nodes: np.ndarray) -> np.ndarray:
         """Targets of every edge out of ``nodes`` (global ids in the source block), repeated."""
@@ -497,7 +518,7 @@ def peel(parts: _Parts) -> tuple[np.ndarray, int, int]:
                     lost.append(st.targets(nodes))
                 else:
                     ind[nodes] = 1.0
-                    st.t.forward(ind, dec)
+                    st.t.dense().forward(ind, dec)
                     dense.append((st.t.dst.start, st.t.dst.stop))
                     products += 1
             for st in by_dst.get(a, []):  # removed targets: their sources lose an out-edge
@@ -506,7 +527,7 @@ def peel(parts: _Parts) -> tuple[np.ndarray, int, int]:
                     lost.append(st.sources(nodes))
                 else:
                     ind[nodes] = 1.0
-                    st.t.backward(ind, dec)
+                    st.t.dense().backward(ind, dec)
                     dense.append((st.t.src.start, st.t.src.stop))
                     products += 1
         for a, b in set(dense):
