@@ -507,11 +507,9 @@ def peel(parts: _Parts) -> tuple[np.ndarray, int, int]:
         hit: set[int] = set()
         dense: list[tuple[int, int]] = []
         lost: list[np.ndarray] = []  # nodes losing one edge (repeated per edge)
-        for bi, a in enumerate(starts[:-1].tolist()):
-            lo, hi = int(bounds[bi]), int(bounds[bi + 1])
-            if lo == hi:
-                continue
-            nodes = sel[lo:hi]
+        for bi in np.flatnonzero(bounds[1:] > bounds[:-1]).tolist():  # blocks that lost nodes
+            a = int(starts[bi])
+            nodes = sel[int(bounds[bi]) : int(bounds[bi + 1])]
             for st in by_src.get(a, []):  # removed sources: their targets lose an in-edge
                 hit.add(st.t.dst.start)
                 if nodes.shape[0] * st.per_src * SPARSE_COST < st.dense:
