@@ -188,3 +188,19 @@ def test_memory_estimate_counts_what_the_family_materialises(tmp_path):
     want = g.n_edges - covered + im.COVERED_EDGE_SHARE * covered
     assert metrics_edges([path], "local", {}) == pytest.approx(want)
     assert want < 0.3 * g.n_edges
+
+
+def test_terms_of_another_kind_are_read_as_residual_edges():
+    """A term with a field this module does not know (e.g. a later encoder's grouped or pooled
+    terms) is not applied: its edges are read from the CSR, the values stay equal."""
+    g = _mge("dblock")
+    meta = dict(g.meta)
+    meta["conv_terms"] = [dict(t) for t in g.meta["conv_terms"]]
+    meta["conv_terms"][2]["groups"] = 1
+    other = Graph(g.indptr, g.indices, g.weights, g.blocks, meta=meta, kernels=g.kernels)
+    assert len(im.plain_terms(meta)) == len(g.meta["conv_terms"]) - 1
+    assert im.covered_edges(meta) < im.covered_edges(g.meta)
+    _assert_same(other)
+    p = compute_family("strength", other, {"path": "implicit"})["provenance"]["computed"]
+    assert p["covered_edges"] == im.covered_edges(meta)
+    assert p["residual_edges"] == g.n_edges - im.covered_edges(meta)

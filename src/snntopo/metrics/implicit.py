@@ -31,7 +31,6 @@ least :data:`MIN_SHARE` of the edges), ``implicit`` or ``materialised``.
 from __future__ import annotations
 
 import logging
-import time
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -71,10 +70,23 @@ class Plan:
     why: str
 
 
+#: the fields of a plain conv term, the only kind this module applies (a term with other fields,
+#: e.g. groups or a folded pooling, is read from the CSR as residual edges until it is taught here)
+PLAIN_FIELDS = frozenset(
+    ("layer", "in_block", "out_block", "kernel", "stride", "padding", "dilation")
+)
+
+
+def plain_terms(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The metadata's conv terms that this module applies (:data:`PLAIN_FIELDS`)."""
+    terms = meta.get("conv_terms") or []
+    return [t for t in terms if isinstance(t, dict) and set(t) <= PLAIN_FIELDS]
+
+
 def covered_edges(meta: Mapping[str, Any]) -> int:
     """Edges of the graph's conv terms, from its metadata (``mge_layers`` records each layer's
     edges; a term is the only writer of its block pair). 0 where the metadata does not say."""
-    terms = meta.get("conv_terms") or []
+    terms = plain_terms(meta)
     layers = meta.get("mge_layers")
     if not terms or not isinstance(layers, list):
         return 0
@@ -100,7 +112,7 @@ def plan(family: str, meta: Mapping[str, Any], n_edges: int, params: Mapping[str
         return Plan("materialised", cov, n_edges, f"family {family} has no implicit path")
     if want == "materialised":
         return Plan("materialised", cov, n_edges, "path=materialised")
-    if not meta.get("conv_terms"):
+    if not plain_terms(meta):
         if want == "implicit":
             raise ConfigError(
                 "metric parameter path=implicit needs an exact-mode MGE with conv terms; this "
@@ -179,11 +191,12 @@ class _Term:
 def _terms(graph: Graph) -> list[_Term]:
     """Every stored conv term (no density threshold: here a term replaces reading its edges)."""
     out = []
-    for t in graph.meta.get("conv_terms", []):
+    for t in plain_terms(graph.meta):
         k = graph.kernels.get(t["kernel"])
-        if k is None:
-            raise _Mismatch(f"kernel {t['kernel']} is missing")
-        out.append(_Term(t, k, graph.blocks[t["in_block"]], graph.blocks[t["out_block"]]))
+        src, dst = graph.blocks[t["in_block"]], graph.blocks[t["out_block"]]
+        if k is None or k.ndim != 4 or k.shape[:2] != (dst.shape[0], src.shape[0]):
+            raise _Mismatch(f"kernel {t['kernel']} does not fit its blocks")
+        out.append(_Term(t, k, src, dst))
     return out
 
 
@@ -384,15 +397,12 @@ def _info(parts: _Parts) -> dict[str, Any]:
 
 def strength(graph: Graph) -> tuple[float, np.ndarray, dict[str, Any]]:
     """(total edge weight, coreness of every node, info) without reading the covered edges."""
-    t0 = time.perf_counter()
     parts = _degrees_and_residual(graph)
     total = sum(t.weight for t in parts.terms)
     total += parts.residual.weight()
     core, rounds, applied = peel(parts)
     info = _info(parts)
-    info.update(
-        {"peel_rounds": rounds, "term_products": applied, "seconds": time.perf_counter() - t0}
-    )
+    info.update({"peel_rounds": rounds, "term_products": applied})
     return total, core, info
 
 
