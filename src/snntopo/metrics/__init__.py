@@ -54,6 +54,9 @@ class FamilyFacts:
     (:func:`reproducible_columns`, docs/reproduction.md)."""
     not_reproducible_layers: dict[str, str] = field(default_factory=dict)
     """The same for the published BGE tables only."""
+    implicit: bool = False
+    """It can run on an exact-mode MGE from the conv kernels plus the residual edges
+    (:mod:`snntopo.metrics.implicit`, chosen by the metric parameter ``path``)."""
 
 
 FAMILIES: Registry[FamilyFn] = Registry("metric family", FamilyFacts)
@@ -79,6 +82,7 @@ FAMILIES.register(
     "local",
     "snntopo.metrics.local:local_metrics",
     kinds=_ALL,
+    implicit=True,
     metrics=("nodes", "edges", "sink_nodes", "source_nodes", "disc_nodes", "r_out", "r_in"),
     normalisers={
         "sink_nodes": "nodes",
@@ -103,6 +107,7 @@ FAMILIES.register(
     "strength",
     "snntopo.metrics.strength:strength_metrics",
     kinds=_ALL,
+    implicit=True,
     metrics=("avg_node_strength", "k_core"),
     normalisers={"avg_node_strength": "edges", "k_core": "edges"},
     not_reproducible={"avg_node_strength": TRAINED_WEIGHTS},

@@ -48,8 +48,6 @@ log = logging.getLogger("snntopo.metrics")
 
 #: values of ``params["path"]``
 PATHS = ("auto", "implicit", "materialised")
-#: the families that have an implicit path
-IMPLICIT_FAMILIES = ("local", "strength")
 #: ``auto`` takes the implicit path when the conv terms hold at least this share of the edges
 MIN_SHARE = 0.5
 #: the memory estimate counts a covered edge as this share of a materialised one: the implicit
@@ -108,7 +106,9 @@ def plan(family: str, meta: Mapping[str, Any], n_edges: int, params: Mapping[str
     if want not in PATHS:
         raise ConfigError(f"metric parameter path is {want!r}; use one of {', '.join(PATHS)}")
     cov = covered_edges(meta)
-    if family not in IMPLICIT_FAMILIES:
+    from . import FAMILIES
+
+    if family not in FAMILIES or not FAMILIES.meta(family).implicit:
         return Plan("materialised", cov, n_edges, f"family {family} has no implicit path")
     if want == "materialised":
         return Plan("materialised", cov, n_edges, "path=materialised")
