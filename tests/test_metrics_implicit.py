@@ -137,7 +137,7 @@ def test_auto_path_follows_the_terms_share(monkeypatch):
     assert "of the edges" in art["provenance"]["computed"]["why"]
 
 
-def test_reference_mode_and_bges_stay_materialised_and_refuse_a_forced_implicit():
+def test_reference_mode_and_bges_stay_materialised_and_reference_refuses_a_forced_implicit():
     model = build_model("resnet20", 10, 3, 8, 0.25, seed=0)
     weights = _masked_positive(model, 0.5)
     spec = layer_spec(model, (3, 8, 8))
@@ -145,8 +145,11 @@ def test_reference_mode_and_bges_stay_materialised_and_refuse_a_forced_implicit(
     assert compute_family("local", ref)["provenance"]["computed"]["path"] == "materialised"
     with pytest.raises(ConfigError, match="path=implicit needs an exact-mode MGE"):
         compute_family("strength", ref, {"path": "implicit"})
-    with pytest.raises(ConfigError, match="path=implicit needs"):
-        compute_family("local", build_graph("rolled", spec, weights), {"path": "implicit"})
+    rolled = build_graph("rolled", spec, weights)  # a config's path=implicit still runs the BGEs
+    layer = next(rolled.layer_graphs())[1]
+    assert im.choose("local", layer, {"path": "implicit"}).path == "materialised"
+    want = compute_family("local", rolled, {"path": "materialised"})["network"]
+    assert compute_family("local", rolled, {"path": "implicit"})["network"] == want
     with pytest.raises(ConfigError, match="use one of auto, implicit, materialised"):
         compute_family("local", ref, {"path": "fast"})
 
