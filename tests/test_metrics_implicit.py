@@ -5,6 +5,8 @@ parameter, and the plan read from a file's metadata alone."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -207,3 +209,26 @@ def test_terms_of_another_kind_are_read_as_residual_edges():
     p = compute_family("strength", other, {"path": "implicit"})["provenance"]["computed"]
     assert p["covered_edges"] == im.covered_edges(meta)
     assert p["residual_edges"] == g.n_edges - im.covered_edges(meta)
+
+
+def test_metric_stage_admits_an_implicit_family_a_materialised_one_would_not_fit(tmp_path):
+    """At 1 MB per thousand edges, a limit between the implicit estimate (residual edges plus a
+    quarter of the covered ones) and the full one runs ``local`` and refuses ``global``."""
+    from snntopo.errors import MemoryLimitError
+    from snntopo.memcheck import MemoryGuard
+    from snntopo.stages.metrics import compute_metrics
+
+    g = _mge("resnet20")
+    g.meta["encoding"] = "mge"
+    path = str(tmp_path / "mge.npz")
+    save_graph(path, g)
+    covered = sum(t.n_edges for t in im._terms(g))
+    need = g.n_edges - covered + im.COVERED_EDGE_SHARE * covered
+    guard = MemoryGuard(limit_mb=500 + (need + g.n_edges) / 2 / 1000, per_million_edges=1e3)
+    params = {"seed": 0, "threads": 1}
+    compute_metrics("local", {"mge": path}, params, str(tmp_path / "local.json"), guard)
+    art = json.loads((tmp_path / "local.json").read_text())
+    assert art["encodings"]["mge"]["provenance"]["computed"]["path"] == "implicit"
+    with pytest.raises(MemoryLimitError, match="metric family global needs about"):
+        compute_metrics("global", {"mge": path}, params, str(tmp_path / "global.json"), guard)
+    assert not (tmp_path / "global.json").exists()
