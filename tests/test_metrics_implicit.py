@@ -232,3 +232,37 @@ def test_metric_stage_admits_an_implicit_family_a_materialised_one_would_not_fit
     with pytest.raises(MemoryLimitError, match="metric family global needs about"):
         compute_metrics("global", {"mge": path}, params, str(tmp_path / "global.json"), guard)
     assert not (tmp_path / "global.json").exists()
+
+
+def test_residual_on_both_sides_of_a_terms_block_is_filtered_and_counted():
+    """Rows whose other edges lie before and after their term's target block (two runs): the
+    block is filtered entry by entry (its covered entries read, and counted), values equal."""
+    import scipy.sparse as sp
+
+    g = _mge("dblock")
+    stem, conv1 = g.blocks[1], g.blocks[2]
+    assert any(t["in_block"] == 1 and t["out_block"] == 2 for t in g.meta["conv_terms"])
+    a = g.csr().tolil()
+    for v in range(stem.start, stem.start + 20):
+        a[v, v + 1] = 0.5  # a target inside the stem block itself: before conv1's block
+    a = sp.csr_array(a)
+    a.sort_indices()
+    h = Graph(
+        a.indptr.astype(np.int64),
+        a.indices.astype(np.int32),
+        a.data.astype(np.float32),
+        g.blocks,
+        meta=g.meta,
+        kernels=g.kernels,
+    )
+    assert h.n_edges == g.n_edges + 20 and stem.stop <= conv1.start
+    _, _, info = im.degrees(h)
+    assert info["covered_entries_read"] > 0
+    for family in ("local", "strength"):
+        want = compute_family(family, h, {"path": "materialised"})["network"]
+        got = compute_family(family, h, {"path": "implicit"})["network"]
+        for key, value in want.items():
+            assert got[key] == pytest.approx(value, rel=STRENGTH_RTOL), key
+    np.testing.assert_array_equal(
+        im.peel(im._degrees_and_residual(h))[0], h.to_igraph().coreness(mode="all")
+    )
