@@ -101,12 +101,13 @@ def run(args: argparse.Namespace) -> int:
     # before the graph is loaded: a graph too big for this machine is refused with one line
     from ..memcheck import check_memory, metrics_edges
 
-    check_memory(
-        f"metrics on {args.graph}",
-        metrics_edges([str(args.graph)]),
-        options.memory_guard(args),
-        list(args.families) if args.families else None,  # their rates; none named: all
-    )
+    guard = options.memory_guard(args)
+    if args.families:  # each named family at its own rate, on the path it will take
+        for fam in dict.fromkeys(args.families):
+            edges = metrics_edges([str(args.graph)], fam, dict(params))
+            check_memory(f"metrics ({fam}) on {args.graph}", edges, guard, [fam])
+    else:  # none named: all of them, at the highest rate, on the whole graph
+        check_memory(f"metrics on {args.graph}", metrics_edges([str(args.graph)]), guard, None)
     # the content digest is checked on a thread while the families run, and waited for before
     # anything is written or any family error is reported (a damaged file is named as such)
     graph, verified = load_graph_deferred(args.graph)

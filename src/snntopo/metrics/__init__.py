@@ -54,6 +54,9 @@ class FamilyFacts:
     (:func:`reproducible_columns`, docs/reproduction.md)."""
     not_reproducible_layers: dict[str, str] = field(default_factory=dict)
     """The same for the published BGE tables only."""
+    implicit: bool = False
+    """It can run on an exact-mode MGE from the conv kernels plus the residual edges
+    (:mod:`snntopo.metrics.implicit`, chosen by the metric parameter ``path``)."""
 
 
 FAMILIES: Registry[FamilyFn] = Registry("metric family", FamilyFacts)
@@ -79,6 +82,7 @@ FAMILIES.register(
     "local",
     "snntopo.metrics.local:local_metrics",
     kinds=_ALL,
+    implicit=True,
     metrics=("nodes", "edges", "sink_nodes", "source_nodes", "disc_nodes", "r_out", "r_in"),
     normalisers={
         "sink_nodes": "nodes",
@@ -103,6 +107,7 @@ FAMILIES.register(
     "strength",
     "snntopo.metrics.strength:strength_metrics",
     kinds=_ALL,
+    implicit=True,
     metrics=("avg_node_strength", "k_core"),
     normalisers={"avg_node_strength": "edges", "k_core": "edges"},
     not_reproducible={"avg_node_strength": TRAINED_WEIGHTS},
@@ -268,6 +273,7 @@ def compute_family(
     t0 = time.perf_counter()
     nan_reasons: dict[str, str] = {}
     rows: list[dict[str, Any]] = []
+    computed: dict[str, Any] = {}
     if graph.layers:
         lp = {**p, **facts.layer_params}
         for layer_id, (layer, lg) in enumerate(graph.layer_graphs()):
@@ -283,7 +289,9 @@ def compute_family(
             nan_reasons.update({f"{lname}/{k}": v for k, v in reasons.items()})
         network = _aggregate(rows, nan_reasons)
     else:
-        network, reasons = normalised(_as_result(fn(graph, p)), graph, norms)
+        res = _as_result(fn(graph, p))
+        computed = res.info
+        network, reasons = normalised(res, graph, norms)
         nan_reasons.update(reasons)
     return {
         "family": name,
@@ -293,7 +301,10 @@ def compute_family(
         "layers": rows,
         "nan_reasons": nan_reasons,
         "seconds": time.perf_counter() - t0,
-        "provenance": provenance(family=name, encoding=encoding, **p),
+        "provenance": {
+            **provenance(family=name, encoding=encoding, **p),
+            **({"computed": computed} if computed else {}),
+        },
     }
 
 

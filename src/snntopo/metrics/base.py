@@ -38,6 +38,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "dense_eig_max_nodes": 2000,
     # rows per chunk of the boolean product that counts 2-hop neighbourhoods
     "two_hop_chunk_rows": 16384,
+    # local/strength: "auto" (from the conv kernels when they hold most of an exact-mode MGE's
+    # edges, snntopo.metrics.implicit), "implicit" or "materialised" (from the CSR)
+    "path": "auto",
 }
 
 
@@ -47,6 +50,9 @@ class FamilyResult:
 
     values: dict[str, float]
     nan_reasons: dict[str, str] = field(default_factory=dict)
+    #: how the values were computed (e.g. the implicit or materialised path), recorded in the
+    #: metric artifact's provenance as ``computed``
+    info: dict[str, Any] = field(default_factory=dict)
 
     def nan(self, key: str, reason: str) -> None:
         self.values[key] = math.nan

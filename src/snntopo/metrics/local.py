@@ -14,6 +14,10 @@ Two definitions, chosen by the graph's encoding mode (``graph.meta["mode"]``):
   of such sources with index > n_in (one node more than the input block is left out).
   ``disc_nodes`` is the same in both. Layer graphs of the BGEs always use the exact definitions
   (the paper's per-layer tables do not state theirs).
+
+The degrees come from the CSR (materialised path) or, for an exact-mode MGE whose conv terms hold
+most edges, from the terms' binary kernels plus the other edges (:mod:`snntopo.metrics.implicit`;
+``params["path"]`` forces either); the formulas below are the same on both paths.
 """
 
 from __future__ import annotations
@@ -39,8 +43,7 @@ def definitions_of(graph: Graph) -> str:
 def local_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
     """nodes, edges, sink/source/disconnected nodes, r_out (edges into sinks), r_in (out of sources)."""
     n = graph.n_nodes
-    outdeg = graph.out_degree()
-    indeg = graph.in_degree()
+    outdeg, indeg, info = _degrees(graph, params)
     inp, outp = graph.input_block, graph.output_block
     sink = (outdeg == 0) & (indeg > 0)
     source = (outdeg > 0) & (indeg == 0)
@@ -51,13 +54,14 @@ def local_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
         return FamilyResult(
             {
                 "nodes": float(n),
-                "edges": float(graph.n_edges),
+                "edges": float(outdeg.sum()),
                 "sink_nodes": float(np.count_nonzero(sink) - n_out),
                 "source_nodes": float(np.count_nonzero(source) - n_in),
                 "disc_nodes": disc,
                 "r_out": float(indeg[sink & (idx < n - 1 - n_out)].sum()),
                 "r_in": float(outdeg[source & (idx > n_in)].sum()),
-            }
+            },
+            info=info,
         )
     sink_x = sink.copy()
     sink_x[outp.start : outp.stop] = False  # real outputs are meant to be sinks
@@ -66,11 +70,26 @@ def local_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
     return FamilyResult(
         {
             "nodes": float(n),
-            "edges": float(graph.n_edges),
+            "edges": float(outdeg.sum()),
             "sink_nodes": float(np.count_nonzero(sink_x)),
             "source_nodes": float(np.count_nonzero(source_x)),
             "disc_nodes": disc,
             "r_out": float(indeg[sink_x].sum()),
             "r_in": float(outdeg[source_x].sum()),
-        }
+        },
+        info=info,
     )
+
+
+def _degrees(graph: Graph, params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(out-degree, in-degree, how they were computed) on the path :func:`implicit.plan` picks."""
+    from . import implicit
+
+    plan = implicit.choose("local", graph, params)
+    if plan.path == "implicit":
+        try:
+            out, inn, info = implicit.degrees(graph)
+            return out, inn, {**info, "why": plan.why}
+        except implicit._Mismatch as exc:
+            return graph.out_degree(), graph.in_degree(), implicit.fall_back(str(exc))
+    return graph.out_degree(), graph.in_degree(), {"path": "materialised", "why": plan.why}

@@ -2,7 +2,9 @@
 
 Strength is one sum over the CSR weights; coreness is a vectorised peeling over the undirected
 multigraph, read as the graph's CSR plus its CSC (never a merged copy; see
-:func:`snntopo.metrics.algorithms.coreness`), equal to igraph's ``coreness(mode='all')``.
+:func:`snntopo.metrics.algorithms.coreness`), equal to igraph's ``coreness(mode='all')``. For an exact-mode MGE whose conv terms hold most
+edges both come from the terms' kernels and the other edges instead, never reading the covered
+CSR (:mod:`snntopo.metrics.implicit`; ``params["path"]`` forces either path).
 """
 
 from __future__ import annotations
@@ -24,6 +26,21 @@ def strength_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
         res.nan("avg_node_strength", "graph has no nodes")
         res.nan("k_core", "graph has no nodes")
         return res
+    from . import implicit
+
+    plan = implicit.choose("strength", graph, params)
+    if plan.path == "implicit":
+        try:
+            total, core, info = implicit.strength(graph)
+        except implicit._Mismatch as exc:
+            res.info = implicit.fall_back(str(exc))
+        else:
+            res.values["avg_node_strength"] = 2.0 * total / n
+            res.values["k_core"] = float(core.mean())
+            res.info = {**info, "why": plan.why}
+            return res
+    else:
+        res.info = {"path": "materialised", "why": plan.why}
     # every edge adds |w| to its source's out-strength and its target's in-strength
     res.values["avg_node_strength"] = 2.0 * float(graph.weights.sum(dtype=np.float64)) / n
     release_pages(graph.weights)  # a mapped file's weights: not resident during the k-core

@@ -72,9 +72,8 @@ def compute_metrics(
     if memory is not None:
         from ..memcheck import check_memory, metrics_edges
 
-        check_memory(
-            f"metric family {family}", metrics_edges(list(graphs.values())), memory, [family]
-        )
+        edges = metrics_edges(list(graphs.values()), family, dict(params))
+        check_memory(f"metric family {family}", edges, memory, [family])
 
     result: dict[str, Any] = {"family": family, "encodings": {}}
     network = dict(params.get("network") or {})
