@@ -171,11 +171,13 @@ def test_rooted_4set_count_equals_igraph_randesu_per_root(graph):
         assert ours.tolist() == pytest.approx(ref, abs=1e-9)
 
 
+@pytest.mark.parametrize("share", [2.0, 0.0])  # only the needed lists / every list
 @pytest.mark.parametrize("graph", [g for g in MOTIF_GRAPHS if nbmod.is_upward_dag(g)])
-def test_lower_rows_gathered_for_the_sampled_roots(graph, monkeypatch):
+def test_lower_rows_gathered_for_the_sampled_roots(graph, share, monkeypatch):
     """The motif's lower rows gathered only around the sampled roots, in blocks of a few entries
     (and Q's upper rows scanned in parts of a few entries): each root's count equals igraph's
     RAND-ESU count, and every gathered list is the node's predecessors (networkx), ascending."""
+    monkeypatch.setattr(nbmod, "LOWER_ROWS_ALL", share)
     monkeypatch.setattr(nbmod, "LOWER_ROWS_CHUNK", 5)
     monkeypatch.setattr(nbmod, "Q_ROWS_CHUNK", 3)
     n = graph.n_nodes

@@ -160,6 +160,10 @@ def _classes_pay(b: sp.csr_array | ClosedRows) -> bool:
     return b.nnz > CLASS_MIN_MEAN_DEGREE * max(int(b.shape[0]), 1)
 
 
+#: left-operand entries per task of :func:`two_hop_total` (bounds its row-block temporaries)
+TWO_HOP_BLOCK_ENTRIES = 1 << 21
+
+
 def two_hop_total(
     b: sp.csr_array | ClosedRows,
     chunk_rows: int = 16384,
@@ -217,10 +221,18 @@ def two_hop_total(
         np.cumsum(lens, out=ap[1:])
         return count(ap, rj[gather_rows(rp, rows)], rows.shape[0])
 
+    def pieces(lens: np.ndarray) -> list[tuple[int, int]]:
+        """[a, b) ranges of at most ``step`` rows and (one long row aside) at most
+        TWO_HOP_BLOCK_ENTRIES entries of the left operand (its temporaries stay bounded)."""
+        ends = np.r_[0, np.cumsum(lens + 1 if closed else lens)]
+        cuts = [lo for lo, _ in row_chunks(ends, TWO_HOP_BLOCK_ENTRIES)]
+        bounds = np.union1d(np.arange(0, lens.shape[0], step), cuts).tolist()
+        return list(zip(bounds, bounds[1:] + [lens.shape[0]], strict=True))
+
+    deg = np.diff(b.a_ptr if closed else rp)
     tasks: list[tuple[int, Callable[[], int]]] = []
     if classes is None:
-        bounds = list(range(0, n, step)) + [n]
-        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        for lo, hi in pieces(deg):
             tasks.append((1, lambda lo=lo, hi=hi: block(lo, hi)))
     else:
         reps, sizes = (np.asarray(a, dtype=np.int64) for a in classes)
@@ -228,9 +240,9 @@ def two_hop_total(
         reps, sizes = reps[order], sizes[order]
         cuts = np.flatnonzero(np.diff(sizes)) + 1
         for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, reps.shape[0]], strict=True):
-            for a in range(int(lo), int(hi), step):
-                rows = reps[a : min(a + step, int(hi))]
-                tasks.append((int(sizes[lo]), lambda rows=rows: picked(rows)))
+            part = reps[int(lo) : int(hi)]
+            for a, z in pieces(deg[part]):
+                tasks.append((int(sizes[lo]), lambda rows=part[a:z]: picked(rows)))
     if threads > 1 and len(tasks) > 1:
         with ThreadPoolExecutor(max_workers=int(threads)) as pool:
             counts = list(pool.map(lambda t: t[1](), tasks))
@@ -296,26 +308,36 @@ class SplitRows:
         need = in_d.copy()
         d_nodes = np.flatnonzero(in_d)
         need[ind[gather_rows(ptr, d_nodes)]] = True  # out(D)
-        blocks = row_chunks(ptr, max(1, int(chunk)))
-        for lo, hi in blocks:  # in(D): the sources of edges into D
-            hit = np.flatnonzero(in_d[ind[int(ptr[lo]) : int(ptr[hi])]])
-            if hit.shape[0]:
-                need[np.searchsorted(ptr, hit + int(ptr[lo]), side="right") - 1] = True
+        for lo, hi in row_chunks(ptr, max(1, int(chunk))):  # in(D): sources of edges into D
+            a0 = int(ptr[lo])
+            hit = in_d[ind[a0 : int(ptr[hi])]]
+            rows = np.flatnonzero(ptr[lo + 1 : hi + 1] > ptr[lo:hi])  # non-empty rows
+            if rows.shape[0]:
+                need[lo + rows] |= np.logical_or.reduceat(hit, ptr[lo + rows] - a0)
         del in_d, d_nodes
-        lo_b, lo_e, lo_i = _lower_rows(graph, need, row_chunks(ptr, LOWER_ROWS_CHUNK))
+        # most nodes needed (the roots' neighbourhoods cover the graph): gather every list,
+        # which skips the per-entry filter (the extra lists are read by no root, and correct)
+        everyone = np.count_nonzero(need) >= LOWER_ROWS_ALL * n
+        lo_b, lo_e, lo_i = _lower_rows(
+            graph, None if everyone else need, row_chunks(ptr, LOWER_ROWS_CHUNK)
+        )
         return cls(lo_b, lo_e, lo_i, ptr[:-1], ptr[1:], ind)
 
 
+#: the motif gathers every in-neighbour list once at least this share of the nodes is needed
+LOWER_ROWS_ALL = 0.5
 #: target entries per block of :func:`_lower_rows`: its int64 temporaries (~30 bytes per entry
 #: in all) stay near 30 MB while the lists themselves take 4 bytes per kept entry
 LOWER_ROWS_CHUNK = 1 << 20
 
 
 def _lower_rows(
-    graph: Graph, need: np.ndarray, blocks: list[tuple[int, int]]
+    graph: Graph, need: np.ndarray | None, blocks: list[tuple[int, int]]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(begin, end, sources): the in-neighbour lists, ascending, of the nodes with ``need``
-    set (the other nodes' lists are empty), gathered block by block of rows ``blocks``."""
+    set (the other nodes' lists are empty; None: every node), gathered block by block of rows
+    ``blocks``: 4 bytes per kept entry plus block-sized temporaries (scipy's ``csr_tocsc`` on
+    the whole graph needs an E-sized data array besides)."""
     from scipy.sparse import _sparsetools as st
 
     n = graph.n_nodes
@@ -323,7 +345,7 @@ def _lower_rows(
     counts = np.zeros(n, dtype=np.int64)
     for lo, hi in blocks:
         seg = ind[int(ptr[lo]) : int(ptr[hi])]
-        counts += np.bincount(seg[need[seg]], minlength=n)
+        counts += np.bincount(seg if need is None else seg[need[seg]], minlength=n)
     begin = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=begin[1:])
     del counts
@@ -331,16 +353,22 @@ def _lower_rows(
     fill = begin[:-1].copy()
     for lo, hi in blocks:
         a0, a1 = int(ptr[lo]), int(ptr[hi])
-        keep = need[ind[a0:a1]]
-        m = int(np.count_nonzero(keep))
+        if need is None:
+            m = a1 - a0
+            idx = index_dtype(max(n, m))
+            bp = (ptr[lo : hi + 1] - a0).astype(idx)
+            bj = ind[a0:a1].astype(idx, copy=False)
+        else:
+            keep = need[ind[a0:a1]]
+            m = int(np.count_nonzero(keep))
+            idx = index_dtype(max(n, m))
+            kept_before = np.zeros(a1 - a0 + 1, dtype=np.int64)
+            np.cumsum(keep, out=kept_before[1:])
+            bp = kept_before[ptr[lo : hi + 1] - a0].astype(idx)  # the block's kept rows as a CSR
+            bj = ind[a0:a1][keep].astype(idx, copy=False)
+            del kept_before, keep
         if m == 0:
             continue
-        idx = index_dtype(max(n, m))
-        kept_before = np.zeros(a1 - a0 + 1, dtype=np.int64)
-        np.cumsum(keep, out=kept_before[1:])
-        bp = kept_before[ptr[lo : hi + 1] - a0].astype(idx)  # the block's kept rows as a CSR
-        bj = ind[a0:a1][keep].astype(idx, copy=False)
-        del kept_before, keep
         ones = np.ones(m, dtype=np.int8)
         cp, ci = np.empty(n + 1, dtype=idx), np.empty(m, dtype=idx)
         st.csr_tocsc(hi - lo, n, bp, bj, ones, cp, ci, ones)  # sources grouped by target
