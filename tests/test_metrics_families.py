@@ -185,7 +185,7 @@ def test_lower_rows_gathered_for_the_sampled_roots(graph, share, monkeypatch):
     g = to_nx(graph)
     for roots in ([0], [1, n // 2], list(range(0, n, 3))):
         ref = [gi.motifs_randesu_estimate(size=4, sample=[v]) / n for v in roots]
-        rows = nbmod.SplitRows.of_upward_dag_for_roots(graph, np.array(roots))
+        rows = nbmod.SplitRows.of_upward_dag_for_roots(graph, np.array(roots), chunk=4)
         got = nbmod.rooted_connected_4sets(rows, roots)
         assert got.tolist() == pytest.approx(ref, abs=1e-9)
         for v in range(n):

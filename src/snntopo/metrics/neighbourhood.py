@@ -306,15 +306,16 @@ class SplitRows:
         in_d = np.zeros(n, dtype=bool)
         in_d[ind[gather_rows(ptr, roots)]] = True
         need = in_d.copy()
-        d_nodes = np.flatnonzero(in_d)
-        need[ind[gather_rows(ptr, d_nodes)]] = True  # out(D)
-        for lo, hi in row_chunks(ptr, max(1, int(chunk))):  # in(D): sources of edges into D
-            a0 = int(ptr[lo])
-            hit = in_d[ind[a0 : int(ptr[hi])]]
-            rows = np.flatnonzero(ptr[lo + 1 : hi + 1] > ptr[lo:hi])  # non-empty rows
-            if rows.shape[0]:
-                need[lo + rows] |= np.logical_or.reduceat(hit, ptr[lo + rows] - a0)
-        del in_d, d_nodes
+        for lo, hi in row_chunks(ptr, max(1, int(chunk))):  # one pass, chunk-sized temporaries
+            a0, a1 = int(ptr[lo]), int(ptr[hi])
+            seg = ind[a0:a1]
+            lens = np.diff(ptr[lo : hi + 1])
+            need[seg[np.repeat(in_d[lo:hi], lens)]] = True  # out(D): the rows of D
+            rows = np.flatnonzero(lens > 0)
+            if rows.shape[0]:  # in(D): the rows with an edge into D
+                hit = np.logical_or.reduceat(in_d[seg], ptr[lo + rows] - a0)
+                need[lo + rows[hit]] = True
+        del in_d
         # most nodes needed (the roots' neighbourhoods cover the graph): gather every list,
         # which skips the per-entry filter (the extra lists are read by no root, and correct)
         everyone = np.count_nonzero(need) >= LOWER_ROWS_ALL * n
