@@ -171,6 +171,33 @@ def test_rooted_4set_count_equals_igraph_randesu_per_root(graph):
         assert ours.tolist() == pytest.approx(ref, abs=1e-9)
 
 
+@pytest.mark.parametrize("share", [2.0, 0.0])  # only the needed lists / every list
+@pytest.mark.parametrize("graph", [g for g in MOTIF_GRAPHS if nbmod.is_upward_dag(g)])
+def test_lower_rows_gathered_for_the_sampled_roots(graph, share, monkeypatch):
+    """The motif's lower rows gathered only around the sampled roots, in blocks of a few entries
+    (and Q's upper rows scanned in parts of a few entries): each root's count equals igraph's
+    RAND-ESU count, and every gathered list is the node's predecessors (networkx), ascending."""
+    monkeypatch.setattr(nbmod, "LOWER_ROWS_ALL", share)
+    monkeypatch.setattr(nbmod, "LOWER_ROWS_CHUNK", 5)
+    monkeypatch.setattr(nbmod, "Q_ROWS_CHUNK", 3)
+    n = graph.n_nodes
+    gi = graph.to_igraph()
+    g = to_nx(graph)
+    for roots in ([0], [1, n // 2], list(range(0, n, 3))):
+        ref = [gi.motifs_randesu_estimate(size=4, sample=[v]) / n for v in roots]
+        rows = nbmod.SplitRows.of_upward_dag_for_roots(graph, np.array(roots), chunk=4)
+        got = nbmod.rooted_connected_4sets(rows, roots)
+        assert got.tolist() == pytest.approx(ref, abs=1e-9)
+        for v in range(n):
+            lower = rows.lo_idx[rows.lo_begin[v] : rows.lo_end[v]].tolist()
+            assert lower in ([], sorted(g.predecessors(v)))
+    rows = nbmod.SplitRows.of_upward_dag_for_roots(graph, np.arange(n))
+    full = nbmod.SplitRows.of_upward_dag(graph)  # every node is near some root: the whole CSC
+    for a, b in zip((rows.lo_begin, rows.lo_end), (full.lo_begin, full.lo_end), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(rows.lo_idx, full.lo_idx)
+
+
 @pytest.mark.parametrize("method", ["bits", "probe"])
 @pytest.mark.parametrize("d", [1, 5, 63, 64, 65, 200])
 def test_shared_in_d_equals_a_set_count(method, d, monkeypatch):

@@ -26,9 +26,19 @@ STRATEGIES = [
 
 
 def two_hop(graph, classes=False, class_chunk=translation.CHUNK, **kw) -> int:
+    """The count through the built I + A and, for graphs whose edges all point to higher ids,
+    through the implicit one read from the graph's arrays (:class:`ClosedRows`); both must agree
+    (and the callers compare them with networkx)."""
     b = nbmod._closed_structure(graph)
     cl = translation.translation_classes(b, graph, chunk=class_chunk) if classes else None
-    return nbmod.two_hop_total(b, classes=cl, **kw)
+    built = nbmod.two_hop_total(b, classes=cl, **kw)
+    if nbmod.is_upward_dag(graph):
+        c = nbmod.ClosedRows.of(graph)
+        cl2 = translation.translation_classes(c, graph, chunk=class_chunk) if classes else None
+        if classes and cl is not None:  # the same classes from the same rows, read implicitly
+            assert [x.tolist() for x in cl2] == [x.tolist() for x in cl]
+        assert nbmod.two_hop_total(c, classes=cl2, **kw) == built
+    return built
 
 
 def nx_two_hop_total(graph) -> int:
@@ -99,6 +109,58 @@ def test_two_hop_on_a_small_resnet_mge(monkeypatch):
         assert two_hop(graph, **s) == truth, s
     monkeypatch.setattr(nbmod, "_maxnnz", None)  # scipy without the symbolic routine
     assert two_hop(graph, chunk_rows=100) == truth
+    assert two_hop(graph, chunk_rows=9, classes=True) == truth
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_implicit_closed_rows_equal_the_built_structure(seed):
+    """Every entry, row block and picked row set of the implicit I + A equals scipy's I + A
+    (duplicates merged, rows sorted) of the same graph."""
+    import scipy.sparse as sp
+
+    graph = random_layered_dag(seed)
+    if not nbmod.is_upward_dag(graph):
+        pytest.skip("no edges")
+    n = graph.n_nodes
+    ref = (graph.csr() + sp.eye_array(n, format="csr")).tocsr()
+    ref.sort_indices()
+    c = nbmod.ClosedRows.of(graph)
+    assert c.shape == ref.shape and c.nnz == ref.nnz
+    np.testing.assert_array_equal(c.indptr, ref.indptr)
+    src = np.repeat(np.arange(n), np.diff(ref.indptr))
+    np.testing.assert_array_equal(c.targets(src, np.arange(ref.nnz)), ref.indices)
+    rng = np.random.default_rng(seed)
+    for _ in range(5):
+        lo = int(rng.integers(0, n))
+        hi = int(rng.integers(lo, n + 1))
+        ap, aj = c.block(lo, hi, np.int32)
+        sub = ref[lo:hi]
+        np.testing.assert_array_equal(ap, sub.indptr)
+        np.testing.assert_array_equal(aj, sub.indices)
+        rows = np.sort(rng.choice(n, size=int(rng.integers(1, n + 1)), replace=False))
+        ap, aj = c.rows(rows, np.int64)
+        sub = ref[rows]
+        np.testing.assert_array_equal(ap, sub.indptr)
+        np.testing.assert_array_equal(aj, sub.indices)
+
+
+def test_family_reads_an_mges_closed_structure_implicitly(monkeypatch):
+    """On an MGE the family never builds I + A (the built path is refused here), and its values
+    equal networkx's."""
+    from snntopo.encode.layers import layer_spec
+    from snntopo.models import build_model
+
+    model = build_model("conv6", seed=0, input_size=16, width=0.125)
+    graph = build_graph("mge", layer_spec(model, (3, 16, 16)), _masked(model, 0.3))
+
+    def refuse(*a, **k):
+        raise AssertionError("I + A built")
+
+    monkeypatch.setattr(nbmod, "_closed_structure", refuse)
+    monkeypatch.setattr(nbmod, "CLASS_MIN_MEAN_DEGREE", 0)  # through the translation classes
+    net = compute_family("neighbourhood", graph, {"motif_min_sample": 2})["network"]
+    assert net["two_hop_nei"] == nx_two_hop_total(graph) / graph.n_nodes
+    assert net["one_hop_nei"] == (graph.n_nodes + graph.n_edges) / graph.n_nodes
 
 
 @pytest.mark.parametrize("case", MGE_CASES, ids=lambda c: f"{c[0]}-{c[3]}")

@@ -38,11 +38,13 @@ import scipy.sparse as sp
 
 from ..encode.graph import Graph
 from .algorithms import (
+    EDGE_CHUNK,
     gather_ranges,
     gather_rows,
     in_neighbour_lists,
     index_dtype,
     is_upward_dag,
+    row_chunks,
     simple_undirected_adjacency,
 )
 from .base import FamilyResult, sample_size
@@ -83,6 +85,68 @@ def _closed_structure(graph: Graph, upward_simple: bool | None = None) -> sp.csr
     return b
 
 
+@dataclass(frozen=True)
+class ClosedRows:
+    """I + A of a graph whose edges all point to higher ids, read from A's own arrays: row v of
+    I + A is v followed by A's row v, so entry ``k`` of row v (offset ``indptr[v] + k``) is v
+    for k = 0 and ``a_idx[a_ptr[v] + k - 1]`` after it.
+
+    Why no materialised structure: prepending the diagonal to every row is a full copy of the
+    targets (4 bytes per edge, plus the masked insert's temporaries: the largest part of this
+    family's peak on the MGEs of ``docs/benchmarks.md``); the 2-hop count and the translation
+    classes only ever need a row block or single entries of I + A, built from the (memory-mapped)
+    CSR on demand. ``indptr`` (n + 1 int64) is the only array of the size of the node set.
+    """
+
+    a_ptr: np.ndarray
+    a_idx: np.ndarray
+    indptr: np.ndarray
+
+    @classmethod
+    def of(cls, graph: Graph) -> ClosedRows:
+        ptr = np.asarray(graph.indptr)
+        return cls(ptr, graph.indices, ptr + np.arange(ptr.shape[0], dtype=np.int64))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        n = int(self.indptr.shape[0]) - 1
+        return n, n
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1])
+
+    def targets(self, src: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """Column of the entries at offsets ``pos`` of rows ``src`` (int64)."""
+        k = pos - self.indptr[src]
+        at = self.a_ptr[src] + k - 1
+        out = self.a_idx[np.where(k > 0, at, 0)].astype(np.int64)
+        np.copyto(out, src, where=k == 0)
+        return out
+
+    def rows(self, rows: np.ndarray, idx: type) -> tuple[np.ndarray, np.ndarray]:
+        """(indptr, indices) of the given rows of I + A as a CSR of ``len(rows)`` rows."""
+        lens = (self.a_ptr[rows + 1] - self.a_ptr[rows]).astype(np.int64)
+        ap = np.zeros(rows.shape[0] + 1, dtype=np.int64)
+        np.cumsum(lens + 1, out=ap[1:])
+        aj = np.empty(int(ap[-1]), dtype=idx)
+        aj[ap[:-1]] = rows  # v first, then A's row v
+        mask = np.ones(aj.shape[0], dtype=bool)
+        mask[ap[:-1]] = False
+        aj[mask] = self.a_idx[gather_ranges(self.a_ptr[:-1], self.a_ptr[1:], rows)[0]]
+        return ap.astype(idx), aj
+
+    def block(self, lo: int, hi: int, idx: type) -> tuple[np.ndarray, np.ndarray]:
+        """(indptr, indices) of the contiguous rows [lo, hi) of I + A."""
+        a0, a1 = int(self.a_ptr[lo]), int(self.a_ptr[hi])
+        starts = (self.a_ptr[lo:hi] - a0).astype(np.int64)
+        aj = np.insert(
+            self.a_idx[a0:a1].astype(idx, copy=False), starts, np.arange(lo, hi, dtype=idx)
+        )
+        ap = (self.indptr[lo : hi + 1] - self.indptr[lo]).astype(idx)
+        return ap, aj
+
+
 #: translation classes cost 4 numpy passes over B's entries (~60 ns per entry in all, here); the
 #: symbolic product ~0.5 ns per step, sum_u indeg(u) outdeg(u) steps. On layered graphs with even
 #: degrees that is about the mean degree per entry (ResNet-20's MGE: 131 per node, 133 steps per
@@ -91,13 +155,17 @@ def _closed_structure(graph: Graph, upward_simple: bool | None = None) -> sp.csr
 CLASS_MIN_MEAN_DEGREE = 300
 
 
-def _classes_pay(b: sp.csr_array) -> bool:
+def _classes_pay(b: sp.csr_array | ClosedRows) -> bool:
     """Whether counting per translation class is expected to beat counting every row."""
     return b.nnz > CLASS_MIN_MEAN_DEGREE * max(int(b.shape[0]), 1)
 
 
+#: left-operand entries per task of :func:`two_hop_total` (bounds its row-block temporaries)
+TWO_HOP_BLOCK_ENTRIES = 1 << 21
+
+
 def two_hop_total(
-    b: sp.csr_array,
+    b: sp.csr_array | ClosedRows,
     chunk_rows: int = 16384,
     threads: int = 1,
     classes: tuple[np.ndarray, np.ndarray] | None = None,
@@ -107,34 +175,64 @@ def two_hop_total(
     ``classes`` = (representative rows, class sizes) from
     :func:`snntopo.metrics.translation.translation_classes`: only the representatives are
     counted, each times its class size (rows of one class have equally large 2-hop rows).
+
+    ``B`` given as :class:`ClosedRows` (I + A of a graph whose edges all point to higher ids) is
+    never built: row v of B @ B is {v} and the disjoint union of A's row v and 2-hop row v
+    (every target is > v), i.e. 1 + nnz(row v of B @ A), so the left operand is a block of B's
+    rows built from A's (chunk-sized) and the right operand is A's own CSR arrays: the product
+    reads only the rows of A that the counted rows reach.
     """
     n = b.shape[0]
     if n == 0:
         return 0
-    idx = np.int64 if b.indptr.dtype == np.int64 or b.nnz >= 2**31 else np.int32
-    bp = b.indptr.astype(idx, copy=False)
-    bj = b.indices.astype(idx, copy=False)
+    closed = isinstance(b, ClosedRows)
+    if closed:  # right operand: A itself (its int32 targets as they are, offsets narrowed)
+        idx = np.int32 if b.a_idx.dtype == np.int32 and b.nnz < 2**31 else np.int64
+        rp = b.a_ptr.astype(idx, copy=False)
+        rj = b.a_idx.astype(idx, copy=False)
+    else:
+        idx = np.int64 if b.indptr.dtype == np.int64 or b.nnz >= 2**31 else np.int32
+        rp = b.indptr.astype(idx, copy=False)
+        rj = b.indices.astype(idx, copy=False)
     step = max(1, int(chunk_rows))
+    right: list[sp.csr_array] = []  # the fallback's operand, built once when needed
 
     def count(ap: np.ndarray, aj: np.ndarray, rows: int) -> int:
         if _maxnnz is not None:
-            return int(_maxnnz(idx(rows), idx(n), ap, aj, bp, bj))
-        sub = sp.csr_array((np.ones(aj.shape[0], dtype=bool), aj, ap), shape=(rows, n))
-        return int((sub @ b).nnz)
+            got = int(_maxnnz(idx(rows), idx(n), ap, aj, rp, rj))
+        else:
+            if not right:
+                ones = np.ones(rj.shape[0], dtype=bool)
+                right.append(sp.csr_array((ones, rj, rp), shape=(n, n)))
+            sub = sp.csr_array((np.ones(aj.shape[0], dtype=bool), aj, ap), shape=(rows, n))
+            got = int((sub @ right[0]).nnz)
+        return got + rows if closed else got
 
     def block(lo: int, hi: int) -> int:  # contiguous rows: views, no gather
-        return count(bp[lo : hi + 1] - bp[lo], bj[bp[lo] : bp[hi]], hi - lo)
+        if closed:
+            return count(*b.block(lo, hi, idx), hi - lo)
+        return count(rp[lo : hi + 1] - rp[lo], rj[rp[lo] : rp[hi]], hi - lo)
 
     def picked(rows: np.ndarray) -> int:
-        lens = (bp[rows + 1] - bp[rows]).astype(idx)
+        if closed:
+            return count(*b.rows(rows, idx), rows.shape[0])
+        lens = (rp[rows + 1] - rp[rows]).astype(idx)
         ap = np.zeros(rows.shape[0] + 1, dtype=idx)
         np.cumsum(lens, out=ap[1:])
-        return count(ap, bj[gather_rows(bp, rows)], rows.shape[0])
+        return count(ap, rj[gather_rows(rp, rows)], rows.shape[0])
 
+    def pieces(lens: np.ndarray) -> list[tuple[int, int]]:
+        """[a, b) ranges of at most ``step`` rows and (one long row aside) at most
+        TWO_HOP_BLOCK_ENTRIES entries of the left operand (its temporaries stay bounded)."""
+        ends = np.r_[0, np.cumsum(lens + 1 if closed else lens)]
+        cuts = [lo for lo, _ in row_chunks(ends, TWO_HOP_BLOCK_ENTRIES)]
+        bounds = np.union1d(np.arange(0, lens.shape[0], step), cuts).tolist()
+        return list(zip(bounds, bounds[1:] + [lens.shape[0]], strict=True))
+
+    deg = np.diff(b.a_ptr if closed else rp)
     tasks: list[tuple[int, Callable[[], int]]] = []
     if classes is None:
-        bounds = list(range(0, n, step)) + [n]
-        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        for lo, hi in pieces(deg):
             tasks.append((1, lambda lo=lo, hi=hi: block(lo, hi)))
     else:
         reps, sizes = (np.asarray(a, dtype=np.int64) for a in classes)
@@ -142,9 +240,9 @@ def two_hop_total(
         reps, sizes = reps[order], sizes[order]
         cuts = np.flatnonzero(np.diff(sizes)) + 1
         for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, reps.shape[0]], strict=True):
-            for a in range(int(lo), int(hi), step):
-                rows = reps[a : min(a + step, int(hi))]
-                tasks.append((int(sizes[lo]), lambda rows=rows: picked(rows)))
+            part = reps[int(lo) : int(hi)]
+            for a, z in pieces(deg[part]):
+                tasks.append((int(sizes[lo]), lambda rows=part[a:z]: picked(rows)))
     if threads > 1 and len(tasks) > 1:
         with ThreadPoolExecutor(max_workers=int(threads)) as pool:
             counts = list(pool.map(lambda t: t[1](), tasks))
@@ -185,6 +283,103 @@ class SplitRows:
         in_ptr, in_src = in_neighbour_lists(graph)
         ptr = graph.indptr
         return cls(in_ptr[:-1], in_ptr[1:], in_src, ptr[:-1], ptr[1:], graph.indices)
+
+    @classmethod
+    def of_upward_dag_for_roots(
+        cls, graph: Graph, roots: np.ndarray, chunk: int = EDGE_CHUNK
+    ) -> SplitRows:
+        """:meth:`of_upward_dag` with lower rows only where :func:`rooted_connected_4sets` reads
+        them for these roots; every other lower row is empty (and never read for them).
+
+        The count of a root v reads the lower rows of D (v's out-neighbours) and of Q (the
+        neighbours of D), so the lower rows of S = D + in(D) + out(D), over all roots, suffice.
+        Why: the full CSC is 4 bytes per edge (plus scipy's 1-byte data array while it is
+        built); the sampled roots' neighbourhoods are a small part of a large MGE's nodes. S is
+        found with one pass over the targets (marking the sources of edges into D), and its
+        in-neighbour lists are gathered in row blocks of ``chunk`` entries: each block's kept
+        entries are turned around by scipy's counting sort and scattered to their places, so
+        every list stays ascending and the temporaries stay chunk-sized.
+        """
+        n = graph.n_nodes
+        ptr, ind = graph.indptr, graph.indices
+        roots = np.asarray(roots, dtype=np.int64)
+        in_d = np.zeros(n, dtype=bool)
+        in_d[ind[gather_rows(ptr, roots)]] = True
+        need = in_d.copy()
+        for lo, hi in row_chunks(ptr, max(1, int(chunk))):  # one pass, chunk-sized temporaries
+            a0, a1 = int(ptr[lo]), int(ptr[hi])
+            seg = ind[a0:a1]
+            lens = np.diff(ptr[lo : hi + 1])
+            need[seg[np.repeat(in_d[lo:hi], lens)]] = True  # out(D): the rows of D
+            rows = np.flatnonzero(lens > 0)
+            if rows.shape[0]:  # in(D): the rows with an edge into D
+                hit = np.logical_or.reduceat(in_d[seg], ptr[lo + rows] - a0)
+                need[lo + rows[hit]] = True
+        del in_d
+        # most nodes needed (the roots' neighbourhoods cover the graph): gather every list,
+        # which skips the per-entry filter (the extra lists are read by no root, and correct)
+        everyone = np.count_nonzero(need) >= LOWER_ROWS_ALL * n
+        lo_b, lo_e, lo_i = _lower_rows(
+            graph, None if everyone else need, row_chunks(ptr, LOWER_ROWS_CHUNK)
+        )
+        return cls(lo_b, lo_e, lo_i, ptr[:-1], ptr[1:], ind)
+
+
+#: the motif gathers every in-neighbour list once at least this share of the nodes is needed
+LOWER_ROWS_ALL = 0.5
+#: target entries per block of :func:`_lower_rows`: its int64 temporaries (~30 bytes per entry
+#: in all) stay near 30 MB while the lists themselves take 4 bytes per kept entry
+LOWER_ROWS_CHUNK = 1 << 20
+
+
+def _lower_rows(
+    graph: Graph, need: np.ndarray | None, blocks: list[tuple[int, int]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(begin, end, sources): the in-neighbour lists, ascending, of the nodes with ``need``
+    set (the other nodes' lists are empty; None: every node), gathered block by block of rows
+    ``blocks``: 4 bytes per kept entry plus block-sized temporaries (scipy's ``csr_tocsc`` on
+    the whole graph needs an E-sized data array besides)."""
+    from scipy.sparse import _sparsetools as st
+
+    n = graph.n_nodes
+    ptr, ind = graph.indptr, graph.indices
+    counts = np.zeros(n, dtype=np.int64)
+    for lo, hi in blocks:
+        seg = ind[int(ptr[lo]) : int(ptr[hi])]
+        counts += np.bincount(seg if need is None else seg[need[seg]], minlength=n)
+    begin = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=begin[1:])
+    del counts
+    out = np.empty(int(begin[-1]), dtype=index_dtype(n))
+    fill = begin[:-1].copy()
+    for lo, hi in blocks:
+        a0, a1 = int(ptr[lo]), int(ptr[hi])
+        if need is None:
+            m = a1 - a0
+            idx = index_dtype(max(n, m))
+            bp = (ptr[lo : hi + 1] - a0).astype(idx)
+            bj = ind[a0:a1].astype(idx, copy=False)
+        else:
+            keep = need[ind[a0:a1]]
+            m = int(np.count_nonzero(keep))
+            idx = index_dtype(max(n, m))
+            kept_before = np.zeros(a1 - a0 + 1, dtype=np.int64)
+            np.cumsum(keep, out=kept_before[1:])
+            bp = kept_before[ptr[lo : hi + 1] - a0].astype(idx)  # the block's kept rows as a CSR
+            bj = ind[a0:a1][keep].astype(idx, copy=False)
+            del kept_before, keep
+        if m == 0:
+            continue
+        ones = np.ones(m, dtype=np.int8)
+        cp, ci = np.empty(n + 1, dtype=idx), np.empty(m, dtype=idx)
+        st.csr_tocsc(hi - lo, n, bp, bj, ones, cp, ci, ones)  # sources grouped by target
+        del bj, ones
+        per = np.diff(cp).astype(np.int64)
+        # entry t of target j goes to fill[j] + (t - cp[j]): after the earlier blocks' sources
+        dest = np.repeat(fill - cp[:-1], per) + np.arange(m, dtype=np.int64)
+        out[dest] = ci + lo
+        fill += per
+    return begin[:-1], begin[1:], out
 
 
 def _first_greater(
@@ -264,15 +459,24 @@ def rooted_connected_4sets(rows: SplitRows, roots) -> np.ndarray:
             deg_h = (hi_e[q] - hi_b[q]) + (lo_e[q] - _first_greater(lo_b, lo_e, lo_i, q, v))
             total += int((_comb2(np.int64(d)) - _comb2(d - c)).sum())
             total += int((c * (deg_h - c)).sum())
-            # T: edges {r < s} inside Q (s in r's upper row) weighted by common neighbours in D
-            pos, cnt = gather_ranges(hi_b, hi_e, q)
-            s_nb = hi_i[pos]
+            # T: edges {r < s} inside Q (s in r's upper row) weighted by common neighbours in D;
+            # Q's upper rows are scanned in parts of about Q_ROWS_CHUNK entries (a wide Q's rows
+            # hold ~1e7 entries, of which only the few inside Q are kept)
             in_q[q] = True
-            hit = in_q[s_nb]
+            er_parts, es_parts = [], []
+            for qa, qb in row_chunks(np.r_[0, np.cumsum(hi_e[q] - hi_b[q])], Q_ROWS_CHUNK):
+                pos, cnt = gather_ranges(hi_b, hi_e, q[qa:qb])
+                s_nb = hi_i[pos]
+                del pos
+                hit = in_q[s_nb]
+                if hit.any():
+                    er_parts.append(np.repeat(np.arange(qa, qb), cnt)[hit])  # index of r in q
+                    es_parts.append(np.searchsorted(q, s_nb[hit]))  # index of s in q
+                del s_nb, hit
             in_q[q] = False
-            if hit.any():
-                er = np.repeat(np.arange(q.shape[0]), cnt)[hit]  # index of r in q
-                es = np.searchsorted(q, s_nb[hit])  # index of s in q
+            if er_parts:
+                er, es = np.concatenate(er_parts), np.concatenate(es_parts)
+                del er_parts, es_parts
                 ri = np.searchsorted(q, r_all)  # the (r, p) incidences: index of r in q, p
                 total -= 2 * shared_in_d(er, es, ri, p_all, c, d)
         in_d[dset] = False
@@ -280,6 +484,9 @@ def rooted_connected_4sets(rows: SplitRows, roots) -> np.ndarray:
     return out
 
 
+#: upper-row entries of Q scanned per part in :func:`rooted_connected_4sets` (its int64
+#: temporaries stay near 30 MB however wide a root's 2-hop neighbourhood is)
+Q_ROWS_CHUNK = 1 << 20
 #: the bit rows of :func:`shared_in_d` are used up to this many bytes (q rows x d bits)
 SHARED_BITS_MAX_BYTES = 1 << 28
 #: edges per pass of :func:`shared_in_d` (bounds its temporaries to ~8 MB per word column)
@@ -396,7 +603,7 @@ def motif_estimate(
         if upward_simple is None:
             upward_simple = is_upward_dag(graph)
         if upward_simple:
-            rows = SplitRows.of_upward_dag(graph)
+            rows = SplitRows.of_upward_dag_for_roots(graph, roots)
         else:
             rows = SplitRows.of_undirected(*simple_undirected_adjacency(graph, False))
         threads = max(1, min(int(params.get("threads", 1)), k))
@@ -477,7 +684,8 @@ def neighbourhood_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResu
             res.nan(key, "graph has no nodes")
         return res
     upward = is_upward_dag(graph)  # checked once for both structures
-    b = _closed_structure(graph, upward)
+    # an MGE's I + A is read from the graph's own arrays (ClosedRows); anything else is built
+    b = ClosedRows.of(graph) if upward else _closed_structure(graph, False)
     res.values["one_hop_nei"] = b.nnz / n
     classes = translation_classes(b, graph) if _classes_pay(b) else None
     total = two_hop_total(b, int(params["two_hop_chunk_rows"]), int(params["threads"]), classes)

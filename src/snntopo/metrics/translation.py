@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -158,10 +159,16 @@ def _classes(bp: np.ndarray, key_of: np.ndarray, codes: Codes, chunk: int) -> np
 
 
 def translation_classes(
-    b: sp.csr_array, graph: Graph, chunk: int = CHUNK
+    b: sp.csr_array | Any, graph: Graph, chunk: int = CHUNK
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """(representative rows, class sizes) of the level-2 classes of ``b`` (= I + A of ``graph``),
-    or None when the graph's blocks give no usable coordinates (then count every row)."""
+    or None when the graph's blocks give no usable coordinates (then count every row).
+
+    ``b`` is a CSR matrix, or any object with ``shape``, an ``indptr`` and a ``targets(src, pos)``
+    method giving the columns of the entries at offsets ``pos`` of rows ``src`` (the implicit
+    I + A of :class:`snntopo.metrics.neighbourhood.ClosedRows`: its entries are read chunk by
+    chunk from the graph's own arrays, never copied as a whole).
+    """
     n = b.shape[0]
     if n == 0 or n != graph.n_nodes:
         return None
@@ -170,15 +177,20 @@ def translation_classes(
         return None
     full, pos_code = codes.full, codes.pos
     bp = b.indptr.astype(np.int64, copy=False)
-    bj = b.indices
+    targets = getattr(b, "targets", None)
+    if targets is None:
+        bj = b.indices
+
+        def targets(src: np.ndarray, pos: np.ndarray) -> np.ndarray:
+            return bj[pos]
 
     def codes1(src: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, ...]:
-        return (full[bj[pos]] - pos_code[src],)
+        return (full[targets(src, pos)] - pos_code[src],)
 
     c1 = _classes(bp, codes.blk, codes1, chunk)
 
     def codes2(src: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, ...]:
-        dst = bj[pos]
+        dst = targets(src, pos)
         return pos_code[dst] - pos_code[src], c1[dst]
 
     c2 = _classes(bp, codes.blk, codes2, chunk)
