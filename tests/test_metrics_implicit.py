@@ -240,6 +240,16 @@ def test_metric_stage_admits_an_implicit_family_a_materialised_one_would_not_fit
     with pytest.raises(MemoryLimitError, match="metric family global needs about"):
         compute_metrics("global", {"mge": path}, params, str(tmp_path / "global.json"), guard)
     assert not (tmp_path / "global.json").exists()
+    # the workflow's request for the same job counts the same edges (the rule asks what the
+    # job checks), and the path follows the config's metrics.path
+    from snntopo.memcheck import graph_mem_mb
+    from snntopo.workflow import metrics_mem_mb
+
+    cfg = {"resources": {"mem_mb_per_million_edges": 1e3}, "metrics": {"path": "auto"}}
+    assert metrics_mem_mb([path], 1, cfg, "local") == graph_mem_mb(need, 1, 1e3 * 10 / 32)
+    assert metrics_mem_mb([path], 1, cfg, "global") == graph_mem_mb(g.n_edges, 1, 1e3 * 16 / 32)
+    cfg["metrics"]["path"] = "materialised"
+    assert metrics_mem_mb([path], 1, cfg, "local") == graph_mem_mb(g.n_edges, 1, 1e3 * 10 / 32)
 
 
 def test_residual_on_both_sides_of_a_terms_block_is_filtered_and_counted():
