@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from snntopo.encode import graph as gmod
+from snntopo import mapped
 from snntopo.encode.graph import Block, Graph, iter_chunks, load_graph, release_pages, save_graph
 from snntopo.errors import GraphError
 from snntopo.metrics import algorithms as al
@@ -15,7 +15,7 @@ from snntopo.metrics import algorithms as al
 
 @pytest.fixture(params=[4, 12, 1 << 24], ids=["one-int32", "three-int32", "default"])
 def stream_bytes(request, monkeypatch):
-    monkeypatch.setattr(gmod, "STREAM_BYTES", request.param)
+    monkeypatch.setattr(mapped, "STREAM_BYTES", request.param)
     return request.param
 
 

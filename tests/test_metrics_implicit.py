@@ -183,16 +183,17 @@ def test_plan_from_the_file_metadata_alone(tmp_path):
 
 def test_memory_estimate_counts_what_the_family_materialises(tmp_path):
     from snntopo.memcheck import metrics_edges
+    from snntopo.metrics.implicit import job_edges
 
     g = _mge("resnet20")
     path = str(tmp_path / "g.npz")
     save_graph(path, g)
     covered = sum(t.n_edges for t in im._terms(g))
     assert metrics_edges([path]) == g.n_edges
-    assert metrics_edges([path], "global", {}) == g.n_edges
-    assert metrics_edges([path], "strength", {"path": "materialised"}) == g.n_edges
+    assert job_edges([path], "global", {}) == g.n_edges
+    assert job_edges([path], "strength", {"path": "materialised"}) == g.n_edges
     want = g.n_edges - covered + im.COVERED_EDGE_SHARE * covered
-    assert metrics_edges([path], "local", {}) == pytest.approx(want)
+    assert job_edges([path], "local", {}) == pytest.approx(want)
     assert want < 0.3 * g.n_edges
 
 

@@ -324,11 +324,11 @@ def check_weights_within_mask(
 def check_finite(weights: Mapping[str, np.ndarray], source: str) -> None:
     """Raise ``NonFiniteError`` naming the file, the tensor and the count of NaN/Inf values.
 
-    Counted in chunks (:func:`snntopo.encode.graph.iter_chunks`): a graph's mapped weights are
+    Counted in chunks (:func:`snntopo.mapped.iter_chunks`): a graph's mapped weights are
     not left resident, and no bool temporary of the tensor's size is made (it was 6 bytes per
     edge of a metric job's peak, the whole of the ``local`` family's, issue 29)."""
-    from .encode.graph import iter_chunks
     from .errors import NonFiniteError
+    from .mapped import iter_chunks
 
     for name, w in weights.items():
         a = np.asarray(w)

@@ -90,26 +90,11 @@ def graph_mem_mb(
     return int(base * (2 ** (attempt - 1)))
 
 
-def metrics_edges(
-    graph_paths: list[str], family: str | None = None, params: dict | None = None
-) -> float:
+def metrics_edges(graph_paths: list[str]) -> float:
     """Edges of the largest stored graph a metric job reads (file headers only; 0 for a file
-    without a readable header: its reader reports it). Given ``family`` (and its ``params``), a
-    graph it computes on the implicit path (:func:`snntopo.metrics.implicit.plan_file`, the
-    file's metadata only) counts its residual edges plus its covered edges at
-    ``COVERED_EDGE_SHARE`` (the mapped file's pages)."""
-    if family is not None:
-        from .metrics.implicit import COVERED_EDGE_SHARE, plan_file
-
-        counts = []
-        for p in graph_paths:
-            plan = plan_file(p, family, params)
-            if plan is not None and plan.path == "implicit":
-                counts.append(plan.materialised_edges + COVERED_EDGE_SHARE * plan.covered_edges)
-            else:
-                counts.append(graph_edges_from_file(p))
-    else:
-        counts = [graph_edges_from_file(p) for p in graph_paths]
+    without a readable header: its reader reports it). A family that takes the implicit path
+    counts fewer: :func:`snntopo.metrics.implicit.job_edges`."""
+    counts = [graph_edges_from_file(p) for p in graph_paths]
     return float(max((n for n in counts if n is not None), default=0))
 
 

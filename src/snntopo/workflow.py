@@ -254,14 +254,14 @@ def metrics_mem_mb(
 ) -> int:
     """Memory request of a metric job: from the stored graphs' edge counts (read from the file
     headers; for a family on the implicit path, its residual edges plus a share of the covered
-    ones, :func:`snntopo.memcheck.metrics_edges`, as the job's own check counts them), else
+    ones, :func:`snntopo.metrics.implicit.job_edges`, as the job's own check counts them), else
     estimated like :func:`encode_mem_mb`, at the ``family``'s measured rate
     (:func:`snntopo.memcheck.family_mb_per_million`; ``None``: the flat one); doubled on every
     retry."""
     per_million = float(
         config["resources"].get("mem_mb_per_million_edges", MEM_MB_PER_MILLION_EDGES)
     )
-    from .memcheck import metrics_edges
+    from .metrics.implicit import job_edges
 
     params = {k: v for k, v in (config.get("metrics") or {}).items() if k != "families"}
     edges = 0.0
@@ -271,7 +271,7 @@ def metrics_mem_mb(
             encoding = Path(path).stem
             n = _edges_from_config(path, encoding, config)
         elif family is not None:  # the path the family takes on this file (implicit or not)
-            n = metrics_edges([path], family, params)
+            n = job_edges([path], family, params)
         edges = max(edges, float(n))
     if family is not None:
         per_million = family_mb_per_million([family], edges, per_million)

@@ -100,11 +100,12 @@ def run(args: argparse.Namespace) -> int:
     options.check_out_writable(args.out)
     # before the graph is loaded: a graph too big for this machine is refused with one line
     from ..memcheck import check_memory, metrics_edges
+    from ..metrics.implicit import job_edges
 
     guard = options.memory_guard(args)
     if args.families:  # each named family at its own rate, on the path it will take
         for fam in dict.fromkeys(args.families):
-            edges = metrics_edges([str(args.graph)], fam, dict(params))
+            edges = job_edges([str(args.graph)], fam, dict(params))
             check_memory(f"metrics ({fam}) on {args.graph}", edges, guard, [fam])
     else:  # none named: all of them, at the highest rate, on the whole graph
         check_memory(f"metrics on {args.graph}", metrics_edges([str(args.graph)]), guard, None)

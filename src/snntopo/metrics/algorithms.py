@@ -69,7 +69,7 @@ def _scatter_rows(
 ) -> None:
     """``out[dest_start[v] + k] = src_vals[src_ptr[v] + k]`` for every row v and k < len(row v),
     in row chunks (bounded temporaries); the mapped pages of ``src_vals`` (a graph file's
-    member) are released chunk by chunk (:func:`~snntopo.encode.graph.release_pages`)."""
+    member) are released chunk by chunk (:func:`~snntopo.mapped.release_pages`)."""
     for lo, hi in row_chunks(src_ptr, max(1, EDGE_CHUNK >> 2)):  # int64 positions: 16 MB
         a, b = int(src_ptr[lo]), int(src_ptr[hi])
         if a == b:

@@ -164,6 +164,25 @@ def plan_file(path: str, family: str, params: Mapping[str, Any] | None = None) -
         return None
 
 
+def job_edges(
+    graph_paths: list[str], family: str, params: Mapping[str, Any] | None = None
+) -> float:
+    """Edges a metric job of ``family`` holds, for its memory estimate: for each stored graph,
+    on the implicit path (:func:`plan_file`, the file's metadata only) its residual edges plus
+    its covered edges at :data:`COVERED_EDGE_SHARE` (the mapped file's pages), else all of them
+    (:func:`snntopo.memcheck.metrics_edges`); the largest graph's count."""
+    from ..memcheck import metrics_edges
+
+    counts = []
+    for p in graph_paths:
+        found = plan_file(p, family, params)
+        if found is not None and found.path == "implicit":
+            counts.append(found.materialised_edges + COVERED_EDGE_SHARE * found.covered_edges)
+        else:
+            counts.append(metrics_edges([p]))
+    return float(max(counts, default=0))
+
+
 def _tap_outputs(term: Mapping[str, Any], kh: int, kw: int, src: Block, dst: Block) -> np.ndarray:
     """(kh, kw): for each kernel tap, the output positions whose tap reads a real input (taps
     on zero padding make no edge)."""

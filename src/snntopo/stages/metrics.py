@@ -70,9 +70,10 @@ def compute_metrics(
     from ..encode.graph import load_graph_deferred
 
     if memory is not None:
-        from ..memcheck import check_memory, metrics_edges
+        from ..memcheck import check_memory
+        from ..metrics.implicit import job_edges
 
-        edges = metrics_edges(list(graphs.values()), family, dict(params))
+        edges = job_edges(list(graphs.values()), family, dict(params))
         check_memory(f"metric family {family}", edges, memory, [family])
 
     result: dict[str, Any] = {"family": family, "encodings": {}}
