@@ -207,6 +207,54 @@ def test_encode_stage_refuses_a_graph_whose_estimate_exceeds_the_limit(tmp_path)
     assert load_graph(out).n_edges == edges
 
 
+def test_a_streamed_encode_is_checked_by_its_nodes_not_its_edges(tmp_path, monkeypatch):
+    """An uncompressed MGE is written as it is built (issue 29): its estimate is the streamed
+    one (nodes and weights, not edges) where that is smaller, in the stage's check and in the
+    rule's request alike; a deflated MGE is built whole and keeps the edge estimate."""
+    import torch  # noqa: F401  (the layer spec is traced from the model)
+    from safetensors.numpy import save_file
+
+    from snntopo.encode import encode_nodes
+    from snntopo.encode.graph import load_graph
+    from snntopo.encode.layers import layer_spec
+    from snntopo.io import write_json
+    from snntopo.models import build_model, prunable_parameters
+    from snntopo.stages.encode import encode_network
+    from snntopo.workflow import encode_mem_mb
+
+    model = build_model("resnet20", width=0.25, input_size=8, seed=0)
+    spec_doc = layer_spec(model, (3, 8, 8))
+    spec = tmp_path / "layers.json"
+    write_json(spec, spec_doc)
+    weights = tmp_path / "init.safetensors"
+    save_file({n: p.detach().numpy() for n, p in prunable_parameters(model)}, str(weights))
+    free = tmp_path / "free.npz"
+    encode_network("mge", str(spec), str(weights), {}, str(free))
+    g = load_graph(free)
+    assert encode_nodes(spec_doc) == g.n_nodes  # the blocks' sizes are the built graph's nodes
+    monkeypatch.setattr(memcheck, "STREAM_ENCODE_MB", 10.0)
+    monkeypatch.setattr(memcheck, "STREAM_ENCODE_MB_PER_MILLION_NODES", 1e3)  # 1 KB per node
+    monkeypatch.setattr(memcheck, "STREAM_ENCODE_WEIGHT_FACTOR", 0.0)
+    streamed_mb = 10 + 1e3 * g.n_nodes / 1e6
+    edge_mb = 500 + g.n_edges / 1e3  # at 1 MB per thousand edges, below the spec's estimate
+    assert streamed_mb < edge_mb
+    guard = MemoryGuard(limit_mb=(streamed_mb + edge_mb) / 2, per_million_edges=1e3)
+    out = tmp_path / "g.npz"
+    encode_network("mge", str(spec), str(weights), {}, str(out), memory=guard)
+    assert load_graph(out).n_edges == g.n_edges
+    deflated = tmp_path / "z.npz"
+    with pytest.raises(MemoryLimitError, match="encoding mge needs about"):
+        encode_network(
+            "mge", str(spec), str(weights), {"compress": True}, str(deflated), memory=guard
+        )
+    assert not deflated.exists()
+    cfg = {"resources": {"mem_mb_per_million_edges": 1e3}, "encode": {"compress": False}}
+    assert encode_mem_mb(str(spec), str(weights), "mge", 1, cfg) == int(streamed_mb)
+    assert encode_mem_mb(str(spec), str(weights), "mge", 2, cfg) == int(2 * streamed_mb)
+    cfg["encode"]["compress"] = True
+    assert encode_mem_mb(str(spec), str(weights), "mge", 1, cfg) > edge_mb
+
+
 def test_the_rule_script_refuses_with_one_log_line(graph_file, tmp_path):
     """``workflow/scripts/metrics.py`` as Snakemake runs it (a ``snakemake`` object in its
     globals): a job whose ``resources.mem_mb`` is below its estimate stops with exit 1 and one

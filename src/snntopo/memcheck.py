@@ -90,6 +90,29 @@ def graph_mem_mb(
     return int(base * (2 ** (attempt - 1)))
 
 
+#: a streamed MGE encode (:func:`snntopo.encode.mge.write`, the graph never held whole): fixed MB
+#: (interpreter, torch, one row block of 2**23 edges and its temporaries), MB per million nodes
+#: (the row pointer, the node-indexed arrays of the term checks), and multiples of the masked
+#: weights' bytes (the weights, the mask, their float32 copies). Measured (docs/benchmarks.md,
+#: "Streaming encode"): resnet50 at 64/128/224 (0.80/3.19/9.76M nodes) 1,497/1,667/2,257 MB peak,
+#: vgg16_bn at 64 (1.13M nodes, 553 MB of weights) 2,947 MB; the estimate is 1,592/1,831/2,488
+#: and 3,325 MB.
+STREAM_ENCODE_MB = 1112.0
+STREAM_ENCODE_MB_PER_MILLION_NODES = 100.0
+STREAM_ENCODE_WEIGHT_FACTOR = 4.0
+
+
+def stream_encode_mb(nodes: float, weight_bytes: float, attempt: int = 1) -> int:
+    """Memory of a streamed MGE encode of ``nodes`` nodes from ``weight_bytes`` of weights,
+    doubled on every retry like :func:`graph_mem_mb`; independent of the edge count."""
+    base = (
+        STREAM_ENCODE_MB
+        + STREAM_ENCODE_MB_PER_MILLION_NODES * nodes / 1e6
+        + STREAM_ENCODE_WEIGHT_FACTOR * weight_bytes / MB
+    )
+    return int(base * (2 ** (attempt - 1)))
+
+
 def metrics_edges(graph_paths: list[str]) -> float:
     """Edges of the largest stored graph a metric job reads (file headers only; 0 for a file
     without a readable header: its reader reports it). A family that takes the implicit path
@@ -195,18 +218,28 @@ def memory_limits(explicit_mb: float | None = None) -> list[tuple[int, str]]:
 
 
 def check_memory(
-    what: str, edges: float, guard: MemoryGuard | None, families: list[str] | None = None
+    what: str,
+    edges: float,
+    guard: MemoryGuard | None,
+    families: list[str] | None = None,
+    streamed: tuple[float, float] | None = None,
 ) -> None:
     """Refuse a job on a graph of ``edges`` edges whose estimated peak exceeds the smallest limit
     of :func:`memory_limits`; ``None`` or ``guard.force``: no check. ``families``: the metric
     families the job runs (their rates, :func:`family_mb_per_million`); ``None``: the flat
-    estimate (encode, or every family)."""
+    estimate (encode, or every family). ``streamed``: ``(nodes, weight_bytes)`` of an encode
+    that writes its graph as it builds it: the smaller of :func:`stream_encode_mb` and the
+    edge-based estimate."""
     if guard is None or guard.force:
         return
     per_million = guard.per_million_edges or MEM_MB_PER_MILLION_EDGES
     if families:
         per_million = family_mb_per_million(families, edges, per_million)
     need_mb = graph_mem_mb(edges, 1, per_million)
+    how = f"{edges:,.0f} edges at {per_million:g} MB per million plus 500 MB"
+    if streamed is not None and stream_encode_mb(*streamed) < need_mb:
+        need_mb = stream_encode_mb(*streamed)
+        how = f"written as built: {streamed[0]:,.0f} nodes, {streamed[1] / MB:,.0f} MB of weights"
     limits = memory_limits(guard.limit_mb)
     if not limits:
         return
@@ -214,7 +247,6 @@ def check_memory(
     if need_mb * MB <= have:
         return
     raise MemoryLimitError(
-        f"{what} needs about {need_mb:,} MB ({edges:,.0f} edges at {per_million:g} MB per "
-        f"million plus 500 MB) but only {have / MB:,.0f} MB may be used here ({source}); use a "
+        f"{what} needs about {need_mb:,} MB ({how}) but only {have / MB:,.0f} MB may be used here ({source}); use a "
         f"smaller input, a machine with more memory, or {guard.hint} to try anyway"
     )

@@ -18,7 +18,7 @@ from .config import input_size, training_settings
 from .gridpoint import DENSE, GridPoint, parse_path, slug
 from .io import graph_edges_from_file
 from .memcheck import MEM_MB_PER_MILLION_EDGES as MEM_MB_PER_MILLION_EDGES
-from .memcheck import family_mb_per_million
+from .memcheck import family_mb_per_million, stream_encode_mb
 from .memcheck import graph_mem_mb as graph_mem_mb  # the rules' estimate, shared with the jobs
 
 if TYPE_CHECKING:
@@ -216,24 +216,32 @@ def encode_mem_mb(
     spec_path: str, weights_path: str, encoding: str, attempt: int, config: dict[str, Any]
 ) -> int:
     """Memory request of an encode job: from the real masked weights when they exist (at
-    scheduling time), else from the config's sparsity and the architecture (dry runs)."""
+    scheduling time), else from the config's sparsity and the architecture (dry runs). An
+    uncompressed MGE, written as it is built, asks for the smaller of that and its streamed
+    estimate (:func:`snntopo.memcheck.stream_encode_mb`), as the job's own check does."""
     per_million = float(
         config["resources"].get("mem_mb_per_million_edges", MEM_MB_PER_MILLION_EDGES)
     )
     edges = None
+    streamed = None  # an uncompressed MGE is written as it is built (the job's own check alike)
+    writes_as_built = encoding == "mge" and not (config.get("encode") or {}).get("compress")
     if os.path.exists(spec_path) and os.path.exists(weights_path):
         try:
             from safetensors.numpy import load_file
 
-            from .encode import encode_edges
+            from .encode import encode_edges, encode_nodes, weight_bytes
             from .io import read_json  # bounded, strict JSON like every reader
 
-            edges = encode_edges(read_json(spec_path), load_file(weights_path), encoding)
+            spec, weights = read_json(spec_path), load_file(weights_path)
+            edges = encode_edges(spec, weights, encoding)
+            if writes_as_built:
+                streamed = stream_encode_mb(encode_nodes(spec), weight_bytes(weights), attempt)
         except Exception:  # a corrupt input fails in the job itself, with a clear message
             edges = None
     if edges is None:
         edges = _edges_from_config(weights_path, encoding, config)
-    return graph_mem_mb(edges, attempt, per_million)
+    mem = graph_mem_mb(edges, attempt, per_million)
+    return mem if streamed is None else min(mem, streamed)
 
 
 def _edges_from_config(path: str, encoding: str, config: dict[str, Any]) -> float:

@@ -100,6 +100,19 @@ def encode_edges(spec: Mapping[str, Any], weights: Mapping[str, Any], encoding: 
     return estimate_edges(spec, nnz, encoding)
 
 
+def encode_nodes(spec: Mapping[str, Any]) -> float:
+    """Nodes of the spec's MGE: every block's activations, the input included."""
+    total = 0.0
+    for block in spec["blocks"]:
+        total += float(np.prod([int(v) for v in block["shape"]]))
+    return total
+
+
+def weight_bytes(weights: Mapping[str, Any]) -> float:
+    """Bytes of the masked weights an encode holds (the streamed encode's estimate)."""
+    return float(sum(np.asarray(v).nbytes for v in weights.values()))
+
+
 def build_graph(
     encoding: str,
     spec: dict[str, Any],

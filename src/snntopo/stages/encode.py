@@ -147,11 +147,16 @@ def encode_network(
     check_spec_weights(spec, spec_path, weights, weights_path, outside=outside)
     network = params.get("network") or {}
     check_inputs(spec, spec_path, weights, weights_path, network, mask_path, strict)
+    compress = bool(params.get("compress", False))
     if memory is not None:
-        from ..encode import encode_edges
+        from ..encode import encode_edges, encode_nodes, weight_bytes
         from ..memcheck import check_memory
 
-        check_memory(f"encoding {encoding}", encode_edges(spec, weights, encoding), memory)
+        streamed = None
+        if encoding == "mge" and not compress:  # written as built: its size is not the graph's
+            streamed = (encode_nodes(spec), weight_bytes(weights))
+        edges = encode_edges(spec, weights, encoding)
+        check_memory(f"encoding {encoding}", edges, memory, streamed=streamed)
     t0 = time.perf_counter()
 
     def recorded() -> dict[str, Any]:
@@ -162,7 +167,6 @@ def encode_network(
             "provenance": provenance(**params),
         }
 
-    compress = bool(params.get("compress", False))
     if encoding == "mge" and not compress:  # row block by row block, never the whole graph
         from ..encode import mge
 
