@@ -294,8 +294,9 @@ def test_the_rule_script_refuses_with_one_log_line(graph_file, tmp_path):
 def test_metric_jobs_ask_for_their_familys_rate(monkeypatch, tmp_path):
     """Issue 29: a metric job's estimate is its family's measured rate (local 10, strength 16,
     global 16 MB per million edges, 28 for a global family past 2**31 entries; others the flat
-    32), scaled by ``mem_mb_per_million_edges``; several families ask for the largest. The
-    pre-flight check and the workflow's request use the same numbers."""
+    32), scaled by ``mem_mb_per_million_edges``; several families ask for the largest. Against
+    resident-memory limits (MemAvailable, a cgroup, the rule's own request) global counts 12.
+    The pre-flight check and the workflow's request use the same numbers."""
     from snntopo.memcheck import family_mb_per_million
     from snntopo.workflow import metrics_mem_mb
 
@@ -309,20 +310,32 @@ def test_metric_jobs_ask_for_their_familys_rate(monkeypatch, tmp_path):
     assert family_mb_per_million(None, 1e6) == 32.0
     assert family_mb_per_million(["local"], 1e6, per_million=64.0) == 20.0
 
+    # resident memory: global's map is read in released chunks, so its resident rate is lower
+    assert family_mb_per_million(["global"], 1e6, resident=True) == 12.0
+    assert family_mb_per_million(["strength"], 1e6, resident=True) == 16.0
+    assert family_mb_per_million(["global"], 2.1e9, resident=True) == 28.0
+
     _fake_machine(monkeypatch, rss=100 * MB, avail=900 * MB)
     # 35M edges: flat 500 + 32 * 35 = 1620 MB > 1000 MB usable; local 500 + 10 * 35 = 850 fits;
-    # local with global: 500 + 16 * 35 = 1060 does not
+    # local with global, resident: 500 + 12 * 35 = 920 fits; strength: 500 + 16 * 35 = 1060
+    # does not
     with pytest.raises(MemoryLimitError):
         check_memory("metrics on g.npz", 35e6, MemoryGuard())
     check_memory("metrics on g.npz", 35e6, MemoryGuard(), ["local"])
+    check_memory("metrics on g.npz", 35e6, MemoryGuard(), ["local", "global"])
+    with pytest.raises(MemoryLimitError) as err:
+        check_memory("metrics on g.npz", 35e6, MemoryGuard(), ["strength"])
+    assert "needs about 1,060 MB" in str(err.value) and "16 MB per million" in str(err.value)
+    # an address-space limit of the same size counts global's whole map: 1060 does not fit
+    _fake_machine(monkeypatch, rss=100 * MB, avail=9000 * MB, rlimit_as=1000 * MB, vmsize=100 * MB)
     with pytest.raises(MemoryLimitError) as err:
         check_memory("metrics on g.npz", 35e6, MemoryGuard(), ["local", "global"])
-    assert "needs about 1,060 MB" in str(err.value) and "16 MB per million" in str(err.value)
+    assert "needs about 1,060 MB" in str(err.value) and "ulimit -v" in str(err.value)
 
     path = tmp_path / "g.npz"
     np.savez(path, indices=np.zeros(10_000_000, dtype=np.int32))  # the header is all it reads
     cfg = {"resources": {"mem_mb_per_million_edges": 32}}
     asks = {f: metrics_mem_mb([str(path)], 1, cfg, f) for f in ("local", "global", "expansion")}
-    assert asks == {"local": 600, "global": 660, "expansion": 820}
+    assert asks == {"local": 600, "global": 620, "expansion": 820}  # resident rates
     assert metrics_mem_mb([str(path)], 1, cfg) == 820  # no family: the flat rate, as before
     assert metrics_mem_mb([str(path)], 2, cfg, "local") == 1200

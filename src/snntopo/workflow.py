@@ -282,7 +282,7 @@ def metrics_mem_mb(
             n = job_edges([path], family, params)
         edges = max(edges, float(n))
     if family is not None:
-        per_million = family_mb_per_million([family], edges, per_million)
+        per_million = family_mb_per_million([family], edges, per_million, resident=True)
     return graph_mem_mb(edges, attempt, per_million)
 
 
