@@ -165,6 +165,27 @@ def test_part_split_operator_equals_dense_symmetric_matrix(skip, chunk):
         np.testing.assert_allclose(op.apply(xs, side=parity), dense @ xs, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("product_chunk", [1, 7, 1 << 20])
+def test_operator_on_float32_weights_is_bit_for_bit_the_float64_copys(product_chunk, monkeypatch):
+    """Issue 29: the operator reads the graph's float32 weights, converted chunk by chunk; its
+    single-thread products and Laplacian degrees are those of scipy on a float64 copy, to the bit,
+    at any chunk size (a row longer than the chunk included)."""
+    monkeypatch.setattr(exmod, "PRODUCT_CHUNK", product_chunk)
+    graph = layered_graph([20, 30, 30, 25, 10], 0.3, 3, skip=0.05)
+    assert graph.weights.dtype == np.float32
+    a64 = sp.csr_array(
+        (graph.weights.astype(np.float64), graph.indices, graph.indptr),
+        shape=(graph.n_nodes,) * 2,
+    )
+    x = np.random.default_rng(1).normal(size=graph.n_nodes)
+    op = exmod._SymmetricOperator(graph, threads=1, block_parts=False)
+    assert op.a.data.dtype == np.float32  # no float64 copy of the weights is held
+    assert np.array_equal(op @ x, a64 @ x + a64.T @ x)
+    ones = np.ones(graph.n_nodes)
+    assert np.array_equal(op.laplacian().deg, a64 @ ones + a64.T @ ones)
+    np.testing.assert_array_equal(op.toarray(), (a64 + a64.T).toarray())
+
+
 def test_expansion_with_tiny_parts_equals_dense_eigenvalues(chunk):
     graph = layered_graph([40, 60, 60, 50, 20], 0.15, 5)
     n = graph.n_nodes

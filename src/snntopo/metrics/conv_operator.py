@@ -32,6 +32,7 @@ from scipy.sparse.linalg import LinearOperator
 
 from ..encode.graph import Graph
 from ..encode.stencil import StencilTerm
+from ..mapped import release_pages
 from .algorithms import EDGE_CHUNK, row_chunks
 
 log = logging.getLogger("snntopo.metrics")
@@ -187,7 +188,8 @@ def conv_terms(graph: Graph) -> list[_ConvTerm]:
 
 
 def csr_symmetric_product(graph: Graph, x: np.ndarray) -> np.ndarray:
-    """(A + A^T) x from the CSR in float64, in row chunks (bounded temporaries)."""
+    """(A + A^T) x from the CSR in float64, in row chunks (bounded temporaries; a mapped
+    graph's pages released after each chunk)."""
     from scipy.sparse._sparsetools import csc_matvec, csr_matvec
 
     n = graph.n_nodes
@@ -202,6 +204,8 @@ def csr_symmetric_product(graph: Graph, x: np.ndarray) -> np.ndarray:
         data[...] = graph.weights[a:b]
         csr_matvec(hi - lo, n, local, ind[a:b], data, x, y[lo:hi])
         csc_matvec(n, hi - lo, local, ind[a:b], data, x[lo:hi], y)
+        release_pages(ind, a, b)  # one pass over a mapped graph: its pages are not kept
+        release_pages(graph.weights, a, b)
     return y
 
 
