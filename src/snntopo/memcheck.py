@@ -59,8 +59,11 @@ FAMILY_MB_PER_MILLION_EDGES = {"local": 10.0, "strength": 16.0, "global": 16.0}
 #: resident memory (cgroup, ``MemAvailable``, the job's own ``mem_mb``) and asked for by the
 #: rules; the address-space limits keep :data:`FAMILY_MB_PER_MILLION_EDGES`. global on resnet50
 #: 224x224 ERK 0.9 (1.41e9 edges): 12,852 MB peak resident (9.1 bytes per edge, 5.1 of them
-#: anonymous) under 22 GB of address space.
-FAMILY_RESIDENT_MB_PER_MILLION_EDGES = {"global": 12.0}
+#: anonymous) under 22 GB of address space; neighbourhood 9.3 bytes per edge there (uniform 0.9,
+#: 4,194 MB for 4.49e8 edges) and 11.1 on resnet18 64x64 ERK 0.9; expansion, whose ARPACK
+#: vectors are 24 per node, 5.8 on resnet50 64x64 ERK 0.9 and ~13 on resnet50 224x224 uniform 0.9
+#: (9.76M nodes for 4.49e8 edges).
+FAMILY_RESIDENT_MB_PER_MILLION_EDGES = {"global": 12.0, "neighbourhood": 14.0, "expansion": 14.0}
 #: the global family on a graph of 2**31 entries or more in A^T plus the virtual root's row:
 #: scipy's traversal takes one index dtype for offsets and indices, so both directions' indices
 #: are int64 copies (16 bytes per edge instead of 4)
