@@ -314,6 +314,8 @@ def test_metric_jobs_ask_for_their_familys_rate(monkeypatch, tmp_path):
     assert family_mb_per_million(["global"], 1e6, resident=True) == 12.0
     assert family_mb_per_million(["strength"], 1e6, resident=True) == 16.0
     assert family_mb_per_million(["global"], 2.1e9, resident=True) == 28.0
+    assert family_mb_per_million(["expansion"], 1e6, resident=True) == 14.0
+    assert family_mb_per_million(["ramanujan"], 1e6, resident=True) == 32.0
 
     _fake_machine(monkeypatch, rss=100 * MB, avail=900 * MB)
     # 35M edges: flat 500 + 32 * 35 = 1620 MB > 1000 MB usable; local 500 + 10 * 35 = 850 fits;
@@ -336,6 +338,6 @@ def test_metric_jobs_ask_for_their_familys_rate(monkeypatch, tmp_path):
     np.savez(path, indices=np.zeros(10_000_000, dtype=np.int32))  # the header is all it reads
     cfg = {"resources": {"mem_mb_per_million_edges": 32}}
     asks = {f: metrics_mem_mb([str(path)], 1, cfg, f) for f in ("local", "global", "expansion")}
-    assert asks == {"local": 600, "global": 620, "expansion": 820}  # resident rates
+    assert asks == {"local": 600, "global": 620, "expansion": 640}  # resident rates
     assert metrics_mem_mb([str(path)], 1, cfg) == 820  # no family: the flat rate, as before
     assert metrics_mem_mb([str(path)], 2, cfg, "local") == 1200
