@@ -375,8 +375,9 @@ def test_paper_grid_plans_every_job_with_cluster_resources(paper_dry_run):
     # memory follows the graph: a 60%-sparse WRN MGE asks for more than a 98%-sparse ResNet-20
     enc = [int(j["mem_mb"]) for j in jobs["encode"]]
     assert max(enc) > 4 * min(enc)
+    # global asks its resident rate, 12 MB per million edges (issue 29), on top of 500 MB
     met = [int(j["mem_mb"]) for j in jobs["metrics_global"]]
-    assert max(met) > 4 * min(met)
+    assert max(met) > 3 * min(met)
 
 
 @pytest.mark.parametrize("configfile", [None, "config/demo.yaml", "tiny"])
