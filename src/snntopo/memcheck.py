@@ -110,8 +110,8 @@ def graph_mem_mb(
 #: (the row pointer, the node-indexed arrays of the term checks), and multiples of the masked
 #: weights' bytes (the weights, the mask, their float32 copies). Measured (docs/benchmarks.md,
 #: "Streaming encode"): resnet50 at 64/128/224 (0.80/3.19/9.76M nodes) 1,497/1,667/2,257 MB peak,
-#: vgg16_bn at 64 (1.13M nodes, 553 MB of weights) 2,947 MB; the estimate is 1,592/1,831/2,488
-#: and 3,325 MB.
+#: vgg16_bn at 64 (1.13M nodes, 540 MB of weights) 2,947 MB (MB of /usr/bin/time's kbytes / 1000);
+#: the estimate is 1,555/1,794/2,452 and 3,285 MB.
 STREAM_ENCODE_MB = 1112.0
 STREAM_ENCODE_MB_PER_MILLION_NODES = 100.0
 STREAM_ENCODE_WEIGHT_FACTOR = 4.0
