@@ -250,6 +250,31 @@ def test_motif_methods_agree_bit_for_bit(graph):
     assert t["network"]["motif"] == c["network"]["motif"]
 
 
+@pytest.mark.parametrize("graph", MOTIF_GRAPHS[:3])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_motif_in_root_batches_equals_igraph(graph, threads, monkeypatch):
+    """Issue 29: under a budget that no two roots' in-neighbour lists fit, the sampled roots are
+    counted batch by batch (down to single roots); the estimate is still igraph's, to the bit."""
+    p = {"seed": 3, "motif_min_sample": 9, "threads": threads}
+    want = compute_family("neighbourhood", graph, {**p, "motif_method": "igraph"})["network"]
+    batches = []
+    real = nbmod.SplitRows.of_upward_dag_for_roots.__func__
+
+    def spy(cls, g, roots, *args, **kwargs):
+        rows = real(cls, g, roots, *args, **kwargs)
+        if rows is not None:
+            batches.append(len(roots))
+        return rows
+
+    monkeypatch.setattr(nbmod.SplitRows, "of_upward_dag_for_roots", classmethod(spy))
+    monkeypatch.setattr(nbmod, "MOTIF_ROWS_MIN_ENTRIES", 1)
+    monkeypatch.setattr(nbmod, "MOTIF_ROWS_ENTRIES_PER_EDGE", 1e-9)
+    got = compute_family("neighbourhood", graph, {**p, "motif_method": "count"})["network"]
+    assert got["motif"] == want["motif"]
+    assert nbmod.is_upward_dag(graph)  # the path that batches (others build one structure)
+    assert sum(batches) == 9 and max(batches) == 1
+
+
 def test_simple_undirected_adjacency_against_networkx():
     from snntopo.metrics.algorithms import simple_undirected_adjacency
 

@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..encode.graph import Graph
+from ..encode.graph import Graph, count_ids
+from ..mapped import release_pages
 from .algorithms import (
     EDGE_CHUNK,
     gather_ranges,
@@ -123,6 +124,10 @@ class ClosedRows:
         out = self.a_idx[np.where(k > 0, at, 0)].astype(np.int64)
         np.copyto(out, src, where=k == 0)
         return out
+
+    def release(self, lo: int, hi: int) -> None:
+        """Drop the mapped graph pages under rows [lo, hi) of A (a pass over them is done)."""
+        release_pages(self.a_idx, int(self.a_ptr[lo]), int(self.a_ptr[hi]))
 
     def rows(self, rows: np.ndarray, idx: type) -> tuple[np.ndarray, np.ndarray]:
         """(indptr, indices) of the given rows of I + A as a CSR of ``len(rows)`` rows."""
@@ -286,8 +291,13 @@ class SplitRows:
 
     @classmethod
     def of_upward_dag_for_roots(
-        cls, graph: Graph, roots: np.ndarray, chunk: int = EDGE_CHUNK
-    ) -> SplitRows:
+        cls,
+        graph: Graph,
+        roots: np.ndarray,
+        chunk: int = EDGE_CHUNK,
+        budget: int | None = None,
+        in_degree: np.ndarray | None = None,
+    ) -> SplitRows | None:
         """:meth:`of_upward_dag` with lower rows only where :func:`rooted_connected_4sets` reads
         them for these roots; every other lower row is empty (and never read for them).
 
@@ -299,6 +309,9 @@ class SplitRows:
         in-neighbour lists are gathered in row blocks of ``chunk`` entries: each block's kept
         entries are turned around by scipy's counting sort and scattered to their places, so
         every list stays ascending and the temporaries stay chunk-sized.
+
+        ``budget`` (with the graph's ``in_degree``): None instead when the lists would hold more
+        than that many entries (:func:`motif_estimate` then splits the roots).
         """
         n = graph.n_nodes
         ptr, ind = graph.indptr, graph.indices
@@ -315,7 +328,10 @@ class SplitRows:
             if rows.shape[0]:  # in(D): the rows with an edge into D
                 hit = np.logical_or.reduceat(in_d[seg], ptr[lo + rows] - a0)
                 need[lo + rows[hit]] = True
+            release_pages(ind, a0, a1)  # a mapped graph's pages are not kept after the pass
         del in_d
+        if budget is not None and int(in_degree[need].sum()) > budget:
+            return None  # this many roots' lower rows would exceed the budget: fewer roots
         # most nodes needed (the roots' neighbourhoods cover the graph): gather every list,
         # which skips the per-entry filter (the extra lists are read by no root, and correct)
         everyone = np.count_nonzero(need) >= LOWER_ROWS_ALL * n
@@ -327,6 +343,14 @@ class SplitRows:
 
 #: the motif gathers every in-neighbour list once at least this share of the nodes is needed
 LOWER_ROWS_ALL = 0.5
+#: the motif's in-neighbour lists (4 bytes per entry) of one batch of roots hold at most this
+#: many entries per edge of the graph (at least :data:`MOTIF_ROWS_MIN_ENTRIES`): more roots'
+#: lists are gathered batch by batch, each batch a pass over the targets. Why: the sampled
+#: roots of vgg16_bn's 64x64 MGE need nearly every list (4 bytes per edge, 3.0 GB of its 6.8 GB
+#: neighbourhood peak). Measured there (loaded machine): one batch 255 s / 6.76 GB, 0.5 341 s /
+#: 5.26 GB, 0.25 932 s / 4.19 GB (the halving re-reads the graph for every failed split)
+MOTIF_ROWS_ENTRIES_PER_EDGE = 0.5
+MOTIF_ROWS_MIN_ENTRIES = 1 << 24
 #: target entries per block of :func:`_lower_rows`: its int64 temporaries (~30 bytes per entry
 #: in all) stay near 30 MB while the lists themselves take 4 bytes per kept entry
 LOWER_ROWS_CHUNK = 1 << 20
@@ -347,6 +371,7 @@ def _lower_rows(
     for lo, hi in blocks:
         seg = ind[int(ptr[lo]) : int(ptr[hi])]
         counts += np.bincount(seg if need is None else seg[need[seg]], minlength=n)
+        release_pages(ind, int(ptr[lo]), int(ptr[hi]))
     begin = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=begin[1:])
     del counts
@@ -379,6 +404,7 @@ def _lower_rows(
         dest = np.repeat(fill - cp[:-1], per) + np.arange(m, dtype=np.int64)
         out[dest] = ci + lo
         fill += per
+        release_pages(ind, a0, a1)
     return begin[:-1], begin[1:], out
 
 
@@ -602,19 +628,27 @@ def motif_estimate(
     if method == "count" and size == 4:
         if upward_simple is None:
             upward_simple = is_upward_dag(graph)
-        if upward_simple:
-            rows = SplitRows.of_upward_dag_for_roots(graph, roots)
-        else:
-            rows = SplitRows.of_undirected(*simple_undirected_adjacency(graph, False))
         threads = max(1, min(int(params.get("threads", 1)), k))
-        if threads == 1:
-            total = int(rooted_connected_4sets(rows, roots).sum())
-        else:  # interleaved shares of the sorted roots (nearby ids cost alike); numpy's large
-            # passes release the GIL, and the integer counts sum the same in any order
-            shares = [roots[i::threads] for i in range(threads)]
-            with ThreadPoolExecutor(max_workers=threads) as pool:
-                counts = pool.map(lambda r: rooted_connected_4sets(rows, r), shares)
-                total = sum(int(c.sum()) for c in counts)
+        if not upward_simple:
+            rows = SplitRows.of_undirected(*simple_undirected_adjacency(graph, False))
+            return float(_count_4sets(rows, roots, threads)) * (float(n) / k)
+        # the lower rows of a batch of roots stay within the budget: the sorted roots are split
+        # in halves (nearby ids share neighbourhoods) until each half's lists fit; the integer
+        # counts of disjoint root sets add up to the same total
+        budget = max(MOTIF_ROWS_MIN_ENTRIES, int(MOTIF_ROWS_ENTRIES_PER_EDGE * graph.n_edges))
+        in_degree = count_ids(graph.indices, n)
+        total, todo = 0, [roots]
+        while todo:
+            batch = todo.pop()
+            rows = SplitRows.of_upward_dag_for_roots(
+                graph, batch, budget=budget if batch.shape[0] > 1 else None, in_degree=in_degree
+            )
+            if rows is None:
+                half = batch.shape[0] // 2
+                todo += [batch[half:], batch[:half]]
+                continue
+            total += _count_4sets(rows, batch, min(threads, batch.shape[0]))
+            del rows
         return float(total) * (float(n) / k)
     if method not in ("count", "igraph"):
         raise ValueError(
@@ -629,6 +663,18 @@ def motif_estimate(
     finally:
         ig.set_random_number_generator(random)
     return float(est)
+
+
+def _count_4sets(rows: SplitRows, roots: np.ndarray, threads: int) -> int:
+    """Sum of :func:`rooted_connected_4sets` over ``roots``, on ``threads`` threads."""
+    if threads <= 1:
+        return int(rooted_connected_4sets(rows, roots).sum())
+    # interleaved shares of the sorted roots (nearby ids cost alike); numpy's large passes
+    # release the GIL, and the integer counts sum the same in any order
+    shares = [roots[i::threads] for i in range(threads)]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        counts = pool.map(lambda r: rooted_connected_4sets(rows, r), shares)
+        return sum(int(c.sum()) for c in counts)
 
 
 def connected_triples(graph: Graph) -> int:

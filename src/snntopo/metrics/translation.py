@@ -112,11 +112,19 @@ def _entries(bp: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
     return rows, np.arange(int(bp[lo]), int(bp[hi]), dtype=np.int64)
 
 
-def _classes(bp: np.ndarray, key_of: np.ndarray, codes: Codes, chunk: int) -> np.ndarray:
+def _classes(
+    bp: np.ndarray,
+    key_of: np.ndarray,
+    codes: Codes,
+    chunk: int,
+    release: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
     """Class id per row: same ``key_of`` value, same degree and the same sequence of ``codes``.
 
     ``codes(src, pos)`` returns, for entries at positions ``pos`` of rows ``src``, a tuple of
     int64 arrays that must all be equal entry by entry; their hash groups the rows first.
+    ``release(lo, hi)``, where given, is called once rows [lo, hi) have been read in a pass (a
+    mapped graph's pages are then dropped: each pass holds one chunk of them, issue 29).
     """
     n = bp.shape[0] - 1
     deg = np.diff(bp)
@@ -131,6 +139,8 @@ def _classes(bp: np.ndarray, key_of: np.ndarray, codes: Codes, chunk: int) -> np
         acc = _mix(acc)
         nz = np.flatnonzero(deg[lo:hi] > 0)
         h[lo + nz] = np.add.reduceat(acc, (bp[lo:hi][nz] - bp[lo]).astype(np.int64))
+        if release is not None:
+            release(lo, hi)
     order = np.lexsort((h, deg, key_of))
     ks = np.stack([key_of[order], deg[order], h[order].view(np.int64)])
     new = np.ones(n, dtype=bool)
@@ -151,6 +161,8 @@ def _classes(bp: np.ndarray, key_of: np.ndarray, codes: Codes, chunk: int) -> np
         for own, other in zip(codes(rows, pos), codes(rrow, rpos), strict=True):
             mism |= own != other
         bad[rows[mism]] = True
+        if release is not None:
+            release(lo, hi)
     if bad.any():  # collisions (or untranslated order): each such row is its own class
         idx = np.flatnonzero(bad)
         cls[idx] = cls_sorted[-1] + 1 + np.arange(idx.shape[0])
@@ -187,12 +199,13 @@ def translation_classes(
     def codes1(src: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, ...]:
         return (full[targets(src, pos)] - pos_code[src],)
 
-    c1 = _classes(bp, codes.blk, codes1, chunk)
+    release = getattr(b, "release", None)
+    c1 = _classes(bp, codes.blk, codes1, chunk, release)
 
     def codes2(src: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, ...]:
         dst = targets(src, pos)
         return pos_code[dst] - pos_code[src], c1[dst]
 
-    c2 = _classes(bp, codes.blk, codes2, chunk)
+    c2 = _classes(bp, codes.blk, codes2, chunk, release)
     _, reps, counts = np.unique(c2, return_index=True, return_counts=True)
     return reps.astype(np.int64), counts.astype(np.int64)
