@@ -127,8 +127,15 @@ SLOW_WRITER = textwrap.dedent(
 def _start_writer(tmp_path: Path, out: Path) -> subprocess.Popen:
     script = tmp_path / "slow_writer.py"
     script.write_text(SLOW_WRITER.format(src=str(ROOT / "src")))
+    # the signals' default actions in the writer even when this run was started under nohup
+    # (SIGHUP ignored and inherited: a writer that ignores it is right not to die of it)
     proc = subprocess.Popen(
-        [sys.executable, str(script), str(out)], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(script), str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: [
+            signal.signal(s, signal.SIG_DFL) for s in (signal.SIGHUP, signal.SIGTERM)
+        ],
     )
     assert proc.stdout.readline().strip() == "writing"
     return proc
