@@ -477,6 +477,22 @@ class _Stencil:
         pos, lens = gather_ranges(self.f_ptr[:-1], self.f_ptr[1:], j)
         return t.dst.start + self.f_idx[pos] * (t.ho * t.wo) + np.repeat(out, lens)
 
+    def spread(
+        self, nodes: np.ndarray, removed_sources: bool, ind: np.ndarray, dec: np.ndarray
+    ) -> tuple[Block, np.ndarray | None]:
+        """The block on the other side of ``nodes`` (removed nodes of the term's source block,
+        or of its target block) and the ids there that lose one edge per removed edge (through
+        the stencil), or ``None`` when the losses went into ``dec`` through one dense product
+        of the indicator ``ind`` (the cheaper of the two, :data:`SPARSE_COST`)."""
+        other = self.t.dst if removed_sources else self.t.src
+        per = self.per_src if removed_sources else self.per_dst
+        if nodes.shape[0] * per * SPARSE_COST < self.dense:
+            return other, self.targets(nodes) if removed_sources else self.sources(nodes)
+        ind[nodes] = 1.0
+        op = self.t.dense()
+        (op.forward if removed_sources else op.backward)(ind, dec)
+        return other, None
+
     def sources(self, nodes: np.ndarray) -> np.ndarray:
         """Sources of every edge into ``nodes`` (global ids in the target block), repeated."""
         from .algorithms import gather_ranges
@@ -551,24 +567,17 @@ def peel(parts: _Parts) -> tuple[np.ndarray, int, int]:
         for bi in np.flatnonzero(bounds[1:] > bounds[:-1]).tolist():  # blocks that lost nodes
             a = int(starts[bi])
             nodes = sel[int(bounds[bi]) : int(bounds[bi + 1])]
-            for st in by_src.get(a, []):  # removed sources: their targets lose an in-edge
-                hit.add(st.t.dst.start)
-                if nodes.shape[0] * st.per_src * SPARSE_COST < st.dense:
-                    lost.append(st.targets(nodes))
-                else:
-                    ind[nodes] = 1.0
-                    st.t.dense().forward(ind, dec)
-                    dense.append((st.t.dst.start, st.t.dst.stop))
-                    products += 1
-            for st in by_dst.get(a, []):  # removed targets: their sources lose an out-edge
-                hit.add(st.t.src.start)
-                if nodes.shape[0] * st.per_dst * SPARSE_COST < st.dense:
-                    lost.append(st.sources(nodes))
-                else:
-                    ind[nodes] = 1.0
-                    st.t.dense().backward(ind, dec)
-                    dense.append((st.t.src.start, st.t.src.stop))
-                    products += 1
+            # removed sources: their targets lose an in-edge; removed targets: their sources
+            # lose an out-edge
+            for removed_sources, table in ((True, by_src), (False, by_dst)):
+                for st in table.get(a, []):
+                    other, ids = st.spread(nodes, removed_sources, ind, dec)
+                    hit.add(other.start)
+                    if ids is not None:
+                        lost.append(ids)
+                    else:
+                        dense.append((other.start, other.stop))
+                        products += 1
         for a, b in set(dense):
             deg[a:b] -= np.rint(dec[a:b]).astype(np.int64)
             dec[a:b] = 0.0
