@@ -158,6 +158,7 @@ def test_family_reads_an_mges_closed_structure_implicitly(monkeypatch):
 
     monkeypatch.setattr(nbmod, "_closed_structure", refuse)
     monkeypatch.setattr(nbmod, "CLASS_MIN_MEAN_DEGREE", 0)  # through the translation classes
+    monkeypatch.setattr(nbmod, "term_classes", lambda g: None)
     net = compute_family("neighbourhood", graph, {"motif_min_sample": 2})["network"]
     assert net["two_hop_nei"] == nx_two_hop_total(graph) / graph.n_nodes
     assert net["one_hop_nei"] == (graph.n_nodes + graph.n_edges) / graph.n_nodes
@@ -268,6 +269,7 @@ def test_family_uses_the_classes_where_they_pay(monkeypatch):
         return real(b, g, **kw)
 
     monkeypatch.setattr(nbmod, "translation_classes", spy)
+    monkeypatch.setattr(nbmod, "term_classes", lambda g: None)  # as for a graph without terms
     monkeypatch.setattr(nbmod, "CLASS_MIN_MEAN_DEGREE", 0)
     net = compute_family("neighbourhood", graph, {"motif_min_sample": 2})["network"]
     assert calls and net["two_hop_nei"] == nx_two_hop_total(graph) / graph.n_nodes

@@ -27,6 +27,7 @@ shared out over the same ``threads``.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -49,7 +50,10 @@ from .algorithms import (
     simple_undirected_adjacency,
 )
 from .base import FamilyResult, sample_size
+from .term_classes import TermClasses, term_classes
 from .translation import translation_classes
+
+log = logging.getLogger("snntopo.metrics")
 
 try:  # symbolic product: exact nnz of A @ B without computing it
     from scipy.sparse._sparsetools import csr_matmat_maxnnz as _maxnnz
@@ -165,6 +169,74 @@ def _classes_pay(b: sp.csr_array | ClosedRows) -> bool:
     return b.nnz > CLASS_MIN_MEAN_DEGREE * max(int(b.shape[0]), 1)
 
 
+#: classes found from the conv terms are checked on this many of them (representative and
+#: farthest member counted directly; a 2-hop row costs ~deg^2 steps: a few ms in all)
+TERM_CLASS_CHECKS = 64
+
+
+def _two_hop_classes(
+    b: sp.csr_array | ClosedRows, graph: Graph, upward: bool, seed: int
+) -> tuple[tuple[np.ndarray, np.ndarray] | None, dict[str, Any]]:
+    """The classes the 2-hop count uses and what was used (recorded in the artifact).
+
+    An MGE's conv terms give them from the geometry (:mod:`snntopo.metrics.term_classes`, no
+    pass over the edges), checked on sampled classes; where they group too few rows (terms hold
+    few blocks) and the edge-reading classes pay (:func:`_classes_pay`), those are used instead;
+    otherwise every row is counted."""
+    n = b.shape[0]
+    found = term_classes(graph) if upward else None
+    if found is not None and found.grouped and _members_agree(b, found, seed):
+        counted = int(found.reps.shape[0])
+        if counted <= n // 2 or not _classes_pay(b):
+            info = {"two_hop_classes": "conv terms", "two_hop_rows_counted": counted}
+            return (found.reps, found.sizes), info
+    elif found is not None and found.grouped:
+        log.warning(
+            "classes from the conv terms disagree with the edges on a sampled class; "
+            "the 2-hop count reads the edges for its classes instead"
+        )
+    if _classes_pay(b):
+        classes = translation_classes(b, graph)
+        if classes is not None:
+            counted = int(classes[0].shape[0])
+            return classes, {"two_hop_classes": "translation", "two_hop_rows_counted": counted}
+    return None, {"two_hop_classes": "none", "two_hop_rows_counted": n}
+
+
+def _members_agree(b: sp.csr_array | ClosedRows, found: TermClasses, seed: int) -> bool:
+    """Whether sampled classes' representative and farthest member have 2-hop rows of one size
+    (each row counted on its own)."""
+    multi = np.flatnonzero(found.sizes > 1)
+    if multi.shape[0] == 0:
+        return True
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(multi, size=min(TERM_CLASS_CHECKS, multi.shape[0]), replace=False)
+    counts = two_hop_rows(b, np.concatenate([found.reps[picked], found.others[picked]]))
+    return bool(np.array_equal(counts[: picked.shape[0]], counts[picked.shape[0] :]))
+
+
+def two_hop_rows(b: sp.csr_array | ClosedRows, rows: np.ndarray) -> np.ndarray:
+    """nnz of each given row of B @ B, one row at a time (for a few rows: a check)."""
+    n = b.shape[0]
+    closed = isinstance(b, ClosedRows)
+    idx, rp, rj = _right_operand(b)
+    out = np.empty(rows.shape[0], dtype=np.int64)
+    for i, v in enumerate(np.asarray(rows, dtype=np.int64).tolist()):
+        one = np.array([v], dtype=np.int64)
+        if closed:
+            ap, aj = b.rows(one, idx)
+        else:
+            aj = b.indices[gather_rows(b.indptr, one)].astype(idx)
+            ap = np.array([0, aj.shape[0]], dtype=idx)
+        if _maxnnz is not None:
+            out[i] = int(_maxnnz(idx(1), idx(n), ap, aj, rp, rj)) + (1 if closed else 0)
+        else:  # the union of the rows this row reaches, plus v itself for I + A
+            reach = rj[gather_rows(rp, aj.astype(np.int64))]
+            extra = [one] if closed else []
+            out[i] = np.unique(np.concatenate([reach.astype(np.int64), *extra])).shape[0]
+    return out
+
+
 #: left-operand entries per task of :func:`two_hop_total` (bounds its row-block temporaries)
 TWO_HOP_BLOCK_ENTRIES = 1 << 21
 
@@ -191,14 +263,7 @@ def two_hop_total(
     if n == 0:
         return 0
     closed = isinstance(b, ClosedRows)
-    if closed:  # right operand: A itself (its int32 targets as they are, offsets narrowed)
-        idx = np.int32 if b.a_idx.dtype == np.int32 and b.nnz < 2**31 else np.int64
-        rp = b.a_ptr.astype(idx, copy=False)
-        rj = b.a_idx.astype(idx, copy=False)
-    else:
-        idx = np.int64 if b.indptr.dtype == np.int64 or b.nnz >= 2**31 else np.int32
-        rp = b.indptr.astype(idx, copy=False)
-        rj = b.indices.astype(idx, copy=False)
+    idx, rp, rj = _right_operand(b)
     step = max(1, int(chunk_rows))
     right: list[sp.csr_array] = []  # the fallback's operand, built once when needed
 
@@ -253,6 +318,16 @@ def two_hop_total(
             counts = list(pool.map(lambda t: t[1](), tasks))
         return sum(w * c for (w, _), c in zip(tasks, counts, strict=True))
     return sum(w * fn() for w, fn in tasks)
+
+
+def _right_operand(b: sp.csr_array | ClosedRows) -> tuple[type, np.ndarray, np.ndarray]:
+    """(index dtype, indptr, indices) of the symbolic product's right operand: B's own arrays,
+    or for :class:`ClosedRows` A itself (its int32 targets as they are, offsets narrowed)."""
+    if isinstance(b, ClosedRows):
+        idx = np.int32 if b.a_idx.dtype == np.int32 and b.nnz < 2**31 else np.int64
+        return idx, b.a_ptr.astype(idx, copy=False), b.a_idx.astype(idx, copy=False)
+    idx = np.int64 if b.indptr.dtype == np.int64 or b.nnz >= 2**31 else np.int32
+    return idx, b.indptr.astype(idx, copy=False), b.indices.astype(idx, copy=False)
 
 
 @dataclass(frozen=True)
@@ -733,7 +808,7 @@ def neighbourhood_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResu
     # an MGE's I + A is read from the graph's own arrays (ClosedRows); anything else is built
     b = ClosedRows.of(graph) if upward else _closed_structure(graph, False)
     res.values["one_hop_nei"] = b.nnz / n
-    classes = translation_classes(b, graph) if _classes_pay(b) else None
+    classes, res.info = _two_hop_classes(b, graph, upward, int(params["seed"]))
     total = two_hop_total(b, int(params["two_hop_chunk_rows"]), int(params["threads"]), classes)
     del b
     res.values["two_hop_nei"] = total / n
