@@ -423,9 +423,12 @@ LOWER_ROWS_ALL = 0.5
 #: lists are gathered batch by batch, each batch a pass over the targets. Why: the sampled
 #: roots of vgg16_bn's 64x64 MGE need nearly every list (4 bytes per edge, 3.0 GB of its 6.8 GB
 #: neighbourhood peak). Measured there (loaded machine): one batch 255 s / 6.76 GB, 0.5 341 s /
-#: 5.26 GB, 0.25 932 s / 4.19 GB (the halving re-reads the graph for every failed split)
+#: 5.26 GB, 0.25 932 s / 4.19 GB (the halving re-reads the graph for every failed split).
+#: The floor (1 GiB of lists) keeps graphs under ~5e8 edges in one batch: Conv-6 SynFlow 0.6's
+#: roots need every list (1.7e8 entries); split at half an entry per edge they took 12 batches
+#: and 11 failed splits, 41 s of motif instead of 13 s, for a peak of 1.2 GB instead of 1.8 GB
 MOTIF_ROWS_ENTRIES_PER_EDGE = 0.5
-MOTIF_ROWS_MIN_ENTRIES = 1 << 24
+MOTIF_ROWS_MIN_ENTRIES = 1 << 28
 #: target entries per block of :func:`_lower_rows`: its int64 temporaries (~30 bytes per entry
 #: in all) stay near 30 MB while the lists themselves take 4 bytes per kept entry
 LOWER_ROWS_CHUNK = 1 << 20
