@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse import csgraph
 
 from ..encode.graph import Graph, count_ids, release_pages
 
@@ -381,6 +380,8 @@ def _dfs_two_part(
         s_ptr, s_idx = undirected_adjacency(
             graph, virtual_root=True, dtype=index_dtype(max(n + 1, 2 * e + n))
         )
+        from scipy.sparse import csgraph  # here: its import pulls scipy.sparse.linalg (~0.08 s)
+
         order, pred = csgraph.depth_first_order(
             sym_csgraph(s_ptr, s_idx), n, directed=True, return_predecessors=True
         )

@@ -9,7 +9,7 @@ concatenations), so the term-covered part of the CSR is never read (its pages, m
 (ResNet-20: 99%; torchvision resnet50 at 64x64: 62%, its pool-folded convs are not terms):
 
 - out-degree of every node: the *binary* kernel ``(k > 0)``'s transposed conv of ones
-  (:meth:`_ConvTerm.backward`), in-degree: its conv of ones (``forward``), each plus the residual
+  (:meth:`StencilTerm.backward`), in-degree: its conv of ones (``forward``), each plus the residual
   graph's degrees; the ``local`` formulas then run on these degrees unchanged;
 - total strength: per kernel tap, ``|w|`` times the number of output positions whose tap reads a
   real input (a closed form: no convolution at all), plus the residual weights;
@@ -48,7 +48,7 @@ from ..encode.graph import Block, Graph, count_ids
 from ..errors import ConfigError
 
 if TYPE_CHECKING:  # imported where used: the plan (memory pre-flight) needs no scipy
-    from .conv_operator import _ConvTerm
+    from ..encode.stencil import StencilTerm
 
 log = logging.getLogger("snntopo.metrics")
 
@@ -199,7 +199,7 @@ def _tap_outputs(term: Mapping[str, Any], kh: int, kw: int, src: Block, dst: Blo
 
 class _Term:
     """One stored conv term as its kernel and geometry; its dense product buffers
-    (:class:`_ConvTerm` with the binary kernel ``(k > 0)``: float64 kernel, its transpose, im2col
+    (:class:`StencilTerm` with the binary kernel ``(k > 0)``: float64 kernel, its transpose, im2col
     columns) exist only while a product runs, so that holding every term costs its kernel only."""
 
     def __init__(self, spec: Mapping[str, Any], kernel: np.ndarray, src: Block, dst: Block):
@@ -213,10 +213,12 @@ class _Term:
         self.n_edges = int((np.count_nonzero(kernel, axis=(0, 1)) * taps).sum())
         self.weight = float((kernel.astype(np.float64).sum(axis=(0, 1)) * taps).sum())
 
-    def dense(self) -> _ConvTerm:
-        from .conv_operator import _ConvTerm
+    def dense(self) -> StencilTerm:
+        # the stencil itself, not the spectral module that wraps it (whose scipy.sparse.linalg
+        # import costs every local and strength job ~0.08 s)
+        from ..encode.stencil import StencilTerm
 
-        return _ConvTerm(self.spec, (self.kernel > 0).astype(np.float32), self.src, self.dst)
+        return StencilTerm(self.spec, (self.kernel > 0).astype(np.float32), self.src, self.dst)
 
 
 def _terms(graph: Graph) -> list[_Term]:
