@@ -293,9 +293,10 @@ def test_the_rule_script_refuses_with_one_log_line(graph_file, tmp_path):
 
 def test_metric_jobs_ask_for_their_familys_rate(monkeypatch, tmp_path):
     """Issue 29: a metric job's estimate is its family's measured rate (local 10, strength 16,
-    global 16 MB per million edges, 28 for a global family past 2**31 entries; others the flat
-    32), scaled by ``mem_mb_per_million_edges``; several families ask for the largest. Against
-    resident-memory limits (MemAvailable, a cgroup, the rule's own request) global counts 12.
+    global 16 MB per million edges; others the flat 32), scaled by ``mem_mb_per_million_edges``;
+    several families ask for the largest. Against resident-memory limits (MemAvailable, a cgroup,
+    the rule's own request) global counts 12, and 7 from 2**29 edges, where it takes its sparse
+    certificate (no int64 copies past 2**31 entries either: the DFS runs on the certificate).
     The pre-flight check and the workflow's request use the same numbers."""
     from snntopo.memcheck import family_mb_per_million
     from snntopo.workflow import metrics_mem_mb
@@ -304,7 +305,7 @@ def test_metric_jobs_ask_for_their_familys_rate(monkeypatch, tmp_path):
     assert family_mb_per_million(["strength"], 1e6) == 16.0
     assert family_mb_per_million(["global"], 1e6) == 16.0
     assert family_mb_per_million(["global"], 1.43e9) == 16.0  # ResNet-50 224x224 ERK 0.9
-    assert family_mb_per_million(["global"], 2.1e9) == 28.0  # int64 indices
+    assert family_mb_per_million(["global"], 2.1e9) == 16.0  # the certificate: no int64 copies
     assert family_mb_per_million(["neighbourhood"], 1e6) == 32.0
     assert family_mb_per_million(["local", "global"], 1e6) == 16.0
     assert family_mb_per_million(None, 1e6) == 32.0
@@ -313,7 +314,8 @@ def test_metric_jobs_ask_for_their_familys_rate(monkeypatch, tmp_path):
     # resident memory: global's map is read in released chunks, so its resident rate is lower
     assert family_mb_per_million(["global"], 1e6, resident=True) == 12.0
     assert family_mb_per_million(["strength"], 1e6, resident=True) == 16.0
-    assert family_mb_per_million(["global"], 2.1e9, resident=True) == 28.0
+    assert family_mb_per_million(["global"], 2.1e9, resident=True) == 7.0
+    assert family_mb_per_million(["global"], 2**29 - 1, resident=True) == 12.0
     assert family_mb_per_million(["expansion"], 1e6, resident=True) == 14.0
     assert family_mb_per_million(["ramanujan"], 1e6, resident=True) == 32.0
 

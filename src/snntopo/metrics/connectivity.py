@@ -3,6 +3,13 @@ number of weakly connected components (isolated nodes included) and mean compone
 
 Why weak components: the paper symmetrises the graph before counting strongly connected components,
 which is the same as weak components of the directed graph; scipy gets them from the CSR directly.
+
+Two paths, the same counts: one DFS over the whole graph (scipy's, its CSR and in-neighbour lists
+resident together: ~8 bytes per edge), or, for a simple graph of at least
+:data:`snntopo.memcheck.GLOBAL_CERTIFICATE_MIN_EDGES` edges, that DFS on a sparse certificate of
+at most 2(n - 1) edges found level by level with the graph's pages released
+(:mod:`snntopo.metrics.cut_certificate`: ~4.5 bytes per edge, about twice the time).
+``params["cut_method"]`` (``auto``, ``dfs``, ``certificate``) forces either.
 """
 
 from __future__ import annotations
@@ -11,14 +18,46 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..encode.graph import Graph
-from .algorithms import bridges_articulation_components
+from ..errors import ConfigError
+from ..memcheck import GLOBAL_CERTIFICATE_MIN_EDGES
+from .algorithms import bridges_articulation_components, is_simple_dag
 from .base import FamilyResult
+
+#: values of ``params["cut_method"]``
+CUT_METHODS = ("auto", "dfs", "certificate")
+
+
+def cut_method(graph: Graph, params: Mapping[str, Any]) -> str:
+    """``dfs`` or ``certificate`` for this graph under ``params["cut_method"]`` (module
+    docstring); a forced certificate on a graph that is not simple is a ConfigError."""
+    want = str(params.get("cut_method", "auto"))
+    if want not in CUT_METHODS:
+        raise ConfigError(f"metric parameter cut_method is {want!r}; use one of {CUT_METHODS}")
+    if want == "dfs" or (want == "auto" and graph.n_edges < GLOBAL_CERTIFICATE_MIN_EDGES):
+        return "dfs"
+    if is_simple_dag(graph):
+        return "certificate"
+    if want == "certificate":
+        raise ConfigError(
+            "metric parameter cut_method=certificate needs a simple graph (no parallel, "
+            "reciprocal or self edges); use auto or dfs"
+        )
+    return "dfs"
 
 
 def global_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
     n = graph.n_nodes
     res = FamilyResult({})
-    n_bridges, n_ap, n_comp = bridges_articulation_components(graph)
+    method = cut_method(graph, params)
+    if method == "certificate":
+        from .cut_certificate import certificate
+
+        cert = certificate(graph)
+        res.info = {"cut_method": method, "certificate_edges": int(cert.n_edges)}
+        n_bridges, n_ap, n_comp = bridges_articulation_components(cert)
+    else:
+        res.info = {"cut_method": method}
+        n_bridges, n_ap, n_comp = bridges_articulation_components(graph)
     res.values["cut_edges"] = float(n_bridges)
     res.values["cut_nodes"] = float(n_ap)
     if n == 0:
