@@ -389,6 +389,13 @@ def _dfs_two_part(
     return [(p1, i1), (p2, i2)], order, pred
 
 
+#: the peeling releases the pages of a memory-mapped graph once its waves have gathered this
+#: many entries (64 MB of int32): a node's row is read once, in the wave that removes it, so its
+#: pages need not stay resident; without this the peel held the whole mapped CSR besides the
+#: in-neighbour lists (vgg16_bn 64x64 ERK 0.9: 6.15 GB, 8.3 bytes per edge)
+PEEL_RELEASE_ENTRIES = 1 << 24
+
+
 def coreness(
     indptr: np.ndarray,
     indices: np.ndarray,
@@ -409,6 +416,7 @@ def coreness(
     n = indptr.shape[0] - 1
     parts = [(indptr, indices)] + ([(indptr2, indices2)] if indptr2 is not None else [])
     deg = sum(np.diff(p).astype(np.int64) for p, _ in parts)
+    read = 0  # entries gathered since the mapped pages were last released
     core = np.zeros(n, dtype=np.int64)
     alive = np.ones(n, dtype=bool)
     remaining = n
@@ -429,12 +437,17 @@ def coreness(
             np.cumsum(ptr[sel + 1] - ptr[sel], out=sel_ptr[1:])
             for lo, hi in row_chunks(sel_ptr):
                 nb = ind[gather_rows(ptr, sel[lo:hi])]
+                read += nb.shape[0]
                 nb = nb[alive[nb]]
                 if nb.shape[0] > n // 4:
                     deg -= count_ids(nb, n)
                 else:
                     np.subtract.at(deg, nb, 1)
                 mark[nb] = True
+        if read >= PEEL_RELEASE_ENTRIES:  # rows read by this and earlier waves: done with
+            for _, ind in parts:
+                release_pages(ind)
+            read = 0
         cand = np.flatnonzero(mark)
         mark[cand] = False
     return core
