@@ -198,15 +198,15 @@ def test_memory_estimate_counts_what_the_family_materialises(tmp_path):
 
 
 def test_terms_of_another_kind_are_read_as_residual_edges():
-    """A term with a field this module does not know (e.g. a later encoder's grouped or pooled
-    terms) is not applied: its edges are read from the CSR, the values stay equal."""
+    """A term with a field this module does not apply (a grouped conv's ``groups``) is not
+    applied: its edges are read from the CSR, the values stay equal."""
     g = _mge("dblock")
     meta = dict(g.meta)
     meta["conv_terms"] = [dict(t) for t in g.meta["conv_terms"]]
     plain = [i for i, t in enumerate(g.meta["conv_terms"]) if set(t) <= im.PLAIN_FIELDS]
     meta["conv_terms"][plain[1]]["groups"] = 1
     other = Graph(g.indptr, g.indices, g.weights, g.blocks, meta=meta, kernels=g.kernels)
-    assert len(im.plain_terms(meta)) == len(plain) - 1
+    assert len(im.plain_terms(meta)) == len(im.plain_terms(g.meta)) - 1
     assert im.covered_edges(meta) < im.covered_edges(g.meta)
     _assert_same(other)
     p = compute_family("strength", other, {"path": "implicit"})["provenance"]["computed"]
@@ -263,8 +263,13 @@ def test_residual_on_both_sides_of_a_terms_block_is_filtered_and_counted():
     stem, conv1 = g.blocks[1], g.blocks[2]
     assert any(t["in_block"] == 1 and t["out_block"] == 2 for t in g.meta["conv_terms"])
     a = g.csr().tolil()
+    last = g.n_nodes - 1  # in the output block, which no term out of the stem targets
+    assert not any(
+        t["in_block"] == 1 and g.blocks[t["out_block"]].stop > last for t in g.meta["conv_terms"]
+    )
     for v in range(stem.start, stem.start + 20):
         a[v, v + 1] = 0.5  # a target inside the stem block itself: before conv1's block
+        a[v, last] = 0.5  # and one after every term's block
     a = sp.csr_array(a)
     a.sort_indices()
     h = Graph(
@@ -275,7 +280,7 @@ def test_residual_on_both_sides_of_a_terms_block_is_filtered_and_counted():
         meta=g.meta,
         kernels=g.kernels,
     )
-    assert h.n_edges == g.n_edges + 20 and stem.stop <= conv1.start
+    assert h.n_edges == g.n_edges + 40 and stem.stop <= conv1.start
     _, _, info = im.degrees(h)
     assert info["covered_entries_read"] > 0
     for family in ("local", "strength"):
@@ -286,3 +291,35 @@ def test_residual_on_both_sides_of_a_terms_block_is_filtered_and_counted():
     np.testing.assert_array_equal(
         im.peel(im._degrees_and_residual(h))[0], h.to_igraph().coreness(mode="all")
     )
+
+
+@pytest.mark.parametrize("name", ["max2_odd", "max2_even", "avg2_ceil_odd", "pool_strided_conv"])
+def test_tiling_pools_are_applied_and_equal_igraph(name):
+    """A conv with 2x2/2 pooling folded in (odd maps: positions in no window; ceil mode: partial
+    windows) is applied: degrees and coreness equal igraph's, strength the CSR's, and none of
+    its entries is read; an overlapping pool (3x3/2) is not applied (its edges stay residual)."""
+    from tests.test_stencil_terms import CASES
+
+    net, shape = CASES[name]
+    g = build_graph("mge", layer_spec(net, shape), _masked_positive(net, 0.6, seed=2))
+    pooled = [t for t in im.plain_terms(g.meta) if t.get("pools")]
+    assert len(pooled) == 1 and im.tiling_pool(pooled[0]) == (2, 2)
+    parts = im._degrees_and_residual(g)
+    ref = g.to_igraph()
+    np.testing.assert_array_equal(parts.out_deg, ref.degree(mode="out"))
+    np.testing.assert_array_equal(parts.in_deg, ref.degree(mode="in"))
+    for cost in (0, 10**12):  # dense products, then stencils only
+        im_cost = im.SPARSE_COST
+        try:
+            im.SPARSE_COST = cost
+            core, _, _ = im.peel(im._degrees_and_residual(g))
+        finally:
+            im.SPARSE_COST = im_cost
+        np.testing.assert_array_equal(core, ref.coreness(mode="all"))
+    _assert_same(g)
+    overlapping = CASES["max3s2p1_even"]
+    g2 = build_graph(
+        "mge", layer_spec(overlapping[0], overlapping[1]), _masked_positive(overlapping[0], 0.6)
+    )
+    assert not [t for t in im.plain_terms(g2.meta) if t.get("pools")]
+    assert any(t.get("pools") for t in g2.meta["conv_terms"])

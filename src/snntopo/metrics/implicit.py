@@ -2,11 +2,14 @@
 
 An MGE block pair made by one plain conv holds that conv's ``|W|`` stencil at every output
 position; the graph file stores the kernel beside the CSR (``conv_terms``, see
-:mod:`snntopo.metrics.conv_operator`). Everything these two families need follows from the
-kernels and from the other edges (the *residual*: linear heads, pool-folded layers,
-concatenations), so the term-covered part of the CSR is never read (its pages, memory-mapped by
-``load_graph``, are not touched by the family). The terms hold most edges of a plain conv network
-(ResNet-20: 99%; torchvision resnet50 at 64x64: 62%, its pool-folded convs are not terms):
+:mod:`snntopo.metrics.conv_operator`). A conv with a tiling pooling folded in (kernel = stride, no
+padding: VGG's and Conv-6's 2x2 max pooling) is applied too, each pooled position standing for
+the pre-pool positions of its window (:func:`tiling_pool`). Everything these two families need
+follows from the kernels and from the other edges (the *residual*: linear heads, convs with
+overlapping pooling or groups, concatenations), so the term-covered part of the CSR is never read
+(its pages, memory-mapped by ``load_graph``, are not touched by the family). The terms hold most
+edges of a plain conv network (ResNet-20: 99%; torchvision resnet50 at 64x64: 62%, its stem's
+overlapping 3x3/2 pooling is not applied):
 
 - out-degree of every node: the *binary* kernel ``(k > 0)``'s transposed conv of ones
   (:meth:`StencilTerm.backward`), in-degree: its conv of ones (``forward``), each plus the residual
@@ -74,17 +77,42 @@ class Plan:
     why: str
 
 
-#: the fields of a plain conv term, the only kind this module applies (a term with other fields,
-#: e.g. groups or a folded pooling, is read from the CSR as residual edges until it is taught here)
+#: the fields of a plain conv term; this module applies those and, with ``pools`` besides, a conv
+#: whose folded pooling is one *tiling* window set (:func:`tiling_pool`). A term with other
+#: fields (groups, far-side padding, overlapping windows) is read from the CSR as residual edges
 PLAIN_FIELDS = frozenset(
     ("layer", "in_block", "out_block", "kernel", "stride", "padding", "dilation")
 )
 
 
+def tiling_pool(term: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(kh, kw) of a term's one folded pooling when its windows tile the map (kernel = stride,
+    no padding: VGG's and Conv-6's 2x2 max pooling), else None. Why only those: every pre-pool
+    position then lies in one window, so a source reaches a target through one tap and one
+    window, an edge's weight is one |w| and the binary kernel's products count edges, not paths
+    (with overlapping windows they would count an edge once per window that holds it)."""
+    pools = term.get("pools")
+    if not isinstance(pools, list) or len(pools) != 1 or not isinstance(pools[0], dict):
+        return None
+    try:
+        k, s, p = ([int(v) for v in pools[0][f]] for f in ("kernel", "stride", "padding"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if len(k) != 2 or k != s or p != [0, 0] or min(k) < 1:
+        return None
+    return k[0], k[1]
+
+
 def plain_terms(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The metadata's conv terms that this module applies (:data:`PLAIN_FIELDS`)."""
-    terms = meta.get("conv_terms") or []
-    return [t for t in terms if isinstance(t, dict) and set(t) <= PLAIN_FIELDS]
+    """The metadata's conv terms that this module applies: plain convs (:data:`PLAIN_FIELDS`)
+    and convs with one tiling pooling folded in (:func:`tiling_pool`)."""
+    out = []
+    for t in meta.get("conv_terms") or []:
+        if not isinstance(t, dict):
+            continue
+        if set(t) <= PLAIN_FIELDS or (set(t) - {"pools"} <= PLAIN_FIELDS and tiling_pool(t)):
+            out.append(t)
+    return out
 
 
 def covered_edges(meta: Mapping[str, Any]) -> int:
@@ -184,16 +212,22 @@ def job_edges(
 
 
 def _tap_outputs(term: Mapping[str, Any], kh: int, kw: int, src: Block, dst: Block) -> np.ndarray:
-    """(kh, kw): for each kernel tap, the output positions whose tap reads a real input (taps
-    on zero padding make no edge)."""
+    """(kh, kw): for each kernel tap, the source positions it joins to an output, summed over
+    the outputs: the outputs whose tap reads a real input (taps on zero padding make no edge),
+    each times the number of pre-pool positions in the window it reads (1 without pooling)."""
+    pool = tiling_pool(term)
+    grid = term["pools"][0]["out_shape"] if pool else src.shape  # the conv's input grid
 
-    def valid(out: int, k: int, s: int, p: int, d: int, side: int) -> np.ndarray:
-        pos = np.arange(out)[None, :] * s - p + np.arange(k)[:, None] * d
-        return ((pos >= 0) & (pos < side)).sum(axis=1)
+    def valid(axis: int, k: int, s: int, p: int, d: int) -> np.ndarray:
+        kp = pool[axis] if pool else 1
+        side, n_in = int(grid[1 + axis]), int(src.shape[1 + axis])
+        pos = np.arange(int(dst.shape[1 + axis]))[None, :] * s - p + np.arange(k)[:, None] * d
+        ok = (pos >= 0) & (pos < side)
+        window = np.clip(n_in - np.clip(pos, 0, None) * kp, 0, kp)  # pre-pool rows it holds
+        return (ok * window).sum(axis=1)
 
     (sh, sw), (ph, pw), (dh, dw) = term["stride"], term["padding"], term["dilation"]
-    vy = valid(int(dst.shape[1]), kh, sh, ph, dh, int(src.shape[1]))
-    vx = valid(int(dst.shape[2]), kw, sw, pw, dw, int(src.shape[2]))
+    vy, vx = valid(0, kh, sh, ph, dh), valid(1, kw, sw, pw, dw)
     return (vy[:, None] * vx[None, :]).astype(np.int64)
 
 
@@ -205,7 +239,16 @@ class _Term:
     def __init__(self, spec: Mapping[str, Any], kernel: np.ndarray, src: Block, dst: Block):
         self.spec, self.kernel, self.src, self.dst = spec, kernel, src, dst
         self.cout, self.cin, self.kh, self.kw = (int(v) for v in kernel.shape)
-        self.h, self.w = (int(v) for v in src.shape[1:])
+        # the source block (pre-pool) and the conv's own input grid (the pooled map, if any)
+        self.src_h, self.src_w = (int(v) for v in src.shape[1:])
+        self.pool = tiling_pool(spec)
+        if self.pool:
+            shape = [int(v) for v in spec["pools"][0]["out_shape"]]
+            if [int(v) for v in spec["pools"][0]["in_shape"]] != [int(v) for v in src.shape]:
+                raise _Mismatch(f"pooling of term {spec.get('layer')} does not fit its block")
+            self.h, self.w = shape[1:]
+        else:
+            self.h, self.w = self.src_h, self.src_w
         self.ho, self.wo = (int(v) for v in dst.shape[1:])
         (self.sh, self.sw), (self.ph, self.pw) = spec["stride"], spec["padding"]
         self.dh, self.dw = spec["dilation"]
@@ -468,7 +511,11 @@ class _Stencil:
 
         t = self.t
         loc = nodes - t.src.start
-        c, y, x = loc // (t.h * t.w), (loc // t.w) % t.h, loc % t.w
+        c, y, x = loc // (t.src_h * t.src_w), (loc // t.src_w) % t.src_h, loc % t.src_w
+        if t.pool:  # the window each pre-pool position lies in (none past the last one)
+            y, x = y // t.pool[0], x // t.pool[1]
+            ok = (y < t.h) & (x < t.w)
+            c, y, x = c[ok], y[ok], x[ok]
         ty = y[:, None] + t.ph - np.arange(t.kh)[None, :] * t.dh  # output row times stride
         tx = x[:, None] + t.pw - np.arange(t.kw)[None, :] * t.dw
         vy = (ty >= 0) & (ty % t.sh == 0) & (ty // t.sh < t.ho)
@@ -508,9 +555,19 @@ class _Stencil:
         vx = (sx >= 0) & (sx < t.w)
         i, u, v = np.nonzero(vy[:, :, None] & vx[:, None, :])
         j = (o[i] * t.kh + u) * t.kw + v
-        at = sy[i, u] * t.w + sx[i, v]
         pos, lens = gather_ranges(self.b_ptr[:-1], self.b_ptr[1:], j)
-        return t.src.start + self.b_idx[pos] * (t.h * t.w) + np.repeat(at, lens)
+        ch = self.b_idx[pos]
+        py, px = np.repeat(sy[i, u], lens), np.repeat(sx[i, v], lens)
+        if not t.pool:
+            return t.src.start + ch * (t.h * t.w) + py * t.w + px
+        # every pre-pool position of the window each pooled source stands for
+        out = []
+        for a in range(t.pool[0]):
+            for b in range(t.pool[1]):
+                yy, xx = py * t.pool[0] + a, px * t.pool[1] + b
+                ok = (yy < t.src_h) & (xx < t.src_w)
+                out.append(ch[ok] * (t.src_h * t.src_w) + yy[ok] * t.src_w + xx[ok])
+        return t.src.start + np.concatenate(out)
 
 
 def peel(parts: _Parts) -> tuple[np.ndarray, int, int]:
