@@ -323,3 +323,30 @@ def test_tiling_pools_are_applied_and_equal_igraph(name):
     )
     assert not [t for t in im.plain_terms(g2.meta) if t.get("pools")]
     assert any(t.get("pools") for t in g2.meta["conv_terms"])
+
+
+@pytest.mark.parametrize("arch", ["dblock", "conv6", "resnet20"])
+def test_spectral_covered_edges_from_metadata_match_the_operator(arch, tmp_path, monkeypatch):
+    """The expansion family's memory plan reads from the metadata alone which edges its operator
+    applies as convolutions: the same count as the operator's own choice of terms, under any
+    density threshold; a graph below the coverage share counts none; the job's estimate counts
+    those edges at the covered share."""
+    from snntopo.metrics import conv_operator as co
+
+    g = _mge(arch, density=0.3)
+    g.meta["encoding"] = "mge"
+    path = str(tmp_path / "g.npz")
+    save_graph(path, g)
+    meta, n_edges = im._file_meta(path)  # what the plan reads: the file's metadata member
+    assert n_edges == g.n_edges
+    for density in (0.0, 0.2, 0.5, 2.0):
+        monkeypatch.setattr(im, "SPECTRAL_MIN_DENSITY", density)
+        monkeypatch.setattr(co, "MIN_DENSITY", density)
+        applied = sum(t.n_edges for t in co.conv_terms(g))
+        want = applied if applied >= im.SPECTRAL_MIN_COVERAGE * g.n_edges else 0
+        assert im.spectral_covered_edges(meta, n_edges) == want, density
+    monkeypatch.setattr(im, "SPECTRAL_MIN_DENSITY", 0.0)
+    cov = im.spectral_covered_edges(meta, n_edges)
+    assert cov > 0
+    expect = g.n_edges - cov + im.COVERED_EDGE_SHARE * cov
+    assert im.job_edges([path], "expansion", {}) == pytest.approx(expect)

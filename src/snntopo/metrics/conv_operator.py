@@ -34,20 +34,15 @@ from ..encode.graph import Graph
 from ..encode.stencil import StencilTerm
 from ..mapped import release_pages
 from .algorithms import EDGE_CHUNK, row_chunks
+from .implicit import SPECTRAL_MIN_COVERAGE, SPECTRAL_MIN_DENSITY
 
 log = logging.getLogger("snntopo.metrics")
 
 #: a conv whose edges are fewer than this fraction of (kernel entries x output positions) stays
-#: in the CSR: per kernel entry and output position the dense product costs ~1/5.6 of a CSR edge
-#: (ResNet-20 ERK 0.6 MGE, 2 threads: 10 ms for 40.8M entries x positions, both directions,
-#: against 34 ms for its 24.9M edges), so below ~0.18 it would lose. Pruned weights and taps that
-#: fall on zero padding both lower the fraction (small feature maps: most taps are padding)
-MIN_DENSITY = 0.2
-
-#: the operator is used only when its terms hold at least this share of the edges: its setup (a
-#: copy of the other edges, the check product) costs a few CSR products, which a small share does
-#: not earn back (torchvision densenet121 at 32x32: 7% of the edges in plain convs, no faster)
-MIN_COVERAGE = 0.25
+#: in the CSR, and the operator is used only where such convs hold this share of the edges
+#: (defined, with their measurements, beside the memory plan that reads them without scipy)
+MIN_DENSITY = SPECTRAL_MIN_DENSITY
+MIN_COVERAGE = SPECTRAL_MIN_COVERAGE
 
 #: largest relative difference, entry by entry, tolerated between the dense and the CSR product
 #: in the self-check (rounding of float64 sums is ~1e-15; one missing edge is orders above). With

@@ -171,9 +171,9 @@ def plan(family: str, meta: Mapping[str, Any], n_edges: int, params: Mapping[str
     return Plan("implicit", cov, n_edges - cov, f"conv terms hold {share:.1%} of the edges")
 
 
-def plan_file(path: str, family: str, params: Mapping[str, Any] | None = None) -> Plan | None:
-    """:func:`plan` from a graph file's metadata member and its ``indices`` header (no CSR
-    read); ``None`` for a file without them (its reader reports it)."""
+def _file_meta(path: str) -> tuple[dict[str, Any], int] | None:
+    """A graph file's metadata member and edge count (its ``indices`` header; no CSR read), or
+    ``None`` for a file without them (its reader reports it)."""
     from ..io import graph_edges_from_file, loads_json
 
     n_edges = graph_edges_from_file(path)
@@ -182,14 +182,56 @@ def plan_file(path: str, family: str, params: Mapping[str, Any] | None = None) -
             meta = loads_json(str(z["meta"]), str(path), ValueError)
     except (OSError, KeyError, zipfile.BadZipFile, ValueError, EOFError):
         return None
-    if n_edges is None:
+    if n_edges is None or not isinstance(meta, dict):
         return None
-    if not isinstance(meta, dict):
+    return meta, n_edges
+
+
+def plan_file(path: str, family: str, params: Mapping[str, Any] | None = None) -> Plan | None:
+    """:func:`plan` from a graph file's metadata member and its ``indices`` header (no CSR
+    read); ``None`` for a file without them (its reader reports it)."""
+    found = _file_meta(path)
+    if found is None:
         return None
     try:
-        return plan(family, meta, n_edges, params or {})
+        return plan(family, found[0], found[1], params or {})
     except ConfigError:
         return None
+
+
+#: the spectral operator (:mod:`snntopo.metrics.conv_operator`) applies a conv term as a dense
+#: convolution when its edges are at least this share of (kernel entries x output positions):
+#: per kernel entry and output position the dense product costs ~1/5.6 of a CSR edge (ResNet-20
+#: ERK 0.6 MGE, 2 threads: 10 ms for 40.8M entries x positions, both directions, against 34 ms
+#: for its 24.9M edges), so below ~0.18 it would lose. Pruned weights and taps that fall on zero
+#: padding both lower the share (small feature maps: most taps are padding). Defined here, with
+#: the coverage below, so that the memory plan reads them without importing scipy
+SPECTRAL_MIN_DENSITY = 0.2
+#: ... and uses the operator only when such terms hold at least this share of the edges: its
+#: setup (a copy of the other edges, the check product) costs a few CSR products, which a small
+#: share does not earn back (torchvision densenet121 at 32x32: 7% of the edges, no faster)
+SPECTRAL_MIN_COVERAGE = 0.25
+
+
+def spectral_covered_edges(meta: Mapping[str, Any], n_edges: int) -> int:
+    """Edges the expansion family's operator applies as dense convolutions, from the metadata
+    alone (each term's layer edges and weight count, its output block's shape): 0 where those
+    hold less than :data:`SPECTRAL_MIN_COVERAGE` of the ``n_edges``, or where the metadata does
+    not say (then the estimate counts every edge)."""
+    layers = {lay.get("name"): lay for lay in meta.get("mge_layers") or [] if isinstance(lay, dict)}
+    blocks = meta.get("blocks") or []
+    total = 0
+    for t in meta.get("conv_terms") or []:
+        try:
+            lay = layers[t["layer"]]
+            shape = blocks[int(t["out_block"])]["shape"]
+            cost = int(lay["numel"]) * int(shape[1]) * int(shape[2])
+            edges = int(lay["edges"])
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue
+        if cost > 0 and edges >= SPECTRAL_MIN_DENSITY * cost:
+            total += edges
+    return total if total >= max(1, SPECTRAL_MIN_COVERAGE * n_edges) else 0
 
 
 def job_edges(
@@ -197,12 +239,20 @@ def job_edges(
 ) -> float:
     """Edges a metric job of ``family`` holds, for its memory estimate: for each stored graph,
     on the implicit path (:func:`plan_file`, the file's metadata only) its residual edges plus
-    its covered edges at :data:`COVERED_EDGE_SHARE` (the mapped file's pages), else all of them
-    (:func:`snntopo.memcheck.metrics_edges`); the largest graph's count."""
+    its covered edges at :data:`COVERED_EDGE_SHARE` (the mapped file's pages), likewise for
+    ``expansion`` with the edges its operator applies as convolutions
+    (:func:`spectral_covered_edges`), else all of them (:func:`snntopo.memcheck.metrics_edges`);
+    the largest graph's count."""
     from ..memcheck import metrics_edges
 
     counts = []
     for p in graph_paths:
+        if family == "expansion":
+            meta = _file_meta(p)
+            if meta is not None:
+                cov = spectral_covered_edges(*meta)
+                counts.append(meta[1] - cov + COVERED_EDGE_SHARE * cov)
+                continue
         found = plan_file(p, family, params)
         if found is not None and found.path == "implicit":
             counts.append(found.materialised_edges + COVERED_EDGE_SHARE * found.covered_edges)
