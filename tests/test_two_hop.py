@@ -277,3 +277,28 @@ def test_family_uses_the_classes_where_they_pay(monkeypatch):
     calls.clear()
     net2 = compute_family("neighbourhood", graph, {"motif_min_sample": 2})["network"]
     assert not calls and net2["two_hop_nei"] == net["two_hop_nei"]
+
+
+@pytest.mark.parametrize("symbolic", [True, False])
+def test_windows_of_the_right_operand_past_int32_offsets(monkeypatch, symbolic):
+    """Past 2**31 entries of I + A, each block of rows reads the window of A's rows it reaches
+    (no int64 copy of the targets): forced here on small MGEs and random layered DAGs, with and
+    without scipy's symbolic routine, per class and per row, the counts equal networkx's."""
+    from snntopo.encode.layers import layer_spec
+    from snntopo.models import build_model
+
+    monkeypatch.setattr(nbmod, "WIDE_ENTRIES", 1)
+    if not symbolic:
+        monkeypatch.setattr(nbmod, "_maxnnz", None)
+    model = build_model("resnet20", width=0.125, seed=0)
+    graphs = [build_graph("mge", layer_spec(model, (3, 8, 8)), _masked(model, 0.4))]
+    graphs += [random_layered_dag(seed) for seed in range(6)]
+    for graph in graphs:
+        if not nbmod.is_upward_dag(graph):
+            continue
+        c = nbmod.ClosedRows.of(graph)
+        assert nbmod._RightOperand(c).windowed
+        truth = nx_two_hop_total(graph)
+        assert nbmod.two_hop_total(c, chunk_rows=5, threads=2) == truth
+        rows = np.arange(graph.n_nodes)
+        assert int(nbmod.two_hop_rows(c, rows).sum()) == truth

@@ -217,23 +217,17 @@ def _members_agree(b: sp.csr_array | ClosedRows, found: TermClasses, seed: int) 
 
 def two_hop_rows(b: sp.csr_array | ClosedRows, rows: np.ndarray) -> np.ndarray:
     """nnz of each given row of B @ B, one row at a time (for a few rows: a check)."""
-    n = b.shape[0]
     closed = isinstance(b, ClosedRows)
-    idx, rp, rj = _right_operand(b)
+    right = _RightOperand(b)
     out = np.empty(rows.shape[0], dtype=np.int64)
     for i, v in enumerate(np.asarray(rows, dtype=np.int64).tolist()):
         one = np.array([v], dtype=np.int64)
         if closed:
-            ap, aj = b.rows(one, idx)
+            ap, aj = b.rows(one, right.idx)
         else:
-            aj = b.indices[gather_rows(b.indptr, one)].astype(idx)
-            ap = np.array([0, aj.shape[0]], dtype=idx)
-        if _maxnnz is not None:
-            out[i] = int(_maxnnz(idx(1), idx(n), ap, aj, rp, rj)) + (1 if closed else 0)
-        else:  # the union of the rows this row reaches, plus v itself for I + A
-            reach = rj[gather_rows(rp, aj.astype(np.int64))]
-            extra = [one] if closed else []
-            out[i] = np.unique(np.concatenate([reach.astype(np.int64), *extra])).shape[0]
+            aj = b.indices[gather_rows(b.indptr, one)].astype(right.idx)
+            ap = np.array([0, aj.shape[0]], dtype=right.idx)
+        out[i] = right.count(ap, aj, 1) + (1 if closed else 0)
     return out
 
 
@@ -263,19 +257,12 @@ def two_hop_total(
     if n == 0:
         return 0
     closed = isinstance(b, ClosedRows)
-    idx, rp, rj = _right_operand(b)
+    right = _RightOperand(b)
+    idx, rp, rj = right.idx, right.ptr, right.ind  # (for B's own rows when B is built)
     step = max(1, int(chunk_rows))
-    right: list[sp.csr_array] = []  # the fallback's operand, built once when needed
 
     def count(ap: np.ndarray, aj: np.ndarray, rows: int) -> int:
-        if _maxnnz is not None:
-            got = int(_maxnnz(idx(rows), idx(n), ap, aj, rp, rj))
-        else:
-            if not right:
-                ones = np.ones(rj.shape[0], dtype=bool)
-                right.append(sp.csr_array((ones, rj, rp), shape=(n, n)))
-            sub = sp.csr_array((np.ones(aj.shape[0], dtype=bool), aj, ap), shape=(rows, n))
-            got = int((sub @ right[0]).nnz)
+        got = right.count(ap, aj, rows)
         return got + rows if closed else got
 
     def block(lo: int, hi: int) -> int:  # contiguous rows: views, no gather
@@ -320,14 +307,64 @@ def two_hop_total(
     return sum(w * fn() for w, fn in tasks)
 
 
-def _right_operand(b: sp.csr_array | ClosedRows) -> tuple[type, np.ndarray, np.ndarray]:
-    """(index dtype, indptr, indices) of the symbolic product's right operand: B's own arrays,
-    or for :class:`ClosedRows` A itself (its int32 targets as they are, offsets narrowed)."""
-    if isinstance(b, ClosedRows):
-        idx = np.int32 if b.a_idx.dtype == np.int32 and b.nnz < 2**31 else np.int64
-        return idx, b.a_ptr.astype(idx, copy=False), b.a_idx.astype(idx, copy=False)
-    idx = np.int64 if b.indptr.dtype == np.int64 or b.nnz >= 2**31 else np.int32
-    return idx, b.indptr.astype(idx, copy=False), b.indices.astype(idx, copy=False)
+#: I + A with this many entries or more needs int64 offsets, and scipy's product takes one index
+#: type for both operands: a whole-graph right operand would be an int64 copy of every target
+#: (8 bytes per edge, 24 GB for ResNet-50 224x224 ERK 0.6). Past it, each block of rows reads
+#: the window of A's rows it reaches, its offsets narrowed and its targets as they are
+WIDE_ENTRIES = 2**31
+
+
+class _RightOperand:
+    """The symbolic product's right operand: B's own arrays, or for :class:`ClosedRows` A itself
+    (its int32 targets as they are, offsets narrowed); past :data:`WIDE_ENTRIES` (an MGE's A
+    with int32 targets), per block the window of A's rows between the smallest and largest
+    column of the block's left operand: on a layered graph a few blocks' rows."""
+
+    def __init__(self, b: sp.csr_array | ClosedRows) -> None:
+        self.n = int(b.shape[0])
+        self.windowed = False
+        if isinstance(b, ClosedRows):
+            narrow = b.a_idx.dtype == np.int32 and self.n < 2**31 - 1
+            self.windowed = narrow and b.nnz >= WIDE_ENTRIES
+            self.idx: type = np.int32 if narrow and b.nnz < WIDE_ENTRIES else np.int64
+            if self.windowed:
+                self.idx = np.int32
+                self.ptr, self.ind = b.a_ptr, b.a_idx
+            else:
+                self.ptr = b.a_ptr.astype(self.idx, copy=False)
+                self.ind = b.a_idx.astype(self.idx, copy=False)
+        else:
+            wide = b.indptr.dtype == np.int64 or b.nnz >= 2**31
+            self.idx = np.int64 if wide else np.int32
+            self.ptr = b.indptr.astype(self.idx, copy=False)
+            self.ind = b.indices.astype(self.idx, copy=False)
+        self._full: list[sp.csr_array] = []  # the fallback's whole operand, built once
+
+    def count(self, ap: np.ndarray, aj: np.ndarray, rows: int) -> int:
+        """nnz of the product of the left rows (``ap``, ``aj``: columns are global ids) with
+        the right operand."""
+        ptr, ind, idx = self.ptr, self.ind, self.idx
+        if self.windowed:
+            if aj.shape[0] == 0:
+                return 0
+            lo, hi = int(aj.min()), int(aj.max()) + 1
+            a0, a1 = int(ptr[lo]), int(ptr[hi])
+            idx = np.int32 if a1 - a0 < 2**31 else np.int64
+            ptr = (ptr[lo : hi + 1] - a0).astype(idx)
+            ind = ind[a0:a1].astype(idx, copy=False)
+            ap, aj = ap.astype(idx, copy=False), (aj - lo).astype(idx)
+        if _maxnnz is not None:
+            return int(_maxnnz(idx(rows), idx(self.n), ap, aj, ptr, ind))
+        m = ptr.shape[0] - 1
+        if self.windowed or not self._full:
+            ones = np.ones(ind.shape[0], dtype=bool)
+            whole = sp.csr_array((ones, ind, ptr), shape=(m, self.n))
+            if self.windowed:
+                sub = sp.csr_array((np.ones(aj.shape[0], dtype=bool), aj, ap), shape=(rows, m))
+                return int((sub @ whole).nnz)
+            self._full.append(whole)
+        sub = sp.csr_array((np.ones(aj.shape[0], dtype=bool), aj, ap), shape=(rows, m))
+        return int((sub @ self._full[0]).nnz)
 
 
 @dataclass(frozen=True)
