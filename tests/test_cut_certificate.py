@@ -132,3 +132,20 @@ def test_the_memory_rate_follows_the_path():
     assert family_mb_per_million(["global"], small, resident=True) == 12.0
     assert family_mb_per_million(["global"], large, resident=True) == 7.0
     assert family_mb_per_million(["global"], large) == 16.0  # the map's address space
+
+
+def test_next_unmarked_vertex_window_by_window():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        marked = rng.random(int(rng.integers(0, 40))) < rng.random()
+        for start in range(marked.shape[0] + 2):
+            want = next((i for i in range(start, marked.shape[0]) if not marked[i]), len(marked))
+            assert cc._next_unmarked(marked, start, window=3) == want
+
+
+def test_many_small_components():
+    n = 3 * 400  # 400 paths of 3 vertices, every third id starting one
+    s = np.concatenate([np.arange(0, n, 3), np.arange(1, n, 3)])
+    d = s + 1
+    graph = from_edges(s, d, np.ones(s.shape[0]), [Block("a", 0, n + 50, (n + 50,))])
+    assert through_certificate(graph) == (800, 400, 450) == igraph_counts(graph)

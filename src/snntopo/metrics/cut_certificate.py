@@ -81,6 +81,18 @@ class _Rows:
         return out
 
 
+def _next_unmarked(marked: np.ndarray, start: int, window: int = 1 << 16) -> int:
+    """The first unmarked vertex at or after ``start`` (``len(marked)`` if none), looked for
+    window by window: over all components the search reads each vertex about once."""
+    n = marked.shape[0]
+    while start < n:
+        free = np.flatnonzero(~marked[start : start + window])
+        if free.shape[0]:
+            return start + int(free[0])
+        start += window
+    return n
+
+
 def scan_first_forest(rows: _Rows, excluded: np.ndarray | None = None) -> np.ndarray:
     """Parent of every vertex in a scan-first search forest (-1 for its roots and isolated
     vertices), levels scanned in increasing id order; with ``excluded`` (another forest's
@@ -89,13 +101,11 @@ def scan_first_forest(rows: _Rows, excluded: np.ndarray | None = None) -> np.nda
     parent = np.full(n, -1, dtype=np.int64)
     marked = rows.deg == 0  # isolated vertices: roots of their own, nothing to scan
     best = np.full(n, n, dtype=np.int64)  # smallest scanning neighbour found in this block
-    start = 0
+    root = -1
     while True:
-        free = np.flatnonzero(~marked[start:])
-        if free.shape[0] == 0:
+        root = _next_unmarked(marked, root + 1)  # the next component's smallest vertex
+        if root == n:
             return parent
-        root = start + int(free[0])  # the next component's smallest vertex
-        start = root + 1
         marked[root] = True
         level = np.array([root], dtype=np.int64)
         while level.shape[0]:
