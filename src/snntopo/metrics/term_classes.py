@@ -26,10 +26,10 @@ clean block with terms whose every target block is clean are grouped. Every othe
 of its own (counted directly).
 
 A class is (S, c, row key, column key): its size is the product of the two keys' row counts, its
-representative the node at the first row and column of each. The count over representatives is
-checked on sampled members (:func:`check_members` in the caller), and any graph whose metadata
-does not fit (blocks that do not tile the nodes, terms that do not match the block edge counts)
-gets ``None``: the caller then uses the edge-reading classes or counts every row.
+representative the node at the first row and column of each. The neighbourhood family checks
+sampled classes (representative against farthest member), and any graph whose metadata does not
+fit (blocks that do not tile the nodes, terms that claim more edges than a block has) gets
+``None``: the caller then uses the edge-reading classes or counts every row.
 """
 
 from __future__ import annotations
