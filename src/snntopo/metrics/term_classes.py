@@ -75,7 +75,10 @@ def _axis_keys(
     s: int, axis: int, out: dict[int, list[_Term]], shapes: list[tuple[int, ...]]
 ) -> np.ndarray:
     """Key id of every row (axis 0) or column (axis 1) of block ``s`` (module docstring)."""
-    side = lambda b: int(shapes[b][1 + axis])  # noqa: E731
+
+    def side(b: int) -> int:
+        return int(shapes[b][1 + axis])
+
     reach: dict[int, np.ndarray] = {}  # id(term) -> [n_in, n_out, k] bool
 
     def of(t: _Term) -> np.ndarray:
