@@ -751,12 +751,18 @@ def motif_estimate(
         # in halves (nearby ids share neighbourhoods) until each half's lists fit; the integer
         # counts of disjoint root sets add up to the same total
         budget = max(MOTIF_ROWS_MIN_ENTRIES, int(MOTIF_ROWS_ENTRIES_PER_EDGE * graph.n_edges))
-        in_degree = count_ids(graph.indices, n)
+        # every list together holds the graph's edges: within the budget, no batch can exceed
+        # it, and the in-degrees that would tell (a pass over every target) are not counted
+        bounded = budget < graph.n_edges
+        in_degree = count_ids(graph.indices, n) if bounded else None
         total, todo = 0, [roots]
         while todo:
             batch = todo.pop()
             rows = SplitRows.of_upward_dag_for_roots(
-                graph, batch, budget=budget if batch.shape[0] > 1 else None, in_degree=in_degree
+                graph,
+                batch,
+                budget=budget if bounded and batch.shape[0] > 1 else None,
+                in_degree=in_degree,
             )
             if rows is None:
                 half = batch.shape[0] // 2
