@@ -49,15 +49,14 @@ def global_metrics(graph: Graph, params: Mapping[str, Any]) -> FamilyResult:
     n = graph.n_nodes
     res = FamilyResult({})
     method = cut_method(graph, params)
+    res.info = {"cut_method": method}
+    searched = graph  # what the DFS runs on: the graph, or its certificate (same counts)
     if method == "certificate":
         from .cut_certificate import certificate
 
-        cert = certificate(graph)
-        res.info = {"cut_method": method, "certificate_edges": int(cert.n_edges)}
-        n_bridges, n_ap, n_comp = bridges_articulation_components(cert)
-    else:
-        res.info = {"cut_method": method}
-        n_bridges, n_ap, n_comp = bridges_articulation_components(graph)
+        searched = certificate(graph)
+        res.info["certificate_edges"] = int(searched.n_edges)
+    n_bridges, n_ap, n_comp = bridges_articulation_components(searched)
     res.values["cut_edges"] = float(n_bridges)
     res.values["cut_nodes"] = float(n_ap)
     if n == 0:

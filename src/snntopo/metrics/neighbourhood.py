@@ -185,16 +185,16 @@ def _two_hop_classes(
     otherwise every row is counted."""
     n = b.shape[0]
     found = term_classes(graph) if upward else None
-    if found is not None and found.grouped and _members_agree(b, found, seed):
+    if found is not None and found.grouped:
         counted = int(found.reps.shape[0])
-        if counted <= n // 2 or not _classes_pay(b):
+        if not _members_agree(b, found, seed):
+            log.warning(
+                "classes from the conv terms disagree with the edges on a sampled class; "
+                "the 2-hop count reads the edges for its classes instead"
+            )
+        elif counted <= n // 2 or not _classes_pay(b):
             info = {"two_hop_classes": "conv terms", "two_hop_rows_counted": counted}
             return (found.reps, found.sizes), info
-    elif found is not None and found.grouped:
-        log.warning(
-            "classes from the conv terms disagree with the edges on a sampled class; "
-            "the 2-hop count reads the edges for its classes instead"
-        )
     if _classes_pay(b):
         classes = translation_classes(b, graph)
         if classes is not None:
@@ -326,19 +326,16 @@ class _RightOperand:
         if isinstance(b, ClosedRows):
             narrow = b.a_idx.dtype == np.int32 and self.n < 2**31 - 1
             self.windowed = narrow and b.nnz >= WIDE_ENTRIES
-            self.idx: type = np.int32 if narrow and b.nnz < WIDE_ENTRIES else np.int64
-            if self.windowed:
-                self.idx = np.int32
-                self.ptr, self.ind = b.a_ptr, b.a_idx
-            else:
-                self.ptr = b.a_ptr.astype(self.idx, copy=False)
-                self.ind = b.a_idx.astype(self.idx, copy=False)
+            self.idx: type = np.int32 if narrow else np.int64
+            ptr, ind = b.a_ptr, b.a_idx
         else:
             wide = b.indptr.dtype == np.int64 or b.nnz >= 2**31
             self.idx = np.int64 if wide else np.int32
-            self.ptr = b.indptr.astype(self.idx, copy=False)
-            self.ind = b.indices.astype(self.idx, copy=False)
-        self._full: list[sp.csr_array] = []  # the fallback's whole operand, built once
+            ptr, ind = b.indptr, b.indices
+        # windowed: the offsets are narrowed window by window in :meth:`count`
+        self.ptr = ptr if self.windowed else ptr.astype(self.idx, copy=False)
+        self.ind = ind.astype(self.idx, copy=False)
+        self._full: sp.csr_array | None = None  # the fallback's whole operand, built once
 
     def count(self, ap: np.ndarray, aj: np.ndarray, rows: int) -> int:
         """nnz of the product of the left rows (``ap``, ``aj``: columns are global ids) with
@@ -356,15 +353,13 @@ class _RightOperand:
         if _maxnnz is not None:
             return int(_maxnnz(idx(rows), idx(self.n), ap, aj, ptr, ind))
         m = ptr.shape[0] - 1
-        if self.windowed or not self._full:
-            ones = np.ones(ind.shape[0], dtype=bool)
-            whole = sp.csr_array((ones, ind, ptr), shape=(m, self.n))
-            if self.windowed:
-                sub = sp.csr_array((np.ones(aj.shape[0], dtype=bool), aj, ap), shape=(rows, m))
-                return int((sub @ whole).nnz)
-            self._full.append(whole)
+        right = self._full
+        if right is None:
+            right = sp.csr_array((np.ones(ind.shape[0], dtype=bool), ind, ptr), shape=(m, self.n))
+            if not self.windowed:
+                self._full = right
         sub = sp.csr_array((np.ones(aj.shape[0], dtype=bool), aj, ap), shape=(rows, m))
-        return int((sub @ self._full[0]).nnz)
+        return int((sub @ right).nnz)
 
 
 @dataclass(frozen=True)
