@@ -299,6 +299,15 @@ def save_graph(path: str | Path, graph: Graph, compress: bool = False) -> None:
 DIGEST_KEY = "content_sha256"
 
 
+def blocks_tile(blocks: list[Block], n_nodes: int) -> bool:
+    """Whether ``blocks``, in the given order, cover nodes 0 .. n_nodes - 1 end to end (a file's
+    ``block_offsets`` always do; a graph built in memory may not): the node coordinates that
+    per-block geometry reads rely on it."""
+    if not blocks or blocks[0].start != 0 or blocks[-1].stop != n_nodes:
+        return False
+    return all(a.stop == b.start for a, b in zip(blocks[:-1], blocks[1:], strict=True))
+
+
 def block_offsets(blocks: list[Block], n_nodes: int) -> np.ndarray:
     """The ``block_offsets`` member: the node ranges of ``blocks``."""
     return np.array([b.start for b in blocks] + [n_nodes], dtype=np.int64)

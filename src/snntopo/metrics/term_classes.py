@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from ..encode.graph import Graph
+from ..encode.graph import Graph, blocks_tile
 from ..encode.stencil import axis_reach, edge_count
 
 
@@ -131,11 +131,8 @@ def term_classes(graph: Graph) -> TermClasses | None:
     """The classes of the rows of I + A of an MGE from its conv terms (module docstring); every
     row not grouped is its own class. None where the graph has no terms or its blocks do not
     tile the nodes in order."""
-    n = graph.n_nodes
     blocks = graph.blocks
-    if n == 0 or not blocks or blocks[0].start != 0 or blocks[-1].stop != n:
-        return None
-    if any(a.stop != b.start for a, b in zip(blocks[:-1], blocks[1:], strict=True)):
+    if graph.n_nodes == 0 or not blocks_tile(blocks, graph.n_nodes):
         return None
     terms, made = _terms(graph)
     if not terms:

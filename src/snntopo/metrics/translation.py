@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..encode.graph import Graph
+from ..encode.graph import Graph, blocks_tile
 from .algorithms import row_chunks
 
 #: entries per chunk of the signature passes: small enough that the temporaries stay in cache
@@ -75,9 +75,7 @@ class _Codes:
 def _codes(graph: Graph) -> _Codes | None:
     n = graph.n_nodes
     blocks = sorted(graph.blocks, key=lambda b: b.start)
-    if not blocks or blocks[0].start != 0 or blocks[-1].stop != n:
-        return None
-    if any(a.stop != b.start for a, b in zip(blocks[:-1], blocks[1:], strict=True)):
+    if not blocks_tile(blocks, n):
         return None
     dims = []
     for b in blocks:
