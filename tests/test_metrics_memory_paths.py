@@ -22,7 +22,11 @@ from tests.test_metrics_families import layered_graph
 
 @pytest.fixture(params=[3, 1 << 23], ids=["tiny-chunks", "default-chunks"])
 def chunk(request, monkeypatch):
+    """Tiny chunks also send every in-list build through the chunked counting sort (small graphs
+    otherwise take the numpy sort), so both paths meet the same references."""
     monkeypatch.setattr(al, "EDGE_CHUNK", request.param)
+    if request.param < 1 << 10:
+        monkeypatch.setattr(al, "NUMPY_IN_LISTS_MAX_EDGES", -1)
     return request.param
 
 
@@ -234,6 +238,45 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision
     ).stdout
     assert out.strip().splitlines()[-1] == "[]"
     assert (tmp_path / "expansion.json").exists()
+
+
+def test_implicit_local_and_strength_jobs_import_no_scipy(tmp_path):
+    """The implicit local and strength jobs need numpy alone: scipy.sparse would cost each
+    process ~0.15 s of imports (issue 29's ResNet-20 budget), so a subprocess running both on a
+    ResNet-20 MGE must not have loaded any scipy module (and did take the implicit path)."""
+    import json
+    import subprocess
+    import sys
+
+    from safetensors.numpy import save_file
+
+    from snntopo.encode.layers import layer_spec
+    from snntopo.models import build_model, prunable_parameters
+    from snntopo.stages import encode_network
+
+    model = build_model("resnet20", 10, 3, 8, 0.25, seed=0)
+    (tmp_path / "layers.json").write_text(json.dumps(layer_spec(model, (3, 8, 8))))
+    save_file(
+        {n: p.detach().numpy().copy() for n, p in prunable_parameters(model)},
+        str(tmp_path / "init.safetensors"),
+    )
+    d = str(tmp_path)
+    encode_network("mge", d + "/layers.json", d + "/init.safetensors", {}, d + "/mge.npz")
+    code = f"""
+import sys
+from snntopo.stages import compute_metrics
+d = {d!r}
+for fam in ("local", "strength"):
+    compute_metrics(fam, {{"mge": d + "/mge.npz"}}, {{"seed": 0}}, d + f"/{{fam}}.json")
+print(sorted(m for m in sys.modules if m.split(".")[0] == "scipy"))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+    for fam in ("local", "strength"):
+        art = json.loads((tmp_path / f"{fam}.json").read_text())
+        assert art["encodings"]["mge"]["provenance"]["computed"]["path"] == "implicit"
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 1 << 20])

@@ -16,10 +16,15 @@ remains available for it (``motif_method='igraph'``) via :meth:`Graph.to_igraph`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import scipy.sparse as sp
 
 from ..encode.graph import Graph, count_ids, release_pages
+
+if TYPE_CHECKING:  # imported where used: scipy.sparse costs each job ~0.15 s to import, and the
+    # implicit local and strength jobs never need it (issue 29)
+    import scipy.sparse as sp
 
 #: entries per chunk of the edge-wise passes: their int64/bool temporaries stay near 100 MB
 #: whatever the graph's size (1.7e8 edges would otherwise need 1.4 GB per int64 temporary)
@@ -163,6 +168,12 @@ def undirected_adjacency(
     return indptr, out
 
 
+#: up to this many edges :func:`in_neighbour_lists` sorts in numpy (~15 ms at the bound) rather
+#: than importing scipy for its C conversion (~0.15 s per process): the implicit local and
+#: strength jobs read only their residual's in-lists (ResNet-20: 40,960 edges) and need no scipy
+NUMPY_IN_LISTS_MAX_EDGES = 1 << 18
+
+
 def in_neighbour_lists(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
     """CSC view of the graph: (in_ptr, sources grouped by target, ascending within each target).
 
@@ -174,6 +185,10 @@ def in_neighbour_lists(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
     n = graph.n_nodes
     in_ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(count_ids(graph.indices, n), out=in_ptr[1:])
+    if graph.n_edges <= NUMPY_IN_LISTS_MAX_EDGES:
+        # A's entries are in row order, so a stable sort by target keeps each list ascending
+        order = np.argsort(graph.indices, kind="stable")
+        return in_ptr, graph.sources()[order].astype(graph.indices.dtype, copy=False)
     in_src = np.empty(graph.n_edges, dtype=graph.indices.dtype)
     _scatter_in_lists(graph, in_src, in_ptr[:n])
     return in_ptr, in_src
@@ -188,6 +203,8 @@ def sym_csgraph(indptr: np.ndarray, indices: np.ndarray) -> sp.csr_array:
     """
     n = indptr.shape[0] - 1
     idx = index_dtype(max(n, int(indptr[-1])))
+    import scipy.sparse as sp
+
     data = np.broadcast_to(np.float64(1.0), indices.shape)
     return sp.csr_array(
         (data, indices.astype(idx, copy=False), indptr.astype(idx, copy=False)),
@@ -460,6 +477,8 @@ def symmetric_adjacency(graph: Graph, weighted: bool = True) -> sp.csr_array:
     spectra. Used for graphs that are not simple DAGs (the expansion of every encoding here goes
     through :class:`snntopo.metrics.expansion._SymmetricOperator` instead).
     """
+    import scipy.sparse as sp
+
     n = graph.n_nodes
     src = graph.sources()
     w = graph.weights.astype(np.float64) if weighted else np.ones(graph.n_edges)
@@ -550,6 +569,8 @@ def simple_undirected_adjacency(
         upward_simple = is_upward_dag(graph)
     if n and graph.n_edges and upward_simple:
         return undirected_adjacency(graph, upward_simple=True)
+    import scipy.sparse as sp
+
     src = graph.sources()
     dst = graph.indices
     keep = src != dst  # self-loops never join a vertex set
