@@ -554,6 +554,40 @@ class _Stencil:
         self.per_src = t.n_edges / max(1, t.src.size)
         self.per_dst = t.n_edges / max(1, t.dst.size)
         self.dense = t.kernel.size * t.ho * t.wo
+        self._fwd: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._bwd: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def _forward_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per input position p = y * w + x of the conv's input grid: its taps (u * kw + v) that
+        land on an output, and that output's position, as (ptr, taps, outputs): a wave then reads
+        a removed node's taps from the table, not from the geometry (one table per term, made
+        on the first wave that uses it; h * w * kh * kw entries at most)."""
+        if self._fwd is None:
+            t = self.t
+            ty = np.arange(t.h)[:, None] + t.ph - np.arange(t.kh)[None, :] * t.dh
+            tx = np.arange(t.w)[:, None] + t.pw - np.arange(t.kw)[None, :] * t.dw
+            vy = (ty >= 0) & (ty % t.sh == 0) & (ty // t.sh < t.ho)
+            vx = (tx >= 0) & (tx % t.sw == 0) & (tx // t.sw < t.wo)
+            y, x, u, v = np.nonzero(vy[:, None, :, None] & vx[None, :, None, :])
+            self._fwd = _table(
+                y * t.w + x, t.h * t.w, u * t.kw + v, (ty[y, u] // t.sh) * t.wo + tx[x, v] // t.sw
+            )
+        return self._fwd
+
+    def _backward_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per output position q = oy * wo + ox: its taps that land inside the input grid, and
+        that input position (of the conv's own, pooled, grid), as (ptr, taps, inputs)."""
+        if self._bwd is None:
+            t = self.t
+            sy = np.arange(t.ho)[:, None] * t.sh - t.ph + np.arange(t.kh)[None, :] * t.dh
+            sx = np.arange(t.wo)[:, None] * t.sw - t.pw + np.arange(t.kw)[None, :] * t.dw
+            vy = (sy >= 0) & (sy < t.h)
+            vx = (sx >= 0) & (sx < t.w)
+            oy, ox, u, v = np.nonzero(vy[:, None, :, None] & vx[None, :, None, :])
+            self._bwd = _table(
+                oy * t.wo + ox, t.ho * t.wo, u * t.kw + v, sy[oy, u] * t.w + sx[ox, v]
+            )
+        return self._bwd
 
     def targets(self, nodes: np.ndarray) -> np.ndarray:
         """Targets of every edge out of ``nodes`` (global ids in the source block), repeated."""
@@ -561,20 +595,16 @@ class _Stencil:
 
         t = self.t
         loc = nodes - t.src.start
-        c, y, x = loc // (t.src_h * t.src_w), (loc // t.src_w) % t.src_h, loc % t.src_w
+        c, at = np.divmod(loc, t.src_h * t.src_w)
         if t.pool:  # the window each pre-pool position lies in (none past the last one)
-            y, x = y // t.pool[0], x // t.pool[1]
+            y, x = (at // t.src_w) // t.pool[0], (at % t.src_w) // t.pool[1]
             ok = (y < t.h) & (x < t.w)
-            c, y, x = c[ok], y[ok], x[ok]
-        ty = y[:, None] + t.ph - np.arange(t.kh)[None, :] * t.dh  # output row times stride
-        tx = x[:, None] + t.pw - np.arange(t.kw)[None, :] * t.dw
-        vy = (ty >= 0) & (ty % t.sh == 0) & (ty // t.sh < t.ho)
-        vx = (tx >= 0) & (tx % t.sw == 0) & (tx // t.sw < t.wo)
-        i, u, v = np.nonzero(vy[:, :, None] & vx[:, None, :])
-        j = (c[i] * t.kh + u) * t.kw + v
-        out = (ty[i, u] // t.sh) * t.wo + tx[i, v] // t.sw
+            c, at = c[ok], y[ok] * t.w + x[ok]
+        ptr, taps, outs = self._forward_table()
+        i, lens = gather_ranges(ptr[:-1], ptr[1:], at)
+        j = np.repeat(c * (t.kh * t.kw), lens) + taps[i]
         pos, lens = gather_ranges(self.f_ptr[:-1], self.f_ptr[1:], j)
-        return t.dst.start + self.f_idx[pos] * (t.ho * t.wo) + np.repeat(out, lens)
+        return t.dst.start + self.f_idx[pos] * (t.ho * t.wo) + np.repeat(outs[i], lens)
 
     def spread(
         self, nodes: np.ndarray, removed_sources: bool, ind: np.ndarray, dec: np.ndarray
@@ -597,20 +627,17 @@ class _Stencil:
         from .algorithms import gather_ranges
 
         t = self.t
-        loc = nodes - t.dst.start
-        o, oy, ox = loc // (t.ho * t.wo), (loc // t.wo) % t.ho, loc % t.wo
-        sy = oy[:, None] * t.sh - t.ph + np.arange(t.kh)[None, :] * t.dh
-        sx = ox[:, None] * t.sw - t.pw + np.arange(t.kw)[None, :] * t.dw
-        vy = (sy >= 0) & (sy < t.h)
-        vx = (sx >= 0) & (sx < t.w)
-        i, u, v = np.nonzero(vy[:, :, None] & vx[:, None, :])
-        j = (o[i] * t.kh + u) * t.kw + v
+        o, at = np.divmod(nodes - t.dst.start, t.ho * t.wo)
+        ptr, taps, ins = self._backward_table()
+        i, lens = gather_ranges(ptr[:-1], ptr[1:], at)
+        j = np.repeat(o * (t.kh * t.kw), lens) + taps[i]
         pos, lens = gather_ranges(self.b_ptr[:-1], self.b_ptr[1:], j)
         ch = self.b_idx[pos]
-        py, px = np.repeat(sy[i, u], lens), np.repeat(sx[i, v], lens)
+        at = np.repeat(ins[i], lens)
         if not t.pool:
-            return t.src.start + ch * (t.h * t.w) + py * t.w + px
+            return t.src.start + ch * (t.h * t.w) + at
         # every pre-pool position of the window each pooled source stands for
+        py, px = np.divmod(at, t.w)
         out = []
         for a in range(t.pool[0]):
             for b in range(t.pool[1]):
@@ -618,6 +645,15 @@ class _Stencil:
                 ok = (yy < t.src_h) & (xx < t.src_w)
                 out.append(ch[ok] * (t.src_h * t.src_w) + yy[ok] * t.src_w + xx[ok])
         return t.src.start + np.concatenate(out)
+
+
+def _table(
+    key: np.ndarray, n_keys: int, taps: np.ndarray, other: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ptr, taps, other) grouped by ``key`` (already ascending: ``np.nonzero``'s order)."""
+    ptr = np.zeros(n_keys + 1, dtype=np.int64)
+    np.cumsum(np.bincount(key, minlength=n_keys), out=ptr[1:])
+    return ptr, taps.astype(np.int64), other.astype(np.int64)
 
 
 def peel(parts: _Parts) -> tuple[np.ndarray, int, int]:
