@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..encode.graph import Graph, count_ids, release_pages
+from ..mapped import ReleaseEvery
 
 if TYPE_CHECKING:  # imported where used: scipy.sparse costs each job ~0.15 s to import, and the
     # implicit local and strength jobs never need it (issue 29)
@@ -433,7 +434,7 @@ def coreness(
     n = indptr.shape[0] - 1
     parts = [(indptr, indices)] + ([(indptr2, indices2)] if indptr2 is not None else [])
     deg = sum(np.diff(p).astype(np.int64) for p, _ in parts)
-    read = 0  # entries gathered since the mapped pages were last released
+    release = ReleaseEvery(*(ind for _, ind in parts), entries=PEEL_RELEASE_ENTRIES)
     core = np.zeros(n, dtype=np.int64)
     alive = np.ones(n, dtype=bool)
     remaining = n
@@ -454,17 +455,13 @@ def coreness(
             np.cumsum(ptr[sel + 1] - ptr[sel], out=sel_ptr[1:])
             for lo, hi in row_chunks(sel_ptr):
                 nb = ind[gather_rows(ptr, sel[lo:hi])]
-                read += nb.shape[0]
+                release.read(nb.shape[0])  # rows read once, in the wave that removes them
                 nb = nb[alive[nb]]
                 if nb.shape[0] > n // 4:
                     deg -= count_ids(nb, n)
                 else:
                     np.subtract.at(deg, nb, 1)
                 mark[nb] = True
-        if read >= PEEL_RELEASE_ENTRIES:  # rows read by this and earlier waves: done with
-            for _, ind in parts:
-                release_pages(ind)
-            read = 0
         cand = np.flatnonzero(mark)
         mark[cand] = False
     return core

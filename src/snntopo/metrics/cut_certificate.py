@@ -33,11 +33,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..encode.graph import Block, Graph, from_edges
-from ..mapped import release_pages
+from ..mapped import ReleaseEvery, release_pages
 from .algorithms import EDGE_CHUNK, gather_rows, in_neighbour_lists, row_chunks
 
 #: a mapped graph's pages are released once the searches have read this many of its entries
-RELEASE_ENTRIES = 1 << 24
+#: (16 MB of int32). Why this few: a read maps the whole page-cache folio around it, so a level's
+#: scattered rows leave far more resident than they hold (at 2**24 entries, ResNet-50 224x224
+#: ERK 0.9's searches held up to 2.2 GB of the graph's pages between releases)
+RELEASE_ENTRIES = 1 << 22
 
 
 class _Rows:
@@ -49,7 +52,7 @@ class _Rows:
         self.parts = [(graph.indptr, graph.indices)]
         self.parts.append(in_neighbour_lists(graph))
         self.deg = sum(np.diff(p).astype(np.int64) for p, _ in self.parts)
-        self.read = 0
+        self.release = ReleaseEvery(graph.indices, entries=RELEASE_ENTRIES)
 
     def unmarked(
         self, rows: np.ndarray, marked: np.ndarray, excluded: np.ndarray | None
@@ -62,8 +65,8 @@ class _Rows:
         for k, (ptr, ind) in enumerate(self.parts):
             lens = ptr[rows + 1] - ptr[rows]
             nbr = ind[gather_rows(ptr, rows)]
-            if k == 0:
-                self.read += nbr.shape[0]
+            if k == 0 and rows.shape[0]:  # the CSR's pages under what was read (rows ascend)
+                self.release.read(nbr.shape[0], (int(ptr[rows[0]]), int(ptr[rows[-1] + 1])))
             at = np.flatnonzero(~marked[nbr])
             if 8 * at.shape[0] > nbr.shape[0]:  # many survive (edges onward): repeat the rows
                 src = np.repeat(rows, lens)[at]
@@ -75,9 +78,6 @@ class _Rows:
                 keep = (excluded[nbr] != src) & (excluded[src] != nbr)
                 src, nbr = src[keep], nbr[keep]
             out.append((src, nbr))
-        if self.read >= RELEASE_ENTRIES:
-            release_pages(self.parts[0][1])
-            self.read = 0
         return out
 
 
