@@ -317,6 +317,17 @@ def test_metric_jobs_ask_for_their_familys_rate(monkeypatch, tmp_path):
     assert family_mb_per_million(["global"], 2.1e9, resident=True) == 7.0
     assert family_mb_per_million(["global"], 2**29 - 1, resident=True) == 12.0
     assert family_mb_per_million(["expansion"], 1e6, resident=True) == 14.0
+    # neighbourhood: from 2**28 edges its motif lists come in batches and the graph's pages are
+    # released as read (7 instead of 14); the address-space rate stays the flat one
+    from snntopo import memcheck
+    from snntopo.metrics import neighbourhood
+
+    assert family_mb_per_million(["neighbourhood"], 1e6, resident=True) == 14.0
+    assert family_mb_per_million(["neighbourhood"], 2**28 - 1, resident=True) == 14.0
+    assert family_mb_per_million(["neighbourhood"], 3.02e9, resident=True) == 7.0
+    assert family_mb_per_million(["neighbourhood"], 3.02e9) == 32.0
+    # the threshold is where the motif starts batching (its budget's floor)
+    assert memcheck.NEIGHBOURHOOD_BATCHED_MIN_EDGES == neighbourhood.MOTIF_ROWS_MIN_ENTRIES
     assert family_mb_per_million(["ramanujan"], 1e6, resident=True) == 32.0
 
     _fake_machine(monkeypatch, rss=100 * MB, avail=900 * MB)

@@ -70,6 +70,15 @@ FAMILY_RESIDENT_MB_PER_MILLION_EDGES = {"global": 12.0, "neighbourhood": 14.0, "
 GLOBAL_CERTIFICATE_MIN_EDGES = 1 << 29
 #: its resident rate there (what the rules ask for and the resident limits are checked against)
 GLOBAL_CERTIFICATE_RESIDENT_MB_PER_MILLION_EDGES = 7.0
+#: from this many edges the neighbourhood family's motif gathers its in-neighbour lists in
+#: batches of roots (at most half an entry per edge: 2 bytes), and the graph's pages it reads are
+#: released after the 2-hop count and every 2**25 entries of the motif count, so its resident
+#: peak is about the 2-hop count's pages of A (4 bytes per edge at most, reclaimable page cache)
+#: or the lists plus O(n) arrays, not the flat rate's lists and pages together. Only an MGE is
+#: this large (a BGE has at most one edge per weight)
+NEIGHBOURHOOD_BATCHED_MIN_EDGES = 1 << 28
+#: its resident rate there: ResNet-50 224x224 ERK 0.9 (1.41e9 edges) measured 5.4 bytes per edge
+NEIGHBOURHOOD_BATCHED_RESIDENT_MB_PER_MILLION_EDGES = 7.0
 
 
 def family_mb_per_million(
@@ -93,6 +102,8 @@ def family_mb_per_million(
             # the certificate path (assumed simple: every MGE; a forced DFS past 2**31 entries
             # would need int64 copies, ~28); the map's address space stays
             rate = GLOBAL_CERTIFICATE_RESIDENT_MB_PER_MILLION_EDGES
+        if family == "neighbourhood" and n_edges >= NEIGHBOURHOOD_BATCHED_MIN_EDGES and resident:
+            rate = NEIGHBOURHOOD_BATCHED_RESIDENT_MB_PER_MILLION_EDGES
         rates.append(rate * scale)
     return max(rates)
 
