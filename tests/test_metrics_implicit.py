@@ -197,9 +197,15 @@ def test_memory_estimate_counts_what_the_family_materialises(tmp_path):
     assert want < 0.3 * g.n_edges
 
 
-def test_terms_of_another_kind_are_read_as_residual_edges():
+@pytest.mark.parametrize("chunk", [None, 5], ids=["default-chunks", "tiny-chunks"])
+def test_terms_of_another_kind_are_read_as_residual_edges(chunk, monkeypatch):
     """A term with a field this module does not apply (a grouped conv's ``groups``) is not
-    applied: its edges are read from the CSR, the values stay equal."""
+    applied: its edges are read from the CSR (one run per row of its block beside the applied
+    terms' runs; in tiny chunks the runs are cut anywhere), the values stay equal."""
+    from snntopo.metrics import algorithms as al
+
+    if chunk is not None:
+        monkeypatch.setattr(al, "EDGE_CHUNK", chunk)
     g = _mge("dblock")
     meta = dict(g.meta)
     meta["conv_terms"] = [dict(t) for t in g.meta["conv_terms"]]
@@ -212,6 +218,8 @@ def test_terms_of_another_kind_are_read_as_residual_edges():
     p = compute_family("strength", other, {"path": "implicit"})["provenance"]["computed"]
     assert p["covered_edges"] == im.covered_edges(meta)
     assert p["residual_edges"] == g.n_edges - im.covered_edges(meta)
+    pieces = im._degrees_and_residual(other).residual.pieces
+    assert any(isinstance(sel, im._Runs) for _, sel in pieces)
 
 
 def test_metric_stage_admits_an_implicit_family_a_materialised_one_would_not_fit(tmp_path):
