@@ -275,6 +275,34 @@ def test_motif_in_root_batches_equals_igraph(graph, threads, monkeypatch):
     assert sum(batches) == 9 and max(batches) == 1
 
 
+@pytest.mark.parametrize("graph", [g for g in GRAPHS if nbmod.is_upward_dag(g)][:2])
+def test_motif_batches_keep_their_lists_within_the_budget(graph, monkeypatch):
+    """A batch whose roots need most nodes gathers every in-neighbour list only where every list
+    fits the budget: under a budget of a third of the edges, each batch of several roots keeps
+    its lists within it and a lone root (never refused) gathers its own lists, not every list
+    (every list was gathered before: twice the budget on vgg16_bn 64x64); igraph's estimate."""
+    p = {"seed": 3, "motif_min_sample": 9}
+    want = compute_family("neighbourhood", graph, {**p, "motif_method": "igraph"})["network"]
+    sizes: list[tuple[int, int, int]] = []
+    real = nbmod.SplitRows.of_upward_dag_for_roots.__func__
+
+    def spy(cls, g, roots, *args, **kwargs):
+        rows = real(cls, g, roots, *args, **kwargs)
+        if rows is not None:
+            sizes.append((len(roots), int(rows.lo_idx.shape[0]), kwargs["budget"]))
+        return rows
+
+    monkeypatch.setattr(nbmod.SplitRows, "of_upward_dag_for_roots", classmethod(spy))
+    monkeypatch.setattr(nbmod, "MOTIF_ROWS_MIN_ENTRIES", 1)
+    monkeypatch.setattr(nbmod, "MOTIF_ROWS_ENTRIES_PER_EDGE", 1 / 3)
+    monkeypatch.setattr(nbmod, "LOWER_ROWS_ALL", 0.0)  # every batch "needs most nodes"
+    got = compute_family("neighbourhood", graph, {**p, "motif_method": "count"})["network"]
+    assert got["motif"] == want["motif"]
+    assert sizes and all(budget < graph.n_edges for _, _, budget in sizes), sizes
+    assert all(size <= budget for k, size, budget in sizes if k > 1), sizes
+    assert all(size < graph.n_edges for _, size, _ in sizes), sizes
+
+
 def test_simple_undirected_adjacency_against_networkx():
     from snntopo.metrics.algorithms import simple_undirected_adjacency
 

@@ -417,8 +417,9 @@ class SplitRows:
         entries are turned around by scipy's counting sort and scattered to their places, so
         every list stays ascending and the temporaries stay chunk-sized.
 
-        ``budget`` (with the graph's ``in_degree``): None instead when the lists would hold more
-        than that many entries (:func:`motif_estimate` then splits the roots).
+        ``budget`` (with the graph's ``in_degree``): None instead when the lists of more than one
+        root would hold more than that many entries (:func:`motif_estimate` then splits the
+        roots); a lone root's lists are gathered whatever their size, but never every list.
         """
         n = graph.n_nodes
         ptr, ind = graph.indptr, graph.indices
@@ -437,11 +438,15 @@ class SplitRows:
                 need[lo + rows[hit]] = True
             release_pages(ind, a0, a1)  # a mapped graph's pages are not kept after the pass
         del in_d
-        if budget is not None and int(in_degree[need].sum()) > budget:
+        if budget is not None and roots.shape[0] > 1 and int(in_degree[need].sum()) > budget:
             return None  # this many roots' lower rows would exceed the budget: fewer roots
         # most nodes needed (the roots' neighbourhoods cover the graph): gather every list,
-        # which skips the per-entry filter (the extra lists are read by no root, and correct)
-        everyone = np.count_nonzero(need) >= LOWER_ROWS_ALL * n
+        # which skips the per-entry filter (the extra lists are read by no root, and correct),
+        # unless a budget holds fewer entries than the graph (every list would exceed it:
+        # vgg16_bn 64x64's batches took 3.0 GB of lists for a 1.5 GB budget)
+        everyone = np.count_nonzero(need) >= LOWER_ROWS_ALL * n and (
+            budget is None or graph.n_edges <= budget
+        )
         lo_b, lo_e, lo_i = _lower_rows(
             graph, None if everyone else need, row_chunks(ptr, LOWER_ROWS_CHUNK)
         )
@@ -767,7 +772,7 @@ def motif_estimate(
             rows = SplitRows.of_upward_dag_for_roots(
                 graph,
                 batch,
-                budget=budget if bounded and batch.shape[0] > 1 else None,
+                budget=budget if bounded else None,
                 in_degree=in_degree,
             )
             if rows is None:
