@@ -128,7 +128,7 @@ def test_auto_takes_the_certificate_on_large_simple_graphs_only(monkeypatch):
 
 
 def test_the_memory_rate_follows_the_path():
-    small, large = 2**29 - 1, 2**29
+    small, large = 2**28 - 1, 2**28
     assert family_mb_per_million(["global"], small, resident=True) == 12.0
     assert family_mb_per_million(["global"], large, resident=True) == 7.0
     assert family_mb_per_million(["global"], large) == 16.0  # the map's address space

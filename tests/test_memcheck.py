@@ -295,7 +295,7 @@ def test_metric_jobs_ask_for_their_familys_rate(monkeypatch, tmp_path):
     """Issue 29: a metric job's estimate is its family's measured rate (local 10, strength 16,
     global 16 MB per million edges; others the flat 32), scaled by ``mem_mb_per_million_edges``;
     several families ask for the largest. Against resident-memory limits (MemAvailable, a cgroup,
-    the rule's own request) global counts 12, and 7 from 2**29 edges, where it takes its sparse
+    the rule's own request) global counts 12, and 7 from 2**28 edges, where it takes its sparse
     certificate (no int64 copies past 2**31 entries either: the DFS runs on the certificate).
     The pre-flight check and the workflow's request use the same numbers."""
     from snntopo.memcheck import family_mb_per_million
@@ -315,7 +315,7 @@ def test_metric_jobs_ask_for_their_familys_rate(monkeypatch, tmp_path):
     assert family_mb_per_million(["global"], 1e6, resident=True) == 12.0
     assert family_mb_per_million(["strength"], 1e6, resident=True) == 16.0
     assert family_mb_per_million(["global"], 2.1e9, resident=True) == 7.0
-    assert family_mb_per_million(["global"], 2**29 - 1, resident=True) == 12.0
+    assert family_mb_per_million(["global"], 2**28 - 1, resident=True) == 12.0
     assert family_mb_per_million(["expansion"], 1e6, resident=True) == 14.0
     # neighbourhood: from 2**28 edges its motif lists come in batches and the graph's pages are
     # released as read (7 instead of 14); the address-space rate stays the flat one

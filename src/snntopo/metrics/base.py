@@ -41,7 +41,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     # local/strength: "auto" (from the conv kernels when they hold most of an exact-mode MGE's
     # edges, snntopo.metrics.implicit), "implicit" or "materialised" (from the CSR)
     "path": "auto",
-    # global: "auto" (a sparse certificate for simple graphs of 2**29 edges or more, else one
+    # global: "auto" (a sparse certificate for simple graphs of 2**28 edges or more, else one
     # DFS over the graph), "dfs" or "certificate" (snntopo.metrics.connectivity)
     "cut_method": "auto",
 }
