@@ -429,14 +429,14 @@ def _residual(
         found = None
         for h in [first] + [h for h in range(len(ts_sorted) + 1) if h != first]:
             off = sum((per_term[id(t)] for t in ts_sorted[:h]), np.zeros(hi - lo, np.int64))
-            first = ptr[lo:hi].astype(np.int64) + off
-            pos = _run_positions(first, r)
+            run_starts = ptr[lo:hi].astype(np.int64) + off
+            pos = _run_positions(run_starts, r)
             ok = pos.shape[0] == 0 or bool(outside(ind[pos], ts).all())
             if pos.shape[0]:
                 release_pages(ind, int(pos[0]), int(pos[-1]) + 1)
             del pos
             if ok:
-                found = _Runs(first, r)
+                found = _Runs(run_starts, r)
                 break
             read += int(r.sum())
         if found is None:  # residual targets on both sides of a term's block: filter the rows
