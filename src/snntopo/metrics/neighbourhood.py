@@ -508,19 +508,17 @@ def _lower_rows(
             bp = kept_before[ptr[lo : hi + 1] - a0].astype(idx)  # the block's kept rows as a CSR
             bj = ind[a0:a1][keep].astype(idx, copy=False)
             del kept_before, keep
-        if m == 0:  # read, nothing kept: its pages go too
-            release_pages(ind, a0, a1)
-            continue
-        ones = np.ones(m, dtype=np.int8)
-        cp, ci = np.empty(n + 1, dtype=idx), np.empty(m, dtype=idx)
-        st.csr_tocsc(hi - lo, n, bp, bj, ones, cp, ci, ones)  # sources grouped by target
-        del bj, ones
-        per = np.diff(cp).astype(np.int64)
-        # entry t of target j goes to fill[j] + (t - cp[j]): after the earlier blocks' sources
-        dest = np.repeat(fill - cp[:-1], per) + np.arange(m, dtype=np.int64)
-        out[dest] = ci + lo
-        fill += per
-        release_pages(ind, a0, a1)
+        if m:
+            ones = np.ones(m, dtype=np.int8)
+            cp, ci = np.empty(n + 1, dtype=idx), np.empty(m, dtype=idx)
+            st.csr_tocsc(hi - lo, n, bp, bj, ones, cp, ci, ones)  # sources grouped by target
+            del bj, ones
+            per = np.diff(cp).astype(np.int64)
+            # entry t of target j goes to fill[j] + (t - cp[j]): after the earlier blocks' sources
+            dest = np.repeat(fill - cp[:-1], per) + np.arange(m, dtype=np.int64)
+            out[dest] = ci + lo
+            fill += per
+        release_pages(ind, a0, a1)  # the block was read, whether or not any entry was kept
     return begin[:-1], begin[1:], out
 
 
