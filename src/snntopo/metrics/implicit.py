@@ -582,40 +582,29 @@ class _Stencil:
         self.per_src = t.n_edges / max(1, t.src.size)
         self.per_dst = t.n_edges / max(1, t.dst.size)
         self.dense = t.kernel.size * t.ho * t.wo
-        self._fwd: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self._bwd: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._tables: tuple[_Table, _Table] | None = None
 
-    def _forward_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per input position p = y * w + x of the conv's input grid: its taps (u * kw + v) that
-        land on an output, and that output's position, as (ptr, taps, outputs): a wave then reads
-        a removed node's taps from the table, not from the geometry (one table per term, made
-        on the first wave that uses it; h * w * kh * kw entries at most)."""
-        if self._fwd is None:
-            t = self.t
-            ty = np.arange(t.h)[:, None] + t.ph - np.arange(t.kh)[None, :] * t.dh
-            tx = np.arange(t.w)[:, None] + t.pw - np.arange(t.kw)[None, :] * t.dw
-            vy = (ty >= 0) & (ty % t.sh == 0) & (ty // t.sh < t.ho)
-            vx = (tx >= 0) & (tx % t.sw == 0) & (tx // t.sw < t.wo)
-            y, x, u, v = np.nonzero(vy[:, None, :, None] & vx[None, :, None, :])
-            self._fwd = _table(
-                y * t.w + x, t.h * t.w, u * t.kw + v, (ty[y, u] // t.sh) * t.wo + tx[x, v] // t.sw
-            )
-        return self._fwd
-
-    def _backward_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per output position q = oy * wo + ox: its taps that land inside the input grid, and
-        that input position (of the conv's own, pooled, grid), as (ptr, taps, inputs)."""
-        if self._bwd is None:
+    def tables(self) -> tuple[_Table, _Table]:
+        """The taps that join an input position of the conv's own (pooled) grid to an output
+        position, grouped by input (p = y * w + x: its taps u * kw + v and their outputs) and by
+        output (q = oy * wo + ox: its taps and their inputs), each as (ptr, taps, positions): a
+        wave reads a removed node's taps from them, not from the geometry. One relation, found
+        once from the outputs' side (tap reads inside the grid) and grouped both ways, made on
+        the first wave that uses the term (ho * wo * kh * kw entries at most)."""
+        if self._tables is None:
             t = self.t
             sy = np.arange(t.ho)[:, None] * t.sh - t.ph + np.arange(t.kh)[None, :] * t.dh
             sx = np.arange(t.wo)[:, None] * t.sw - t.pw + np.arange(t.kw)[None, :] * t.dw
             vy = (sy >= 0) & (sy < t.h)
             vx = (sx >= 0) & (sx < t.w)
             oy, ox, u, v = np.nonzero(vy[:, None, :, None] & vx[None, :, None, :])
-            self._bwd = _table(
-                oy * t.wo + ox, t.ho * t.wo, u * t.kw + v, sy[oy, u] * t.w + sx[ox, v]
+            q, tap, p = oy * t.wo + ox, u * t.kw + v, sy[oy, u] * t.w + sx[ox, v]
+            by_p = np.argsort(p, kind="stable")
+            self._tables = (
+                _table(p[by_p], t.h * t.w, tap[by_p], q[by_p]),
+                _table(q, t.ho * t.wo, tap, p),
             )
-        return self._bwd
+        return self._tables
 
     def targets(self, nodes: np.ndarray) -> np.ndarray:
         """Targets of every edge out of ``nodes`` (global ids in the source block), repeated."""
@@ -628,7 +617,7 @@ class _Stencil:
             y, x = (at // t.src_w) // t.pool[0], (at % t.src_w) // t.pool[1]
             ok = (y < t.h) & (x < t.w)
             c, at = c[ok], y[ok] * t.w + x[ok]
-        ptr, taps, outs = self._forward_table()
+        ptr, taps, outs = self.tables()[0]
         i, lens = gather_ranges(ptr[:-1], ptr[1:], at)
         j = np.repeat(c * (t.kh * t.kw), lens) + taps[i]
         pos, lens = gather_ranges(self.f_ptr[:-1], self.f_ptr[1:], j)
@@ -656,7 +645,7 @@ class _Stencil:
 
         t = self.t
         o, at = np.divmod(nodes - t.dst.start, t.ho * t.wo)
-        ptr, taps, ins = self._backward_table()
+        ptr, taps, ins = self.tables()[1]
         i, lens = gather_ranges(ptr[:-1], ptr[1:], at)
         j = np.repeat(o * (t.kh * t.kw), lens) + taps[i]
         pos, lens = gather_ranges(self.b_ptr[:-1], self.b_ptr[1:], j)
@@ -675,10 +664,12 @@ class _Stencil:
         return t.src.start + np.concatenate(out)
 
 
-def _table(
-    key: np.ndarray, n_keys: int, taps: np.ndarray, other: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ptr, taps, other) grouped by ``key`` (already ascending: ``np.nonzero``'s order)."""
+#: (ptr, taps, positions) of :meth:`_Stencil.tables`
+_Table = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _table(key: np.ndarray, n_keys: int, taps: np.ndarray, other: np.ndarray) -> _Table:
+    """(ptr, taps, other) grouped by ``key`` (ascending)."""
     ptr = np.zeros(n_keys + 1, dtype=np.int64)
     np.cumsum(np.bincount(key, minlength=n_keys), out=ptr[1:])
     return ptr, taps.astype(np.int64), other.astype(np.int64)
